@@ -1,0 +1,171 @@
+"""Plain domain records passed between layers and over the wire (as dicts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from cumulo.core.status import RunStatus
+
+
+class Record:
+    """Dict conversion shared by every entity (the wire format of both transports)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo(Record):
+    name: str
+    created_at: int  # all times are milliseconds since the epoch
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentInfo(Record):
+    id: int
+    workspace: str
+    name: str
+    created_at: int
+    last_activity: int
+    archived: bool = False
+    deleted: bool = False
+    is_default: bool = False
+    run_count: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusChange(Record):
+    status: str
+    at: int
+
+
+@dataclass(frozen=True)
+class LatestMetric(Record):
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class RunInfo(Record):
+    """A run with everything a listing shows: attributes, params, tags and latest metrics."""
+
+    id: str
+    workspace: str
+    experiment_id: int
+    experiment_name: str
+    number: int
+    display_name: str
+    status: str
+    created_at: int
+    started_at: int | None = None
+    ended_at: int | None = None
+    user: str = ""
+    parent_id: str | None = None
+    kind: str = "interactive"
+    deleted: bool = False
+    compute_target: str | None = None
+    error: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, LatestMetric] = field(default_factory=dict)
+    status_history: list[StatusChange] = field(default_factory=list)
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus(self.status)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (or to now while the run is active)."""
+        if self.started_at is None:
+            return None
+        return ((self.ended_at or now_ms()) - self.started_at) / 1000.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        data["metrics"] = {
+            k: v if isinstance(v, LatestMetric) else LatestMetric.from_dict(decode_floats(v))
+            for k, v in (data.get("metrics") or {}).items()
+        }
+        data["status_history"] = [
+            s if isinstance(s, StatusChange) else StatusChange.from_dict(s)
+            for s in data.get("status_history") or []
+        ]
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class RunPage(Record):
+    runs: list[RunInfo]
+    next_page_token: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            runs=[RunInfo.from_dict(r) for r in data["runs"]],
+            next_page_token=data.get("next_page_token"),
+        )
+
+
+@dataclass(frozen=True)
+class MetricRecord(Record):
+    """A non-scalar logged value: a list, a row, a table or an image."""
+
+    name: str
+    kind: str  # "list" | "row" | "table" | "image"
+    value: Any
+    timestamp: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FileInfo(Record):
+    path: str
+    is_dir: bool
+    size: int | None = None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# JSON cannot carry NaN or infinities: both transports send them as strings.
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_float(value: float | str | int) -> float:
+    if isinstance(value, str):
+        if value in _SPECIAL:
+            return _SPECIAL[value]
+        return float(value)
+    return float(value)
+
+
+def decode_floats(data: dict[str, Any]) -> dict[str, Any]:
+    if "value" in data:
+        data = dict(data)
+        data["value"] = decode_float(data["value"])
+    return data

@@ -1,0 +1,56 @@
+"""One settings object, built at the edge (CLI, server, SDK) and passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("CUMULO_HOME") or Path.home() / ".cumulo").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where metadata and artifacts live, and how the server behaves.
+
+    Order of precedence: explicit arguments, ``CUMULO_*`` environment variables,
+    then defaults under the home folder (SQLite file + local artifact folder).
+    """
+
+    home: Path
+    database_url: str
+    artifact_root: str
+    s3_endpoint_url: str | None = None
+    auth: str = "none"  # "none" | "token"
+    max_request_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def load(
+        cls,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        artifact_root: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: object,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        home_path = Path(home).expanduser() if home else default_home(env)
+        db = (
+            database_url or env.get("CUMULO_DATABASE_URL") or f"sqlite:///{home_path / 'cumulo.db'}"
+        )
+        root = artifact_root or env.get("CUMULO_ARTIFACT_ROOT") or str(home_path / "artifacts")
+        s3 = env.get("CUMULO_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL") or None
+        base = cls(home=home_path, database_url=db, artifact_root=root, s3_endpoint_url=s3)
+        if "auth" not in overrides and env.get("CUMULO_AUTH"):
+            overrides["auth"] = env["CUMULO_AUTH"]
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Two settings with the same key share one store."""
+        return (self.database_url, self.artifact_root)

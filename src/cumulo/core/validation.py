@@ -1,0 +1,150 @@
+"""Value rules for everything a user can name or send.
+
+Limits (at least MLflow's, see docs/limits.md):
+workspace names 1-64 chars of ``a-z 0-9 - _``; experiment names up to 500 chars;
+metric, param, tag and property keys up to 250 chars of letters, digits and
+``_ - . space /``; param values up to 6,000 chars; tag and property values up to
+8,000 chars; artifact paths relative, without ``..`` segments, up to 1,024 chars.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from numbers import Real
+from typing import Any
+
+from cumulo.core.errors import InvalidInput, InvalidPath
+
+MAX_WORKSPACE_NAME = 64
+MAX_EXPERIMENT_NAME = 500
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_DISPLAY_NAME = 250
+MAX_ARTIFACT_PATH = 1024
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+
+_WORKSPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_KEY_RE = re.compile(r"^[\w\-. /]+$")
+
+
+def workspace_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("A workspace name must be a non-empty string.")
+    if len(name) > MAX_WORKSPACE_NAME or not _WORKSPACE_RE.match(name):
+        raise InvalidInput(
+            f"Invalid workspace name {name!r}: use 1-{MAX_WORKSPACE_NAME} lowercase letters, "
+            "digits, '-' or '_', starting with a letter or digit."
+        )
+    return name
+
+
+def experiment_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("An experiment name must be a non-empty string.")
+    if len(name) > MAX_EXPERIMENT_NAME:
+        raise InvalidInput(
+            f"Experiment name is {len(name)} characters long; the limit is {MAX_EXPERIMENT_NAME}."
+        )
+    if any(ord(c) < 32 for c in name):
+        raise InvalidInput(f"Experiment name {name!r} contains control characters.")
+    return name
+
+
+def display_name(name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise InvalidInput("A run display name must be a string.")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise InvalidInput(f"Run display name is longer than {MAX_DISPLAY_NAME} characters.")
+    return name
+
+
+def key(value: Any, what: str = "metric") -> str:
+    """Metric, param, tag and property keys: MLflow's rules."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"A {what} name must be a non-empty string, got {value!r}.")
+    if len(value) > MAX_KEY:
+        raise InvalidInput(f"{what.capitalize()} name {value[:40]!r}... is longer than {MAX_KEY}.")
+    if not _KEY_RE.match(value):
+        raise InvalidInput(
+            f"Invalid {what} name {value!r}: use letters, digits, '_', '-', '.', ' ' and '/'."
+        )
+    if value.startswith("/") or ".." in value.split("/"):
+        raise InvalidInput(f"Invalid {what} name {value!r}: no leading '/' and no '..' part.")
+    return value
+
+
+def metric_value(name: str, value: Any) -> float:
+    """Numbers only; NaN and +/-inf are kept faithfully."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InvalidInput(
+            f"Metric {name!r} got {type(value).__name__} {value!r}; a metric value must be a "
+            "number (use log_list, log_row or log_table for other values)."
+        )
+    return float(value)
+
+
+def step(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise InvalidInput(f"A metric step must be an integer, got {value!r}.")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInput(f"Metric step {value} does not fit in 64 bits.")
+    return value
+
+
+def timestamp_ms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInput(f"A timestamp must be milliseconds since the epoch, got {value!r}.")
+    if value < 0:
+        raise InvalidInput(f"A timestamp must not be negative, got {value!r}.")
+    return int(value)
+
+
+def text_value(value: Any, limit: int, what: str) -> str:
+    if not isinstance(value, str):
+        value = str(value)
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {limit}.")
+    return value
+
+
+def param_value(value: Any) -> str:
+    return text_value(value, MAX_PARAM_VALUE, "Param value")
+
+
+def tag_value(value: Any) -> str:
+    return text_value(value, MAX_TAG_VALUE, "Tag value")
+
+
+def artifact_path(path: Any, *, allow_root: bool = False) -> str:
+    """A relative POSIX path inside a run's artifact folder, normalised.
+
+    Rejects absolute paths, drive letters, backslashes, NUL bytes and any ``..``
+    part, so no path a user passes can leave its workspace.
+    """
+    if not isinstance(path, str):
+        raise InvalidPath(f"An artifact path must be a string, got {path!r}.")
+    if path in ("", ".", "/") and allow_root:
+        return ""
+    if not path:
+        raise InvalidPath("An artifact path must not be empty.")
+    if len(path) > MAX_ARTIFACT_PATH:
+        raise InvalidPath(f"Artifact path is longer than {MAX_ARTIFACT_PATH} characters.")
+    if "\x00" in path or "\\" in path:
+        raise InvalidPath(f"Artifact path {path!r} contains a NUL byte or a backslash.")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path) or path.startswith("~"):
+        raise InvalidPath(f"Artifact path {path!r} is absolute; give a path relative to the run.")
+    parts = path.split("/")
+    if ".." in parts:
+        raise InvalidPath(f"Artifact path {path!r} contains '..'; it must stay inside the run.")
+    normal = posixpath.normpath(path)
+    if normal in (".", "") and not allow_root:
+        raise InvalidPath(f"Artifact path {path!r} names no file.")
+    return "" if normal == "." else normal

@@ -1,0 +1,519 @@
+"""``Run``: one execution of training code, with its metrics, params, tags and files."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from cumulo.core import validation
+from cumulo.core.entities import RunInfo
+from cumulo.core.errors import InvalidInput, InvalidPath, NotFound
+from cumulo.core.status import RunStatus
+from cumulo.sdk import display
+
+if TYPE_CHECKING:
+    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Workspace
+
+ENV_RUN_ID = "CUMULO_RUN_ID"
+
+
+class Run:
+    """A tracked run. Metric calls return at once; a background writer stores them.
+
+    Example::
+
+        with exp.start_logging() as run:
+            run.log_params({"lr": 0.1})
+            for epoch in range(10):
+                run.log("loss", 1 / (epoch + 1))
+            run.upload_file("outputs/model.pkl", "model.pkl")
+    """
+
+    def __init__(self, workspace: Workspace, info: RunInfo) -> None:
+        self.workspace = workspace
+        self._info = info
+        self._steps: dict[str, int] = {}
+        self._checked: set[str] = set()
+
+    @classmethod
+    def _from_info(cls, workspace: Workspace, info: RunInfo) -> Run:
+        return cls(workspace, info)
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:
+        """The run this job was started for, found through ``CUMULO_*`` variables.
+
+        Outside a job this returns an offline run that prints what is logged and
+        never raises, so the same script runs on a laptop without a workspace.
+        """
+        from cumulo.sdk.workspace import _env_workspace
+
+        run_id = os.environ.get(ENV_RUN_ID)
+        workspace = _env_workspace() if run_id else None
+        if workspace is not None and run_id:
+            return workspace.get_run(run_id)
+        if not allow_offline:
+            raise NotFound(f"No run context: {ENV_RUN_ID} is not set.")
+        return OfflineRun()
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def _t(self) -> Any:
+        return self.workspace._transport
+
+    @property
+    def _ws(self) -> str:
+        return self.workspace.name
+
+    @property
+    def id(self) -> str:
+        return self._info.id
+
+    @property
+    def number(self) -> int:
+        return self._info.number
+
+    @property
+    def display_name(self) -> str:
+        return self._info.display_name
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        self._info = self._t.update_run(self._ws, self.id, display_name=value)
+
+    @property
+    def experiment(self) -> Experiment:
+        from cumulo.sdk.experiment import Experiment
+
+        return Experiment(self.workspace, self._info.experiment_name)
+
+    @property
+    def parent(self) -> Run | None:
+        if self._info.parent_id is None:
+            return None
+        return self.workspace.get_run(self._info.parent_id)
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    @property
+    def info(self) -> RunInfo:
+        return self._info
+
+    def refresh(self) -> Run:
+        self._info = self._t.get_run(self._ws, self.id)
+        return self
+
+    # --------------------------------------------------------------- metrics
+    def log(self, name: str, value: float, step: int | None = None, description: str = "") -> None:
+        """Log a number; repeated calls with the same name make a series (steps count up)."""
+        if name not in self._checked:
+            validation.key(name, "metric")
+            self._checked.add(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = validation.metric_value(name, value)  # numpy scalars pass, others raise
+        if step is None:
+            step = self._steps.get(name, 0)
+        elif isinstance(step, bool) or not isinstance(step, int):
+            step = validation.step(step)
+        self._steps[name] = step + 1
+        self.workspace.writer.put_metric(
+            self.id, name, float(value), step, time.time_ns() // 1_000_000
+        )
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for name, value in metrics.items():
+            self.log(name, value, step=step)
+
+    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
+        self._record(name, "list", [_plain(v) for v in value], description)
+
+    def log_row(self, name: str, description: str = "", **columns: Any) -> None:
+        """Log one row of a table that grows over calls: ``run.log_row("pr", p=0.9, r=0.8)``."""
+        self._record(name, "row", {k: _plain(v) for k, v in columns.items()}, description)
+
+    def log_table(self, name: str, value: dict[str, Iterable[Any]], description: str = "") -> None:
+        """Log a table given as columns: ``{"epoch": [1, 2], "loss": [0.5, 0.3]}``."""
+        if not isinstance(value, dict):
+            raise InvalidInput("log_table takes a dict of column name -> list of values.")
+        self._record(
+            name, "table", {k: [_plain(x) for x in v] for k, v in value.items()}, description
+        )
+
+    def log_image(
+        self, name: str, path: str | Path | None = None, plot: Any = None, description: str = ""
+    ) -> None:
+        """Log an image from a file or a matplotlib figure; shown in the studio's gallery."""
+        if (path is None) == (plot is None):
+            raise InvalidInput("log_image takes exactly one of path= or plot=.")
+        validation.key(name, "metric")
+        count = sum(
+            1 for r in self._t.get_run_metrics(self._ws, self.id)["records"] if r["name"] == name
+        )
+        if plot is not None:
+            figure = getattr(plot, "figure", plot)  # an Axes or pyplot module also works
+            if hasattr(plot, "gcf"):
+                figure = plot.gcf()
+            buf = io.BytesIO()
+            figure.savefig(buf, format="png", bbox_inches="tight")
+            buf.seek(0)
+            suffix, stream = ".png", cast(IO[bytes], buf)
+        else:
+            src = Path(path)  # type: ignore[arg-type]
+            if not src.is_file():
+                raise NotFound(f"Image file {str(src)!r} does not exist.")
+            suffix, stream = src.suffix or ".png", open(src, "rb")  # noqa: SIM115
+        target = f"images/{name}/{count:04d}{suffix}"
+        with stream:
+            self._t.upload_artifact(self._ws, self.id, target, stream)
+        self._record(name, "image", {"path": target}, description)
+
+    def _record(self, name: str, kind: str, value: Any, description: str) -> None:
+        if name not in self._checked:
+            validation.key(name, "metric")
+            self._checked.add(name)
+        self.workspace.writer.put_record(
+            self.id,
+            {
+                "name": name,
+                "kind": kind,
+                "value": value,
+                "timestamp": time.time_ns() // 1_000_000,
+                "description": description,
+            },
+        )
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Wait until every metric logged so far is stored."""
+        self.workspace.flush(timeout)
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False) -> dict[str, Any]:
+        """Logged values by name: a number, or a list for a series; rows and tables as columns.
+
+        With ``recursive=True`` the result maps each run id (this run and its
+        descendants) to its metrics.
+        """
+        if recursive:
+            out = {self.id: self.get_metrics(name)}
+            for child in self.get_children(recursive=True):
+                out[child.id] = child.get_metrics(name)
+            return out
+        self.flush()
+        data = self._t.get_run_metrics(self._ws, self.id)
+        result: dict[str, Any] = {}
+        for key, series in data["series"].items():
+            values = series["value"]
+            result[key] = values[0] if len(values) == 1 else list(values)
+        for rec in data["records"]:
+            key, kind, value = rec["name"], rec["kind"], rec["value"]
+            if kind == "row":
+                table = result.setdefault(key, {})
+                for col, v in value.items():
+                    table.setdefault(col, []).append(v)
+            elif kind == "image":
+                result.setdefault(key, []).append(value["path"])
+            else:
+                result[key] = value
+        for key in {r["name"] for r in data["records"] if r["kind"] == "image"}:
+            if len(result[key]) == 1:  # one image: its path; several: the list
+                result[key] = result[key][0]
+        if name is not None:
+            return {name: result[name]} if name in result else {}
+        return result
+
+    def get_metric_history(self, name: str) -> dict[str, list[Any]]:
+        """One series in columns: ``{"step": [...], "timestamp": [...], "value": [...]}``."""
+        self.flush()
+        return dict(self._t.get_metric_history(self._ws, self.id, name))
+
+    # ------------------------------------------------------- params and tags
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Record parameters; a param never changes once set (like MLflow's)."""
+        self._t.log_batch(self._ws, self.id, params={k: _param(v) for k, v in params.items()})
+
+    def log_param(self, name: str, value: Any) -> None:
+        self.log_params({name: value})
+
+    def tag(self, key: str, value: Any = "") -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._t.set_tags(self._ws, self.id, {k: str(v) for k, v in tags.items()})
+
+    def remove_tags(self, keys: Iterable[str]) -> None:
+        self._t.delete_tags(self._ws, self.id, list(keys))
+
+    def get_tags(self) -> dict[str, str]:
+        return dict(self.refresh()._info.tags)
+
+    def add_properties(self, properties: dict[str, Any]) -> None:
+        """Add immutable properties (changing one raises Conflict)."""
+        self._t.add_properties(self._ws, self.id, {k: str(v) for k, v in properties.items()})
+
+    def get_properties(self) -> dict[str, str]:
+        return dict(self.refresh()._info.properties)
+
+    def get_params(self) -> dict[str, str]:
+        return dict(self.refresh()._info.params)
+
+    # ----------------------------------------------------------------- files
+    def upload_file(self, name: str, path_or_stream: str | Path | IO[bytes]) -> str:
+        """Store a file under ``name`` (a relative path) in the run's outputs."""
+        target = validation.artifact_path(name)
+        if isinstance(path_or_stream, (str, Path)):
+            src = Path(path_or_stream)
+            if not src.is_file():
+                raise NotFound(f"File {str(src)!r} does not exist or is not a regular file.")
+            with open(src, "rb") as fh:
+                self._t.upload_artifact(self._ws, self.id, target, fh)
+        else:
+            self._t.upload_artifact(self._ws, self.id, target, path_or_stream)
+        return target
+
+    def upload_files(self, names: list[str], paths: list[str | Path]) -> None:
+        for name, path in zip(names, paths, strict=True):
+            self.upload_file(name, path)
+
+    def upload_folder(self, name: str, path: str | Path) -> list[str]:
+        """Store a folder's files under ``name``; links that lead outside it are refused."""
+        root = Path(path).resolve()
+        if not root.is_dir():
+            raise NotFound(f"Folder {str(path)!r} does not exist.")
+        prefix = validation.artifact_path(name, allow_root=True)
+        files = []
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            real = file.resolve()
+            if root not in real.parents:
+                raise InvalidPath(f"{file} is a link to {real}, outside {root}; not uploaded.")
+            files.append(file)
+        uploaded = []
+        for file in files:
+            rel = file.relative_to(root).as_posix()
+            uploaded.append(self.upload_file(f"{prefix}/{rel}" if prefix else rel, file))
+        return uploaded
+
+    def get_file_names(self, prefix: str = "") -> list[str]:
+        return [f.path for f in self._t.list_artifacts(self._ws, self.id, prefix, recursive=True)]
+
+    def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
+        rel = validation.artifact_path(name)
+        dest = Path(output_file_path) if output_file_path else Path(Path(rel).name)
+        if dest.is_dir():
+            dest = dest / Path(rel).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        with self._t.open_artifact(self._ws, self.id, rel) as src, open(tmp, "wb") as out:
+            while chunk := src.read(1024 * 1024):
+                out.write(chunk)
+        tmp.replace(dest)
+        return dest
+
+    def download_files(
+        self,
+        prefix: str = "",
+        output_directory: str | Path | None = None,
+        append_prefix: bool = True,
+    ) -> list[Path]:
+        out_dir = Path(output_directory or ".")
+        prefix = validation.artifact_path(prefix, allow_root=True)
+        paths = []
+        for name in self.get_file_names(prefix):
+            rel = name if append_prefix or not prefix else name[len(prefix) :].lstrip("/")
+            paths.append(self.download_file(name, out_dir / rel))
+        return paths
+
+    # ---------------------------------------------------------------- status
+    def get_status(self) -> str:
+        return self.refresh()._info.status
+
+    def get_details(self) -> dict[str, Any]:
+        """Status, times, user, target, params, tags, properties, error and status history."""
+        info = self.refresh()._info
+        return {
+            "runId": info.id,
+            "number": info.number,
+            "displayName": info.display_name,
+            "experiment": info.experiment_name,
+            "workspace": info.workspace,
+            "status": info.status,
+            "kind": info.kind,
+            "user": info.user,
+            "target": info.compute_target or "local",
+            "parentRunId": info.parent_id,
+            "createdTimeUtc": display.when(info.created_at),
+            "startTimeUtc": display.when(info.started_at),
+            "endTimeUtc": display.when(info.ended_at),
+            "durationSeconds": info.duration,
+            "params": dict(info.params),
+            "tags": dict(info.tags),
+            "properties": dict(info.properties),
+            "error": info.error,
+            "statusHistory": [
+                {"status": s.status, "time": display.when(s.at)} for s in info.status_history
+            ],
+        }
+
+    def _set_status(self, status: RunStatus, error: dict[str, Any] | None = None) -> None:
+        self.flush()
+        self._info = self._t.set_run_status(self._ws, self.id, status.value, error=error)
+
+    def start(self) -> None:
+        self._set_status(RunStatus.RUNNING)
+
+    def complete(self) -> None:
+        """Store what is buffered and mark the run Completed."""
+        self._set_status(RunStatus.COMPLETED)
+
+    def fail(
+        self, error_details: str | BaseException | None = None, error_code: str | None = None
+    ) -> None:
+        """Mark the run Failed with a message (and the traceback when given an exception)."""
+        error: dict[str, Any] = {"message": "", "code": error_code or "UserError"}
+        if isinstance(error_details, BaseException):
+            error["message"] = f"{type(error_details).__name__}: {error_details}"
+            error["traceback"] = "".join(traceback.format_exception(error_details))
+        elif error_details:
+            error["message"] = str(error_details)
+        self._set_status(RunStatus.FAILED, error)
+
+    def cancel(self) -> None:
+        """Cancel the run (a job is asked to stop; an interactive run is ended)."""
+        status = (
+            RunStatus.CANCELED if self._info.kind == "interactive" else RunStatus.CANCEL_REQUESTED
+        )
+        self._set_status(status)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, KeyboardInterrupt):
+            self._set_status(RunStatus.CANCELED, {"message": "Interrupted (KeyboardInterrupt)."})
+        else:
+            self.fail(exc)
+
+    # -------------------------------------------------------------- children
+    def child_run(self, name: str | None = None, tags: dict[str, str] | None = None) -> Run:
+        info = self._t.create_run(
+            self._ws,
+            self._info.experiment_id,
+            display_name=name,
+            parent_id=self.id,
+            kind="interactive",
+            status=RunStatus.RUNNING.value,
+            tags=tags,
+            user=self._info.user,
+        )
+        return Run(self.workspace, info)
+
+    def get_children(self, recursive: bool = False) -> Iterator[Run]:
+        token = None
+        children: list[Run] = []
+        while True:
+            page = self._t.search_runs(
+                self._ws,
+                None,
+                parent_id=self.id,
+                page_token=token,
+                order_by=["attributes.number ASC"],
+            )
+            children.extend(Run(self.workspace, i) for i in page.runs)
+            token = page.next_page_token
+            if not token:
+                break
+        for child in children:
+            yield child
+            if recursive:
+                yield from child.get_children(recursive=True)
+
+    def delete(self) -> None:
+        """Delete this run, its child runs and their files, for good."""
+        self._t.delete_run(self._ws, self.id)
+
+    # ---------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        return (
+            f"Run(experiment={self._info.experiment_name!r}, number={self.number}, "
+            f"id={self.id!r}, status={self._info.status!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def _repr_html_(self) -> str:
+        info = self.refresh()._info
+        rows = [
+            ("run", f"{info.experiment_name} #{info.number} — {info.display_name}"),
+            ("id", info.id),
+            ("status", display.status_badge(info.status)),
+            ("started", display.when(info.started_at)),
+            ("duration", display.duration(info.duration)),
+        ]
+        rows += [
+            (f"metric {k}", display.fmt_value(m.value)) for k, m in sorted(info.metrics.items())
+        ]
+        rows += [(f"param {k}", v) for k, v in sorted(info.params.items())]
+        return display.table(["", ""], rows, raw={1})
+
+
+class OfflineRun:
+    """Stands in for a run outside a job: prints what is logged, never raises."""
+
+    id = "offline"
+    number = 0
+    display_name = "offline"
+    parent = None
+
+    def __getattr__(self, name: str) -> Any:
+        def _print(*args: Any, **kwargs: Any) -> None:
+            shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            print(f"[offline run] {name}({shown})")
+
+        return _print
+
+    def get_status(self) -> str:
+        return RunStatus.RUNNING.value
+
+    def get_metrics(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def get_children(self, *args: Any, **kwargs: Any) -> Iterator[Run]:
+        return iter(())
+
+    def __enter__(self) -> OfflineRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "OfflineRun()"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays become plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _param(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)

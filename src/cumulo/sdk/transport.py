@@ -1,0 +1,114 @@
+"""The seam under the SDK: the same calls answered in-process or over HTTP.
+
+``TrackingService`` is the embedded transport as it is; ``HttpTransport``
+speaks the native REST API of ``cumulo server`` and raises the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import IO, Any, Protocol
+
+from cumulo.core.entities import ExperimentInfo, FileInfo, RunInfo, RunPage, WorkspaceInfo
+
+
+class Transport(Protocol):
+    def create_workspace(
+        self, name: str, exist_ok: bool = False, description: str = ""
+    ) -> WorkspaceInfo: ...
+    def get_workspace(self, name: str) -> WorkspaceInfo: ...
+    def list_workspaces(self) -> list[WorkspaceInfo]: ...
+
+    def get_or_create_experiment(self, workspace: str, name: str) -> ExperimentInfo: ...
+    def get_experiment(
+        self, workspace: str, experiment_id: int | None = None, name: str | None = None
+    ) -> ExperimentInfo: ...
+    def list_experiments(
+        self, workspace: str, include_archived: bool = False, view: str = "active"
+    ) -> list[ExperimentInfo]: ...
+    def update_experiment(
+        self,
+        workspace: str,
+        experiment_id: int,
+        name: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+    ) -> ExperimentInfo: ...
+    def delete_experiment(self, workspace: str, experiment_id: int) -> list[str]: ...
+
+    def create_run(
+        self,
+        workspace: str,
+        experiment_id: int,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        kind: str = "interactive",
+        status: str = "Running",
+        tags: dict[str, str] | None = None,
+        user: str = "",
+        compute_target: str | None = None,
+        start_time: int | None = None,
+    ) -> RunInfo: ...
+    def get_run(self, workspace: str, run_id: str) -> RunInfo: ...
+    def search_runs(
+        self,
+        workspace: str,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: dict[str, str | None] | None = None,
+        parent_id: str | None = None,
+        top_level_only: bool = False,
+        view: str = "active",
+    ) -> RunPage: ...
+    def set_run_status(
+        self,
+        workspace: str,
+        run_id: str,
+        status: str,
+        error: dict[str, Any] | None = None,
+        at: int | None = None,
+    ) -> RunInfo: ...
+    def update_run(
+        self,
+        workspace: str,
+        run_id: str,
+        display_name: str | None = None,
+        deleted: bool | None = None,
+    ) -> RunInfo: ...
+    def delete_run(self, workspace: str, run_id: str) -> list[str]: ...
+
+    def log_batch(
+        self,
+        workspace: str,
+        run_id: str,
+        metrics: Iterable[Sequence[Any]] = (),
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        records: Iterable[Any] = (),
+        batch_id: str | None = None,
+    ) -> bool: ...
+    def set_tags(self, workspace: str, run_id: str, tags: dict[str, Any]) -> None: ...
+    def delete_tags(self, workspace: str, run_id: str, keys: list[str]) -> None: ...
+    def add_properties(self, workspace: str, run_id: str, properties: dict[str, Any]) -> None: ...
+
+    def get_metric_history(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        start_step: int | None = None,
+        end_step: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> dict[str, list[Any]]: ...
+    def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]: ...
+
+    def upload_artifact(self, workspace: str, run_id: str, path: str, stream: IO[bytes]) -> int: ...
+    def list_artifacts(
+        self, workspace: str, run_id: str, path: str = "", recursive: bool = False
+    ) -> list[FileInfo]: ...
+    def open_artifact(self, workspace: str, run_id: str, path: str) -> IO[bytes]: ...

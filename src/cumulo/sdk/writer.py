@@ -1,0 +1,161 @@
+"""Background metric writer: logging calls enqueue and return at once.
+
+A daemon thread drains the queue in batches (one batch per run, at most
+``MAX_BATCH`` points), each with a batch id chosen before its first send, so a
+retried batch is recognised by the store and never written twice. A tracking
+outage is retried with backoff and never raised into the training loop;
+``flush()`` waits for everything queued so far and reports errors that
+retrying cannot fix.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cumulo.core.errors import CumuloError, Unavailable
+
+if TYPE_CHECKING:
+    from cumulo.sdk.transport import Transport
+
+log = logging.getLogger("cumulo.sdk")
+
+MAX_BATCH = 1000
+INTERVAL = 0.2
+_RETRYABLE = (Unavailable, ConnectionError, TimeoutError, OSError)
+
+
+@dataclass
+class _Batch:
+    run_id: str
+    batch_id: str
+    metrics: list[tuple[str, float, int | None, int]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MetricWriter:
+    def __init__(self, transport: Transport, workspace: str) -> None:
+        self.transport = transport
+        self.workspace = workspace
+        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        self._pending: list[_Batch] = []  # taken off the queue, not yet acknowledged
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._errors: list[CumuloError] = []
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="cumulo-writer", daemon=True)
+        self._thread.start()
+        _writers.add(self)
+
+    # ------------------------------------------------------------ producers
+    def put_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
+        self._queue.append((run_id, (key, value, step, ts)))
+        if len(self._queue) >= MAX_BATCH:
+            self._wake.set()
+
+    def put_record(self, run_id: str, record: dict[str, Any]) -> None:
+        self._queue.append((run_id, record))
+
+    # ------------------------------------------------------------- flushing
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Block until everything queued so far is stored; raise errors retrying cannot fix."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._queue or self._pending or self._busy:
+                self._wake.set()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise Unavailable(
+                        f"Metrics are still buffered after {timeout:.0f}s: the tracking store "
+                        "is not answering. They are kept and retried in the background."
+                    )
+                self._idle.wait(timeout=0.05 if remaining is None else min(remaining, 0.05))
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise errors[0]
+
+    @property
+    def buffered(self) -> int:
+        return len(self._queue) + sum(len(b.metrics) + len(b.records) for b in self._pending)
+
+    def close(self) -> None:
+        try:
+            self.flush(timeout=30)
+        except CumuloError as exc:
+            log.warning("cumulo: metrics not stored at exit: %s", exc)
+        self._closed = True
+        self._wake.set()
+
+    # ------------------------------------------------------------ the thread
+    def _loop(self) -> None:
+        backoff = 0.0
+        while not self._closed:
+            self._wake.wait(timeout=backoff or INTERVAL)
+            self._wake.clear()
+            with self._idle:
+                self._busy = True
+            try:
+                self._take()
+                ok = self._send_pending()
+                backoff = 0.0 if ok else min(max(backoff * 2, 0.1), 5.0)
+            finally:
+                with self._idle:
+                    self._busy = False
+                    self._idle.notify_all()
+
+    def _take(self) -> None:
+        by_run: dict[str, _Batch] = {}
+        q = self._queue
+        while q:
+            run_id, item = q.popleft()
+            batch = by_run.get(run_id)
+            if batch is None or len(batch.metrics) + len(batch.records) >= MAX_BATCH:
+                batch = _Batch(run_id, uuid.uuid4().hex)
+                by_run[run_id] = batch
+                self._pending.append(batch)
+            if isinstance(item, tuple):
+                batch.metrics.append(item)
+            else:
+                batch.records.append(item)
+
+    def _send_pending(self) -> bool:
+        while self._pending:
+            batch = self._pending[0]
+            try:
+                self.transport.log_batch(
+                    self.workspace,
+                    batch.run_id,
+                    metrics=batch.metrics,
+                    records=batch.records,
+                    batch_id=batch.batch_id,
+                )
+            except _RETRYABLE as exc:
+                log.debug("cumulo: will retry batch %s: %s", batch.batch_id, exc)
+                return False
+            except CumuloError as exc:
+                if exc.code == "INTERNAL_ERROR":
+                    return False
+                log.error("cumulo: dropped a metric batch for run %s: %s", batch.run_id, exc)
+                self._errors.append(exc)
+            except Exception as exc:  # a transport failure we do not know: keep and retry
+                log.debug("cumulo: will retry batch %s: %r", batch.batch_id, exc)
+                return False
+            self._pending.pop(0)
+        return True
+
+
+_writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    for writer in list(_writers):
+        writer.close()

@@ -1,0 +1,321 @@
+"""Tracking: workspaces, experiments, runs, metrics, params, tags and run artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from cumulo.core import validation
+from cumulo.core.entities import (
+    ExperimentInfo,
+    FileInfo,
+    MetricRecord,
+    RunInfo,
+    RunPage,
+    WorkspaceInfo,
+    decode_float,
+    now_ms,
+)
+from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.status import RunStatus, parse_status
+from cumulo.store.artifacts import ArtifactStore
+from cumulo.store.metadata import MetadataStore
+
+RECORD_KINDS = ("list", "row", "table", "image")
+
+
+def run_prefix(workspace: str, run_id: str) -> str:
+    return f"{workspace}/runs/{run_id}"
+
+
+class TrackingService:
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
+        self.store = store
+        self.artifacts = artifacts
+
+    # ------------------------------------------------------------ workspaces
+    def create_workspace(
+        self, name: str, exist_ok: bool = False, description: str = ""
+    ) -> WorkspaceInfo:
+        return self.store.create_workspace(name, description=description, exist_ok=exist_ok)
+
+    def get_workspace(self, name: str) -> WorkspaceInfo:
+        return self.store.get_workspace(name)
+
+    def list_workspaces(self) -> list[WorkspaceInfo]:
+        return self.store.list_workspaces()
+
+    # ----------------------------------------------------------- experiments
+    def get_or_create_experiment(self, workspace: str, name: str) -> ExperimentInfo:
+        return self.store.get_or_create_experiment(workspace, name)
+
+    def create_experiment(
+        self, workspace: str, name: str, tags: dict[str, str] | None = None
+    ) -> ExperimentInfo:
+        return self.store.create_experiment(workspace, name, tags)
+
+    def get_experiment(
+        self, workspace: str, experiment_id: int | None = None, name: str | None = None
+    ) -> ExperimentInfo:
+        if experiment_id is None and name is None:
+            raise InvalidInput("Give an experiment id or name.")
+        return self.store.get_experiment(workspace, experiment_id=experiment_id, name=name)
+
+    def list_experiments(
+        self, workspace: str, include_archived: bool = False, view: str = "active"
+    ) -> list[ExperimentInfo]:
+        return self.store.list_experiments(workspace, include_archived=include_archived, view=view)
+
+    def update_experiment(
+        self,
+        workspace: str,
+        experiment_id: int,
+        name: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+    ) -> ExperimentInfo:
+        return self.store.update_experiment(
+            workspace, experiment_id, name=name, archived=archived, deleted=deleted
+        )
+
+    def set_experiment_tag(
+        self, workspace: str, experiment_id: int, key: str, value: str | None
+    ) -> None:
+        self.store.set_experiment_tag(workspace, experiment_id, key, value)
+
+    def delete_experiment(self, workspace: str, experiment_id: int) -> list[str]:
+        """Delete an experiment, its runs and their files, for good."""
+        run_ids = self.store.delete_experiment(workspace, experiment_id)
+        for run_id in run_ids:
+            self.artifacts.delete(run_prefix(workspace, run_id))
+        return run_ids
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        workspace: str,
+        experiment_id: int,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        kind: str = "interactive",
+        status: str = RunStatus.RUNNING.value,
+        tags: dict[str, str] | None = None,
+        user: str = "",
+        compute_target: str | None = None,
+        start_time: int | None = None,
+    ) -> RunInfo:
+        return self.store.create_run(
+            workspace,
+            experiment_id,
+            display_name=display_name,
+            parent_id=parent_id,
+            kind=kind,
+            status=parse_status(status),
+            tags={k: str(v) for k, v in (tags or {}).items()},
+            user=user,
+            compute_target=compute_target,
+            start_time=start_time,
+        )
+
+    def get_run(self, workspace: str, run_id: str) -> RunInfo:
+        return self.store.get_run(workspace, run_id)
+
+    def search_runs(
+        self,
+        workspace: str,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: dict[str, str | None] | None = None,
+        parent_id: str | None = None,
+        top_level_only: bool = False,
+        view: str = "active",
+    ) -> RunPage:
+        if view not in ("active", "deleted", "all"):
+            raise InvalidInput(f"view must be active, deleted or all, got {view!r}.")
+        return self.store.search_runs(
+            workspace,
+            experiment_ids,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            statuses=[parse_status(s).value for s in statuses] if statuses else None,
+            tags=tags,
+            parent_id=parent_id,
+            top_level_only=top_level_only,
+            view=view,
+        )
+
+    def set_run_status(
+        self,
+        workspace: str,
+        run_id: str,
+        status: str,
+        error: dict[str, Any] | None = None,
+        at: int | None = None,
+    ) -> RunInfo:
+        return self.store.set_run_status(
+            workspace, run_id, parse_status(status), error=error, at=at
+        )
+
+    def update_run(
+        self,
+        workspace: str,
+        run_id: str,
+        display_name: str | None = None,
+        deleted: bool | None = None,
+    ) -> RunInfo:
+        return self.store.update_run(workspace, run_id, display_name=display_name, deleted=deleted)
+
+    def delete_run(self, workspace: str, run_id: str) -> list[str]:
+        """Delete a run, its child runs and all their files, for good."""
+        run_ids = self.store.delete_run(workspace, run_id)
+        for rid in run_ids:
+            self.artifacts.delete(run_prefix(workspace, rid))
+        return run_ids
+
+    # --------------------------------------------------------------- logging
+    def log_batch(
+        self,
+        workspace: str,
+        run_id: str,
+        metrics: Iterable[Sequence[Any]] = (),
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        records: Iterable[dict[str, Any] | MetricRecord] = (),
+        batch_id: str | None = None,
+    ) -> bool:
+        """Validate and write a batch at once; nothing is written if any item is invalid.
+
+        ``metrics`` items are ``(key, value, step, timestamp_ms)``; step and
+        timestamp may be None (then step 0 / now). Returns False if this
+        ``batch_id`` was already written (a retry), True otherwise.
+        """
+        now = now_ms()
+        points = []
+        for item in metrics:
+            if len(item) != 4:
+                raise InvalidInput("Each metric point is (key, value, step, timestamp_ms).")
+            key, value, step, ts = item
+            validation.key(key, "metric")
+            if isinstance(value, str):
+                value = _special_float(key, value)
+            points.append(
+                (
+                    key,
+                    validation.metric_value(key, value),
+                    0 if step is None else validation.step(step),
+                    now if ts is None else validation.timestamp_ms(ts),
+                )
+            )
+        clean_params = {
+            validation.key(k, "param"): validation.param_value(v) for k, v in (params or {}).items()
+        }
+        clean_tags = {
+            validation.key(k, "tag"): validation.tag_value(v) for k, v in (tags or {}).items()
+        }
+        clean_records = [_record(r, now) for r in records]
+        if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 64):
+            raise InvalidInput("A batch id must be a string of 1 to 64 characters.")
+        return self.store.log_batch(
+            workspace,
+            run_id,
+            metrics=points,
+            params=clean_params,
+            tags=clean_tags,
+            records=clean_records,
+            batch_id=batch_id,
+        )
+
+    def set_tags(self, workspace: str, run_id: str, tags: dict[str, Any]) -> None:
+        clean = {validation.key(k, "tag"): validation.tag_value(v) for k, v in tags.items()}
+        self.store.set_tags(workspace, run_id, clean)
+
+    def delete_tags(self, workspace: str, run_id: str, keys: list[str]) -> None:
+        self.store.delete_tags(workspace, run_id, [validation.key(k, "tag") for k in keys])
+
+    def add_properties(self, workspace: str, run_id: str, properties: dict[str, Any]) -> None:
+        clean = {
+            validation.key(k, "property"): validation.tag_value(v) for k, v in properties.items()
+        }
+        self.store.add_properties(workspace, run_id, clean)
+
+    # --------------------------------------------------------------- reading
+    def get_metric_history(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        start_step: int | None = None,
+        end_step: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> dict[str, list[Any]]:
+        return self.store.metric_history(
+            workspace,
+            run_id,
+            key,
+            start_step=start_step,
+            end_step=end_step,
+            offset=offset,
+            limit=limit,
+        )
+
+    def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]:
+        """Every series of a run in columns, plus its list/row/table/image records."""
+        series = {
+            key: self.store.metric_history(workspace, run_id, key)
+            for key in self.store.metric_keys(workspace, run_id)
+        }
+        records = [r.to_dict() for r in self.store.records(workspace, run_id)]
+        return {"series": series, "records": records}
+
+    # ------------------------------------------------------------- artifacts
+    def upload_artifact(self, workspace: str, run_id: str, path: str, stream: IO[bytes]) -> int:
+        self.store.get_run(workspace, run_id)  # the run exists in this workspace
+        rel = validation.artifact_path(path)
+        return self.artifacts.put_stream(run_prefix(workspace, run_id), rel, stream)
+
+    def list_artifacts(
+        self, workspace: str, run_id: str, path: str = "", recursive: bool = False
+    ) -> list[FileInfo]:
+        self.store.get_run(workspace, run_id)
+        rel = validation.artifact_path(path, allow_root=True)
+        return self.artifacts.list(run_prefix(workspace, run_id), rel, recursive=recursive)
+
+    def open_artifact(self, workspace: str, run_id: str, path: str) -> IO[bytes]:
+        self.store.get_run(workspace, run_id)
+        rel = validation.artifact_path(path)
+        return self.artifacts.open(run_prefix(workspace, run_id), rel)
+
+    def artifact_size(self, workspace: str, run_id: str, path: str) -> int:
+        self.store.get_run(workspace, run_id)
+        return self.artifacts.size(run_prefix(workspace, run_id), validation.artifact_path(path))
+
+    def delete_artifact(self, workspace: str, run_id: str, path: str) -> None:
+        self.store.get_run(workspace, run_id)
+        rel = validation.artifact_path(path)
+        if not self.artifacts.exists(run_prefix(workspace, run_id), rel):
+            raise NotFound(f"Artifact {rel!r} does not exist.")
+        self.artifacts.delete(run_prefix(workspace, run_id), rel)
+
+
+def _special_float(key: str, value: str) -> float:
+    try:
+        return decode_float(value) if value in ("NaN", "Infinity", "-Infinity") else float("x")
+    except ValueError:
+        raise InvalidInput(
+            f"Metric {key!r} got the string {value!r}; a metric value must be a number."
+        ) from None
+
+
+def _record(item: dict[str, Any] | MetricRecord, now: int) -> MetricRecord:
+    r = item if isinstance(item, MetricRecord) else MetricRecord.from_dict(item)
+    validation.key(r.name, "metric")
+    if r.kind not in RECORD_KINDS:
+        raise InvalidInput(f"Record kind must be one of {', '.join(RECORD_KINDS)}, got {r.kind!r}.")
+    return MetricRecord(r.name, r.kind, r.value, r.timestamp or now, r.description or "")

@@ -1,0 +1,1 @@
+"""Adapters that persist the domain: a SQL metadata store and an fsspec artifact store."""

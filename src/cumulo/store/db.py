@@ -1,0 +1,143 @@
+"""Engine set-up, migrations on open, and the one transaction helper."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from cumulo.core.errors import Conflict, InvalidInput, Unavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class Database:
+    """A SQLAlchemy engine tuned for the backend, migrated to head when opened.
+
+    SQLite runs in WAL mode with a long busy timeout, and write transactions
+    start with ``BEGIN IMMEDIATE`` so several processes queue for the write lock
+    instead of failing with "database is locked".
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine = self._create_engine()
+        self._migrate()
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        path = self.url.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            poolclass=NullPool if path == ":memory:" else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA case_sensitive_like=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("cumulo_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Several processes may open a new database at once: migrate one at a time."""
+        if self.is_sqlite:
+            path = self.url.split("sqlite:///", 1)[-1]
+            if not path or path == ":memory:":
+                yield
+                return
+            with open(path + ".lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        else:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(7211)"))
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(7211)"))
+                    conn.commit()
+
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        try:
+            with self._migration_lock():
+                with self.engine.connect() as conn:
+                    if MigrationContext.configure(conn).get_current_revision() == head:
+                        return
+                with self.engine.begin() as conn:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise Unavailable(
+                f"Cannot open the metadata database {self.safe_url}: {exc.orig}"
+            ) from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Connection]:
+        """Commit on success, roll back on error, turn database errors into domain errors.
+
+        On SQLite a write transaction takes the write lock when it begins
+        (``BEGIN IMMEDIATE``) and waits up to a minute for it, so concurrent
+        writers queue instead of failing half-way with "database is locked".
+        """
+        conn = self.engine.connect().execution_options(cumulo_write=write)
+        try:
+            with conn.begin():
+                yield conn
+        except IntegrityError as exc:
+            raise Conflict(f"The change conflicts with existing data: {exc.orig}") from exc
+        except OperationalError as exc:
+            raise Unavailable(f"The metadata database is unavailable: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise InvalidInput(f"The database rejected the request: {exc.orig}") from exc
+        finally:
+            conn.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,900 @@
+"""The metadata store: workspaces, experiments, runs, params, tags and metrics in SQL.
+
+Every public method opens one transaction through ``Database.transaction`` and
+resolves the workspace first (``_workspace_id``), then reaches runs only through
+``_run_row``, which is scoped by workspace: no query can cross workspaces.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cumulo.core import validation
+from cumulo.core.entities import (
+    ExperimentInfo,
+    LatestMetric,
+    MetricRecord,
+    RunInfo,
+    RunPage,
+    StatusChange,
+    WorkspaceInfo,
+    now_ms,
+)
+from cumulo.core.errors import AlreadyExists, Conflict, InvalidInput, InvalidState, NotFound
+from cumulo.core.names import run_display_name
+from cumulo.core.search import parse_filter, parse_order_by
+from cumulo.core.status import RunStatus, check_transition
+from cumulo.store import schema as t
+from cumulo.store.db import Database
+from cumulo.store.run_query import apply_order, clause_sql, decode_token, encode_token
+
+DEFAULT_EXPERIMENT = "Default"
+MAX_SEARCH_RESULTS = 50_000
+_CHUNK = 500  # ids per IN (...) clause
+
+
+class MetadataStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ws_ids: dict[str, int] = {}
+        dialect = postgresql if not db.is_sqlite else sqlite
+        self._insert = dialect.insert
+
+    # ---------------------------------------------------------------- scoping
+    def _workspace_id(self, conn: Connection, name: str) -> int:
+        cached = self._ws_ids.get(name)
+        if cached is not None:
+            return cached
+        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
+        if ws_id is None:
+            raise NotFound(
+                f"Workspace {name!r} does not exist; create it with "
+                f"`cumulo workspace create {name}` or Workspace.create({name!r})."
+            )
+        self._ws_ids[name] = ws_id
+        return int(ws_id)
+
+    def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
+        row = conn.execute(
+            select(t.runs).where(t.runs.c.id == run_id, t.runs.c.workspace_id == ws_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"Run {run_id!r} does not exist in this workspace.")
+        return row
+
+    def _live_run(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
+        row = self._run_row(conn, ws_id, run_id)
+        if row.deleted:
+            raise InvalidState(
+                f"Run {run_id} is deleted; restore it before logging to it (it must be active)."
+            )
+        return row
+
+    def _experiment_row(self, conn: Connection, ws_id: int, experiment_id: int) -> Row[Any]:
+        row = conn.execute(
+            select(t.experiments).where(
+                t.experiments.c.id == experiment_id, t.experiments.c.workspace_id == ws_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
+        return row
+
+    # ------------------------------------------------------------- workspaces
+    def create_workspace(
+        self, name: str, description: str = "", exist_ok: bool = False
+    ) -> WorkspaceInfo:
+        validation.workspace_name(name)
+        with self.db.transaction() as conn:
+            row = conn.execute(select(t.workspaces).where(t.workspaces.c.name == name)).first()
+            if row is not None:
+                if not exist_ok:
+                    raise AlreadyExists(
+                        f"Workspace {name!r} already exists; use Workspace.get({name!r}) "
+                        "or pass exist_ok=True."
+                    )
+                return _workspace(row)
+            now = now_ms()
+            ws_id = conn.execute(
+                insert(t.workspaces).values(name=name, description=description, created_at=now)
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                insert(t.experiments).values(
+                    workspace_id=ws_id,
+                    name=DEFAULT_EXPERIMENT,
+                    created_at=now,
+                    last_activity=now,
+                    is_default=True,
+                )
+            )
+            return WorkspaceInfo(name=name, created_at=now, description=description)
+
+    def get_workspace(self, name: str) -> WorkspaceInfo:
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute(select(t.workspaces).where(t.workspaces.c.name == name)).first()
+        if row is None:
+            raise NotFound(
+                f"Workspace {name!r} does not exist; create it with "
+                f"`cumulo workspace create {name}` or Workspace.create({name!r})."
+            )
+        return _workspace(row)
+
+    def list_workspaces(self) -> list[WorkspaceInfo]:
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(select(t.workspaces).order_by(t.workspaces.c.name)).all()
+        return [_workspace(r) for r in rows]
+
+    # ------------------------------------------------------------ experiments
+    def create_experiment(
+        self, workspace: str, name: str, tags: dict[str, str] | None = None
+    ) -> ExperimentInfo:
+        validation.experiment_name(name)
+        for k, v in (tags or {}).items():
+            validation.key(k, "tag")
+            validation.tag_value(v)
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            taken = conn.execute(
+                select(t.experiments.c.id).where(
+                    t.experiments.c.workspace_id == ws_id, t.experiments.c.name == name
+                )
+            ).scalar()
+            if taken is not None:
+                raise AlreadyExists(f"Experiment {name!r} already exists (id {taken}).")
+            now = now_ms()
+            exp_id = conn.execute(
+                insert(t.experiments).values(
+                    workspace_id=ws_id, name=name, created_at=now, last_activity=now
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            if tags:
+                conn.execute(
+                    insert(t.experiment_tags),
+                    [{"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+            return self._experiment(conn, ws_id, self._experiment_row(conn, ws_id, exp_id))
+
+    def get_or_create_experiment(self, workspace: str, name: str) -> ExperimentInfo:
+        try:
+            return self.get_experiment(workspace, name=name)
+        except NotFound:
+            pass
+        try:
+            return self.create_experiment(workspace, name)
+        except (AlreadyExists, Conflict):  # another process created it first
+            return self.get_experiment(workspace, name=name)
+
+    def get_experiment(
+        self, workspace: str, experiment_id: int | None = None, name: str | None = None
+    ) -> ExperimentInfo:
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            if experiment_id is not None:
+                row = self._experiment_row(conn, ws_id, experiment_id)
+            else:
+                found = conn.execute(
+                    select(t.experiments).where(
+                        t.experiments.c.workspace_id == ws_id, t.experiments.c.name == name
+                    )
+                ).first()
+                if found is None:
+                    raise NotFound(f"Experiment {name!r} does not exist in {workspace!r}.")
+                row = found
+            return self._experiment(conn, ws_id, row)
+
+    def default_experiment(self, workspace: str) -> ExperimentInfo:
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            row = conn.execute(
+                select(t.experiments).where(
+                    t.experiments.c.workspace_id == ws_id, t.experiments.c.is_default
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"Workspace {workspace!r} has no default experiment.")
+            return self._experiment(conn, ws_id, row)
+
+    def list_experiments(
+        self, workspace: str, include_archived: bool = False, view: str = "active"
+    ) -> list[ExperimentInfo]:
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            q = select(t.experiments).where(t.experiments.c.workspace_id == ws_id)
+            if view == "active":
+                q = q.where(~t.experiments.c.deleted)
+            elif view == "deleted":
+                q = q.where(t.experiments.c.deleted)
+            if not include_archived:
+                q = q.where(~t.experiments.c.archived)
+            rows = conn.execute(q.order_by(t.experiments.c.id)).all()
+            return self._experiments(conn, ws_id, rows)
+
+    def update_experiment(
+        self,
+        workspace: str,
+        experiment_id: int,
+        *,
+        name: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+    ) -> ExperimentInfo:
+        values: dict[str, Any] = {"last_activity": now_ms()}
+        if name is not None:
+            values["name"] = validation.experiment_name(name)
+        if archived is not None:
+            values["archived"] = archived
+        if deleted is not None:
+            values["deleted"] = deleted
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            row = self._experiment_row(conn, ws_id, experiment_id)
+            if row.is_default and (deleted or archived):
+                raise InvalidInput("The Default experiment cannot be deleted or archived.")
+            if name is not None and name != row.name:
+                clash = conn.execute(
+                    select(t.experiments.c.id).where(
+                        t.experiments.c.workspace_id == ws_id, t.experiments.c.name == name
+                    )
+                ).scalar()
+                if clash is not None:
+                    raise AlreadyExists(f"Experiment {name!r} already exists (id {clash}).")
+            conn.execute(
+                update(t.experiments).where(t.experiments.c.id == experiment_id).values(**values)
+            )
+            if deleted is not None:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.experiment_id == experiment_id)
+                    .values(deleted=deleted)
+                )
+            return self._experiment(conn, ws_id, self._experiment_row(conn, ws_id, experiment_id))
+
+    def set_experiment_tag(
+        self, workspace: str, experiment_id: int, key: str, value: str | None
+    ) -> None:
+        validation.key(key, "tag")
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._experiment_row(conn, ws_id, experiment_id)
+            tbl = t.experiment_tags
+            conn.execute(delete(tbl).where(tbl.c.experiment_id == experiment_id, tbl.c.key == key))
+            if value is not None:
+                conn.execute(
+                    insert(tbl).values(
+                        experiment_id=experiment_id, key=key, value=validation.tag_value(value)
+                    )
+                )
+
+    def delete_experiment(self, workspace: str, experiment_id: int) -> list[str]:
+        """Remove an experiment and all its runs for good; returns the removed run ids."""
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            row = self._experiment_row(conn, ws_id, experiment_id)
+            if row.is_default:
+                raise InvalidInput("The Default experiment cannot be deleted.")
+            run_ids = list(
+                conn.execute(
+                    select(t.runs.c.id).where(t.runs.c.experiment_id == experiment_id)
+                ).scalars()
+            )
+            self._purge_runs(conn, run_ids)
+            conn.execute(
+                delete(t.experiment_tags).where(t.experiment_tags.c.experiment_id == experiment_id)
+            )
+            conn.execute(delete(t.experiments).where(t.experiments.c.id == experiment_id))
+            return run_ids
+
+    def _experiment(self, conn: Connection, ws_id: int, row: Row[Any]) -> ExperimentInfo:
+        return self._experiments(conn, ws_id, [row])[0]
+
+    def _experiments(
+        self, conn: Connection, ws_id: int, rows: Sequence[Row[Any]]
+    ) -> list[ExperimentInfo]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        counts: dict[int, int] = dict(
+            conn.execute(
+                select(t.runs.c.experiment_id, func.count())
+                .where(t.runs.c.experiment_id.in_(ids), ~t.runs.c.deleted)
+                .group_by(t.runs.c.experiment_id)
+            ).all()
+        )
+        tags: dict[int, dict[str, str]] = {}
+        for exp_id, k, v in conn.execute(
+            select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(ids))
+        ):
+            tags.setdefault(exp_id, {})[k] = v
+        workspace = conn.execute(
+            select(t.workspaces.c.name).where(t.workspaces.c.id == ws_id)
+        ).scalar_one()
+        return [
+            ExperimentInfo(
+                id=r.id,
+                workspace=workspace,
+                name=r.name,
+                created_at=r.created_at,
+                last_activity=r.last_activity,
+                archived=r.archived,
+                deleted=r.deleted,
+                is_default=r.is_default,
+                run_count=counts.get(r.id, 0),
+                tags=tags.get(r.id, {}),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------- runs
+    def create_run(
+        self,
+        workspace: str,
+        experiment_id: int,
+        *,
+        display_name: str | None = None,
+        user: str = "",
+        parent_id: str | None = None,
+        kind: str = "interactive",
+        status: RunStatus = RunStatus.RUNNING,
+        tags: dict[str, str] | None = None,
+        compute_target: str | None = None,
+        start_time: int | None = None,
+        run_id: str | None = None,
+    ) -> RunInfo:
+        validation.display_name(display_name)
+        for k, v in (tags or {}).items():
+            validation.key(k, "tag")
+            validation.tag_value(v)
+        run_id = run_id or uuid.uuid4().hex
+        now = start_time or now_ms()
+        for _attempt in range(5):
+            try:
+                with self.db.transaction() as conn:
+                    ws_id = self._workspace_id(conn, workspace)
+                    exp = self._experiment_row(conn, ws_id, experiment_id)
+                    if exp.deleted:
+                        raise InvalidState(
+                            f"Experiment {exp.name!r} is deleted; restore it to add runs."
+                        )
+                    if parent_id is not None:
+                        self._run_row(conn, ws_id, parent_id)
+                    number = (
+                        conn.execute(
+                            select(func.max(t.runs.c.number)).where(
+                                t.runs.c.experiment_id == experiment_id
+                            )
+                        ).scalar()
+                        or 0
+                    ) + 1
+                    started = now if status == RunStatus.RUNNING else None
+                    conn.execute(
+                        insert(t.runs).values(
+                            id=run_id,
+                            workspace_id=ws_id,
+                            experiment_id=experiment_id,
+                            number=number,
+                            display_name=display_name or run_display_name(),
+                            status=status.value,
+                            created_at=now,
+                            started_at=started,
+                            user=user,
+                            parent_id=parent_id,
+                            kind=kind,
+                            compute_target=compute_target,
+                        )
+                    )
+                    conn.execute(
+                        insert(t.run_status_history).values(
+                            run_id=run_id, status=status.value, at=now
+                        )
+                    )
+                    if tags:
+                        conn.execute(
+                            insert(t.tags),
+                            [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                        )
+                    conn.execute(
+                        update(t.experiments)
+                        .where(t.experiments.c.id == experiment_id)
+                        .values(last_activity=now)
+                    )
+                    return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+            except Conflict:
+                # Two runs took the same number at once (PostgreSQL): take the next one.
+                continue
+        raise Conflict("Could not number the new run; too many runs created at once. Retry.")
+
+    def get_run(self, workspace: str, run_id: str) -> RunInfo:
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+
+    def set_run_status(
+        self,
+        workspace: str,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: dict[str, Any] | None = None,
+        at: int | None = None,
+        force: bool = False,
+    ) -> RunInfo:
+        at = at or now_ms()
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            row = self._run_row(conn, ws_id, run_id)
+            current = RunStatus(row.status)
+            if not force:
+                check_transition(current, status)
+            if current != status:
+                values: dict[str, Any] = {"status": status.value}
+                if status == RunStatus.RUNNING:
+                    values["ended_at"] = None
+                    if row.started_at is None:
+                        values["started_at"] = at
+                if status.is_terminal:
+                    values["ended_at"] = at
+                    if row.started_at is None:
+                        values["started_at"] = at
+                if error is not None:
+                    values["error"] = json.dumps(error)
+                conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+                conn.execute(
+                    insert(t.run_status_history).values(run_id=run_id, status=status.value, at=at)
+                )
+                conn.execute(
+                    update(t.experiments)
+                    .where(t.experiments.c.id == row.experiment_id)
+                    .values(last_activity=at)
+                )
+            elif error is not None:
+                conn.execute(
+                    update(t.runs).where(t.runs.c.id == run_id).values(error=json.dumps(error))
+                )
+            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+
+    def update_run(
+        self,
+        workspace: str,
+        run_id: str,
+        *,
+        display_name: str | None = None,
+        ended_at: int | None = None,
+        deleted: bool | None = None,
+    ) -> RunInfo:
+        values: dict[str, Any] = {}
+        if display_name is not None:
+            values["display_name"] = validation.display_name(display_name)
+        if ended_at is not None:
+            values["ended_at"] = ended_at
+        if deleted is not None:
+            values["deleted"] = deleted
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            if values:
+                conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+
+    def delete_run(self, workspace: str, run_id: str) -> list[str]:
+        """Remove a run and its child runs for good; returns the removed run ids."""
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            ids = [run_id]
+            frontier = [run_id]
+            while frontier:
+                children = list(
+                    conn.execute(
+                        select(t.runs.c.id).where(
+                            t.runs.c.parent_id.in_(frontier), t.runs.c.workspace_id == ws_id
+                        )
+                    ).scalars()
+                )
+                ids.extend(children)
+                frontier = children
+            self._purge_runs(conn, ids)
+            return ids
+
+    def _purge_runs(self, conn: Connection, run_ids: list[str]) -> None:
+        for chunk in _chunks(run_ids):
+            for tbl in (
+                t.metrics,
+                t.latest_metrics,
+                t.params,
+                t.tags,
+                t.properties,
+                t.run_records,
+                t.run_status_history,
+                t.ingested_batches,
+            ):
+                conn.execute(delete(tbl).where(tbl.c.run_id.in_(chunk)))
+            conn.execute(delete(t.runs).where(t.runs.c.id.in_(chunk)))
+
+    # -------------------------------------------------------------- logging
+    def log_batch(
+        self,
+        workspace: str,
+        run_id: str,
+        *,
+        metrics: Sequence[tuple[str, float, int, int]] = (),
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        records: Sequence[MetricRecord] = (),
+        batch_id: str | None = None,
+    ) -> bool:
+        """Write one batch in one transaction. Returns False for a batch already written.
+
+        ``metrics`` holds validated ``(key, value, step, timestamp_ms)`` tuples.
+        """
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._live_run(conn, ws_id, run_id)
+            if batch_id is not None:
+                stmt = (
+                    self._insert(t.ingested_batches)
+                    .values(batch_id=batch_id, run_id=run_id, at=now_ms())
+                    .on_conflict_do_nothing()
+                )
+                if conn.execute(stmt).rowcount == 0:
+                    return False
+            if params:
+                self._log_params(conn, run_id, params)
+            if tags:
+                self._upsert_kv(conn, t.tags, run_id, tags)
+            if metrics:
+                self._log_metrics(conn, run_id, metrics)
+            if records:
+                conn.execute(
+                    insert(t.run_records),
+                    [
+                        {
+                            "run_id": run_id,
+                            "name": r.name,
+                            "kind": r.kind,
+                            "value": json.dumps(r.value),
+                            "timestamp": r.timestamp,
+                            "description": r.description,
+                        }
+                        for r in records
+                    ],
+                )
+            return True
+
+    def _log_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
+        existing = dict(
+            conn.execute(
+                select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, t.params.c.key.in_(list(params))
+                )
+            ).all()
+        )
+        changed = {
+            k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v
+        }
+        if changed:
+            k, (old, new) = next(iter(changed.items()))
+            raise Conflict(
+                f"Param {k!r} is already {old!r}; params cannot change (got {new!r}). "
+                "Log a new param name, or use a tag for values that change.",
+                key=k,
+            )
+        fresh = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing
+        ]
+        if fresh:
+            conn.execute(insert(t.params), fresh)
+
+    def _upsert_kv(self, conn: Connection, tbl: Any, run_id: str, values: dict[str, str]) -> None:
+        stmt = self._insert(tbl)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
+        )
+        conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+
+    def _log_metrics(
+        self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]
+    ) -> None:
+        rows = []
+        latest: dict[str, tuple[int, int, float]] = {}
+        for key, value, step, ts in points:
+            nan = math.isnan(value)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "step": step,
+                    "timestamp": ts,
+                    "value": None if nan else value,
+                    "is_nan": nan,
+                }
+            )
+            best = latest.get(key)
+            if best is None or (step, ts) >= (best[0], best[1]):
+                latest[key] = (step, ts, value)
+        conn.execute(insert(t.metrics), rows)
+        lm = t.latest_metrics
+        stmt = self._insert(lm)
+        newer = or_(
+            stmt.excluded.step > lm.c.step,
+            and_(stmt.excluded.step == lm.c.step, stmt.excluded.timestamp >= lm.c.timestamp),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[lm.c.run_id, lm.c.key],
+            set_={
+                "value": stmt.excluded.value,
+                "is_nan": stmt.excluded.is_nan,
+                "step": stmt.excluded.step,
+                "timestamp": stmt.excluded.timestamp,
+            },
+            where=newer,
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "run_id": run_id,
+                    "key": k,
+                    "step": s,
+                    "timestamp": ts,
+                    "value": None if math.isnan(v) else v,
+                    "is_nan": math.isnan(v),
+                }
+                for k, (s, ts, v) in latest.items()
+            ],
+        )
+
+    def set_tags(self, workspace: str, run_id: str, tags: dict[str, str]) -> None:
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._live_run(conn, ws_id, run_id)
+            if tags:
+                self._upsert_kv(conn, t.tags, run_id, tags)
+
+    def delete_tags(self, workspace: str, run_id: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._live_run(conn, ws_id, run_id)
+            conn.execute(delete(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key.in_(keys)))
+
+    def add_properties(self, workspace: str, run_id: str, props: dict[str, str]) -> None:
+        with self.db.transaction() as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._live_run(conn, ws_id, run_id)
+            existing = dict(
+                conn.execute(
+                    select(t.properties.c.key, t.properties.c.value).where(
+                        t.properties.c.run_id == run_id
+                    )
+                ).all()
+            )
+            for k, v in props.items():
+                if k in existing and existing[k] != v:
+                    raise Conflict(
+                        f"Property {k!r} is already {existing[k]!r}; properties cannot change "
+                        "once set (use tags for values that change).",
+                        key=k,
+                    )
+            fresh = [
+                {"run_id": run_id, "key": k, "value": v}
+                for k, v in props.items()
+                if k not in existing
+            ]
+            if fresh:
+                conn.execute(insert(t.properties), fresh)
+
+    # -------------------------------------------------------------- reading
+    def metric_keys(self, workspace: str, run_id: str) -> list[str]:
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            return list(
+                conn.execute(
+                    select(t.latest_metrics.c.key)
+                    .where(t.latest_metrics.c.run_id == run_id)
+                    .order_by(t.latest_metrics.c.key)
+                ).scalars()
+            )
+
+    def metric_history(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        *,
+        start_step: int | None = None,
+        end_step: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> dict[str, list[Any]]:
+        """A series in columns: ``{"step": [...], "timestamp": [...], "value": [...]}``."""
+        m = t.metrics
+        q = select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan).where(
+            m.c.run_id == run_id, m.c.key == key
+        )
+        if start_step is not None:
+            q = q.where(m.c.step >= start_step)
+        if end_step is not None:
+            q = q.where(m.c.step <= end_step)
+        q = q.order_by(m.c.step, m.c.timestamp, m.c.id).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            rows = conn.execute(q).all()
+        nan = math.nan
+        return {
+            "step": [r[0] for r in rows],
+            "timestamp": [r[1] for r in rows],
+            "value": [nan if r[3] else r[2] for r in rows],
+        }
+
+    def records(self, workspace: str, run_id: str, name: str | None = None) -> list[MetricRecord]:
+        q = select(t.run_records).where(t.run_records.c.run_id == run_id)
+        if name is not None:
+            q = q.where(t.run_records.c.name == name)
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            rows = conn.execute(q.order_by(t.run_records.c.id)).all()
+        return [
+            MetricRecord(
+                name=r.name,
+                kind=r.kind,
+                value=json.loads(r.value),
+                timestamp=r.timestamp,
+                description=r.description,
+            )
+            for r in rows
+        ]
+
+    # --------------------------------------------------------------- search
+    def search_runs(
+        self,
+        workspace: str,
+        experiment_ids: Sequence[int] | None = None,
+        *,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+        view: str = "active",
+        statuses: Sequence[str] | None = None,
+        tags: dict[str, str | None] | None = None,
+        parent_id: str | None = None,
+        top_level_only: bool = False,
+        with_history: bool = False,
+    ) -> RunPage:
+        if not 0 < max_results <= MAX_SEARCH_RESULTS:
+            raise InvalidInput(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}.")
+        clauses = parse_filter(filter)
+        orders = parse_order_by(order_by if isinstance(order_by, str | None) else list(order_by))
+        offset = decode_token(page_token)
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            q = select(t.runs).where(t.runs.c.workspace_id == ws_id)
+            if experiment_ids is not None:
+                q = q.where(t.runs.c.experiment_id.in_(list(experiment_ids)))
+            if view == "active":
+                q = q.where(~t.runs.c.deleted)
+            elif view == "deleted":
+                q = q.where(t.runs.c.deleted)
+            if statuses:
+                q = q.where(t.runs.c.status.in_([str(s) for s in statuses]))
+            if parent_id is not None:
+                q = q.where(t.runs.c.parent_id == parent_id)
+            if top_level_only:
+                q = q.where(t.runs.c.parent_id.is_(None))
+            for k, v in (tags or {}).items():
+                cond = [t.tags.c.run_id == t.runs.c.id, t.tags.c.key == k]
+                if v is not None:
+                    cond.append(t.tags.c.value == v)
+                q = q.where(exists().where(*cond))
+            for clause in clauses:
+                q = q.where(clause_sql(clause))
+            q = apply_order(q, orders)
+            rows = conn.execute(q.offset(offset).limit(max_results + 1)).all()
+            more = len(rows) > max_results
+            runs = self._run_infos(conn, rows[:max_results], with_history)
+        token = encode_token(offset + max_results) if more else None
+        return RunPage(runs=runs, next_page_token=token)
+
+    def _run_infos(
+        self, conn: Connection, rows: Sequence[Row[Any]], with_history: bool
+    ) -> list[RunInfo]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        params: dict[str, dict[str, str]] = {}
+        tags: dict[str, dict[str, str]] = {}
+        props: dict[str, dict[str, str]] = {}
+        metrics: dict[str, dict[str, LatestMetric]] = {}
+        history: dict[str, list[StatusChange]] = {}
+        exp_ids = {r.experiment_id for r in rows}
+        exp_names = dict(
+            conn.execute(
+                select(t.experiments.c.id, t.experiments.c.name).where(
+                    t.experiments.c.id.in_(exp_ids)
+                )
+            ).all()
+        )
+        ws_names = dict(
+            conn.execute(
+                select(t.workspaces.c.id, t.workspaces.c.name).where(
+                    t.workspaces.c.id.in_({r.workspace_id for r in rows})
+                )
+            ).all()
+        )
+        for chunk in _chunks(ids):
+            for tbl, target in ((t.params, params), (t.tags, tags), (t.properties, props)):
+                for run_id, k, v in conn.execute(select(tbl).where(tbl.c.run_id.in_(chunk))):
+                    target.setdefault(run_id, {})[k] = v
+            lm = t.latest_metrics
+            for r in conn.execute(select(lm).where(lm.c.run_id.in_(chunk))):
+                metrics.setdefault(r.run_id, {})[r.key] = LatestMetric(
+                    key=r.key,
+                    value=math.nan if r.is_nan else r.value,
+                    step=r.step,
+                    timestamp=r.timestamp,
+                )
+            if with_history:
+                h = t.run_status_history
+                for r in conn.execute(
+                    select(h).where(h.c.run_id.in_(chunk)).order_by(h.c.at, h.c.id)
+                ):
+                    history.setdefault(r.run_id, []).append(StatusChange(r.status, r.at))
+        return [
+            RunInfo(
+                id=r.id,
+                workspace=ws_names[r.workspace_id],
+                experiment_id=r.experiment_id,
+                experiment_name=exp_names.get(r.experiment_id, ""),
+                number=r.number,
+                display_name=r.display_name,
+                status=r.status,
+                created_at=r.created_at,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                user=r.user,
+                parent_id=r.parent_id,
+                kind=r.kind,
+                deleted=r.deleted,
+                compute_target=r.compute_target,
+                error=json.loads(r.error) if r.error else None,
+                params=params.get(r.id, {}),
+                tags=tags.get(r.id, {}),
+                properties=props.get(r.id, {}),
+                metrics=metrics.get(r.id, {}),
+                status_history=history.get(r.id, []),
+            )
+            for r in rows
+        ]
+
+
+# ------------------------------------------------------------------ helpers
+def _workspace(row: Row[Any]) -> WorkspaceInfo:
+    return WorkspaceInfo(name=row.name, created_at=row.created_at, description=row.description)
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
