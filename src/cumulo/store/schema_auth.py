@@ -1,0 +1,1 @@
+"""Tables of the auth area (filled by that area)."""

@@ -1,0 +1,1 @@
+"""Tables of the registry area (filled by that area)."""

@@ -1,0 +1,144 @@
+"""Fixtures that start real things: SQLite files, a PostgreSQL server, an S3 API server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cumulo.services.context import close_all
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own CUMULO_HOME and working folder; env and cwd are restored."""
+    for key in list(os.environ):
+        if key.startswith(("CUMULO_", "MLFLOW_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CUMULO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
+    monkeypatch.chdir(tmp_path)
+    yield
+    close_all()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+def _pg_tool(name: str) -> str:
+    for folder in PG_BIN_DIRS:
+        if (folder / name).exists():
+            return str(folder / name)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"PostgreSQL binary {name!r} not found; install the postgresql package.")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server from the machine's binaries, in a temporary folder, on a free port."""
+    root = Path(tempfile.mkdtemp(prefix="cumulo-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*as_user, _pg_tool("initdb"), "-D", str(data), "-A", "trust", "-U", "cumulo"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            _pg_tool("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://cumulo@127.0.0.1:{port}/postgres"
+    finally:
+        close_all()
+        subprocess.run(
+            [*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ S3
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 API server on a free port, with a bucket named ``cumulo``."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cumulo")
+    time.sleep(0.1)
+    yield endpoint
+    server.stop()
+
+
+# --------------------------------------------------------------- workspaces
+# Every SDK test runs against each backend: embedded SQLite + local folder,
+# embedded PostgreSQL + S3. (The HTTP transport adds its own param in tests/server.)
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def workspace(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from cumulo import Workspace
+
+    name = f"ws-{uuid.uuid4().hex[:10]}"
+    if backend == "sqlite":
+        return Workspace.create(name)
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        monkeypatch.setenv("CUMULO_S3_ENDPOINT_URL", endpoint)
+        return Workspace.create(
+            name, database_url=url, artifact_root=f"s3://cumulo/{uuid.uuid4().hex[:8]}"
+        )
+    raise AssertionError(backend)
