@@ -2,8 +2,308 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from cumulo.cli.common import (
+    HomeOption,
+    JsonOption,
+    WorkspaceOption,
+    console,
+    friendly_errors,
+    open_workspace,
+    print_json,
+)
+from cumulo.core.entities import RunInfo, encode_float
+from cumulo.sdk import display
+from cumulo.sdk.experiment import Experiment
+from cumulo.sdk.workspace import Workspace
+
+workspace_app = typer.Typer(help="Create, list and show workspaces.", no_args_is_help=True)
+experiment_app = typer.Typer(help="List, archive and delete experiments.", no_args_is_help=True)
+run_app = typer.Typer(help="List, inspect, download and delete runs.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(workspace_app, name="workspace")
+    app.add_typer(experiment_app, name="experiment")
+    app.add_typer(run_app, name="run")
+
+
+# ------------------------------------------------------------------ workspace
+@workspace_app.command("create")
+@friendly_errors
+def workspace_create(
+    name: str,
+    home: str | None = HomeOption,
+    database_url: str | None = typer.Option(None, help="PostgreSQL URL instead of SQLite."),
+    artifact_root: str | None = typer.Option(None, help="Artifact folder or s3://bucket/prefix."),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Succeed if it already exists."),
+    write_config: bool = typer.Option(
+        False, "--write-config", help="Write .cumulo/config.json here so commands find it."
+    ),
+) -> None:
+    """Create a workspace."""
+    ws = Workspace.create(
+        name, home=home, exist_ok=exist_ok, database_url=database_url, artifact_root=artifact_root
+    )
+    console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
+    if write_config:
+        console.print(f"Wrote {ws.write_config('.')}")
+
+
+@workspace_app.command("list")
+@friendly_errors
+def workspace_list(home: str | None = HomeOption, json: bool = JsonOption) -> None:
+    """List the workspaces of a home."""
+    workspaces = Workspace.list(home=home)
+    if json:
+        print_json([{"name": w.name, "location": w.location} for w in workspaces])
+        return
+    table = Table("name", "location")
+    for w in workspaces:
+        table.add_row(w.name, w.location)
+    console.print(table)
+
+
+@workspace_app.command("show")
+@friendly_errors
+def workspace_show(
+    name: str | None = typer.Argument(None), home: str | None = HomeOption, json: bool = JsonOption
+) -> None:
+    """Show a workspace and its experiments."""
+    ws = open_workspace(name, home)
+    exps = Experiment.list(ws, include_archived=True)
+    if json:
+        print_json(
+            {"name": ws.name, "location": ws.location, "experiments": [_exp(e) for e in exps]}
+        )
+        return
+    console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
+    _print_experiments(exps)
+
+
+# ----------------------------------------------------------------- experiment
+def _exp(e: Experiment) -> dict[str, Any]:
+    return e._info.to_dict()
+
+
+def _print_experiments(exps: list[Experiment]) -> None:
+    table = Table("id", "name", "runs", "last activity", "archived")
+    for e in exps:
+        i = e._info
+        table.add_row(
+            str(i.id),
+            i.name,
+            str(i.run_count),
+            display.when(i.last_activity),
+            "yes" if i.archived else "",
+        )
+    console.print(table)
+
+
+@experiment_app.command("list")
+@friendly_errors
+def experiment_list(
+    workspace: str | None = WorkspaceOption,
+    all: bool = typer.Option(False, "--all", help="Include archived experiments."),
+    json: bool = JsonOption,
+) -> None:
+    """List experiments with run counts and last activity."""
+    exps = Experiment.list(open_workspace(workspace), include_archived=all)
+    if json:
+        print_json([_exp(e) for e in exps])
+    else:
+        _print_experiments(exps)
+
+
+@experiment_app.command("archive")
+@friendly_errors
+def experiment_archive(name: str, workspace: str | None = WorkspaceOption) -> None:
+    """Hide an experiment from listings (its runs are kept)."""
+    ws = open_workspace(workspace)
+    ws._transport.get_experiment(ws.name, name=name)
+    Experiment(ws, name).archive()
+    console.print(f"Archived experiment {name!r}.")
+
+
+@experiment_app.command("delete")
+@friendly_errors
+def experiment_delete(
+    name: str,
+    workspace: str | None = WorkspaceOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete an experiment, all its runs and their files, for good."""
+    ws = open_workspace(workspace)
+    info = ws._transport.get_experiment(ws.name, name=name)
+    if not yes:
+        typer.confirm(
+            f"Delete experiment {name!r} and its {info.run_count} runs for good?", abort=True
+        )
+    ws._transport.delete_experiment(ws.name, info.id)
+    console.print(f"Deleted experiment {name!r} ({info.run_count} runs).")
+
+
+# ----------------------------------------------------------------------- runs
+def _run_dict(info: RunInfo) -> dict[str, Any]:
+    data = info.to_dict()
+    for m in data["metrics"].values():
+        m["value"] = encode_float(m["value"])
+    return data
+
+
+@run_app.command("list")
+@friendly_errors
+def run_list(
+    experiment: str,
+    workspace: str | None = WorkspaceOption,
+    filter: str | None = typer.Option(None, "--filter", help='e.g. "metrics.acc > 0.9"'),
+    order_by: list[str] = typer.Option([], "--order-by", help='e.g. "metrics.acc DESC"'),
+    limit: int = typer.Option(50, "--limit", min=1, max=50_000),
+    json: bool = JsonOption,
+) -> None:
+    """List the runs of an experiment, filtered and ordered like MLflow's search."""
+    ws = open_workspace(workspace)
+    ws._transport.get_experiment(ws.name, name=experiment)
+    runs = list(
+        Experiment(ws, experiment).get_runs(
+            filter=filter, order_by=order_by or None, max_results=limit, include_children=True
+        )
+    )
+    if json:
+        print_json([_run_dict(r.info) for r in runs])
+        return
+    keys = sorted({k for r in runs for k in r.info.metrics})[:6]
+    table = Table("#", "id", "name", "status", "started", "duration", *keys)
+    for r in runs:
+        i = r.info
+        table.add_row(
+            str(i.number),
+            i.id,
+            i.display_name,
+            i.status,
+            display.when(i.started_at),
+            display.duration(i.duration),
+            *[display.fmt_value(i.metrics[k].value) if k in i.metrics else "" for k in keys],
+        )
+    console.print(table)
+
+
+@run_app.command("show")
+@friendly_errors
+def run_show(run_id: str, workspace: str | None = WorkspaceOption, json: bool = JsonOption) -> None:
+    """Show a run: status, times, params, tags, properties, latest metrics, error."""
+    run = open_workspace(workspace).get_run(run_id)
+    details = run.get_details()
+    if json:
+        print_json({**details, "metrics": _run_dict(run.info)["metrics"]})
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("runId", "displayName", "experiment", "status", "user", "target",
+                "startTimeUtc", "endTimeUtc", "parentRunId"):  # fmt: skip
+        table.add_row(key, str(details[key] or ""))
+    table.add_row("duration", display.duration(details["durationSeconds"]))
+    for section in ("params", "tags", "properties"):
+        for k, v in details[section].items():
+            table.add_row(f"{section[:-1] if section != 'properties' else 'property'} {k}", v)
+    for k, m in sorted(run.info.metrics.items()):
+        table.add_row(f"metric {k}", f"{display.fmt_value(m.value)} (step {m.step})")
+    if details["error"]:
+        table.add_row("[red]error[/red]", str(details["error"].get("message", "")))
+    console.print(table)
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    finite = [v for v in values if not (math.isnan(v) or math.isinf(v))]
+    if not finite:
+        return ""
+    if len(values) > width:  # mean of equal buckets
+        size = len(values) / width
+        values = [
+            sum(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+            / max(int((i + 1) * size) - int(i * size), 1)
+            for i in range(width)
+        ]
+    lo, hi = min(finite), max(finite)
+    span = (hi - lo) or 1.0
+    out = []
+    for v in values:
+        if math.isnan(v) or math.isinf(v):
+            out.append(" ")
+        else:
+            out.append(_SPARKS[min(int((v - lo) / span * (len(_SPARKS) - 1)), len(_SPARKS) - 1)])
+    return "".join(out)
+
+
+@run_app.command("metrics")
+@friendly_errors
+def run_metrics(
+    run_id: str, workspace: str | None = WorkspaceOption, json: bool = JsonOption
+) -> None:
+    """Show a run's metrics: last value, count, min, max and a sparkline per series."""
+    ws = open_workspace(workspace)
+    data = ws._transport.get_run_metrics(ws.name, run_id)
+    if json:
+        series = {
+            k: {**s, "value": [encode_float(v) for v in s["value"]]}
+            for k, s in data["series"].items()
+        }
+        print_json({"series": series, "records": data["records"]})
+        return
+    table = Table("metric", "last", "points", "min", "max", "trend")
+    for key, s in sorted(data["series"].items()):
+        values = s["value"]
+        finite = [v for v in values if not math.isnan(v)]
+        table.add_row(
+            key,
+            display.fmt_value(values[-1]),
+            str(len(values)),
+            display.fmt_value(min(finite)) if finite else "",
+            display.fmt_value(max(finite)) if finite else "",
+            sparkline(values),
+        )
+    for rec in data["records"]:
+        table.add_row(rec["name"], f"({rec['kind']})", "", "", "", str(rec["value"])[:40])
+    console.print(table)
+
+
+@run_app.command("download")
+@friendly_errors
+def run_download(
+    run_id: str,
+    workspace: str | None = WorkspaceOption,
+    prefix: str = typer.Option("", "--prefix", help="Only files under this path."),
+    to: Path = typer.Option(Path("."), "--to", help="Folder to download into."),
+) -> None:
+    """Download a run's files."""
+    run = open_workspace(workspace).get_run(run_id)
+    paths = run.download_files(prefix=prefix, output_directory=to)
+    for p in paths:
+        console.print(str(p))
+    console.print(f"{len(paths)} file(s) downloaded to {to}")
+
+
+@run_app.command("delete")
+@friendly_errors
+def run_delete(
+    run_id: str,
+    workspace: str | None = WorkspaceOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a run, its child runs and their files, for good."""
+    ws = open_workspace(workspace)
+    run = ws.get_run(run_id)
+    if not yes:
+        typer.confirm(f"Delete run {run.display_name!r} ({run.id}) for good?", abort=True)
+    removed = ws._transport.delete_run(ws.name, run.id)
+    console.print(f"Deleted {len(removed)} run(s).")
