@@ -1,0 +1,107 @@
+"""The tracking commands, through Typer's runner on a real embedded workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cumulo import Experiment, Workspace
+from cumulo.cli.main import app
+from cumulo.cli.tracking import sparkline
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> tuple[Workspace, list[str]]:
+    ws = Workspace.create("cli")
+    exp = Experiment(ws, "iris")
+    ids = []
+    for i in range(3):
+        with exp.start_logging(display_name=f"run-{i}") as run:
+            run.log_params({"c": i})
+            for step in range(10):
+                run.log("acc", i / 10 + step / 100)
+            (tmp_path / f"m{i}.txt").write_text(f"model {i}")
+            run.upload_file("outputs/model.txt", tmp_path / f"m{i}.txt")
+        ids.append(run.id)
+    return ws, ids
+
+
+def test_workspace_commands(tmp_path: Path) -> None:
+    out = cli("workspace", "create", "team", "--write-config")
+    assert "team" in out and (tmp_path / ".cumulo" / "config.json").exists()
+    assert json.loads(cli("workspace", "list", "--json"))[0]["name"] == "team"
+    shown = json.loads(cli("workspace", "show", "--json"))  # found through config.json
+    assert shown["name"] == "team" and shown["experiments"][0]["name"] == "Default"
+
+
+def test_experiment_and_run_listing(seeded: tuple[Workspace, list[str]]) -> None:
+    ws, ids = seeded
+    exps = json.loads(cli("experiment", "list", "-w", "cli", "--json"))
+    assert {e["name"]: e["run_count"] for e in exps} == {"Default": 0, "iris": 3}
+    rows = json.loads(
+        cli(
+            "run",
+            "list",
+            "iris",
+            "-w",
+            "cli",
+            "--filter",
+            "metrics.acc > 0.15",
+            "--order-by",
+            "metrics.acc DESC",
+            "--json",
+        )  # fmt: skip
+    )
+    assert [r["display_name"] for r in rows] == ["run-2", "run-1"]
+    table = cli("run", "list", "iris", "-w", "cli", "--limit", "1")
+    assert "run-2" in table and "run-0" not in table
+
+
+def test_run_show_metrics_download_delete(
+    seeded: tuple[Workspace, list[str]], tmp_path: Path
+) -> None:
+    ws, ids = seeded
+    shown = json.loads(cli("run", "show", ids[1], "-w", "cli", "--json"))
+    assert shown["params"] == {"c": "1"} and shown["status"] == "Completed"
+    assert "run-1" in cli("run", "show", ids[1], "-w", "cli")
+    metrics = json.loads(cli("run", "metrics", ids[1], "-w", "cli", "--json"))
+    assert len(metrics["series"]["acc"]["value"]) == 10
+    assert "▁" in cli("run", "metrics", ids[1], "-w", "cli")
+    cli("run", "download", ids[1], "-w", "cli", "--to", str(tmp_path / "dl"))
+    assert (tmp_path / "dl" / "outputs" / "model.txt").read_text() == "model 1"
+    cli("run", "delete", ids[1], "-w", "cli", "--yes")
+    assert len(json.loads(cli("run", "list", "iris", "-w", "cli", "--json"))) == 2
+
+
+def test_experiment_delete_and_archive(seeded: tuple[Workspace, list[str]]) -> None:
+    cli("experiment", "archive", "iris", "-w", "cli")
+    assert [e["name"] for e in json.loads(cli("experiment", "list", "-w", "cli", "--json"))] == [
+        "Default"
+    ]
+    cli("experiment", "delete", "iris", "-w", "cli", "--yes")
+    assert len(json.loads(cli("experiment", "list", "-w", "cli", "--all", "--json"))) == 1
+
+
+def test_errors_are_one_clear_line() -> None:
+    result = runner.invoke(app, ["run", "show", "abc", "-w", "missing"])
+    assert result.exit_code == 1
+    assert "RESOURCE_DOES_NOT_EXIST" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["run", "list", "iris"])
+    assert result.exit_code == 1 and "--workspace" in result.output
+
+
+def test_sparkline_shape() -> None:
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert len(sparkline([float(i) for i in range(1000)], width=20)) == 20
+    assert sparkline([float("nan")]) == ""
