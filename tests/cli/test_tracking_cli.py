@@ -46,7 +46,7 @@ def test_workspace_commands(tmp_path: Path) -> None:
 
 
 def test_experiment_and_run_listing(seeded: tuple[Workspace, list[str]]) -> None:
-    ws, ids = seeded
+    _ws, _ids = seeded
     exps = json.loads(cli("experiment", "list", "-w", "cli", "--json"))
     assert {e["name"]: e["run_count"] for e in exps} == {"Default": 0, "iris": 3}
     rows = json.loads(
@@ -61,7 +61,7 @@ def test_experiment_and_run_listing(seeded: tuple[Workspace, list[str]]) -> None
             "--order-by",
             "metrics.acc DESC",
             "--json",
-        )  # fmt: skip
+        )
     )
     assert [r["display_name"] for r in rows] == ["run-2", "run-1"]
     table = cli("run", "list", "iris", "-w", "cli", "--limit", "1")
@@ -71,7 +71,7 @@ def test_experiment_and_run_listing(seeded: tuple[Workspace, list[str]]) -> None
 def test_run_show_metrics_download_delete(
     seeded: tuple[Workspace, list[str]], tmp_path: Path
 ) -> None:
-    ws, ids = seeded
+    _ws, ids = seeded
     shown = json.loads(cli("run", "show", ids[1], "-w", "cli", "--json"))
     assert shown["params"] == {"c": "1"} and shown["status"] == "Completed"
     assert "run-1" in cli("run", "show", ids[1], "-w", "cli")

@@ -46,7 +46,7 @@ def test_eight_processes_log_to_one_sqlite_workspace(tmp_path: Path) -> None:
         for i in range(8)
     ]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err.lower()
     ws = Workspace.get("shared", home=home)
