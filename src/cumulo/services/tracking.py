@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from cumulo.core import validation
+from cumulo.core.downsample import Series, from_buckets, lttb
 from cumulo.core.entities import (
     ExperimentInfo,
     FileInfo,
@@ -264,6 +265,44 @@ class TrackingService:
             offset=offset,
             limit=limit,
         )
+
+    def get_metric_chart(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+        points: int = 2000,
+    ) -> dict[str, Any]:
+        """A series sized for a chart of about ``points`` points over ``axis`` in a range.
+
+        Short ranges come whole; longer ones by largest-triangle-three-buckets;
+        very long ones (more than ``8 * points``) as min/max buckets computed
+        by the store. NaN values come as None (a gap in the line).
+        """
+        if axis not in ("step", "timestamp"):
+            raise InvalidInput(f"A chart's axis is 'step' or 'timestamp', got {axis!r}.")
+        if not 16 <= points <= 20_000:
+            raise InvalidInput(f"Ask for 16 to 20000 chart points, got {points}.")
+        count, shape, rows = self.store.metric_chart_rows(
+            workspace, run_id, key, axis=axis, start=start, end=end,
+            max_rows=8 * points, buckets=points // 2,
+        )  # fmt: skip
+        if shape == "points":
+            xs, ys = [r[0] for r in rows], [r[1] for r in rows]
+            series = lttb(xs, ys, points) if count > points else Series(xs, ys)
+        else:
+            series = from_buckets([(*r, None, None) for r in rows])
+        return {
+            "key": key,
+            "axis": axis,
+            "count": count,
+            "downsampled": len(series) < count,
+            "x": series.x,
+            "y": series.y,
+        }
 
     def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]:
         """Every series of a run in columns, plus its list/row/table/image records."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cumulo.core import validation
+from cumulo.core.downsample import bucket_width
 from cumulo.core.entities import (
     ExperimentInfo,
     LatestMetric,
@@ -747,6 +749,57 @@ class MetadataStore:
             "timestamp": [r[1] for r in rows],
             "value": [nan if r[3] else r[2] for r in rows],
         }
+
+    def metric_chart_rows(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        *,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+        max_rows: int = 4000,
+        buckets: int = 2000,
+    ) -> tuple[int, str, list[tuple[Any, ...]]]:
+        """Points of a series for a chart, over ``axis`` ("step" or "timestamp") in a range.
+
+        Returns ``(count, shape, rows)``: up to ``max_rows`` points come as
+        ``"points"`` rows ``(x, value)`` (NaN as None); a longer range comes as
+        ``"buckets"`` rows ``(x_first, x_last, min, max)``, one per equal-width
+        bucket of ``axis``, computed in SQL so no long series leaves the database.
+        """
+        m = t.metrics
+        x = m.c.step if axis == "step" else m.c.timestamp
+        cond = [m.c.run_id == run_id, m.c.key == key]
+        if start is not None:
+            cond.append(x >= start)
+        if end is not None:
+            cond.append(x <= end)
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            # Counting a million index entries costs more than the chart: only count to the limit.
+            capped = select(literal(1)).where(*cond).limit(max_rows + 1).subquery()
+            if conn.execute(select(func.count()).select_from(capped)).scalar_one() <= max_rows:
+                q = select(x, m.c.value).where(*cond).order_by(x, m.c.id)
+                rows = [tuple(r) for r in conn.execute(q)]
+                return len(rows), "points", rows
+            # Two separate MIN/MAX queries are answered from the index ends.
+            lo = conn.execute(select(func.min(x)).where(*cond)).scalar_one()
+            hi = conn.execute(select(func.max(x)).where(*cond)).scalar_one()
+            width = bucket_width(lo, hi, buckets)
+            b = ((x - int(lo)) // width).label("b")
+            q = (
+                select(
+                    func.min(x), func.max(x), func.min(m.c.value), func.max(m.c.value), func.count()
+                )
+                .where(*cond)
+                .group_by(b)
+                .order_by(b)
+            )
+            out = [tuple(r) for r in conn.execute(q)]
+            return sum(r[4] for r in out), "buckets", [r[:4] for r in out]
 
     def records(self, workspace: str, run_id: str, name: str | None = None) -> list[MetricRecord]:
         q = select(t.run_records).where(t.run_records.c.run_id == run_id)
