@@ -1,6 +1,19 @@
 """Every table of the metadata store, for migrations and schema checks."""
 
-from cumulo.store import schema, schema_auth, schema_jobs, schema_registry
+from cumulo.store import (
+    schema,
+    schema_auth,
+    schema_deployments,
+    schema_jobs,
+    schema_registry,
+)
 from cumulo.store.schema import metadata
 
-__all__ = ["metadata", "schema", "schema_auth", "schema_jobs", "schema_registry"]
+__all__ = [
+    "metadata",
+    "schema",
+    "schema_auth",
+    "schema_deployments",
+    "schema_jobs",
+    "schema_registry",
+]

@@ -1,0 +1,1 @@
+"""Tables of the deployments area (filled by that area)."""
