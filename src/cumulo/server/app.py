@@ -5,16 +5,24 @@ No business logic here: routers parse, authorise, call a service and render.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from cumulo.core.errors import HTTP_STATUS, CumuloError
+from cumulo.core.errors import HTTP_STATUS, AlreadyExists, Conflict, CumuloError
 from cumulo.core.settings import Settings
+from cumulo.server.limits import BodySizeLimit
+from cumulo.server.responses import JsonResponse
+from cumulo.services.auth import AuthService
 from cumulo.services.context import Services, open_services
+from cumulo.store.tokens import TokenStore
+
+DEFAULT_WORKSPACE = "default"
 
 log = logging.getLogger("cumulo.server")
 
@@ -25,10 +33,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         title="Cumulo",
         version="0.1.0",
         description="A self-hosted machine learning workspace.",
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
     )
+    if settings.auth not in ("none", "token"):
+        raise ValueError(f"auth must be 'none' or 'token', got {settings.auth!r}")
     app.state.settings = settings
     app.state.services = services
+    app.state.auth = AuthService(TokenStore(services.database), services.tracking.store)
+    _ensure_default_workspace(services)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     _install_error_handlers(app)
 
     @app.get("/health", tags=["server"])
@@ -42,17 +55,42 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     return app
 
 
+def _ensure_default_workspace(services: Services) -> None:
+    """Every server has a ``default`` workspace from its first start."""
+    # Another worker may create it at the same moment: that is as good.
+    with contextlib.suppress(AlreadyExists, Conflict):
+        services.tracking.create_workspace(DEFAULT_WORKSPACE, exist_ok=True)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CumuloError)
     async def _cumulo_error(_request: Request, exc: CumuloError) -> JSONResponse:
-        return ORJSONResponse(exc.to_dict(), status_code=HTTP_STATUS.get(exc.code, 500))
+        return JsonResponse(exc.to_dict(), status_code=HTTP_STATUS.get(exc.code, 500))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Unknown routes and methods answer JSON in the same shape, never an HTML page.
+        if exc.status_code == 404:
+            code, message = "ENDPOINT_NOT_FOUND", f"No endpoint {request.url.path}."
+        elif exc.status_code == 405:
+            code = "ENDPOINT_NOT_FOUND"
+            message = f"{request.method} is not allowed on {request.url.path}."
+        elif exc.status_code < 500:
+            code, message = "INVALID_PARAMETER_VALUE", f"Invalid request: {exc.detail}"
+        else:
+            code, message = "INTERNAL_ERROR", str(exc.detail)
+        return JsonResponse(
+            {"error_code": code, "message": message},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
-        return ORJSONResponse(
+        return JsonResponse(
             {"error_code": "INVALID_PARAMETER_VALUE", "message": f"Invalid request: {problems}"},
             status_code=400,
         )
@@ -61,7 +99,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
         log.exception("internal error %s", error_id, exc_info=exc)
-        return ORJSONResponse(
+        return JsonResponse(
             {
                 "error_code": "INTERNAL_ERROR",
                 "message": f"Internal server error (error id {error_id}); see the server log.",

@@ -7,4 +7,7 @@ from fastapi import FastAPI
 
 def include_all(app: FastAPI) -> None:
     # Native API, MLflow-compatible API and studio routers are included here.
+    from cumulo.server.api import router as native_api
+
+    native_api.include(app)
     return None

@@ -1,0 +1,91 @@
+"""``/api/v1/workspaces/{workspace}/runs/{run_id}/...``: ingest batches and read metrics.
+
+A batch is written in one transaction; a batch id seen before is acknowledged
+without writing again, so a client may retry a batch it is unsure of.
+NaN and infinities travel as the strings "NaN", "Infinity" and "-Infinity".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
+from cumulo.server.responses import JsonResponse, encode_series
+
+router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"])
+
+RunId = Annotated[str, Path(max_length=64)]
+Step = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
+Millis = Annotated[int, Field(ge=0, le=MAX_INT64)]
+# (key, value, step, timestamp_ms); step and timestamp may be null (step 0, now).
+MetricPoint = tuple[Annotated[str, Field(max_length=1000)], float | str, Step | None, Millis | None]
+MAX_BATCH_ITEMS = 100_000
+
+
+class RecordIn(BaseModel):
+    name: str = Field(max_length=1000)
+    kind: str = Field(max_length=16)
+    value: Any = None
+    timestamp: Millis | None = None
+    description: str = Field(default="", max_length=100_000)
+
+
+class LogBatch(BaseModel):
+    metrics: list[MetricPoint] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+    params: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    records: list[RecordIn] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+    batch_id: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/log-batch")
+def log_batch(
+    body: LogBatch, workspace: Writable, run_id: RunId, service: Tracking
+) -> JsonResponse:
+    """Write metrics, params, tags and records at once; all or nothing.
+
+    Answers ``{"written": false}`` for a ``batch_id`` already written (a retry).
+    """
+    written = service.log_batch(
+        workspace,
+        run_id,
+        metrics=body.metrics,
+        params=body.params,
+        tags=body.tags,
+        records=[r.model_dump() for r in body.records],
+        batch_id=body.batch_id,
+    )
+    return JsonResponse({"written": written})
+
+
+@router.get("/metrics/history")
+def get_metric_history(
+    workspace: Readable,
+    run_id: RunId,
+    service: Tracking,
+    key: Annotated[str, Query(max_length=1000)],
+    start_step: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
+    end_step: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
+    limit: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
+) -> JsonResponse:
+    """One series in columns: ``{"step": [...], "timestamp": [...], "value": [...]}``."""
+    series = service.get_metric_history(
+        workspace, run_id, key, start_step=start_step, end_step=end_step, offset=offset, limit=limit
+    )
+    return JsonResponse(encode_series(series))
+
+
+@router.get("/metrics")
+def get_run_metrics(workspace: Readable, run_id: RunId, service: Tracking) -> JsonResponse:
+    """Every series of the run in columns, and its list/row/table/image records."""
+    data = service.get_run_metrics(workspace, run_id)
+    return JsonResponse(
+        {
+            "series": {k: encode_series(v) for k, v in data["series"].items()},
+            "records": data["records"],
+        }
+    )

@@ -1,0 +1,87 @@
+"""Request body size limit (``settings.max_request_bytes``, 64 MiB by default).
+
+A request whose ``Content-Length`` is over the limit is answered 413 before
+any of its body is read; a chunked body is counted as it arrives and refused
+as soon as it passes the limit, so no request can fill the server's memory.
+Artifact uploads (``PUT .../artifacts/...``) stream to the artifact store as
+they arrive and are not limited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def is_streamed_upload(scope: Scope) -> bool:
+    return scope["method"] == "PUT" and "/artifacts/" in scope["path"]
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_streamed_upload(scope):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._refuse(send)
+                    return
+        received = 0
+        refused = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    await self._refuse(send)
+                    # The app sees the client go away and stops reading.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # once refused, the app's own answer is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+    async def _refuse(self, send: Send) -> None:
+        body: dict[str, Any] = {
+            "error_code": "PAYLOAD_TOO_LARGE",
+            "message": (
+                f"The request body is larger than this server's limit of {self.max_bytes} bytes "
+                "(CUMULO_MAX_REQUEST_BYTES); send smaller batches or upload files as artifacts."
+            ),
+        }
+        data = orjson.dumps(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})

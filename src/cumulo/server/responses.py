@@ -1,0 +1,39 @@
+"""JSON responses encoded by orjson, and the wire form of floats JSON cannot carry."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
+
+from cumulo.core.entities import RunInfo, encode_float
+
+
+class JsonResponse(JSONResponse):
+    """A JSON response rendered by orjson (several times faster than the standard library)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def encode_values(values: list[Any]) -> list[Any]:
+    """A column of floats with NaN and infinities as "NaN"/"Infinity"/"-Infinity"."""
+    if all(map(math.isfinite, values)):  # the common case: no copy
+        return values
+    return [encode_float(v) for v in values]
+
+
+def encode_series(series: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    out = dict(series)
+    if "value" in out:
+        out["value"] = encode_values(out["value"])
+    return out
+
+
+def run_dict(run: RunInfo) -> dict[str, Any]:
+    data = run.to_dict()
+    for metric in data["metrics"].values():
+        metric["value"] = encode_float(metric["value"])
+    return data

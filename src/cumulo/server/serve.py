@@ -1,0 +1,98 @@
+"""Running the app under uvicorn, in one process or in several workers side by side.
+
+Workers are separate processes started by uvicorn; each builds its app with
+``app_from_env`` from ``CUMULO_*`` environment variables, so all of them serve
+the same store. Their state lives in the store only, so several workers, or
+several servers on one PostgreSQL, run safely side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from cumulo.core.settings import Settings
+from cumulo.server.app import create_app
+
+try:  # the faster parser when it is installed, else the pure-Python one
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+except ImportError:  # pragma: no cover - depends on the environment
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
+
+# A kept-alive connection would otherwise wait ~40 ms per response (see NoDelayProtocol).
+KEEP_ALIVE_S = 30
+
+
+class NoDelayProtocol(_Base):
+    """uvicorn's HTTP protocol with Nagle's algorithm off on every connection.
+
+    With several workers uvicorn binds the listening socket itself with protocol
+    number 0, and asyncio then leaves TCP_NODELAY unset on accepted connections:
+    each response on a kept-alive connection waited for the client's delayed ACK
+    (about 40 ms). Setting it here makes one and several workers behave alike.
+    """
+
+    def connection_made(self, transport: Any) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that rebuild ``settings`` in a worker process."""
+    env = {
+        "CUMULO_HOME": str(settings.home),
+        "CUMULO_DATABASE_URL": settings.database_url,
+        "CUMULO_ARTIFACT_ROOT": settings.artifact_root,
+        "CUMULO_AUTH": settings.auth,
+        "CUMULO_MAX_REQUEST_BYTES": str(settings.max_request_bytes),
+    }
+    if settings.s3_endpoint_url:
+        env["CUMULO_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    overrides: dict[str, Any] = {}
+    if env.get("CUMULO_MAX_REQUEST_BYTES"):
+        overrides["max_request_bytes"] = int(env["CUMULO_MAX_REQUEST_BYTES"])
+    return Settings.load(environ=env, **overrides)
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn calls in each worker."""
+    return create_app(settings_from_env())
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve the workspace API until interrupted."""
+    import uvicorn
+
+    os.environ.update(settings_env(settings))
+    uvicorn.run(
+        "cumulo.server.serve:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        http="cumulo.server.serve:NoDelayProtocol",
+        log_level=log_level,
+        access_log=access_log,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        server_header=False,
+    )
