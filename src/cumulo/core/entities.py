@@ -169,3 +169,120 @@ def decode_floats(data: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
         data["value"] = decode_float(data["value"])
     return data
+
+
+# ------------------------------------------------------------------ registry
+# Model version and logged model statuses; stages are MLflow's (deprecated there, kept here).
+MODEL_STATUSES = ("PENDING", "READY", "FAILED")
+MODEL_STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo(Record):
+    """One version of a registered model; its files live under ``storage_prefix``."""
+
+    workspace: str
+    name: str
+    version: int
+    created_at: int
+    updated_at: int
+    source: str = ""
+    run_id: str | None = None
+    logged_model_id: str | None = None
+    storage_prefix: str | None = None
+    status: str = "READY"
+    status_message: str = ""
+    stage: str = "None"
+    description: str = ""
+    framework: str | None = None
+    flavors: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, Any] | None = None
+    user: str = ""
+    run_link: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RegisteredModelInfo(Record):
+    workspace: str
+    name: str
+    created_at: int
+    updated_at: int
+    description: str = ""
+    user: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+    latest_versions: list[ModelVersionInfo] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        data["latest_versions"] = [
+            v if isinstance(v, ModelVersionInfo) else ModelVersionInfo.from_dict(v)
+            for v in data.get("latest_versions") or []
+        ]
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class ModelMetric(Record):
+    key: str
+    value: float
+    step: int
+    timestamp: int
+    run_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggedModelInfo(Record):
+    """A model's files logged from a run (MLflow 3's LoggedModel), before any registration."""
+
+    id: str
+    workspace: str
+    experiment_id: int
+    name: str
+    created_at: int
+    updated_at: int
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status: str = "PENDING"
+    status_message: str = ""
+    user: str = ""
+    deleted: bool = False
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[ModelMetric] = field(default_factory=list)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        data["metrics"] = [
+            m if isinstance(m, ModelMetric) else ModelMetric.from_dict(decode_floats(m))
+            for m in data.get("metrics") or []
+        ]
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class DatasetInput(Record):
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str = ""
+    profile: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunLineage(Record):
+    """What a run read (datasets, logged models) and which logged models it produced."""
+
+    run_id: str
+    datasets: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[str] = field(default_factory=list)
+    model_outputs: list[tuple[str, int]] = field(default_factory=list)

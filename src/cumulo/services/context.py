@@ -6,10 +6,13 @@ import threading
 from dataclasses import dataclass
 
 from cumulo.core.settings import Settings
+from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.db import Database
+from cumulo.store.logged_models import LoggedModelStore
 from cumulo.store.metadata import MetadataStore
+from cumulo.store.registry import RegistryStore
 
 
 @dataclass
@@ -17,6 +20,7 @@ class Services:
     settings: Settings
     database: Database
     tracking: TrackingService
+    registry: RegistryService
 
     def close(self) -> None:
         self.database.dispose()
@@ -34,10 +38,12 @@ def open_services(settings: Settings) -> Services:
             return found
         database = Database(settings.database_url)
         artifacts = ArtifactStore(settings.artifact_root, settings.s3_endpoint_url)
+        tracking = TrackingService(MetadataStore(database), artifacts)
         services = Services(
             settings=settings,
             database=database,
-            tracking=TrackingService(MetadataStore(database), artifacts),
+            tracking=tracking,
+            registry=RegistryService(RegistryStore(database), LoggedModelStore(database), tracking),
         )
         _open[settings.key] = services
         return services
