@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import tracking
+from cumulo.cli import server, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 tracking.register(app)
+server.register(app)
 
 if __name__ == "__main__":
     app()

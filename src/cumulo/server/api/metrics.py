@@ -10,18 +10,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
+from cumulo.core.errors import InvalidInput
 from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse, encode_series
 
 router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"])
 
 RunId = Annotated[str, Path(max_length=64)]
-Step = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
 Millis = Annotated[int, Field(ge=0, le=MAX_INT64)]
+# Values, steps and times are checked by the tracking service itself, so a
+# batch is judged the same over HTTP as in-process (no coercion of true to 1).
+_Value = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]},
+            ]
+        }
+    ),
+]
+_Step = Annotated[Any, WithJsonSchema({"type": ["integer", "null"]})]
+_Time = Annotated[Any, WithJsonSchema({"type": ["integer", "null"], "minimum": 0})]
 # (key, value, step, timestamp_ms); step and timestamp may be null (step 0, now).
-MetricPoint = tuple[Annotated[str, Field(max_length=1000)], float | str, Step | None, Millis | None]
+MetricPoint = tuple[Annotated[str, Field(max_length=1000)], _Value, _Step, _Time]
 MAX_BATCH_ITEMS = 100_000
 
 
@@ -49,6 +64,11 @@ def log_batch(
 
     Answers ``{"written": false}`` for a ``batch_id`` already written (a retry).
     """
+    for point in body.metrics:
+        # Python numbers are unbounded; the store's 64-bit columns are not.
+        for what, number in (("step", point[2]), ("timestamp", point[3])):
+            if isinstance(number, (int, float)) and not MIN_INT64 <= number <= MAX_INT64:
+                raise InvalidInput(f"The {what} {number} of metric {point[0]!r} is out of range.")
     written = service.log_batch(
         workspace,
         run_id,

@@ -1,0 +1,157 @@
+"""``cumulo server`` and ``cumulo token``: serve a workspace store, manage access tokens."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from cumulo.cli.common import (
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    friendly_errors,
+    print_json,
+)
+from cumulo.core.errors import InvalidInput
+from cumulo.core.settings import Settings
+from cumulo.services.auth import ALL_WORKSPACES, ROLES, AuthService
+from cumulo.services.context import open_services
+from cumulo.store.tokens import TokenStore
+
+token_app = typer.Typer(
+    help="Create, list and revoke access tokens (for servers run with --auth token).",
+    no_args_is_help=True,
+)
+DatabaseOption = typer.Option(None, "--database-url", help="PostgreSQL URL instead of SQLite.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("server")(server)
+    app.add_typer(token_app, name="token")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@friendly_errors
+def server(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+    home: str | None = HomeOption,
+    database_url: str | None = DatabaseOption,
+    artifact_root: str | None = typer.Option(
+        None, "--artifact-root", help="Artifact folder or s3://bucket/prefix."
+    ),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+    auth: str = typer.Option("none", help="none, or token: every request needs a bearer token."),
+    max_request_bytes: int | None = typer.Option(
+        None, help="Largest request body accepted (default 64 MiB); artifact uploads stream."
+    ),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Serve the workspaces of one store over HTTP (native API, MLflow API, studio)."""
+    from cumulo.server.serve import serve
+
+    if auth not in ("none", "token"):
+        raise InvalidInput(f"--auth must be none or token, got {auth!r}.")
+    overrides: dict[str, Any] = {"auth": auth}
+    if max_request_bytes is not None:
+        overrides["max_request_bytes"] = max_request_bytes
+    settings = Settings.load(
+        home=home, database_url=database_url, artifact_root=artifact_root, **overrides
+    )
+    if auth == "none" and not is_loopback(host):
+        err_console.print(
+            "[bold red]WARNING: listening on "
+            f"{host} with --auth none: anyone who can reach this address can read, change "
+            "and delete every workspace. Use --auth token (and `cumulo token create`) "
+            "on any network you do not control.[/bold red]"
+        )
+    open_services(settings)  # migrate once here, before workers start side by side
+    console.print(
+        f"Cumulo server on http://{host}:{port} (auth {auth}, {workers} worker"
+        f"{'s' if workers > 1 else ''}) over {settings.database_url} + {settings.artifact_root}",
+        soft_wrap=True,
+    )
+    serve(
+        settings, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log
+    )
+
+
+def _auth_service(home: str | None, database_url: str | None) -> AuthService:
+    services = open_services(Settings.load(home=home, database_url=database_url))
+    return AuthService(TokenStore(services.database), services.tracking.store)
+
+
+@token_app.command("create")
+@friendly_errors
+def token_create(
+    workspace: str = typer.Option(
+        ..., "--workspace", "-w", help=f"Workspace the token opens ({ALL_WORKSPACES!r}: all)."
+    ),
+    role: str = typer.Option(..., help=f"One of {', '.join(ROLES)}."),
+    description: str = typer.Option("", help="What the token is for."),
+    home: str | None = HomeOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Create a token and print it (once: only its hash is stored)."""
+    info, token = _auth_service(home, database_url).create_token(workspace, role, description)
+    err_console.print(
+        f"Token {info.id} ({info.role} of {info.workspace}). It is shown only now; keep it safe:"
+    )
+    typer.echo(token)
+
+
+@token_app.command("list")
+@friendly_errors
+def token_list(
+    workspace: str | None = typer.Option(None, "--workspace", "-w", help="Only this workspace."),
+    all_: bool = typer.Option(False, "--all", help="Include revoked tokens."),
+    home: str | None = HomeOption,
+    database_url: str | None = DatabaseOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List tokens (never the tokens themselves)."""
+    found = _auth_service(home, database_url).list_tokens(workspace, include_revoked=all_)
+    if as_json:
+        print_json([t.to_dict() for t in found])
+        return
+    table = Table("id", "workspace", "role", "created", "revoked", "description")
+    for t in found:
+        table.add_row(
+            t.id,
+            t.workspace,
+            t.role,
+            _when(t.created_at),
+            _when(t.revoked_at) if t.revoked_at else "",
+            t.description,
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+@friendly_errors
+def token_revoke(
+    token_id: str = typer.Argument(..., help="The token's id (see `cumulo token list`)."),
+    home: str | None = HomeOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    info = _auth_service(home, database_url).revoke_token(token_id)
+    console.print(f"Token {info.id} ({info.role} of {info.workspace}) is revoked.")
+
+
+def _when(ms: int | None) -> str:
+    return "" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))

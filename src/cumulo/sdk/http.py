@@ -1,0 +1,475 @@
+"""``HttpTransport``: the SDK's calls over the native REST API of ``cumulo server``.
+
+Every method has the signature and return type of its ``TrackingService``
+twin, so ``Workspace`` cannot tell the two apart. One keep-alive connection
+pool serves all calls; errors come back as the server raised them (rebuilt
+from their ``error_code``), and a server that cannot be reached raises
+``Unavailable``, which the background writer retries with the same batch id.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, cast
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from cumulo.core import validation
+from cumulo.core.entities import (
+    ExperimentInfo,
+    FileInfo,
+    MetricRecord,
+    RunInfo,
+    RunPage,
+    WorkspaceInfo,
+    decode_float,
+    encode_float,
+)
+from cumulo.core.errors import (
+    CumuloError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    from_code,
+)
+
+CHUNK = 1024 * 1024
+_JSON = {"content-type": "application/json"}
+_DUMPS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _q(part: str) -> str:
+    """One path segment, escaped (names are checked by the server, not trusted here)."""
+    return quote(str(part), safe="")
+
+
+class HttpTransport:
+    """The tracking calls of a ``cumulo server``'s workspace API, over HTTP.
+
+    Example::
+
+        t = HttpTransport("http://127.0.0.1:5000", token="cumulo_...")
+        t.list_workspaces()
+    """
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"accept": "application/json", "user-agent": "cumulo-sdk"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        # Nagle's algorithm would hold a request's body back until the server's
+        # delayed ACK of its headers: about 40 ms per call on a kept-alive connection.
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            limits=httpx.Limits(max_connections=32, keepalive_expiry=15.0),
+        )
+        self._client = httpx.Client(
+            base_url=self.url + "/api/v1",
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.url!r})"
+
+    # ------------------------------------------------------------- plumbing
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        try:
+            response = self._client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"Cannot reach the Cumulo server at {self.url} ({type(exc).__name__}: {exc}); "
+                "check that `cumulo server` is running there."
+            ) from exc
+        if response.status_code >= 400:
+            if stream:
+                try:
+                    response.read()
+                except httpx.TransportError:
+                    pass
+                finally:
+                    response.close()
+            raise _error(response)
+        return response
+
+    def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        try:
+            content = None if body is None else orjson.dumps(body, option=_DUMPS)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidInput(f"Cannot send this value to the server: {exc}") from exc
+        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        request = self._client.build_request(
+            method, path, content=content, params=clean, headers=_JSON if content else None
+        )
+        response = self._send(request)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise Unavailable(
+                f"The server at {self.url} answered {path} with something that is not JSON; "
+                "is it a Cumulo server?"
+            ) from exc
+
+    @staticmethod
+    def _ws(workspace: str) -> str:
+        return f"/workspaces/{_q(workspace)}"
+
+    def _run(self, workspace: str, run_id: str) -> str:
+        return f"{self._ws(workspace)}/runs/{_q(run_id)}"
+
+    # ------------------------------------------------------------ workspaces
+    def create_workspace(
+        self, name: str, exist_ok: bool = False, description: str = ""
+    ) -> WorkspaceInfo:
+        body = {"name": name, "exist_ok": exist_ok, "description": description}
+        return WorkspaceInfo.from_dict(self._call("POST", "/workspaces", body))
+
+    def get_workspace(self, name: str) -> WorkspaceInfo:
+        return WorkspaceInfo.from_dict(self._call("GET", self._ws(name)))
+
+    def list_workspaces(self) -> list[WorkspaceInfo]:
+        data = self._call("GET", "/workspaces")
+        return [WorkspaceInfo.from_dict(w) for w in data["workspaces"]]
+
+    # ----------------------------------------------------------- experiments
+    def get_or_create_experiment(self, workspace: str, name: str) -> ExperimentInfo:
+        body = {"name": name, "get_or_create": True}
+        return ExperimentInfo.from_dict(
+            self._call("POST", self._ws(workspace) + "/experiments", body)
+        )
+
+    def create_experiment(
+        self, workspace: str, name: str, tags: dict[str, str] | None = None
+    ) -> ExperimentInfo:
+        body = {"name": name, "tags": tags}
+        return ExperimentInfo.from_dict(
+            self._call("POST", self._ws(workspace) + "/experiments", body)
+        )
+
+    def get_experiment(
+        self, workspace: str, experiment_id: int | None = None, name: str | None = None
+    ) -> ExperimentInfo:
+        base = self._ws(workspace) + "/experiments"
+        if experiment_id is not None:
+            return ExperimentInfo.from_dict(self._call("GET", f"{base}/{int(experiment_id)}"))
+        if name is None:
+            raise InvalidInput("Give an experiment id or name.")
+        return ExperimentInfo.from_dict(self._call("GET", base + "/by-name", params={"name": name}))
+
+    def list_experiments(
+        self, workspace: str, include_archived: bool = False, view: str = "active"
+    ) -> list[ExperimentInfo]:
+        params = {"include_archived": include_archived, "view": view}
+        data = self._call("GET", self._ws(workspace) + "/experiments", params=params)
+        return [ExperimentInfo.from_dict(e) for e in data["experiments"]]
+
+    def update_experiment(
+        self,
+        workspace: str,
+        experiment_id: int,
+        name: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+    ) -> ExperimentInfo:
+        body = {"name": name, "archived": archived, "deleted": deleted}
+        path = f"{self._ws(workspace)}/experiments/{int(experiment_id)}"
+        return ExperimentInfo.from_dict(self._call("PATCH", path, body))
+
+    def set_experiment_tag(
+        self, workspace: str, experiment_id: int, key: str, value: str | None
+    ) -> None:
+        path = f"{self._ws(workspace)}/experiments/{int(experiment_id)}/tags"
+        self._call("POST", path, {"key": key, "value": value})
+
+    def delete_experiment(self, workspace: str, experiment_id: int) -> list[str]:
+        path = f"{self._ws(workspace)}/experiments/{int(experiment_id)}"
+        return list(self._call("DELETE", path)["run_ids"])
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        workspace: str,
+        experiment_id: int,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        kind: str = "interactive",
+        status: str = "Running",
+        tags: dict[str, str] | None = None,
+        user: str = "",
+        compute_target: str | None = None,
+        start_time: int | None = None,
+    ) -> RunInfo:
+        body = {
+            "experiment_id": experiment_id,
+            "display_name": display_name,
+            "parent_id": parent_id,
+            "kind": kind,
+            "status": status,
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "user": user,
+            "compute_target": compute_target,
+            "start_time": start_time,
+        }
+        return RunInfo.from_dict(self._call("POST", self._ws(workspace) + "/runs", body))
+
+    def get_run(self, workspace: str, run_id: str) -> RunInfo:
+        return RunInfo.from_dict(self._call("GET", self._run(workspace, run_id)))
+
+    def search_runs(
+        self,
+        workspace: str,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: dict[str, str | None] | None = None,
+        parent_id: str | None = None,
+        top_level_only: bool = False,
+        view: str = "active",
+    ) -> RunPage:
+        body = {
+            "experiment_ids": None if experiment_ids is None else list(experiment_ids),
+            "filter": filter,
+            "order_by": order_by
+            if order_by is None or isinstance(order_by, str)
+            else list(order_by),
+            "max_results": max_results,
+            "page_token": page_token,
+            "statuses": None if statuses is None else list(statuses),
+            "tags": tags,
+            "parent_id": parent_id,
+            "top_level_only": top_level_only,
+            "view": view,
+        }
+        return RunPage.from_dict(self._call("POST", self._ws(workspace) + "/runs/search", body))
+
+    def set_run_status(
+        self,
+        workspace: str,
+        run_id: str,
+        status: str,
+        error: dict[str, Any] | None = None,
+        at: int | None = None,
+    ) -> RunInfo:
+        body = {"status": status, "error": error, "at": at}
+        path = self._run(workspace, run_id) + "/status"
+        return RunInfo.from_dict(self._call("POST", path, body))
+
+    def update_run(
+        self,
+        workspace: str,
+        run_id: str,
+        display_name: str | None = None,
+        deleted: bool | None = None,
+    ) -> RunInfo:
+        body = {"display_name": display_name, "deleted": deleted}
+        return RunInfo.from_dict(self._call("PATCH", self._run(workspace, run_id), body))
+
+    def delete_run(self, workspace: str, run_id: str) -> list[str]:
+        return list(self._call("DELETE", self._run(workspace, run_id))["run_ids"])
+
+    # --------------------------------------------------------------- logging
+    def log_batch(
+        self,
+        workspace: str,
+        run_id: str,
+        metrics: Iterable[Sequence[Any]] = (),
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        records: Iterable[dict[str, Any] | MetricRecord] = (),
+        batch_id: str | None = None,
+    ) -> bool:
+        """Send a batch; returns False if the server had already written this ``batch_id``."""
+        body = {
+            "metrics": _encode_points(metrics),
+            "params": None if params is None else {k: _jsonable(v) for k, v in params.items()},
+            "tags": None if tags is None else {k: _jsonable(v) for k, v in tags.items()},
+            "records": [r.to_dict() if isinstance(r, MetricRecord) else r for r in records],
+            "batch_id": batch_id,
+        }
+        return bool(
+            self._call("POST", self._run(workspace, run_id) + "/log-batch", body)["written"]
+        )
+
+    def set_tags(self, workspace: str, run_id: str, tags: dict[str, Any]) -> None:
+        body = {"tags": {k: _jsonable(v) for k, v in tags.items()}}
+        self._call("POST", self._run(workspace, run_id) + "/tags", body)
+
+    def delete_tags(self, workspace: str, run_id: str, keys: list[str]) -> None:
+        self._call("POST", self._run(workspace, run_id) + "/tags/delete", {"keys": list(keys)})
+
+    def add_properties(self, workspace: str, run_id: str, properties: dict[str, Any]) -> None:
+        body = {"properties": {k: _jsonable(v) for k, v in properties.items()}}
+        self._call("POST", self._run(workspace, run_id) + "/properties", body)
+
+    # --------------------------------------------------------------- reading
+    def get_metric_history(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        start_step: int | None = None,
+        end_step: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> dict[str, list[Any]]:
+        params = {
+            "key": key,
+            "start_step": start_step,
+            "end_step": end_step,
+            "offset": offset,
+            "limit": limit,
+        }
+        path = self._run(workspace, run_id) + "/metrics/history"
+        return _decode_series(self._call("GET", path, params=params))
+
+    def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]:
+        data = self._call("GET", self._run(workspace, run_id) + "/metrics")
+        data["series"] = {k: _decode_series(v) for k, v in data["series"].items()}
+        return cast(dict[str, Any], data)
+
+    # ------------------------------------------------------------- artifacts
+    def _artifact(self, workspace: str, run_id: str, path: str) -> str:
+        # Checked here as the service checks it, so ".." never reaches a URL
+        # (where it would be resolved away instead of refused).
+        rel = validation.artifact_path(path)
+        return f"{self._run(workspace, run_id)}/artifacts/{quote(rel, safe='/')}"
+
+    def upload_artifact(self, workspace: str, run_id: str, path: str, stream: IO[bytes]) -> int:
+        """Send a file's content in chunks, never whole in memory; returns its size."""
+        url = self._artifact(workspace, run_id, path)
+        request = self._client.build_request(
+            "PUT",
+            url,
+            content=_read_chunks(stream),
+            headers={"content-type": "application/octet-stream"},
+        )
+        response = self._send(request)
+        return int(orjson.loads(response.content)["size"])
+
+    def list_artifacts(
+        self, workspace: str, run_id: str, path: str = "", recursive: bool = False
+    ) -> list[FileInfo]:
+        params = {"path": path, "recursive": recursive}
+        data = self._call("GET", self._run(workspace, run_id) + "/artifacts", params=params)
+        return [FileInfo.from_dict(f) for f in data["files"]]
+
+    def open_artifact(self, workspace: str, run_id: str, path: str) -> IO[bytes]:
+        """A file-like object reading the artifact as it streams from the server."""
+        request = self._client.build_request("GET", self._artifact(workspace, run_id, path))
+        response = self._send(request, stream=True)
+        return cast(IO[bytes], io.BufferedReader(_ResponseReader(response), CHUNK))
+
+    def artifact_size(self, workspace: str, run_id: str, path: str) -> int:
+        request = self._client.build_request("GET", self._artifact(workspace, run_id, path))
+        response = self._send(request, stream=True)
+        response.close()
+        return int(response.headers["content-length"])
+
+
+# ----------------------------------------------------------------- helpers
+def _error(response: httpx.Response) -> CumuloError:
+    """The error the server raised, rebuilt from its JSON body."""
+    try:
+        body = orjson.loads(response.content)
+        return from_code(str(body["error_code"]), str(body["message"]), body.get("details"))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    status = response.status_code
+    text = response.text[:300]
+    if status in (502, 503, 504):
+        return Unavailable(f"The server answered {status}; try again later. {text}")
+    if status == 401:
+        return Unauthenticated(f"The server needs a token (401). {text}")
+    if status == 403:
+        return PermissionDenied(f"The server refused access (403). {text}")
+    if status == 404:
+        return NotFound(f"Not found on the server (404): {response.request.url.path}")
+    return CumuloError(f"The server answered {status}: {text}")
+
+
+def _jsonable(value: Any) -> Any:
+    """Values of params and tags: JSON scalars as they are, anything else as its text."""
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, float):
+        return encode_float(value) if not math.isfinite(value) else value
+    return str(value)
+
+
+def _encode_points(metrics: Iterable[Sequence[Any]]) -> list[Any]:
+    points = metrics if isinstance(metrics, list) else list(metrics)
+    try:
+        if all(math.isfinite(p[1]) for p in points):  # the common case: send as they are
+            return points
+    except (TypeError, IndexError, ValueError):
+        pass  # not all numbers: the server says which one is wrong
+    return [_encode_point(p) for p in points]
+
+
+def _encode_point(point: Sequence[Any]) -> Any:
+    if len(point) < 2:
+        return list(point)
+    value = point[1]
+    if isinstance(value, float) and not math.isfinite(value):
+        value = encode_float(value)
+    elif not isinstance(value, (int, float, str, type(None))):
+        value = str(value) if not hasattr(value, "__float__") else float(value)
+    return [point[0], value, *point[2:]]
+
+
+def _decode_series(series: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    values = series.get("value")
+    if values and any(isinstance(v, str) for v in values):
+        series["value"] = [decode_float(v) if isinstance(v, str) else v for v in values]
+    return series
+
+
+def _read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+class _ResponseReader(io.RawIOBase):
+    """A streamed response body as a raw file; closing it closes the response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chunks = response.iter_bytes(CHUNK)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+            except httpx.TransportError as exc:
+                raise Unavailable(f"The download was cut off: {exc}") from exc
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
