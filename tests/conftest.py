@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -116,8 +117,55 @@ def s3_endpoint() -> Iterator[str]:
 
 # --------------------------------------------------------------- workspaces
 # Every SDK test runs against each backend: embedded SQLite + local folder,
-# embedded PostgreSQL + S3. (The HTTP transport adds its own param in tests/server.)
-BACKENDS = ["sqlite", "postgres"]
+# embedded PostgreSQL + S3, and over HTTP to a real `cumulo server` (SQLite).
+BACKENDS = ["sqlite", "postgres", "http"]
+
+
+def start_cumulo_server(
+    home: Path, port: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`cumulo server` in a subprocess, answering /health; its log is home/server.log."""
+    import httpx
+
+    home.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
+    clean.update(env or {})
+    cmd = [sys.executable, "-m", "cumulo.cli.main", "server", "--port", str(port)]
+    with open(home / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*cmd, "--home", str(home), *args], stdout=log, stderr=subprocess.STDOUT, env=clean
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"cumulo server exited: {(home / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"cumulo server did not start: {(home / 'server.log').read_text()[-2000:]}")
+
+
+def stop_cumulo_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def cumulo_server_url() -> Iterator[str]:
+    """One `cumulo server` for the whole session, on a free port and a temporary home."""
+    root = Path(tempfile.mkdtemp(prefix="cumulo-server-"))
+    port = free_port()
+    proc = start_cumulo_server(root / "home", port)
+    yield f"http://127.0.0.1:{port}"
+    stop_cumulo_server(proc)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -141,4 +189,12 @@ def workspace(
         return Workspace.create(
             name, database_url=url, artifact_root=f"s3://cumulo/{uuid.uuid4().hex[:8]}"
         )
+    if backend == "http":
+        from cumulo.sdk.http import HttpTransport
+
+        url = request.getfixturevalue("cumulo_server_url")
+        admin = HttpTransport(url)
+        admin.create_workspace(name)
+        admin.close()
+        return Workspace.connect(url, name)
     raise AssertionError(backend)
