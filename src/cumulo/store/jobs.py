@@ -421,6 +421,7 @@ class JobStore:
         handle: dict[str, Any] | None = None,
         release: bool = False,
         config: dict[str, Any] | None = None,
+        only_state: str | None = None,
     ) -> bool:
         """Change a job; with ``owner`` only while that owner holds its lease."""
         values: dict[str, Any] = {"updated_at": now_ms()}
@@ -435,8 +436,37 @@ class JobStore:
         cond = [j.jobs.c.run_id == run_id]
         if owner is not None:
             cond.append(j.jobs.c.lease_owner == owner)
+        if only_state is not None:
+            cond.append(j.jobs.c.state == only_state)
         with self.db.transaction() as conn:
             return bool(conn.execute(update(j.jobs).where(*cond).values(**values)).rowcount)
+
+    def queued_with_run_status(self, status: str) -> list[tuple[str, str]]:
+        """(workspace, run id) of queued jobs whose run is in ``status``."""
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                select(t.workspaces.c.name, j.jobs.c.run_id)
+                .join(t.runs, t.runs.c.id == j.jobs.c.run_id)
+                .join(t.workspaces, t.workspaces.c.id == j.jobs.c.workspace_id)
+                .where(j.jobs.c.state == JobState.QUEUED.value, t.runs.c.status == status)
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def queued_by_target(self, kind: str) -> list[tuple[str, str, int]]:
+        """(workspace, target, number of jobs waiting) for targets of ``kind``."""
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                select(t.workspaces.c.name, j.jobs.c.target, func.count())
+                .join(t.runs, t.runs.c.id == j.jobs.c.run_id)
+                .join(t.workspaces, t.workspaces.c.id == j.jobs.c.workspace_id)
+                .where(
+                    j.jobs.c.state == JobState.QUEUED.value,
+                    j.jobs.c.kind == kind,
+                    t.runs.c.status == "Queued",
+                )
+                .group_by(t.workspaces.c.name, j.jobs.c.target)
+            ).all()
+        return [(r[0], r[1], int(r[2])) for r in rows]
 
     def requeue(self, run_id: str, owner: str) -> bool:
         """Put a job back in the queue (a retry), keeping its attempt count."""

@@ -1,0 +1,73 @@
+"""The interface every compute backend implements, and the plugin registry."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cumulo.core.errors import ConfigError, InvalidInput
+from cumulo.core.jobs import Resources
+
+# kind -> "module:Class", imported on first use.
+REGISTRY: dict[str, str] = {
+    "local": "cumulo.compute.local:LocalBackend",
+    "pool": "cumulo.compute.pool:PoolBackend",
+    "ray": "cumulo.compute.ray:RayBackend",
+}
+
+AGENT_MODULE = "cumulo.sdk.agent"  # the process that runs a job and reports on it
+JOB_FOLDER = ".cumulo_job"  # inside the job's working folder: spec, result, agent log
+
+
+@dataclass
+class Launch:
+    """Everything a backend needs to start one attempt of a job."""
+
+    run_id: str
+    workspace: str
+    attempt: int
+    workdir: Path  # the extracted snapshot plus JOB_FOLDER/spec.json
+    env: dict[str, str]  # added to the agent's environment
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def submission_id(self) -> str:
+        return f"cumulo-{self.run_id}-{self.attempt}"
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What the target says about a job: ``running``, ``ended`` or ``unknown`` (lost)."""
+
+    state: str
+    exit_code: int | None = None  # negative: killed by that signal
+    message: str = ""
+
+
+class Backend(Protocol):
+    kind: str
+
+    def submit(self, launch: Launch) -> dict[str, Any]: ...
+    def status(self, handle: dict[str, Any]) -> TargetState: ...
+    def logs(self, handle: dict[str, Any]) -> str: ...
+    def cancel(self, handle: dict[str, Any], force: bool = False) -> None: ...
+    def close(self) -> None: ...
+
+
+def load_backend(kind: str, config: dict[str, Any], home: Path) -> Backend:
+    """Instantiate the backend for a target of ``kind`` (importing its module now)."""
+    path = REGISTRY.get(kind)
+    if path is None:
+        raise InvalidInput(f"No compute backend for kind {kind!r}; known: {sorted(REGISTRY)}.")
+    module_name, cls_name = path.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"The {kind!r} compute backend could not be loaded ({exc}); "
+            f"install it with: pip install 'cumulo[{kind}]'"
+        ) from exc
+    backend: Backend = getattr(module, cls_name)(config, home)
+    return backend

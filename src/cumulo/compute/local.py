@@ -1,0 +1,85 @@
+"""``local``: one detached agent process per job on this machine.
+
+The agent runs in its own session (process group) and starts the script in
+another; cancelling sends SIGTERM to the agent, which ends the script's whole
+group, uploads what it has and records ``Canceled``; a forced cancel kills
+both groups.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cumulo.compute import processes
+from cumulo.compute.base import AGENT_MODULE, JOB_FOLDER, Launch, TargetState
+
+
+class LocalBackend:
+    kind = "local"
+
+    def __init__(self, config: dict[str, Any], home: Path) -> None:
+        self.config = config
+        self.home = home
+
+    def submit(self, launch: Launch) -> dict[str, Any]:
+        return start_agent(launch)
+
+    def status(self, handle: dict[str, Any]) -> TargetState:
+        return processes.process_state(handle)
+
+    def logs(self, handle: dict[str, Any]) -> str:
+        return agent_log(handle)
+
+    def cancel(self, handle: dict[str, Any], force: bool = False) -> None:
+        cancel_agent(handle, force)
+
+    def close(self) -> None:
+        return None
+
+
+def start_agent(launch: Launch) -> dict[str, Any]:
+    folder = launch.workdir / JOB_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "agent.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", AGENT_MODULE, "run", str(launch.workdir)],
+            cwd=launch.workdir,
+            env={**os.environ, **launch.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    processes.remember(proc)
+    return {
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "start": processes.start_time(proc.pid),
+        "workdir": str(launch.workdir),
+    }
+
+
+def agent_log(handle: dict[str, Any]) -> str:
+    try:
+        return (Path(handle["workdir"]) / JOB_FOLDER / "agent.log").read_text(errors="replace")
+    except (OSError, KeyError):
+        return ""
+
+
+def cancel_agent(handle: dict[str, Any], force: bool) -> None:
+    pid = int(handle["pid"])
+    if not processes.alive(pid, handle.get("start")):
+        return
+    if not force:
+        processes.kill_group(int(handle.get("pgid") or pid), signal.SIGTERM)
+        return
+    groups = [int(handle.get("pgid") or pid)]
+    child = processes.read_json(Path(handle["workdir"]) / JOB_FOLDER / "child.json")
+    if child and child.get("pgid"):
+        groups.append(int(child["pgid"]))
+    processes.end_groups(groups, grace=0.0)

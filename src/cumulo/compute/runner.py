@@ -1,0 +1,293 @@
+"""Runs one job's script and reports on it: the same code on every target.
+
+It starts the script in its own process group (killed with the runner if the
+runner dies), streams stdout and stderr live into the run's logs, uploads
+``./logs`` while the script runs and ``./outputs`` when it ends (also on
+failure or cancel), enforces ``max_run_duration_seconds``, obeys a cancel
+request, and records the final status with a reason. It talks to the
+workspace only through a ``JobChannel``, so it works embedded or over HTTP.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from cumulo.compute import processes
+from cumulo.compute.base import JOB_FOLDER
+from cumulo.core.entities import now_ms
+from cumulo.core.errors import CumuloError
+from cumulo.core.jobs import LOG_TAIL_LINES, LogStream, exit_reason
+
+log = logging.getLogger("cumulo.runner")
+
+FLUSH_S = 0.2
+CANCEL_POLL_S = 0.5
+LOGS_SYNC_S = 1.0
+MAX_UPLOAD_FILES = 10_000
+
+
+class JobChannel(Protocol):
+    """How the runner reaches the workspace (in-process services or HTTP)."""
+
+    def get_status(self) -> str: ...
+    def set_status(self, status: str, error: dict[str, Any] | None = None) -> None: ...
+    def append_logs(self, chunks: list[tuple[str, str, int]]) -> None: ...
+    def upload_file(self, name: str, path: Path) -> None: ...
+
+
+BuildEnv = Callable[[dict[str, Any], Callable[[str], None]], str]
+
+
+class LogSink:
+    """Collects lines from threads; ``flush`` sends them in one call per stream run."""
+
+    def __init__(self, channel: JobChannel, local_copy: Path) -> None:
+        self.channel = channel
+        self._pending: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        self._file = open(local_copy, "a", encoding="utf-8")  # noqa: SIM115
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+
+    def add(self, stream: str, text: str) -> None:
+        with self._lock:
+            self._pending.append((stream, text, now_ms()))
+            self._file.write(text)
+            if stream == LogStream.STDERR:
+                self.stderr_tail.append(text)
+
+    def system(self, line: str) -> None:
+        self.add(LogStream.SYSTEM.value, line.rstrip("\n") + "\n")
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._file.flush()
+        if not pending:
+            return
+        merged: list[tuple[str, str, int]] = []
+        for stream, text, at in pending:
+            if merged and merged[-1][0] == stream and len(merged[-1][1]) < 64_000:
+                merged[-1] = (stream, merged[-1][1] + text, merged[-1][2])
+            else:
+                merged.append((stream, text, at))
+        try:
+            self.channel.append_logs(merged)
+        except Exception as exc:  # the store is briefly away: keep the lines, retry later
+            log.warning("could not store log lines (%s); retrying", exc)
+            with self._lock:
+                self._pending[:0] = pending
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+
+
+class LogsFolder:
+    """Uploads files of ``./logs`` when they change, under ``logs/``."""
+
+    def __init__(self, channel: JobChannel, root: Path) -> None:
+        self.channel = channel
+        self.root = root
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def sync(self) -> None:
+        if not self.root.is_dir():
+            return
+        for file in sorted(self.root.rglob("*"))[:MAX_UPLOAD_FILES]:
+            if not file.is_file() or file.is_symlink():
+                continue
+            info = file.stat()
+            rel = file.relative_to(self.root).as_posix()
+            key = (info.st_size, info.st_mtime_ns)
+            if self._seen.get(rel) == key:
+                continue
+            try:
+                self.channel.upload_file(f"logs/{rel}", file)
+                self._seen[rel] = key
+            except Exception as exc:
+                log.warning("could not upload logs/%s: %s", rel, exc)
+
+
+def upload_outputs(channel: JobChannel, root: Path, sink: LogSink) -> int:
+    if not root.is_dir():
+        return 0
+    count = 0
+    real_root = root.resolve()
+    for file in sorted(root.rglob("*")):
+        if not file.is_file() or real_root not in file.resolve().parents:
+            continue
+        if count >= MAX_UPLOAD_FILES:
+            sink.system(f"outputs: more than {MAX_UPLOAD_FILES} files; the rest is not uploaded.")
+            break
+        rel = file.relative_to(root).as_posix()
+        try:
+            channel.upload_file(f"outputs/{rel}", file)
+            count += 1
+        except Exception as exc:
+            sink.system(f"outputs: could not upload {rel}: {exc}")
+    return count
+
+
+def _pump(stream: IO[bytes], name: str, sink: LogSink) -> None:
+    for raw in iter(stream.readline, b""):
+        sink.add(name, raw.decode("utf-8", errors="replace"))
+    stream.close()
+
+
+def run_job(
+    spec: dict[str, Any],
+    channel: JobChannel,
+    workdir: Path,
+    *,
+    build_env: BuildEnv | None = None,
+    stop: threading.Event | None = None,
+    on_child: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the job described by ``spec`` in ``workdir``; returns its result (also saved)."""
+    folder = workdir / JOB_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    sink = LogSink(channel, folder / "std_log.txt")
+    stop = stop or threading.Event()
+    result: dict[str, Any]
+    try:
+        result = _run(spec, channel, workdir, sink, build_env, stop, on_child)
+    except Exception as exc:  # a bug or a lost store: still try to say so on the run
+        log.exception("job runner failed")
+        result = {"status": "Failed", "error": {"code": "RunnerError", "message": str(exc)}}
+        _final(channel, sink, result)
+    finally:
+        with contextlib.suppress(Exception):
+            sink.close()
+    with contextlib.suppress(Exception):
+        channel.upload_file("user_logs/std_log.txt", folder / "std_log.txt")
+    (folder / "result.json").write_text(json.dumps(result))
+    return result
+
+
+def _run(
+    spec: dict[str, Any],
+    channel: JobChannel,
+    workdir: Path,
+    sink: LogSink,
+    build_env: BuildEnv | None,
+    stop: threading.Event,
+    on_child: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    python = spec.get("python")
+    if not python:
+        env_def = spec.get("environment")
+        if env_def and build_env is not None:
+            try:
+                python = build_env(env_def, sink.system)
+            except CumuloError as exc:
+                sink.system(exc.message)
+                result = {
+                    "status": "Failed",
+                    "error": {"code": "EnvironmentBuildFailed", "message": exc.message},
+                }
+                return _final(channel, sink, result)
+        else:
+            python = sys.executable
+    if channel.get_status() == "CancelRequested":
+        return _final(channel, sink, {"status": "Canceled", "error": _canceled()})
+
+    env = {**os.environ, **spec.get("env", {}), "PYTHONUNBUFFERED": "1"}
+    argv = [python, "-u", spec["script"], *spec.get("arguments", [])]
+    sink.system(f"Running {' '.join(argv[2:])} in {workdir.name}")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
+        )
+    except OSError as exc:
+        msg = f"Could not start {argv[0]}: {exc}"
+        return _final(channel, sink, {"status": "Failed", "error": {"message": msg}})
+    (workdir / JOB_FOLDER / "child.json").write_text(
+        json.dumps({"pid": proc.pid, "pgid": proc.pid})
+    )
+    if on_child is not None:
+        on_child(proc.pid)
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", sink), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", sink), daemon=True),
+    ]
+    for r in readers:
+        r.start()
+    with contextlib.suppress(CumuloError):
+        channel.set_status("Running")
+    started = time.monotonic()
+    limit = spec.get("max_run_duration_seconds")
+    logs_dir = LogsFolder(channel, workdir / "logs")
+    ending: dict[str, Any] | None = None
+    last_poll = last_sync = 0.0
+    while proc.poll() is None:
+        time.sleep(0.05)
+        now = time.monotonic()
+        if ending is None:
+            if stop.is_set():
+                ending = {"status": "Canceled", "error": _canceled("the compute target stopped it")}
+            elif limit and now - started > limit:
+                msg = f"The run exceeded max_run_duration_seconds={limit} and was canceled."
+                ending = {"status": "Canceled", "error": {"code": "Timeout", "message": msg}}
+            elif now - last_poll >= CANCEL_POLL_S:
+                last_poll = now
+                with contextlib.suppress(Exception):
+                    if channel.get_status() in ("CancelRequested", "Canceled"):
+                        ending = {"status": "Canceled", "error": _canceled()}
+            if ending is not None:
+                sink.system(ending["error"]["message"])
+                threading.Thread(
+                    target=processes.end_groups, args=([proc.pid], 5.0), daemon=True
+                ).start()
+        if now - last_sync >= LOGS_SYNC_S:
+            last_sync = now
+            logs_dir.sync()
+        sink.flush()
+    for r in readers:
+        r.join(timeout=5)
+    code = proc.returncode
+    processes.kill_group(proc.pid, signal.SIGKILL)  # leftovers the script started
+    with contextlib.suppress(CumuloError):
+        channel.set_status("Finalizing")
+    logs_dir.sync()
+    count = upload_outputs(channel, workdir / "outputs", sink)
+    if count:
+        sink.system(f"Uploaded {count} file(s) from ./outputs.")
+    if ending is None:
+        if code == 0:
+            ending = {"status": "Completed", "error": None}
+        else:
+            ending = {"status": "Failed", "error": exit_reason(code, list(sink.stderr_tail))}
+    ending["exit_code"] = code
+    return _final(channel, sink, ending)
+
+
+def _canceled(by: str = "a user") -> dict[str, Any]:
+    return {"code": "Canceled", "message": f"The run was canceled by {by}."}
+
+
+def _final(channel: JobChannel, sink: LogSink, result: dict[str, Any]) -> dict[str, Any]:
+    sink.flush()
+    try:
+        channel.set_status(result["status"], result.get("error"))
+    except CumuloError as exc:
+        log.warning("could not record the final status %s: %s", result["status"], exc)
+    return result

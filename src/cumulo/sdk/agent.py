@@ -1,0 +1,82 @@
+"""The job agent: ``python -m cumulo.sdk.agent run DIR`` runs one job in DIR;
+``python -m cumulo.sdk.agent node WORKSPACE TARGET NODE_ID`` is a pool node.
+
+Started by compute targets, never by users. It reaches the workspace through
+the store directly when ``CUMULO_DATABASE_URL`` is set (same machine), else
+through the server at ``CUMULO_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from cumulo.compute.base import JOB_FOLDER
+from cumulo.compute.runner import JobChannel, run_job
+from cumulo.core.jobs import EnvironmentSpec
+from cumulo.core.settings import Settings
+
+
+def _direct() -> bool:
+    return bool(os.environ.get("CUMULO_DATABASE_URL")) or not os.environ.get("CUMULO_URL")
+
+
+def channel_for(workspace: str, run_id: str) -> JobChannel:
+    if _direct():
+        from cumulo.services.context import open_services
+        from cumulo.services.jobs import ServiceChannel, job_service
+
+        return ServiceChannel(job_service(open_services(Settings.load())), workspace, run_id)
+    from cumulo.sdk.jobs import HttpChannel
+
+    return HttpChannel(os.environ["CUMULO_URL"], os.environ.get("CUMULO_TOKEN"), workspace, run_id)
+
+
+def _build_env(env_def: dict[str, Any], log: Any) -> str:
+    from cumulo.services.environments import ensure_environment
+
+    cache = Path(os.environ.get("CUMULO_ENV_CACHE") or Path.home() / ".cumulo" / "envs")
+    spec = EnvironmentSpec.parse(env_def["spec"])
+    return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
+
+
+def run(workdir: Path) -> int:
+    spec = json.loads((workdir / JOB_FOLDER / "spec.json").read_text())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    channel = channel_for(spec["workspace"], spec["run_id"])
+    run_job(spec, channel, workdir, build_env=_build_env, stop=stop)
+    return 0
+
+
+def node(workspace: str, target: str, node_id: str) -> int:
+    from cumulo.services.context import open_services
+    from cumulo.services.scheduler import Endpoint, PoolNodeWorker
+
+    endpoint = Endpoint(os.environ.get("CUMULO_URL"), os.environ.get("CUMULO_TOKEN"))
+    worker = PoolNodeWorker(open_services(Settings.load()), workspace, target, node_id, endpoint)
+    # SIGTERM: finish the job at hand, then stop.
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    worker.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "run":
+        return run(Path(args[1]).resolve())
+    if len(args) == 4 and args[0] == "node":
+        return node(args[1], args[2], args[3])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Jobs: submit a script run, cancel it, read its live logs; targets, environments, snapshots.
+
+``JobService`` is the embedded side of the SDK's ``JobTransport``; the server's
+``/api/v1/.../jobs`` routes call the same methods. Dispatching is the
+scheduler's (``services/scheduler.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from cumulo.core.entities import RunInfo, now_ms
+from cumulo.core.errors import InvalidInput, InvalidState, NotFound
+from cumulo.core.jobs import (
+    CURRENT_ENVIRONMENT,
+    LOCAL_TARGET,
+    ComputeTargetInfo,
+    EnvironmentInfo,
+    JobConfig,
+    JobInfo,
+    JobState,
+    LogPage,
+    Resources,
+    SnapshotInfo,
+    TargetKind,
+    arguments,
+    max_retries,
+    max_run_duration,
+    priority,
+    script_path,
+    target_config,
+    target_name,
+)
+from cumulo.core.status import RunStatus
+from cumulo.services.context import Services
+from cumulo.services.environments import EnvironmentService, env_cache_dir
+from cumulo.services.snapshots import SnapshotService
+from cumulo.store.jobs import JobStore
+
+RUN_KIND = "job"
+
+
+class JobService:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.tracking = services.tracking
+        self.meta = services.tracking.store
+        self.store = JobStore(services.database)
+        self.snapshots = SnapshotService(self.store, services.tracking.artifacts)
+        self.environments = EnvironmentService(self.store, env_cache_dir(self.settings.home))
+        self.home = self.settings.home
+        self._listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------ snapshots
+    def take_snapshot(self, workspace: str, source: str | Path) -> SnapshotInfo:
+        self.tracking.get_workspace(workspace)
+        return self.snapshots.take(workspace, source)
+
+    def put_snapshot(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo:
+        self.tracking.get_workspace(workspace)
+        return self.snapshots.put(workspace, stream)
+
+    def get_snapshot(self, workspace: str, digest: str) -> SnapshotInfo:
+        return self.snapshots.get(workspace, digest)
+
+    def list_snapshots(self, workspace: str) -> list[SnapshotInfo]:
+        return self.snapshots.list(workspace)
+
+    def open_snapshot(self, workspace: str, digest: str) -> IO[bytes]:
+        return self.snapshots.open(workspace, digest)
+
+    # --------------------------------------------------------- environments
+    def register_environment(
+        self, workspace: str, name: str, spec: dict[str, Any]
+    ) -> EnvironmentInfo:
+        return self.environments.register(workspace, name, spec)
+
+    def get_environment(
+        self, workspace: str, name: str, version: int | None = None
+    ) -> EnvironmentInfo:
+        return self.environments.get(workspace, name, version)
+
+    def list_environments(self, workspace: str) -> list[EnvironmentInfo]:
+        return self.environments.list(workspace)
+
+    def build_environment(
+        self,
+        workspace: str,
+        name: str,
+        version: int | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> EnvironmentInfo:
+        """Build now (or find the cached build); the log is kept with the environment."""
+        info = self.environments.get(workspace, name, version)
+        self.environments.build(info, log or (lambda _line: None))
+        return self.environments.get(workspace, name, info.version)
+
+    # --------------------------------------------------------------- targets
+    def create_compute_target(
+        self, workspace: str, name: str, kind: str, config: dict[str, Any] | None = None
+    ) -> ComputeTargetInfo:
+        target_name(name)
+        if name == LOCAL_TARGET:
+            raise InvalidInput("'local' is the built-in target; pick another name.")
+        k, clean = target_config(kind, config)
+        return self.store.create_target(workspace, name, k.value, clean)
+
+    def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
+        if name == LOCAL_TARGET:
+            self.tracking.get_workspace(workspace)
+            return ComputeTargetInfo(workspace, LOCAL_TARGET, "local", {"max_concurrent": None}, 0)
+        return self.store.get_target(workspace, name)
+
+    def list_compute_targets(self, workspace: str) -> list[ComputeTargetInfo]:
+        return [
+            self.get_compute_target(workspace, LOCAL_TARGET),
+            *self.store.list_targets(workspace),
+        ]
+
+    def delete_compute_target(self, workspace: str, name: str) -> None:
+        if name == LOCAL_TARGET:
+            raise InvalidInput("The built-in 'local' target cannot be deleted.")
+        self.store.delete_target(workspace, name)
+
+    def compute_status(self, workspace: str, name: str) -> dict[str, Any]:
+        """Nodes, their states and the queue of a target."""
+        info = self.get_compute_target(workspace, name)
+        queued = self.store.list_jobs(workspace, target=name, states=[JobState.QUEUED.value])
+        active = self.store.list_jobs(workspace, target=name, states=[JobState.ACTIVE.value])
+        nodes = self.store.list_nodes(workspace, name) if info.kind == TargetKind.POOL else []
+        counts: dict[str, int] = {}
+        for n in nodes:
+            counts[n.state] = counts.get(n.state, 0) + 1
+        return {
+            "name": name,
+            "kind": info.kind,
+            "config": info.config,
+            "current_node_count": len(nodes),
+            "max_nodes": info.config.get("max_nodes"),
+            "node_state_counts": counts,
+            "nodes": [n.to_dict() for n in nodes],
+            "queue": [j.run_id for j in queued],
+            "active": [j.run_id for j in active],
+        }
+
+    # ------------------------------------------------------------------ jobs
+    def submit_job(
+        self,
+        workspace: str,
+        experiment_id: int,
+        config: dict[str, Any],
+        *,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        display_name: str | None = None,
+        user: str = "",
+        priority_: int = 0,
+        max_retries_: int = 0,
+    ) -> RunInfo:
+        """Create the run in ``Queued`` with its job; the scheduler picks it up."""
+        cfg = self._check_config(workspace, config)
+        kind = self.get_compute_target(workspace, cfg.compute_target).kind
+        pri, retries = priority(priority_), max_retries(max_retries_)
+        run = self.tracking.create_run(
+            workspace,
+            experiment_id,
+            display_name=display_name,
+            kind=RUN_KIND,
+            status=RunStatus.QUEUED.value,
+            tags=tags,
+            user=user,
+            compute_target=cfg.compute_target,
+        )
+        try:
+            props = {
+                "snapshot": cfg.snapshot,
+                "script": cfg.script,
+                "environment": cfg.environment
+                + (f":{cfg.environment_version}" if cfg.environment_version else ""),
+                **(properties or {}),
+            }
+            self.tracking.add_properties(workspace, run.id, props)
+            self.store.create_job(
+                workspace,
+                run.id,
+                target=cfg.compute_target,
+                kind=kind,
+                config=cfg.to_dict(),
+                priority=pri,
+                max_retries=retries,
+            )
+        except Exception as exc:
+            self.tracking.set_run_status(
+                workspace, run.id, "Failed", error={"message": f"Submission failed: {exc}"}
+            )
+            raise
+        self._notify()
+        return self.tracking.get_run(workspace, run.id)
+
+    def _check_config(self, workspace: str, config: dict[str, Any]) -> JobConfig:
+        if not isinstance(config, dict):
+            raise InvalidInput("A job config must be an object.")
+        unknown = set(config) - {f for f in JobConfig.__dataclass_fields__}
+        if unknown:
+            raise InvalidInput(f"Unknown job config fields: {sorted(unknown)}.")
+        snapshot = config.get("snapshot")
+        if not isinstance(snapshot, str):
+            raise InvalidInput("A job needs a snapshot id; take one from the source directory.")
+        self.snapshots.get(workspace, snapshot)
+        target = target_name(config.get("compute_target") or LOCAL_TARGET)
+        self.get_compute_target(workspace, target)
+        env_name = config.get("environment") or CURRENT_ENVIRONMENT
+        env_version = config.get("environment_version")
+        if env_name != CURRENT_ENVIRONMENT:
+            env_version = self.environments.get(workspace, env_name, env_version).version
+        script = script_path(config.get("script"))
+        files = {f["path"] for f in self.snapshots.get(workspace, snapshot).files}
+        if script not in files:
+            raise InvalidInput(
+                f"Script {script!r} is not in the snapshot of {config.get('source_directory')!r} "
+                "(or it is ignored by .cumuloignore/.gitignore)."
+            )
+        return JobConfig(
+            script=script,
+            snapshot=snapshot,
+            arguments=arguments(config.get("arguments")),
+            compute_target=target,
+            environment=env_name,
+            environment_version=env_version,
+            max_run_duration_seconds=max_run_duration(config.get("max_run_duration_seconds")),
+            resources=Resources.parse(config.get("resources")).to_dict(),
+            source_directory=str(config.get("source_directory") or ""),
+        )
+
+    def get_job(self, workspace: str, run_id: str) -> JobInfo:
+        return self.store.get_job(workspace, run_id)
+
+    def list_jobs(
+        self, workspace: str, target: str | None = None, states: Sequence[str] | None = None
+    ) -> list[JobInfo]:
+        return self.store.list_jobs(workspace, target=target, states=states)
+
+    def cancel_job(self, workspace: str, run_id: str) -> RunInfo:
+        """A queued job is canceled at once; a started one is asked to stop."""
+        run = self.tracking.get_run(workspace, run_id)
+        if run.run_status.is_terminal:
+            return run
+        job = self.store.get_job(workspace, run_id)
+        if job.state == JobState.QUEUED.value and self.store.update_job(
+            run_id, state=JobState.DONE.value, only_state=JobState.QUEUED.value
+        ):
+            return self.meta.set_run_status(
+                workspace,
+                run_id,
+                RunStatus.CANCELED,
+                error={"code": "Canceled", "message": "The run was canceled before it started."},
+                force=True,
+            )
+        try:
+            run = self.tracking.set_run_status(workspace, run_id, RunStatus.CANCEL_REQUESTED.value)
+        except InvalidState:
+            run = self.tracking.get_run(workspace, run_id)  # it ended meanwhile
+        self._notify()
+        return run
+
+    # ------------------------------------------------------------------ logs
+    def append_logs(self, workspace: str, run_id: str, chunks: Sequence[Sequence[Any]]) -> None:
+        self.meta.get_run(workspace, run_id)
+        clean = []
+        for item in chunks:
+            stream, text, at = item
+            if stream not in ("stdout", "stderr", "system") or not isinstance(text, str):
+                raise InvalidInput("A log chunk is (stream: stdout|stderr|system, text, at_ms).")
+            clean.append((str(stream), text, int(at) if at is not None else now_ms()))
+        self.store.append_logs(run_id, clean)
+
+    def get_logs(self, workspace: str, run_id: str, after: int = 0, limit: int = 5000) -> LogPage:
+        self.meta.get_run(workspace, run_id)
+        return self.store.read_logs(run_id, after=after, limit=limit)
+
+    # ------------------------------------------------------------ listeners
+    def on_submit(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+
+class ServiceChannel:
+    """The runner's line to the workspace when it can open the store itself."""
+
+    def __init__(self, jobs: JobService, workspace: str, run_id: str) -> None:
+        self.jobs = jobs
+        self.workspace = workspace
+        self.run_id = run_id
+
+    def get_status(self) -> str:
+        return self.jobs.meta.get_run(self.workspace, self.run_id).status
+
+    def set_status(self, status: str, error: dict[str, Any] | None = None) -> None:
+        self.jobs.tracking.set_run_status(self.workspace, self.run_id, status, error=error)
+        if RunStatus(status).is_terminal:
+            self.jobs.store.update_job(self.run_id, state=JobState.DONE.value, release=True)
+
+    def append_logs(self, chunks: list[tuple[str, str, int]]) -> None:
+        self.jobs.store.append_logs(self.run_id, chunks)
+
+    def upload_file(self, name: str, path: Path) -> None:
+        with open(path, "rb") as fh:
+            self.jobs.tracking.upload_artifact(self.workspace, self.run_id, name, fh)
+
+
+_services: dict[int, JobService] = {}
+_lock = threading.Lock()
+
+
+def job_service(services: Services) -> JobService:
+    """The job service over ``services`` (one per open services object)."""
+    with _lock:
+        found = _services.get(id(services))
+        if found is None or found.services is not services:
+            found = _services[id(services)] = JobService(services)
+        return found
+
+
+def require_job(jobs: JobService, workspace: str, run_id: str) -> JobInfo:
+    try:
+        return jobs.store.get_job(workspace, run_id)
+    except NotFound:
+        raise NotFound(f"Run {run_id} was not submitted as a job; it has no job logs.") from None

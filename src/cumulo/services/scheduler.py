@@ -1,0 +1,595 @@
+"""The scheduler: leases queued jobs, prepares them, hands them to their target,
+scales managed pools, and makes sure nothing stays "Running" forever.
+
+Safe with several processes on one store: a job is taken with a lease (owner +
+expiry) that its owner renews; when an owner dies its leases run out and
+another scheduler takes the jobs over and finds their real state from the
+target (still running, finished, or lost). A lost job fails with the reason,
+or goes back to the queue while ``max_retries`` allows.
+
+The server calls ``start_scheduler(services, url=...)`` at start-up and
+``stop()`` on the returned scheduler at shutdown; embedded, the submitting
+process hosts one (``ensure_scheduler``) in a daemon thread while it lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cumulo.compute import processes
+from cumulo.compute.base import JOB_FOLDER, Backend, Launch, load_backend
+from cumulo.compute.pool import PoolBackend
+from cumulo.compute.runner import run_job
+from cumulo.core.entities import now_ms
+from cumulo.core.errors import CumuloError, InvalidState, Unavailable
+from cumulo.core.jobs import (
+    CURRENT_ENVIRONMENT,
+    JobInfo,
+    JobState,
+    LogStream,
+    Resources,
+    TargetKind,
+    signal_name,
+)
+from cumulo.core.status import RunStatus
+from cumulo.services.context import Services
+from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
+from cumulo.services.jobs import JobService, ServiceChannel, job_service
+from cumulo.services.snapshots import extract
+
+log = logging.getLogger("cumulo.scheduler")
+
+LEASE_SECONDS = float(os.environ.get("CUMULO_LEASE_SECONDS", "15"))
+POLL_SECONDS = 0.1
+CANCEL_GRACE_SECONDS = 10.0
+LOST_GRACE_SECONDS = 1.5
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass
+class Endpoint:
+    """How jobs reach the workspace: a server URL (+ token), or the store directly."""
+
+    url: str | None = None
+    token: str | None = None
+
+
+# ------------------------------------------------------------- preparation
+def job_env(
+    jobs: JobService, run_id: str, workspace: str, kind: str, endpoint: Endpoint
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(the script's variables, the agent's variables)."""
+    s = jobs.settings
+    store_vars = {
+        "CUMULO_HOME": str(s.home),
+        "CUMULO_DATABASE_URL": s.database_url,
+        "CUMULO_ARTIFACT_ROOT": s.artifact_root,
+    }
+    if s.s3_endpoint_url:
+        store_vars["CUMULO_S3_ENDPOINT_URL"] = s.s3_endpoint_url
+    child = {"CUMULO_RUN_ID": run_id, "CUMULO_WORKSPACE": workspace}
+    if endpoint.url:
+        child.update(
+            CUMULO_URL=endpoint.url, MLFLOW_TRACKING_URI=endpoint.url, MLFLOW_RUN_ID=run_id
+        )
+        if endpoint.token:
+            child.update(CUMULO_TOKEN=endpoint.token, MLFLOW_TRACKING_TOKEN=endpoint.token)
+    else:
+        child.update(store_vars)
+    agent = {**child, "CUMULO_ENV_CACHE": str(env_cache_dir(s.home))}
+    if kind != TargetKind.RAY or not endpoint.url:
+        agent.update(store_vars)  # same machine (or embedded): the agent opens the store
+    return child, agent
+
+
+def prepare(
+    jobs: JobService, job: JobInfo, endpoint: Endpoint, *, build_here: bool
+) -> tuple[Path, dict[str, Any], dict[str, str]]:
+    """Unpack the snapshot into a fresh folder and write the runner's spec.
+
+    With ``build_here`` the environment is built now (status ``Preparing``);
+    otherwise the runner builds it where it runs (a Ray node).
+    """
+    cfg = job.job_config
+    workdir = jobs.home / "jobs" / job.workspace / f"{job.run_id}-{job.attempts}"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    with jobs.snapshots.open(job.workspace, cfg.snapshot) as src:
+        extract(src, workdir)  # type: ignore[arg-type]
+    env_info = None
+    user_vars: dict[str, str] = {}
+    if cfg.environment != CURRENT_ENVIRONMENT:
+        env_info = jobs.environments.get(job.workspace, cfg.environment, cfg.environment_version)
+        user_vars = env_info.env_spec.environment_variables
+    python = None
+    if env_info is not None and build_here:
+
+        def _log(line: str) -> None:
+            jobs.store.append_logs(job.run_id, [(LogStream.SYSTEM.value, line + "\n", now_ms())])
+
+        python = jobs.environments.build(env_info, _log)
+    child, agent = job_env(jobs, job.run_id, job.workspace, job.kind, endpoint)
+    spec = {
+        "run_id": job.run_id,
+        "workspace": job.workspace,
+        "script": cfg.script,
+        "arguments": cfg.arguments,
+        "python": python,
+        "environment": env_info.to_dict() if env_info and not build_here else None,
+        "env": {**user_vars, **child},
+        "max_run_duration_seconds": cfg.max_run_duration_seconds,
+    }
+    (workdir / JOB_FOLDER).mkdir(exist_ok=True)
+    (workdir / JOB_FOLDER / "spec.json").write_text(json.dumps(spec))
+    return workdir, spec, agent
+
+
+def _set(jobs: JobService, job: JobInfo, status: RunStatus, error: dict | None = None) -> None:
+    jobs.tracking.set_run_status(job.workspace, job.run_id, status.value, error=error)
+
+
+# --------------------------------------------------------------- scheduler
+class Scheduler:
+    """Dispatches local and Ray jobs, scales pools, watches every job it owns."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        lease_seconds: float | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.services = services
+        self.jobs = job_service(services)
+        self.endpoint = Endpoint(url.rstrip("/") if url else None, token)
+        self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
+        self.owner = (
+            owner or f"sched-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self._backends: dict[tuple[str, str], Backend] = {}
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cumulo-dispatch")
+        self._dispatching: set[str] = set()
+        self._node_procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: dict[str, float] = {}
+        self.jobs.on_submit(self.wake)
+
+    # --------------------------------------------------------------- control
+    def start(self) -> Scheduler:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="cumulo-scheduler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop dispatching; running jobs go on (their agents report on their own)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._executor.shutdown(wait=True, cancel_futures=False)
+        with contextlib.suppress(ValueError):
+            self.jobs._listeners.remove(self.wake)
+        for backend in self._backends.values():
+            backend.close()
+
+    def stop_nodes(self) -> None:
+        """End the pool nodes this scheduler started (tests and shutdown)."""
+        for node_id, proc in list(self._node_procs.items()):
+            if proc.poll() is None:
+                processes.end_groups([proc.pid], grace=5.0)
+            with contextlib.suppress(CumuloError):
+                self.jobs.store.update_node(node_id, state="stopped")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler pass failed; retrying")
+                self._stop.wait(1.0)
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    def _every(self, name: str, seconds: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(name, 0.0) >= seconds:
+            self._last[name] = now
+            return True
+        return False
+
+    # ------------------------------------------------------------------ pass
+    def tick(self) -> None:
+        """One pass: cancel, dispatch, scale, renew, recover, watch."""
+        self._cancel_queued()
+        self._dispatch_new()
+        if self._every("pools", 0.25):
+            self._scale_pools()
+        if self._every("renew", self.lease_ms / 3000):
+            self.jobs.store.renew_leases(self.owner, self.lease_ms)
+        if self._every("recover", 1.0):
+            for job in self.jobs.store.take_over_expired(self.owner, self.lease_ms):
+                log.info("took over job %s from a scheduler that stopped", job.run_id)
+        if self._every("watch", 0.3):
+            self._watch()
+
+    def _cancel_queued(self) -> None:
+        for ws, run_id in self.jobs.store.queued_with_run_status("CancelRequested"):
+            if self.jobs.store.update_job(
+                run_id, state=JobState.DONE.value, only_state=JobState.QUEUED.value
+            ):
+                self.jobs.meta.set_run_status(
+                    ws,
+                    run_id,
+                    RunStatus.CANCELED,
+                    error={
+                        "code": "Canceled",
+                        "message": "The run was canceled before it started.",
+                    },
+                )
+
+    # --------------------------------------------------------------- dispatch
+    def _dispatch_new(self) -> None:
+        while len(self._dispatching) < 8 and not self._stop.is_set():
+            job = self.jobs.store.lease_next(
+                self.owner, self.lease_ms, kinds=[TargetKind.LOCAL.value, TargetKind.RAY.value]
+            )
+            if job is None:
+                return
+            with self._lock:
+                self._dispatching.add(job.run_id)
+            self._executor.submit(self._launch, job)
+
+    def _launch(self, job: JobInfo) -> None:
+        try:
+            _set(self.jobs, job, RunStatus.PREPARING)
+            workdir, _spec, agent_env = prepare(
+                self.jobs, job, self.endpoint, build_here=job.kind != TargetKind.RAY
+            )
+            _set(self.jobs, job, RunStatus.STARTING)
+            launch = Launch(
+                run_id=job.run_id,
+                workspace=job.workspace,
+                attempt=job.attempts,
+                workdir=workdir,
+                env=agent_env,
+                resources=Resources.parse(job.job_config.resources),
+            )
+            handle = self.backend(job.workspace, job.target).submit(launch)
+            self.jobs.store.update_job(job.run_id, owner=self.owner, handle=handle)
+        except EnvironmentBuildError as exc:
+            self._fail(job, {"code": "EnvironmentBuildFailed", "message": exc.message})
+        except InvalidState:
+            self._settle_cancel(job)
+        except Exception as exc:
+            log.exception("could not start job %s", job.run_id)
+            message = (
+                exc.message if isinstance(exc, CumuloError) else f"{type(exc).__name__}: {exc}"
+            )
+            self._fail(
+                job, {"code": "StartFailed", "message": f"The job could not start: {message}"}
+            )
+        finally:
+            with self._lock:
+                self._dispatching.discard(job.run_id)
+
+    def backend(self, workspace: str, target: str) -> Backend:
+        key = (workspace, target)
+        found = self._backends.get(key)
+        if found is None:
+            info = self.jobs.get_compute_target(workspace, target)
+            config = {**info.config, "_key": f"{workspace}-{target}"}
+            found = self._backends[key] = load_backend(info.kind, config, self.jobs.home)
+        return found
+
+    def _fail(self, job: JobInfo, error: dict[str, Any]) -> None:
+        with contextlib.suppress(CumuloError):
+            self.jobs.store.append_logs(
+                job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
+            )
+        try:
+            _set(self.jobs, job, RunStatus.FAILED, error)
+        except InvalidState:
+            self._settle_cancel(job)
+        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+    def _settle_cancel(self, job: JobInfo) -> None:
+        run = self.jobs.meta.get_run(job.workspace, job.run_id)
+        if not run.run_status.is_terminal:
+            self.jobs.meta.set_run_status(
+                job.workspace,
+                job.run_id,
+                RunStatus.CANCELED,
+                error={"code": "Canceled", "message": "The run was canceled by a user."},
+                force=True,
+            )
+        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+    # ------------------------------------------------------------------ pools
+    def _scale_pools(self) -> None:
+        store = self.jobs.store
+        for node in store.list_nodes():
+            proc = self._node_procs.get(node.id)
+            dead = proc is not None and proc.poll() is not None
+            if proc is None:
+                stale = now_ms() - node.heartbeat_at > self.lease_ms
+                dead = stale or (node.pid is not None and not processes.alive(node.pid, None))
+            if dead:
+                store.update_node(node.id, state="stopped")
+        for ws, target, waiting in store.queued_by_target(TargetKind.POOL.value):
+            info = self.jobs.get_compute_target(ws, target)
+            nodes = store.list_nodes(ws, target)
+            free = sum(1 for n in nodes if n.state in ("starting", "idle"))
+            want = min(waiting - free, int(info.config["max_nodes"]) - len(nodes))
+            for _ in range(max(want, 0)):
+                node_id = uuid.uuid4().hex
+                if not store.add_node(ws, target, node_id, int(info.config["max_nodes"])):
+                    break
+                backend = self.backend(ws, target)
+                assert isinstance(backend, PoolBackend)
+                _child, agent_env = job_env(self.jobs, "", ws, "pool", self.endpoint)
+                env = {k: v for k, v in agent_env.items() if not k.endswith("RUN_ID")}
+                env["CUMULO_LEASE_SECONDS"] = str(self.lease_ms / 1000)
+                proc = backend.start_node(ws, target, node_id, env)
+                self._node_procs[node_id] = proc
+                store.update_node(node_id, pid=proc.pid)
+
+    # ------------------------------------------------------------------ watch
+    def _watch(self) -> None:
+        owned = self.jobs.store.list_jobs(states=[JobState.ACTIVE.value], owner=self.owner)
+        for job in owned:
+            if job.run_id in self._dispatching:
+                continue
+            try:
+                self._check(job)
+            except Unavailable as exc:
+                log.warning("cannot check job %s now: %s", job.run_id, exc.message)
+            except CumuloError as exc:
+                log.warning("checking job %s failed: %s", job.run_id, exc.message)
+
+    def _check(self, job: JobInfo) -> None:
+        run = self.jobs.meta.get_run(job.workspace, job.run_id)
+        if run.run_status.is_terminal:
+            self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+            return
+        if job.handle is None:
+            self._lost(job, "it was interrupted before it started")
+            return
+        backend = self.backend(job.workspace, job.target)
+        state = backend.status(job.handle)
+        key = (job.run_id, str(job.attempts))
+        now = time.monotonic()
+        if state.state == "running":
+            self._backstops(job, run.status, run.started_at, backend, now)
+            return
+        first = self._seen.setdefault((*key, "ended"), now)  # type: ignore[arg-type]
+        if now - first < LOST_GRACE_SECONDS:
+            return  # the agent may be writing its last words
+        run = self.jobs.meta.get_run(job.workspace, job.run_id)
+        if run.run_status.is_terminal:
+            self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+            return
+        reason = state.message or "the target lost it"
+        if job.node and job.node in self._node_procs:
+            code = self._node_procs[job.node].poll()
+            if code is not None and code < 0:
+                reason = f"the pool node running it was killed by {signal_name(-code)}"
+        elif job.node:
+            reason = "the pool node running it stopped"
+        self._lost(job, reason, exit_code=state.exit_code)
+
+    def _backstops(
+        self, job: JobInfo, status: str, started_at: int | None, backend: Backend, now: float
+    ) -> None:
+        """Stop jobs whose agent does not obey a cancel or a time limit in time."""
+        limit = job.job_config.max_run_duration_seconds
+        overdue = (
+            limit is not None
+            and started_at is not None
+            and now_ms() - started_at > (limit + CANCEL_GRACE_SECONDS) * 1000
+        )
+        if status != RunStatus.CANCEL_REQUESTED and not overdue:
+            return
+        first = self._seen.setdefault((job.run_id, "cancel"), now)
+        if now - first < CANCEL_GRACE_SECONDS and not overdue:
+            return
+        backend.cancel(job.handle or {}, force=True)
+        message = (
+            f"The run exceeded max_run_duration_seconds={limit} and was canceled."
+            if overdue
+            else "The run was canceled by a user (its process was killed)."
+        )
+        self.jobs.meta.set_run_status(
+            job.workspace,
+            job.run_id,
+            RunStatus.CANCELED,
+            error={"code": "Timeout" if overdue else "Canceled", "message": message},
+            force=True,
+        )
+        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+    def _lost(self, job: JobInfo, reason: str, exit_code: int | None = None) -> None:
+        run = self.jobs.meta.get_run(job.workspace, job.run_id)
+        if run.status == RunStatus.CANCEL_REQUESTED:
+            self._settle_cancel(job)
+            return
+        if job.attempts <= job.max_retries:
+            note = f"The job was lost ({reason}); retrying, attempt {job.attempts + 1}."
+            self.jobs.store.append_logs(
+                job.run_id, [(LogStream.SYSTEM.value, note + "\n", now_ms())]
+            )
+            self.jobs.meta.set_run_status(job.workspace, job.run_id, RunStatus.QUEUED, force=True)
+            self.jobs.store.requeue(job.run_id, self.owner)
+            self.wake()
+            return
+        error: dict[str, Any] = {"code": "JobLost", "message": f"The job was lost: {reason}."}
+        if exit_code is not None and exit_code < 0:
+            error["signal"] = signal_name(-exit_code)
+        with contextlib.suppress(CumuloError):
+            self.jobs.store.append_logs(
+                job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
+            )
+        self.jobs.meta.set_run_status(
+            job.workspace, job.run_id, RunStatus.FAILED, error=error, force=True
+        )
+        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+
+# ---------------------------------------------------------------- pool node
+class PoolNodeWorker:
+    """One node of a managed pool: takes queued jobs of its pool one at a time."""
+
+    def __init__(
+        self, services: Services, workspace: str, target: str, node_id: str, endpoint: Endpoint
+    ) -> None:
+        self.jobs = job_service(services)
+        self.workspace = workspace
+        self.target = target
+        self.node_id = node_id
+        self.endpoint = endpoint
+        self.lease_ms = int(LEASE_SECONDS * 1000)
+        self.stop = threading.Event()
+        self._busy: str | None = None
+
+    def _heartbeat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(CumuloError):
+                self.jobs.store.update_node(self.node_id)
+                if self._busy:
+                    self.jobs.store.renew_leases(self.node_id, self.lease_ms, [self._busy])
+
+    def run(self) -> None:
+        store = self.jobs.store
+        store.update_node(self.node_id, state="idle", pid=os.getpid())
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        idle_since = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                try:
+                    cfg = self.jobs.get_compute_target(self.workspace, self.target).config
+                except CumuloError:
+                    return  # the target was deleted
+                job = store.lease_next(
+                    self.node_id,
+                    self.lease_ms,
+                    kinds=[TargetKind.POOL.value],
+                    workspace=self.workspace,
+                    target=self.target,
+                    node=self.node_id,
+                )
+                if job is None:
+                    if time.monotonic() - idle_since > float(cfg["idle_seconds_before_scaledown"]):
+                        return
+                    time.sleep(POLL_SECONDS)
+                    continue
+                self._busy = job.run_id
+                store.update_node(self.node_id, state="busy", run_id=job.run_id)
+                try:
+                    self._run(job)
+                finally:
+                    self._busy = None
+                    store.update_node(self.node_id, state="idle", clear_run=True)
+                    idle_since = time.monotonic()
+        finally:
+            self.stop.set()
+            with contextlib.suppress(CumuloError):
+                store.update_node(self.node_id, state="stopped", clear_run=True)
+
+    def _run(self, job: JobInfo) -> None:
+        jobs = self.jobs
+        try:
+            _set(jobs, job, RunStatus.PREPARING)
+            workdir, spec, _agent = prepare(jobs, job, self.endpoint, build_here=True)
+            _set(jobs, job, RunStatus.STARTING)
+        except EnvironmentBuildError as exc:
+            self._end(
+                job, RunStatus.FAILED, {"code": "EnvironmentBuildFailed", "message": exc.message}
+            )
+            return
+        except InvalidState:
+            self._end(job, RunStatus.CANCELED, {"code": "Canceled", "message": "Canceled."})
+            return
+        except CumuloError as exc:
+            self._end(job, RunStatus.FAILED, {"code": "StartFailed", "message": exc.message})
+            return
+
+        def _started(pid: int) -> None:
+            handle = {"pid": pid, "pgid": pid, "start": processes.start_time(pid)}
+            jobs.store.update_job(job.run_id, owner=self.node_id, handle=handle)
+
+        run_job(spec, ServiceChannel(jobs, job.workspace, job.run_id), workdir, on_child=_started)
+        jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+    def _end(self, job: JobInfo, status: RunStatus, error: dict[str, Any]) -> None:
+        self.jobs.store.append_logs(
+            job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
+        )
+        with contextlib.suppress(InvalidState):
+            self.jobs.meta.set_run_status(
+                job.workspace, job.run_id, status, error=error, force=True
+            )
+        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+
+
+# ------------------------------------------------------------------- hosting
+_hosted: dict[int, Scheduler] = {}
+_hosted_lock = threading.Lock()
+
+
+def start_scheduler(
+    services: Services, *, url: str | None = None, token: str | None = None
+) -> Scheduler:
+    """Start the scheduler of a server (or embedded process); call ``.stop()`` at shutdown.
+
+    One per ``services`` object: a second call returns the running one.
+    """
+    with _hosted_lock:
+        found = _hosted.get(id(services))
+        if found is not None and found.services is services and found.running:
+            return found
+        scheduler = Scheduler(services, url=url, token=token).start()
+        _hosted[id(services)] = scheduler
+        return scheduler
+
+
+def ensure_scheduler(services: Services) -> Scheduler:
+    """Embedded: host a scheduler in this process while it lives (a daemon thread)."""
+    return start_scheduler(services)
+
+
+def stop_all_schedulers(stop_nodes: bool = False) -> None:
+    with _hosted_lock:
+        hosted = list(_hosted.values())
+        _hosted.clear()
+    for scheduler in hosted:
+        scheduler.stop()
+        if stop_nodes:
+            scheduler.stop_nodes()
