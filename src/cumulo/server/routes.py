@@ -10,4 +10,7 @@ def include_all(app: FastAPI) -> None:
     from cumulo.server.api import router as native_api
 
     native_api.include(app)
+    from cumulo.server import studio
+
+    studio.include(app)
     return None

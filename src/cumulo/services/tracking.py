@@ -304,6 +304,10 @@ class TrackingService:
             "y": series.y,
         }
 
+    def get_run_records(self, workspace: str, run_id: str) -> list[MetricRecord]:
+        """The run's list, row, table and image records, in the order they were logged."""
+        return self.store.records(workspace, run_id)
+
     def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]:
         """Every series of a run in columns, plus its list/row/table/image records."""
         series = {

@@ -1,0 +1,76 @@
+"""Compare runs: metrics overlaid, params and tags side by side, parallel coordinates."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from cumulo.core.entities import RunInfo
+from cumulo.core.errors import InvalidInput
+from cumulo.server.studio import web
+from cumulo.server.studio.data import MAX_COMPARED
+
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+
+
+@router.get("/ws/{ws}/compare", response_class=HTMLResponse)
+def compare(
+    request: Request, ws: str, runs: list[str] = Query(default=[]), metric: str = ""
+) -> Response:
+    web.guard(request, ws)
+    ids = list(dict.fromkeys(r for r in runs if r))
+    if not 1 <= len(ids) <= MAX_COMPARED:
+        raise InvalidInput(
+            f"Pick 1 to {MAX_COMPARED} runs to compare (got {len(ids)}): tick them in a runs table."
+        )
+    tracking = web.services(request).tracking
+    infos = [tracking.get_run(ws, run_id) for run_id in ids]
+    metric_keys = sorted({k for r in infos for k in r.metrics})
+    chosen = metric if metric in metric_keys else (metric_keys[0] if metric_keys else "")
+    return web.render(
+        request,
+        "compare.html",
+        workspace=ws,
+        runs=infos,
+        metric=chosen,
+        metric_keys=metric_keys,
+        params=_side_by_side(infos, "params"),
+        tags=_side_by_side(infos, "tags"),
+        metrics=_side_by_side(infos, "metrics"),
+        parallel=_parallel(infos, chosen),
+        nav="experiments",
+        title=f"Compare {len(infos)} runs · {ws}",
+    )
+
+
+def _side_by_side(runs: list[RunInfo], kind: str) -> list[dict[str, Any]]:
+    """One row per key: the value in each run, and whether they differ."""
+    rows = []
+    for key in sorted({k for r in runs for k in getattr(r, kind)}):
+        values: list[Any] = []
+        for r in runs:
+            found = getattr(r, kind).get(key)
+            values.append(found.value if kind == "metrics" and found is not None else found)
+        distinct = {repr(v) for v in values}
+        rows.append({"key": key, "values": values, "differs": len(distinct) > 1})
+    return rows
+
+
+def _parallel(runs: list[RunInfo], metric: str) -> dict[str, Any]:
+    """Axes (params that vary, then the metric) and one line per run, for the chart."""
+    keys = sorted({k for r in runs for k in r.params})
+    varying = [k for k in keys if len({r.params.get(k) for r in runs}) > 1] or keys
+    axes = [{"name": k, "kind": "param"} for k in varying[:12]]
+    if metric:
+        axes.append({"name": metric, "kind": "metric"})
+    lines = []
+    for r in runs:
+        values: list[Any] = [r.params.get(k) for k in varying[:12]]
+        if metric:
+            m = r.metrics.get(metric)
+            values.append(None if m is None or not math.isfinite(m.value) else m.value)
+        lines.append({"run": r.display_name, "id": r.id, "values": values})
+    return {"axes": axes, "lines": lines}

@@ -1,0 +1,252 @@
+"""Studio pages: login, home, experiments and the runs table of an experiment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from cumulo.core.entities import RunInfo
+from cumulo.core.errors import CumuloError, InvalidInput, Unauthenticated
+from cumulo.core.status import TERMINAL, RunStatus
+from cumulo.server import auth
+from cumulo.server.studio import web
+from cumulo.store.run_query import encode_token
+
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+
+ACTIVE = [s.value for s in RunStatus if s not in TERMINAL]
+HOME_WORKSPACES = 20
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_COLUMNS = 4  # metrics and params shown when the URL names none
+
+
+# ---------------------------------------------------------------------- login
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    return web.render(request, "login.html", next=_local(next), message="", title="Sign in")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    data = await web.form(request)
+    token, target = data.get("token", "").strip(), _local(data.get("next", "/"))
+    probe = web.with_cookie_token(request)
+    if token:
+        scope = dict(request.scope)
+        scope["headers"] = [
+            (k, v) for k, v in request.scope["headers"] if k not in (b"authorization", b"cookie")
+        ] + [(b"authorization", f"Bearer {token}".encode("latin-1", "replace"))]
+        probe = Request(scope, request.receive)
+    try:
+        if not token:
+            raise InvalidInput("Paste a token to sign in.")
+        auth.current_token(probe)
+    except CumuloError as exc:
+        return web.render(
+            request, "login.html", 401, next=target, message=exc.message, title="Sign in"
+        )
+    response = web.see_other(target)
+    response.set_cookie(web.COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = web.see_other("/login")
+    response.delete_cookie(web.COOKIE)
+    return response
+
+
+def _local(url: str) -> str:
+    """Only paths on this server are followed after a login (no open redirect)."""
+    return url if url.startswith("/") and not url.startswith("//") else "/"
+
+
+# ----------------------------------------------------------------------- home
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    tracking = web.services(request).tracking
+    if web.auth_on(request) and not web.has_token(request):
+        raise Unauthenticated("Sign in with a token to use the studio.")
+    workspaces = [w for w in tracking.list_workspaces() if web.readable(request, w.name)]
+    recent: list[RunInfo] = []
+    active: list[RunInfo] = []
+    for ws in workspaces[:HOME_WORKSPACES]:
+        recent += tracking.search_runs(ws.name, max_results=10).runs
+        active += tracking.search_runs(ws.name, statuses=ACTIVE, max_results=25).runs
+    recent.sort(key=lambda r: -r.created_at)
+    active.sort(key=lambda r: -r.created_at)
+    return web.render(
+        request,
+        "home.html",
+        workspaces=workspaces,
+        recent=recent[:12],
+        active=active[:25],
+        nav="home",
+    )
+
+
+@router.get("/ws/{ws}", response_class=HTMLResponse)
+def workspace_home(request: Request, ws: str) -> Response:
+    web.guard(request, ws)
+    web.services(request).tracking.get_workspace(ws)
+    return web.see_other(f"/ws/{ws}/experiments")
+
+
+# ---------------------------------------------------------------- experiments
+@router.get("/ws/{ws}/experiments", response_class=HTMLResponse)
+def experiments(request: Request, ws: str, view: str = "active", message: str = "") -> Response:
+    web.guard(request, ws)
+    tracking = web.services(request).tracking
+    infos = tracking.list_experiments(ws, include_archived=view == "archived")
+    if view == "archived":
+        infos = [e for e in infos if e.archived]
+    infos.sort(key=lambda e: -e.last_activity)
+    return web.render(
+        request,
+        "experiments.html",
+        workspace=ws,
+        experiments=infos,
+        view=view,
+        message=message,
+        nav="experiments",
+        title=f"Experiments · {ws}",
+    )
+
+
+@router.post("/ws/{ws}/experiments")
+async def create_experiment(request: Request, ws: str) -> Response:
+    web.guard(request, ws, write=True)
+    name = (await web.form(request)).get("name", "").strip()
+    try:
+        info = web.services(request).tracking.create_experiment(ws, name)
+    except CumuloError as exc:
+        return experiments(request, ws, message=exc.message)
+    return web.see_other(f"/ws/{ws}/experiments/{info.id}")
+
+
+@router.post("/ws/{ws}/experiments/{experiment_id}/{action}")
+def change_experiment(request: Request, ws: str, experiment_id: int, action: str) -> Response:
+    web.guard(request, ws, write=True)
+    tracking = web.services(request).tracking
+    try:
+        if action == "archive":
+            tracking.update_experiment(ws, experiment_id, archived=True)
+        elif action == "restore":
+            tracking.update_experiment(ws, experiment_id, archived=False)
+        elif action == "delete":
+            tracking.delete_experiment(ws, experiment_id)
+        else:
+            raise InvalidInput(f"Unknown action {action!r}: use archive, restore or delete.")
+    except CumuloError as exc:
+        return experiments(request, ws, message=exc.message)
+    return web.see_other(f"/ws/{ws}/experiments")
+
+
+# ----------------------------------------------------------------- runs table
+@router.get("/ws/{ws}/experiments/{experiment_id}", response_class=HTMLResponse)
+def runs_table(
+    request: Request,
+    ws: str,
+    experiment_id: int,
+    filter: str = "",
+    order: str = "",
+    cols: list[str] = Query(default=[]),
+    page: int = Query(default=1, ge=1),
+    size: int = Query(default=50),
+    children: bool = False,
+) -> Response:
+    web.guard(request, ws)
+    tracking = web.services(request).tracking
+    experiment = tracking.get_experiment(ws, experiment_id)
+    size = size if size in PAGE_SIZES else 50
+    error = ""
+    runs: list[RunInfo] = []
+    more = False
+    try:
+        found = tracking.search_runs(
+            ws,
+            [experiment_id],
+            filter=filter or None,
+            order_by=[order] if order else None,
+            max_results=size,
+            page_token=encode_token((page - 1) * size) if page > 1 else None,
+            top_level_only=not children,
+        )
+        runs, more = found.runs, found.next_page_token is not None
+    except InvalidInput as exc:
+        error = exc.message
+    columns = [c for c in cols if c.startswith(("metrics.", "params.", "tags."))]
+    if not cols:
+        columns = _default_columns(runs)
+    params: dict[str, Any] = {
+        "filter": filter,
+        "order": order,
+        "cols": columns if cols else [],
+        "size": size if size != 50 else None,
+        "children": "true" if children else None,
+    }
+    context = dict(
+        workspace=ws,
+        experiment=experiment,
+        runs=runs,
+        error=error,
+        columns=columns,
+        available=_available_columns(runs, columns),
+        params=params,
+        filter=filter,
+        order=order,
+        page=page,
+        size=size,
+        sizes=PAGE_SIZES,
+        more=more,
+        children=children,
+        live=any(r.status in ACTIVE for r in runs),
+        sort_link=lambda col: _sort_link(col, order),
+        cell=_cell,
+        nav="experiments",
+        title=f"{experiment.name} · {ws}",
+    )
+    if web.is_fragment(request):
+        return web.render(request, "runs_table.html", **context)
+    return web.render(request, "runs.html", **context)
+
+
+def _default_columns(runs: list[RunInfo]) -> list[str]:
+    metrics = sorted({k for r in runs for k in r.metrics})[:DEFAULT_COLUMNS]
+    params = sorted({k for r in runs for k in r.params})[:DEFAULT_COLUMNS]
+    return [f"metrics.{k}" for k in metrics] + [f"params.{k}" for k in params]
+
+
+def _available_columns(runs: list[RunInfo], chosen: list[str]) -> list[str]:
+    keys = {f"metrics.{k}" for r in runs for k in r.metrics}
+    keys |= {f"params.{k}" for r in runs for k in r.params}
+    keys |= {f"tags.{k}" for r in runs for k in r.tags}
+    return sorted(keys | set(chosen))
+
+
+def _quoted(column: str) -> str:
+    kind, key = column.split(".", 1)
+    return f"{kind}.`{key}`"
+
+
+def _sort_link(column: str, order: str) -> tuple[str, str]:
+    """The order that a click on a column header asks for, and the arrow it shows now."""
+    term = column if column.startswith("attributes.") else _quoted(column)
+    if order == f"{term} DESC":
+        return f"{term} ASC", "▼"
+    if order in (f"{term} ASC", term):
+        return f"{term} DESC", "▲"
+    return f"{term} DESC", ""
+
+
+def _cell(run: RunInfo, column: str) -> Any:
+    kind, key = column.split(".", 1)
+    if kind == "metrics":
+        metric = run.metrics.get(key)
+        return None if metric is None else metric.value
+    if kind == "params":
+        return run.params.get(key)
+    return run.tags.get(key)

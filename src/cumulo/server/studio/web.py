@@ -1,0 +1,199 @@
+"""What every studio page shares: templates, formatting, errors as pages, token login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import jinja2
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from cumulo.core.errors import HTTP_STATUS, CumuloError, Unauthenticated
+from cumulo.server import auth
+from cumulo.services.context import Services
+
+# Templates and static files ship as package data of ``cumulo`` (not Python code).
+STUDIO_DIR = Path(__file__).resolve().parents[2] / "studio"
+TEMPLATES = STUDIO_DIR / "templates"
+STATIC = STUDIO_DIR / "static"
+STATIC_URL = "/studio-static"
+DATA_PREFIX = "/studio-data"
+COOKIE = "cumulo_token"
+ASSET_VERSION = "1"  # bump when studio.js/studio.css change, so browsers refetch them
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+# ----------------------------------------------------------------- formatting
+def when(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    seconds = max(0, int(dt.datetime.now().timestamp() - ms / 1000))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m"
+    if m:
+        return f"{m}m {s:02d}s"
+    return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+
+
+def num(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def qs(params: dict[str, Any], **changes: Any) -> str:
+    """A query string from ``params`` with ``changes`` applied (None removes a key)."""
+    merged = {**params, **changes}
+    pairs: list[tuple[str, Any]] = []
+    for k, v in merged.items():
+        if v is None or v == "" or v == []:
+            continue
+        for item in v if isinstance(v, list) else [v]:
+            pairs.append((k, item))
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(when=when, ago=ago, duration=duration, num=num, size=size, q=quote)
+_env.globals.update(
+    qs=qs,
+    static=lambda name: f"{STATIC_URL}/{name}?v={ASSET_VERSION}",
+    data_prefix=DATA_PREFIX,
+)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("workspace", None)
+    context.setdefault("nav", "")
+    context.setdefault("title", "Cumulo studio")
+    body = _env.get_template(template).render(request=request, auth_on=auth_on(request), **context)
+    return HTMLResponse(body, status_code=status_code)
+
+
+def is_fragment(request: Request) -> bool:
+    """An htmx request asks for the part of the page it swaps, not the whole page."""
+    return request.headers.get("hx-request") == "true" and "hx-boosted" not in request.headers
+
+
+async def form(request: Request) -> dict[str, str]:
+    """A URL-encoded form body as a dict (last value wins)."""
+    parsed = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# ----------------------------------------------------------------------- auth
+def with_cookie_token(request: Request) -> Request:
+    """The request as the auth checks see it: the login cookie stands in for the header."""
+    token = request.cookies.get(COOKIE)
+    if not token or "authorization" in request.headers:
+        return request
+    scope = dict(request.scope)
+    scope["headers"] = [
+        *request.scope["headers"],
+        (b"authorization", f"Bearer {token}".encode("latin-1", "replace")),
+    ]
+    return Request(scope, request.receive)
+
+
+def guard(request: Request, workspace: str, write: bool = False) -> None:
+    """Raise unless the visitor may read (or change) ``workspace``."""
+    auth.require(with_cookie_token(request), workspace, write)
+
+
+def readable(request: Request, workspace: str) -> bool:
+    try:
+        guard(request, workspace)
+    except CumuloError:
+        return False
+    return True
+
+
+def has_token(request: Request) -> bool:
+    return COOKIE in request.cookies or "authorization" in request.headers
+
+
+def auth_on(request: Request) -> bool:
+    return bool(request.app.state.settings.auth == "token")
+
+
+# -------------------------------------------------------------------- routing
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class PageRoute(APIRoute):
+    """Studio routes answer errors with a page (or JSON for data requests), not bare JSON.
+
+    A request without a valid token is sent to the login page.
+    """
+
+    def get_route_handler(self) -> Handler:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except CumuloError as exc:
+                return error_response(request, exc)
+
+        return handler
+
+
+def error_response(request: Request, exc: CumuloError) -> Response:
+    status = HTTP_STATUS.get(exc.code, 500)
+    if request.url.path.startswith(DATA_PREFIX):
+        return JSONResponse(exc.to_dict(), status_code=status)
+    if isinstance(exc, Unauthenticated) and request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return see_other(f"/login?next={quote(target)}")
+    return render(request, "error.html", status_code=status, error=exc, title="Error")

@@ -1,0 +1,416 @@
+/* Cumulo studio: charts (uPlot), live logs, run selection and parallel coordinates.
+   Pages are rendered on the server; this file only adds what needs the browser. */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#d1242f",
+    "#6639ba", "#953800", "#116329", "#e16f24", "#5a6b7b"];
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) { throw new Error(body.message || ("HTTP " + r.status)); }
+          return body;
+        });
+      });
+  }
+
+  function runActive() {
+    var head = $("#run-header");
+    if (!head) { return false; }
+    var s = head.getAttribute("data-status");
+    return ["Completed", "Failed", "Canceled"].indexOf(s) < 0;
+  }
+
+  // ------------------------------------------------------------ controls
+  function controls() {
+    var axis = $("#chart-axis"), smooth = $("#chart-smooth"), log = $("#chart-log");
+    return {
+      axis: axis ? axis.value : "step",
+      smooth: smooth ? parseFloat(smooth.value) : 0,
+      log: log ? log.checked : false
+    };
+  }
+
+  // Exponential moving average, debiased like TensorBoard's smoothing.
+  function smoothed(ys, weight) {
+    if (!weight) { return ys; }
+    var out = new Array(ys.length), last = 0, n = 0;
+    for (var i = 0; i < ys.length; i++) {
+      var v = ys[i];
+      if (v === null || !isFinite(v)) { out[i] = null; continue; }
+      last = last * weight + (1 - weight) * v;
+      n++;
+      out[i] = last / (1 - Math.pow(weight, n));
+    }
+    return out;
+  }
+
+  function prepare(x, ys, c) {
+    var xs = c.axis === "timestamp" ? x.map(function (v) { return v / 1000; }) : x.slice();
+    return ys.map(function (y) {
+      return c.log ? y.map(function (v) { return v !== null && v > 0 ? v : null; }) : y;
+    }).reduce(function (acc, y) { acc.push(y); return acc; }, [xs]);
+  }
+
+  function plotOptions(el, series, c, onZoom) {
+    var width = Math.max(200, el.clientWidth || 400);
+    var height = Math.max(120, el.clientHeight || 220);
+    return {
+      width: width,
+      height: height,
+      legend: { show: series.length > 2 },
+      scales: { x: { time: c.axis === "timestamp" }, y: { distr: c.log ? 3 : 1 } },
+      series: [{}].concat(series),
+      axes: [{ stroke: "#656d76", grid: { stroke: "#eef0f2" } },
+        { stroke: "#656d76", grid: { stroke: "#eef0f2" }, size: 56 }],
+      cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: function () { return function () { return null; }; } } },
+      hooks: {
+        setSelect: [function (u) {
+          if (u.select.width < 4) { return; }
+          var lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
+          u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          onZoom(lo, hi);
+        }]
+      }
+    };
+  }
+
+  function lineSeries(label, color, dim) {
+    return { label: label, stroke: color, width: dim ? 1 : 1.5, alpha: dim ? 0.25 : 1, spanGaps: false,
+      points: { show: false } };
+  }
+
+  // ------------------------------------------------------ one run, one metric
+  function RunChart(card) {
+    this.card = card;
+    this.el = $(".plot", card);
+    this.info = $(".chart-info", card);
+    this.key = card.getAttribute("data-key");
+    this.url = card.getAttribute("data-url");
+    this.range = null; // [start, end] while zoomed
+    this.data = null;
+    this.plot = null;
+    this.loading = false;
+  }
+  RunChart.prototype.query = function () {
+    var c = controls(), width = Math.max(200, this.el.clientWidth || 400);
+    var q = "?key=" + encodeURIComponent(this.key) + "&axis=" + c.axis +
+      "&points=" + Math.min(4000, Math.max(200, Math.round(width * 2)));
+    if (this.range) {
+      q += "&start=" + Math.floor(this.range[0]) + "&end=" + Math.ceil(this.range[1]);
+    }
+    return this.url + q;
+  };
+  RunChart.prototype.load = function () {
+    var self = this;
+    if (self.loading) { return Promise.resolve(); }
+    self.loading = true;
+    return getJSON(self.query()).then(function (d) {
+      self.loading = false;
+      self.data = d;
+      self.draw();
+    }).catch(function (err) {
+      self.loading = false;
+      self.el.innerHTML = '<div class="nodata"></div>';
+      self.el.firstChild.textContent = "Could not load: " + err.message;
+    });
+  };
+  RunChart.prototype.draw = function () {
+    var self = this, d = self.data, c = controls();
+    if (!d) { return; }
+    if (self.plot) { self.plot.destroy(); self.plot = null; }
+    self.el.innerHTML = "";
+    if (!d.x.length) {
+      self.el.innerHTML = '<div class="nodata">No points</div>';
+      return;
+    }
+    var ys = [d.y], series = [lineSeries(self.key, PALETTE[0], c.smooth > 0)];
+    if (c.smooth > 0) {
+      ys.push(smoothed(d.y, c.smooth));
+      series.push(lineSeries(self.key + " (smoothed)", PALETTE[0], false));
+    }
+    var opts = plotOptions(self.el, series, c, function (lo, hi) {
+      if (c.axis === "timestamp") { lo *= 1000; hi *= 1000; }
+      self.range = [lo, hi];
+      self.load();
+    });
+    self.plot = new uPlot(opts, prepare(d.x, ys, c), self.el);
+    self.plot.over.addEventListener("dblclick", function () {
+      if (self.range) { self.range = null; self.load(); }
+    });
+    self.info.textContent = d.count.toLocaleString() + " points" +
+      (d.downsampled ? ", " + d.x.length.toLocaleString() + " drawn" : "") + (self.range ? " · zoomed" : "");
+    self.card.setAttribute("data-drawn", String(d.x.length));
+  };
+  RunChart.prototype.resize = function () {
+    if (this.plot) { this.plot.setSize({ width: this.el.clientWidth, height: this.el.clientHeight || 220 }); }
+  };
+
+  function initRunCharts() {
+    var cards = $$(".charts .chart");
+    if (!cards.length) { return; }
+    var charts = cards.map(function (card) { return new RunChart(card); });
+    var visible = new Set();
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) {
+        var chart = charts[cards.indexOf(e.target)];
+        if (e.isIntersecting) {
+          visible.add(chart);
+          if (!chart.data) { chart.load(); }
+        } else {
+          visible.delete(chart);
+        }
+      });
+    }, { rootMargin: "300px" });
+    cards.forEach(function (card) { observer.observe(card); });
+    bindControls(function (what) {
+      charts.forEach(function (ch) {
+        if (!ch.data) { return; }
+        if (what === "axis") { ch.range = null; ch.load(); } else { ch.draw(); }
+      });
+    });
+    var filter = $("#metric-filter");
+    if (filter) {
+      filter.addEventListener("input", function () {
+        var text = filter.value.toLowerCase();
+        cards.forEach(function (card) {
+          card.style.display = card.getAttribute("data-key").toLowerCase().indexOf(text) >= 0 ? "" : "none";
+        });
+      });
+    }
+    window.addEventListener("resize", function () { charts.forEach(function (ch) { ch.resize(); }); });
+    if (cards[0].getAttribute("data-live") === "true") {
+      var timer = setInterval(function () {
+        if (!runActive()) { clearInterval(timer); }
+        visible.forEach(function (ch) { if (!ch.range) { ch.load(); } });
+      }, 5000);
+    }
+  }
+
+  function bindControls(onChange) {
+    var axis = $("#chart-axis"), smooth = $("#chart-smooth"), log = $("#chart-log"), out = $("#chart-smooth-value");
+    if (axis) { axis.addEventListener("change", function () { onChange("axis"); }); }
+    if (log) { log.addEventListener("change", function () { onChange("log"); }); }
+    if (smooth) {
+      smooth.addEventListener("input", function () {
+        if (out) { out.textContent = smooth.value; }
+        onChange("smooth");
+      });
+    }
+  }
+
+  // ------------------------------------------------- several runs, one metric
+  function initOverlay() {
+    var card = $("#overlay");
+    if (!card) { return; }
+    var el = $(".plot", card), plot = null, data = null, range = null;
+    var runs = card.getAttribute("data-runs").split(",");
+    var names = JSON.parse(card.getAttribute("data-names"));
+    function load() {
+      var c = controls();
+      var q = card.getAttribute("data-url") + "?key=" + encodeURIComponent(card.getAttribute("data-key")) +
+        "&axis=" + c.axis + "&points=1000" + runs.map(function (r) { return "&runs=" + r; }).join("");
+      if (range) { q += "&start=" + Math.floor(range[0]) + "&end=" + Math.ceil(range[1]); }
+      return getJSON(q).then(function (d) { data = d; draw(); });
+    }
+    function draw() {
+      var c = controls();
+      if (plot) { plot.destroy(); plot = null; }
+      el.innerHTML = "";
+      var tables = data.series.map(function (s) {
+        var x = c.axis === "timestamp" ? s.x.map(function (v) { return v / 1000; }) : s.x;
+        var y = smoothed(s.y, c.smooth);
+        if (c.log) { y = y.map(function (v) { return v !== null && v > 0 ? v : null; }); }
+        return [x, y];
+      }).filter(function (t) { return t[0].length > 0; });
+      if (!tables.length) { el.innerHTML = '<div class="nodata">No points</div>'; return; }
+      var joined = uPlot.join(tables);
+      var series = data.series.filter(function (s) { return s.x.length > 0; }).map(function (s) {
+        var i = runs.indexOf(s.run_id);
+        return lineSeries(names[i] || s.run_id, PALETTE[i % PALETTE.length], false);
+      });
+      var opts = plotOptions(el, series, c, function (lo, hi) {
+        if (c.axis === "timestamp") { lo *= 1000; hi *= 1000; }
+        range = [lo, hi];
+        load();
+      });
+      opts.legend = { show: true };
+      series.forEach(function (s) { s.spanGaps = true; });
+      plot = new uPlot(opts, joined, el);
+      plot.over.addEventListener("dblclick", function () { if (range) { range = null; load(); } });
+      card.setAttribute("data-drawn", String(series.length));
+    }
+    bindControls(function (what) {
+      if (!data) { return; }
+      if (what === "axis") { range = null; load(); } else { draw(); }
+    });
+    load().catch(function (err) { el.textContent = "Could not load: " + err.message; });
+  }
+
+  // ------------------------------------------------------ parallel coordinates
+  function initParallel() {
+    var holder = $("#parallel"), source = $("#parallel-data");
+    if (!holder || !source) { return; }
+    var spec = JSON.parse(source.textContent);
+    var axes = spec.axes, lines = spec.lines;
+    if (!axes.length || !lines.length) { holder.innerHTML = '<p class="muted">Nothing to draw.</p>'; return; }
+    var W = Math.max(400, holder.clientWidth), H = holder.clientHeight || 280, top = 30, bottom = 24;
+    var left = 60, right = 60, step = axes.length > 1 ? (W - left - right) / (axes.length - 1) : 0;
+    var NS = "http://www.w3.org/2000/svg";
+    function node(name, attrs, parent) {
+      var n = document.createElementNS(NS, name);
+      Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+      if (parent) { parent.appendChild(n); }
+      return n;
+    }
+    var scales = axes.map(function (axis, i) {
+      var values = lines.map(function (l) { return l.values[i]; }).filter(function (v) { return v !== null && v !== undefined; });
+      var numeric = values.length > 0 && values.every(function (v) { return v !== "" && isFinite(Number(v)); });
+      if (numeric) {
+        var nums = values.map(Number), lo = Math.min.apply(null, nums), hi = Math.max.apply(null, nums);
+        return { numeric: true, lo: lo, hi: hi, pos: function (v) {
+          if (v === null || v === undefined) { return null; }
+          return hi === lo ? 0.5 : (Number(v) - lo) / (hi - lo);
+        } };
+      }
+      var cats = Array.from(new Set(values.map(String))).sort();
+      return { numeric: false, cats: cats, pos: function (v) {
+        if (v === null || v === undefined) { return null; }
+        return cats.length === 1 ? 0.5 : cats.indexOf(String(v)) / (cats.length - 1);
+      } };
+    });
+    var svg = node("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none" }, null);
+    var metricAxis = axes.length - 1, hasMetric = axes[metricAxis].kind === "metric";
+    function y(p) { return top + (1 - p) * (H - top - bottom); }
+    lines.forEach(function (line) {
+      var pts = [];
+      axes.forEach(function (a, i) {
+        var p = scales[i].pos(line.values[i]);
+        if (p !== null) { pts.push((left + i * step) + "," + y(p)); }
+      });
+      var colour = PALETTE[0];
+      if (hasMetric) {
+        var p = scales[metricAxis].pos(line.values[metricAxis]);
+        colour = p === null ? "#8c959f" : "hsl(" + Math.round(220 - 220 * p) + ",70%,45%)";
+      }
+      var path = node("path", { d: "M" + pts.join(" L"), "class": "line", stroke: colour }, svg);
+      node("title", {}, path).textContent = line.run + ": " + axes.map(function (a, i) {
+        return a.name + "=" + (line.values[i] === null ? "—" : line.values[i]);
+      }).join(", ");
+    });
+    axes.forEach(function (a, i) {
+      var x = left + i * step, g = node("g", { "class": "axis" }, svg), s = scales[i];
+      node("line", { x1: x, x2: x, y1: top, y2: H - bottom }, g);
+      node("text", { x: x, y: 14, "text-anchor": "middle", "font-weight": "600" }, g).textContent =
+        (a.kind === "metric" ? "metric " : "") + a.name;
+      var ticks = s.numeric ? [[s.lo, 0], [s.hi, 1]] : s.cats.map(function (c, j) {
+        return [c, s.cats.length === 1 ? 0.5 : j / (s.cats.length - 1)];
+      });
+      if (!s.numeric && ticks.length > 8) { ticks = [ticks[0], ticks[ticks.length - 1]]; }
+      ticks.forEach(function (t) {
+        var label = typeof t[0] === "number" ? Number(t[0].toPrecision(4)) : t[0];
+        node("text", { x: x + 4, y: y(t[1]) + 4 }, g).textContent = String(label);
+      });
+    });
+    holder.innerHTML = "";
+    holder.appendChild(svg);
+    holder.setAttribute("data-drawn", String(lines.length));
+  }
+
+  // ------------------------------------------------------------------- logs
+  function initLog() {
+    var pre = $("#log");
+    if (!pre) { return; }
+    var state = $("#log-state"), offset = -1, url = pre.getAttribute("data-url");
+    function poll() {
+      getJSON(url + "&offset=" + offset).then(function (d) {
+        var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
+        if (offset < 0 && d.skipped > 0) {
+          pre.textContent = "… (" + d.skipped.toLocaleString() + " bytes before this; download for all)\n";
+        }
+        if (d.text) { pre.appendChild(document.createTextNode(d.text)); }
+        offset = d.offset;
+        if (atEnd) { pre.scrollTop = pre.scrollHeight; }
+        state.textContent = d.active ? "● live, " + d.status : d.status;
+        state.className = d.active ? "live" : "muted";
+        pre.setAttribute("data-offset", String(offset));
+        if (d.active || d.offset < d.size) { setTimeout(poll, d.offset < d.size ? 50 : 1000); }
+      }).catch(function (err) {
+        state.textContent = "Could not read the log: " + err.message;
+        setTimeout(poll, 3000);
+      });
+    }
+    poll();
+  }
+
+  // --------------------------------------------------------- runs selection
+  function initSelection() {
+    var table = $("#runs-table");
+    if (!table) { return; }
+    var key = "cumulo.selection." + table.getAttribute("data-workspace");
+    var chosen = new Set(JSON.parse(sessionStorage.getItem(key) || "[]"));
+    var link = $("#compare-link");
+    function refresh() {
+      sessionStorage.setItem(key, JSON.stringify(Array.from(chosen)));
+      var ids = Array.from(chosen);
+      link.textContent = "Compare (" + ids.length + ")";
+      link.classList.toggle("disabled", ids.length < 1);
+      link.href = link.getAttribute("data-base") + "?" + ids.map(function (id) { return "runs=" + id; }).join("&");
+    }
+    $$("input.pick", table).forEach(function (box) {
+      box.checked = chosen.has(box.value);
+      box.addEventListener("change", function () {
+        if (box.checked) { chosen.add(box.value); } else { chosen.delete(box.value); }
+        refresh();
+      });
+    });
+    var all = $("#select-all", table);
+    if (all) {
+      all.addEventListener("change", function () {
+        $$("input.pick", table).forEach(function (box) {
+          box.checked = all.checked;
+          if (all.checked) { chosen.add(box.value); } else { chosen.delete(box.value); }
+        });
+        refresh();
+      });
+    }
+    refresh();
+  }
+
+  // --------------------------------------------------------------- general
+  function initForms() {
+    document.addEventListener("submit", function (e) {
+      var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
+      if (msg && !window.confirm(msg)) { e.preventDefault(); }
+    }, true);
+    $$("select.submit-on-change").forEach(function (sel) {
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+  }
+
+  function init() {
+    initForms();
+    initSelection();
+    initRunCharts();
+    initOverlay();
+    initParallel();
+    initLog();
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      if (e.target && (e.target.id === "runs-table" || e.target.id === "rows" || $("#runs-table", e.target.parentNode || document))) {
+        initSelection();
+      }
+    });
+    document.body.setAttribute("data-ready", "true");
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

@@ -1,0 +1,222 @@
+"""The studio in headless Chromium against a real server: what a person does, end to end.
+
+Each test leaves a screenshot of the page it checked in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from studio_kit import Page, Seeded
+
+pytestmark = pytest.mark.slow
+
+
+def test_home_lists_workspaces_recent_and_running_runs(tab: Page, seeded: Seeded) -> None:
+    page = tab.open("/")
+    assert page.locator("h1").inner_text() == "Home"
+    assert page.get_by_role("link", name=seeded.workspace).count() >= 1
+    recent = page.locator("section", has_text="Recent runs")
+    assert recent.locator("tbody tr").count() >= 5
+    assert "Running now" in page.inner_text("#active-runs")
+    tab.shot("01-home")
+
+
+def test_experiments_create_archive_restore_delete(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/experiments")
+    row = page.locator("#experiments tr", has_text="digits")
+    assert row.locator("td.num").inner_text() == "66"  # 63 top-level runs, 3 sweep children
+    page.fill("input[name=name]", "ablation")
+    page.click("form.create button")
+    page.wait_for_url(re.compile(r"/experiments/\d+$"))
+    assert "ablation" in page.inner_text("h1")
+    page = tab.open(f"/ws/{seeded.workspace}/experiments")
+    row = page.locator("#experiments tr", has_text="ablation")
+    row.get_by_role("button", name="Archive").click()
+    page.wait_for_load_state()
+    assert page.locator("#experiments tr", has_text="ablation").count() == 0
+    page.click("text=Archived")
+    row = page.locator("#experiments tr", has_text="ablation")
+    row.get_by_role("button", name="Restore").click()
+    page.wait_for_load_state()
+    assert page.locator("#experiments tr", has_text="ablation").count() == 1
+    tab.shot("02-experiments")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row = page.locator("#experiments tr", has_text="ablation")
+    row.get_by_role("button", name="Delete").click()
+    page.wait_for_load_state()
+    assert page.locator("#experiments tr", has_text="ablation").count() == 0
+
+
+def _column(page, index: int) -> list[str]:
+    return page.locator(f"#runs tbody tr td:nth-child({index})").all_inner_texts()
+
+
+def test_runs_table_filters_sorts_and_pages(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}")
+    assert page.locator("#runs tbody tr").count() == 50  # a page, not every run
+    headers = page.locator("#runs thead th").all_inner_texts()
+    acc = next(i for i, h in enumerate(headers, 1) if h.startswith("accuracy"))
+    tab.shot("03-runs-table")
+
+    page.fill("input.filter", "metrics.accuracy > 0.8 AND params.model = 'rf'")
+    page.press("input.filter", "Enter")
+    page.wait_for_url(re.compile(r"filter=metrics"))
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length < 50")
+    values = [float(v) for v in _column(page, acc)]
+    assert values and all(v > 0.8 for v in values)
+
+    page.locator("#runs thead th", has_text="accuracy").locator("a").click()
+    page.wait_for_url(re.compile(r"order=metrics"))
+    page.wait_for_selector("#runs thead th:has-text('▼')")
+    values = [float(v) for v in _column(page, acc)]
+    assert values == sorted(values, reverse=True)
+    page.locator("#runs thead th", has_text="accuracy").locator("a").click()
+    page.wait_for_selector("#runs thead th:has-text('▲')")
+    values = [float(v) for v in _column(page, acc)]
+    assert values == sorted(values)
+    tab.shot("04-runs-filtered-sorted")
+
+    # A bad filter says what is wrong instead of failing the page.
+    page.fill("input.filter", "metrics.accuracy >>> 1")
+    page.press("input.filter", "Enter")
+    page.wait_for_selector("#filter-error")
+
+    # Paging: the second page holds other runs, and its URL can be shared.
+    page = tab.open(f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}")
+    first = set(_column(page, 2))
+    page.click("#next-page")
+    page.wait_for_url(re.compile(r"page=2"))
+    second = set(_column(page, 2))
+    assert second and not first & second
+    url = page.url
+    assert set(_column(tab.open(url.removeprefix(tab.base)), 2)) == second
+
+
+def test_run_metrics_chart_draws_downsampled_and_zooms(tab: Page, seeded: Seeded) -> None:
+    run_id = seeded.runs["best"]
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{run_id}/metrics")
+    chart = page.locator(".chart[data-key=val_loss]")
+    chart.locator("canvas").wait_for()
+    page.wait_for_selector(".chart[data-key=val_loss][data-drawn]")
+    drawn = int(chart.get_attribute("data-drawn") or 0)
+    assert 100 < drawn < 30_000  # downsampled on the server
+    assert "30,000 points" in chart.locator(".chart-info").inner_text()
+    assert page.locator("table", has_text="precision").count() == 1  # row records as a table
+    tab.shot("05-run-metrics")
+
+    # Drag across a tenth of the chart: the detail of that range is fetched and drawn.
+    box = chart.locator(".u-over").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.45, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+    page.mouse.up()
+    page.wait_for_function(
+        "document.querySelector('.chart[data-key=val_loss] .chart-info').textContent"
+        ".includes('zoomed')"
+    )
+    page.check("#chart-log")
+    page.fill("#chart-smooth", "0.8")
+    page.dispatch_event("#chart-smooth", "input")
+    assert chart.locator("canvas").count() == 1
+
+
+def test_run_overview_shows_error_with_failing_line(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['broken']}")
+    error = page.locator("#run-error")
+    assert "expected a batch of shape (32, 4)" in error.inner_text()
+    assert "_train_step" in error.locator(".frame.last").inner_text()
+    assert "raise ValueError" in error.locator(".frame.last pre").inner_text()
+    assert page.locator(".runhead .status").inner_text() == "Failed"
+    tab.shot("06-run-failed")
+
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}")
+    assert "mlp" in page.locator("section", has_text="Parameters").inner_text()
+    assert page.locator("ol.timeline li").count() >= 2
+    tab.shot("07-run-overview")
+
+
+def test_logs_tail_live_while_the_run_runs(tab: Page, seeded: Seeded) -> None:
+    from cumulo import Workspace
+    from cumulo.sdk.experiment import Experiment
+
+    ws = Workspace.get(seeded.workspace, home=seeded.home)
+    run = Experiment(ws, "digits").start_logging(display_name="live")
+    run.upload_file("logs/std_log.txt", io.BytesIO(b"epoch 1 loss 0.9\n"))
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{run.id}/logs")
+    page.wait_for_function("document.querySelector('#log').textContent.includes('epoch 1')")
+    assert "live" in page.inner_text("#log-state")
+    log = b"epoch 1 loss 0.9\n" + b"".join(f"epoch {e} loss {1 / e:.3f}\n".encode() for e in (2, 3))
+    run.upload_file("logs/std_log.txt", io.BytesIO(log))
+    page.wait_for_function("document.querySelector('#log').textContent.includes('epoch 3')")
+    assert page.inner_text("#log").count("epoch 1") == 1  # appended, not reloaded
+    tab.shot("08-run-logs-live")
+    run.complete()
+    page.wait_for_function("document.querySelector('#log-state').textContent === 'Completed'")
+    page.wait_for_selector("#run-header .status:has-text('Completed')")
+
+
+def test_compare_two_runs_from_the_table(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(
+        f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}"
+        "?filter=attributes.run_name LIKE 'trial-0%'&order=attributes.run_name ASC"
+    )
+    page.locator("#runs tbody tr", has_text="trial-01").locator("input.pick").check()
+    page.locator("#runs tbody tr", has_text="trial-02").locator("input.pick").check()
+    assert page.inner_text("#compare-link") == "Compare (2)"
+    page.click("#compare-link")
+    page.wait_for_url(re.compile(r"/compare\?"))
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#overlay[data-drawn='2']")
+    differs = page.locator("#compare-table tr.differs th").all_inner_texts()
+    assert "lr" in differs and "model" in differs and "team" not in differs
+    assert page.locator("#parallel path.line").count() == 2
+    tab.shot("09-compare")
+
+
+def test_outputs_browser_previews_and_downloads(tab: Page, seeded: Seeded) -> None:
+    base = f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}"
+    page = tab.open(f"{base}/outputs")
+    page.click("#files >> text=outputs/")
+    page.click("#files >> text=predictions.csv")
+    page.wait_for_selector("table.csv")
+    assert page.locator("table.csv thead th").all_inner_texts() == ["id", "label", "score"]
+    assert page.locator("table.csv tbody tr").count() == 2
+    page.click("#files >> text=metrics.json")
+    page.wait_for_selector("pre.json")
+    assert '"acc": 0.93' in page.inner_text("pre.json")
+    page.click("#files >> text=plot.png")
+    img = page.locator("img.previewimg")
+    img.wait_for()
+    page.wait_for_function("document.querySelector('img.previewimg').naturalWidth === 32")
+    tab.shot("10-run-outputs")
+    with page.expect_download() as info:
+        page.locator("#preview").get_by_role("link", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == "plot.png"
+    assert Path(download.path()).read_bytes()[:4] == b"\x89PNG"
+
+    page = tab.open(f"{base}/code")
+    page.click("#files >> text=train.py")
+    assert "print('training')" in page.inner_text("pre.text")
+    tab.shot("11-run-code")
+
+
+def test_images_gallery_and_child_runs(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}/images")
+    images = page.locator(".gallery img")
+    assert images.count() == 2
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.gallery img')).every(i => i.naturalWidth === 64)"
+    )
+    tab.shot("12-run-images")
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['sweep']}/children")
+    assert page.locator("tbody tr").count() == 3
+    page.click("text=Compare selected")
+    page.wait_for_selector("#parallel path.line")
+    assert page.locator("#parallel path.line").count() == 3
