@@ -1,0 +1,181 @@
+"""Endpoints, deployments and replicas: types and value rules.
+
+An *endpoint* is a stable name and scoring URL in a workspace; it holds one or
+more *deployments* (``blue``, ``green``...) and a traffic split between them.
+A deployment serves one model version (or an entry script over several) with
+``replicas`` identical processes. Updating a deployment raises its
+``generation``: the supervisor replaces replicas of older generations one at
+a time, and routes only to replicas that answered their readiness check.
+
+Limits: endpoint names 3-32 characters, deployment names 1-32, of lowercase
+letters, digits and ``-``, starting with a letter; at most 20 deployments per
+endpoint and 20 replicas per deployment; traffic in whole percents adding up
+to 100 (or 0 before any deployment takes traffic).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self
+
+from cumulo.core.entities import Record
+from cumulo.core.errors import InvalidInput
+
+MAX_DEPLOYMENTS = 20
+MAX_REPLICAS = 20
+AUTH_MODES = ("key", "token", "none")
+
+_ENDPOINT_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_DEPLOYMENT_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+
+
+class DeploymentState(StrEnum):
+    CREATING = "Creating"  # no replica of it is ready yet
+    UPDATING = "Updating"  # replicas of an older generation are being replaced
+    HEALTHY = "Healthy"  # every replica of the current generation is ready
+    UNHEALTHY = "Unhealthy"  # some replicas crashed or fail their checks; being restarted
+    FAILED = "Failed"  # the model or init() cannot load; see the error and traceback
+
+
+class ReplicaState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"  # replaced: no new requests, finishing the ones in flight
+    CRASHED = "crashed"  # exited or failed its liveness check; restarts after a backoff
+    FAILED = "failed"  # its init() failed
+
+
+def endpoint_name(name: Any) -> str:
+    if not isinstance(name, str) or not _ENDPOINT_RE.match(name):
+        raise InvalidInput(
+            f"Invalid endpoint name {name!r}: use 3-32 lowercase letters, digits and '-', "
+            "starting with a letter and not ending with '-'."
+        )
+    return name
+
+
+def deployment_name(name: Any) -> str:
+    if not isinstance(name, str) or not _DEPLOYMENT_RE.match(name):
+        raise InvalidInput(
+            f"Invalid deployment name {name!r}: use 1-32 lowercase letters, digits and '-', "
+            "starting with a letter and not ending with '-'."
+        )
+    return name
+
+
+def auth_mode(mode: Any) -> str:
+    if mode not in AUTH_MODES:
+        raise InvalidInput(f"Endpoint auth is one of {', '.join(AUTH_MODES)}, not {mode!r}.")
+    return str(mode)
+
+
+def traffic_split(traffic: Any, deployments: list[str], what: str = "traffic") -> dict[str, int]:
+    """Whole percents per existing deployment, adding up to 100 (or all zero)."""
+    if not isinstance(traffic, dict):
+        raise InvalidInput(f"The {what} split is a dict of deployment name -> percent.")
+    out: dict[str, int] = {}
+    for name, value in traffic.items():
+        if name not in deployments:
+            raise InvalidInput(
+                f"The {what} split names {name!r}, which is not a deployment of this endpoint "
+                f"(it has {', '.join(deployments) or 'none'})."
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise InvalidInput(f"Traffic for {name!r} must be a whole percent, got {value!r}.")
+        if not 0 <= value <= 100:
+            raise InvalidInput(f"Traffic for {name!r} must be between 0 and 100, got {value}.")
+        if value:
+            out[name] = int(value)
+    total = sum(out.values())
+    if what == "traffic" and total not in (0, 100):
+        raise InvalidInput(f"Traffic percents must add up to 100, they add up to {total}.")
+    if what == "mirror" and (len(out) > 1 or total > 50):
+        raise InvalidInput("Mirror traffic goes to one deployment, at most 50 percent.")
+    return out
+
+
+@dataclass(frozen=True)
+class ReplicaInfo(Record):
+    slot: int
+    generation: int
+    state: str
+    pid: int | None = None
+    url: str | None = None
+    restarts: int = 0
+    error: str | None = None
+    started_at: int | None = None
+    ready_at: int | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentInfo(Record):
+    """One deployment of an endpoint, with what its replicas are doing now."""
+
+    endpoint: str
+    name: str
+    kind: str  # "mlflow" | "script"
+    models: list[dict[str, Any]]
+    generation: int
+    state: str
+    created_at: int
+    updated_at: int
+    replicas: int = 1
+    compute_target: str | None = None
+    error: dict[str, Any] | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    replica_states: list[ReplicaInfo] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        data["replica_states"] = [
+            r if isinstance(r, ReplicaInfo) else ReplicaInfo.from_dict(r)
+            for r in data.get("replica_states") or []
+        ]
+        return super().from_dict(data)
+
+    @property
+    def ready_replicas(self) -> int:
+        return sum(
+            1
+            for r in self.replica_states
+            if r.state == ReplicaState.READY and r.generation == self.generation
+        )
+
+
+@dataclass(frozen=True)
+class EndpointInfo(Record):
+    workspace: str
+    name: str
+    auth_mode: str
+    created_at: int
+    updated_at: int
+    description: str = ""
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    deployments: list[DeploymentInfo] = field(default_factory=list)
+    scoring_path: str = ""
+    swagger_path: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        data["deployments"] = [
+            d if isinstance(d, DeploymentInfo) else DeploymentInfo.from_dict(d)
+            for d in data.get("deployments") or []
+        ]
+        return super().from_dict(data)
+
+    def deployment(self, name: str) -> DeploymentInfo | None:
+        return next((d for d in self.deployments if d.name == name), None)
+
+
+def scoring_path(workspace: str, endpoint: str) -> str:
+    return f"/endpoints/{workspace}/{endpoint}/score"
+
+
+def swagger_path(workspace: str, endpoint: str) -> str:
+    return f"/endpoints/{workspace}/{endpoint}/swagger.json"

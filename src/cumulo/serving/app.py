@@ -1,0 +1,140 @@
+"""The lean scoring server of one replica: a bare ASGI app around a predictor.
+
+No framework and no per-request allocations beyond the body and the answer:
+it runs under uvicorn (httptools and uvloop when installed) and answers
+
+- ``POST /invocations`` and ``POST /score``: the model's answer;
+- ``GET /ping``, ``GET /health``: 200 once the model is loaded (MLflow's probes);
+- ``GET /version``: the server's version; ``GET /info``: what is served.
+
+A ``ScoringError`` becomes its status (400 bad input, 415 media type) with
+the model's message; any other exception is a 500 whose body names an error
+id, logged with the traceback; the replica goes on serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+from cumulo.serving.errors import ScoringError
+
+log = logging.getLogger("cumulo.serving")
+
+MAX_BODY = 100 * 1024 * 1024
+VERSION = b"cumulo-scoring 0.1.0"
+_JSON = [(b"content-type", b"application/json")]
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Predictor(Protocol):
+    kind: str
+
+    def predict(self, body: bytes, content_type: str = ...) -> bytes: ...
+
+
+class ScoringApp:
+    """ASGI app answering scoring requests with ``predictor``."""
+
+    def __init__(self, predictor: Predictor, info: dict[str, Any] | None = None) -> None:
+        self.predictor = predictor
+        self.info = orjson.dumps({"kind": predictor.kind, "pid": os.getpid(), **(info or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if method == "POST" and path in ("/invocations", "/score"):
+            await self._score(scope, receive, send)
+        elif method == "GET" and path in ("/ping", "/health"):
+            await _answer(send, 200, b"\n", _JSON)
+        elif method == "GET" and path == "/version":
+            await _answer(send, 200, VERSION, _TEXT)
+        elif method == "GET" and path == "/info":
+            await _answer(send, 200, self.info, _JSON)
+        else:
+            body = orjson.dumps(
+                {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route {method} {path}."}
+            )
+            await _answer(send, 404, body, _JSON)
+
+    async def _score(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            msg = {"error_code": "PAYLOAD_TOO_LARGE", "message": "The body is over 100 MiB."}
+            await _answer(send, 413, orjson.dumps(msg), _JSON)
+            return
+        content_type = ""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        try:
+            out = self.predictor.predict(body, content_type)
+        except ScoringError as exc:
+            await _answer(send, exc.status, exc.body(), _JSON)
+            return
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("scoring failed, error id %s", error_id)
+            message = (
+                f"The model failed on this request (error id {error_id}); its traceback is in "
+                "the deployment's logs."
+            )
+            body = orjson.dumps(
+                {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}
+            )
+            await _answer(send, 500, body, _JSON)
+            return
+        await _answer(send, 200, out, _JSON)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
