@@ -18,6 +18,14 @@ from cumulo.core.errors import (
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.experiment import Experiment
+from cumulo.sdk.jobs import (
+    ComputeTarget,
+    Environment,
+    LocalPool,
+    RayCluster,
+    RunFailed,
+    ScriptRunConfig,
+)
 from cumulo.sdk.run import OfflineRun, Run
 from cumulo.sdk.workspace import Workspace
 
@@ -25,18 +33,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "ComputeTarget",
     "ConfigError",
     "Conflict",
     "CumuloError",
+    "Environment",
     "Experiment",
     "InvalidInput",
     "InvalidPath",
     "InvalidState",
+    "LocalPool",
     "NotFound",
     "OfflineRun",
     "PermissionDenied",
+    "RayCluster",
     "Run",
+    "RunFailed",
     "RunStatus",
+    "ScriptRunConfig",
     "Unauthenticated",
     "Unavailable",
     "Workspace",

@@ -153,6 +153,19 @@ class Experiment:
         body = display.table(["#", "name", "status", "started", "duration", *keys], rows, raw={2})
         return display.titled(f"Experiment {self.name} ({self._info.run_count} runs)", body)
 
+    # ------------------------------------------------------------------ jobs
+    def submit(self, config: Any, tags: dict[str, str] | None = None) -> Run:
+        """Submit a ``ScriptRunConfig``: returns the run at once, in status ``Queued``.
+
+        Example::
+
+            run = exp.submit(ScriptRunConfig("src", "train.py", compute_target="cpu-pool"))
+            run.wait_for_completion(show_output=True)
+        """
+        from cumulo.sdk.jobs import submit
+
+        return submit(self, config, tags=tags)
+
 
 def _user() -> str:
     try:

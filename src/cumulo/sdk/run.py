@@ -355,6 +355,8 @@ class Run:
             "tags": dict(info.tags),
             "properties": dict(info.properties),
             "error": info.error,
+            "snapshotId": info.properties.get("snapshot"),
+            "environment": info.properties.get("environment"),
             "statusHistory": [
                 {"status": s.status, "time": display.when(s.at)} for s in info.status_history
             ],
@@ -466,6 +468,33 @@ class Run:
         ]
         rows += [(f"param {k}", v) for k, v in sorted(info.params.items())]
         return display.table(["", ""], rows, raw={1})
+
+    # ------------------------------------------------------------------ jobs
+    def wait_for_completion(
+        self,
+        show_output: bool = True,
+        raise_on_error: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait for a submitted run to end, printing its logs live; returns ``get_details()``.
+
+        With ``raise_on_error=True`` a run that did not complete raises ``RunFailed``.
+        """
+        from cumulo.sdk.jobs import wait_for_completion
+
+        return wait_for_completion(self, show_output, raise_on_error, timeout)
+
+    def get_logs(self) -> str:
+        """Everything the job printed so far (stdout, stderr and system messages)."""
+        from cumulo.sdk.jobs import get_logs
+
+        return get_logs(self)
+
+    def restore_snapshot(self, path: str | Path | None = None) -> Path:
+        """Unpack the code this run was submitted with into ``path``."""
+        from cumulo.sdk.jobs import restore_snapshot
+
+        return restore_snapshot(self, path)
 
 
 class OfflineRun:

@@ -15,6 +15,7 @@ from cumulo.sdk.writer import MetricWriter
 
 if TYPE_CHECKING:
     from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.jobs import ComputeTarget
     from cumulo.sdk.run import Run
     from cumulo.sdk.transport import Transport
 
@@ -135,6 +136,13 @@ class Workspace:
         from cumulo.sdk.experiment import Experiment
 
         return {e.name: e for e in Experiment.list(self)}
+
+    @property
+    def compute_targets(self) -> dict[str, ComputeTarget]:
+        """Compute targets by name, ``"local"`` included."""
+        from cumulo.sdk.jobs import ComputeTarget
+
+        return {t.name: t for t in ComputeTarget.list(self)}
 
     def get_run(self, run_id: str) -> Run:
         from cumulo.sdk.run import Run
