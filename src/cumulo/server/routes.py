@@ -10,6 +10,9 @@ def include_all(app: FastAPI) -> None:
     from cumulo.server.api import router as native_api
 
     native_api.include(app)
+    from cumulo.server import mlflow as mlflow_api
+
+    mlflow_api.include(app)
     from cumulo.server import studio
 
     studio.include(app)

@@ -1,0 +1,198 @@
+"""MLflow's artifact proxy (``/api/2.0/mlflow-artifacts/artifacts/...``) and server info.
+
+Paths are ``<workspace>/runs/<run_id>/<file>``, ``<workspace>/logged-models/<id>/<file>``
+or ``<workspace>/models/<name>/<version>/<file>`` (read-only): the same prefixes the
+SDK and the registry use, checked against the workspace the request addresses.
+Files are streamed both ways in chunks, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Any, cast
+
+from anyio import from_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from cumulo.core import validation
+from cumulo.core.entities import FileInfo
+from cumulo.core.errors import InvalidInput, NotFound, PermissionDenied
+from cumulo.server.mlflow.common import MlflowRoute, Msg, Readable, Registry, Tracking, Writable
+from cumulo.server.responses import JsonResponse
+from cumulo.services.registry import RegistryService
+from cumulo.services.tracking import TrackingService
+
+A = "/api/2.0/mlflow-artifacts/artifacts"
+CHUNK = 1024 * 1024
+
+router = APIRouter(route_class=MlflowRoute, include_in_schema=False)
+
+
+class _Location:
+    """Where a proxy path points: an area (runs, logged-models, models), an owner, a file."""
+
+    def __init__(self, workspace: str, path: str) -> None:
+        clean = validation.artifact_path(path.strip("/"), allow_root=True)
+        parts = clean.split("/") if clean else []
+        if not parts or parts[0] != workspace:
+            raise NotFound(
+                f"Artifact path {path!r} is not in workspace {workspace!r}; use the tracking "
+                f"URI of the workspace it belongs to (.../ws/<name>)."
+            )
+        self.area = parts[1] if len(parts) > 1 else ""
+        if self.area not in ("runs", "logged-models", "models"):
+            raise NotFound(f"There are no artifacts at {path!r}.")
+        width = 4 if self.area == "models" else 3  # models: <name>/<version>
+        if len(parts) < width:
+            raise NotFound(f"There are no artifacts at {path!r}.")
+        self.workspace = workspace
+        self.owner = parts[2]
+        self.prefix = "/".join(parts[:width])
+        self.rel = "/".join(parts[width:])
+
+
+def _list(tracking: TrackingService, registry: RegistryService, loc: _Location) -> list[FileInfo]:
+    if loc.area == "runs":
+        return tracking.list_artifacts(loc.workspace, loc.owner, loc.rel)
+    if loc.area == "logged-models":
+        return registry.list_logged_model_files(loc.workspace, loc.owner, loc.rel)
+    version = registry.version_by_prefix(loc.workspace, loc.prefix)
+    return registry.list_version_files(loc.workspace, version.name, version.version, loc.rel)
+
+
+def _open(tracking: TrackingService, registry: RegistryService, loc: _Location) -> IO[bytes]:
+    if not loc.rel:
+        raise InvalidInput("Name a file to download, not a folder.")
+    if loc.area == "runs":
+        return tracking.open_artifact(loc.workspace, loc.owner, loc.rel)
+    if loc.area == "logged-models":
+        return registry.open_logged_model_file(loc.workspace, loc.owner, loc.rel)
+    version = registry.version_by_prefix(loc.workspace, loc.prefix)
+    return registry.open_version_file(loc.workspace, version.name, version.version, loc.rel)
+
+
+@router.get(A)
+def list_artifacts(
+    workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    path = msg.text("path") or ""
+    try:
+        loc = _Location(workspace, path)
+    except NotFound:
+        return JsonResponse({})  # above any run or model: nothing to list
+    files = _list(tracking, registry, loc)
+    return JsonResponse(
+        {
+            "files": [
+                {"path": posixpath.basename(f.path), "is_dir": f.is_dir}
+                | ({} if f.size is None else {"file_size": f.size})
+                for f in files
+            ]
+        }
+    )
+
+
+@router.get(A + "/{path:path}")
+def download(
+    path: str, workspace: Readable, tracking: Tracking, registry: Registry
+) -> StreamingResponse:
+    handle = _open(tracking, registry, _Location(workspace, path))
+    return StreamingResponse(_chunks(handle), media_type="application/octet-stream")
+
+
+@router.put(A + "/{path:path}")
+async def upload(
+    request: Request, path: str, workspace: Writable, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    loc = _Location(workspace, path)
+    reader = cast(IO[bytes], _BodyReader(request.stream()))
+    try:
+        if loc.area == "runs":
+            await run_in_threadpool(
+                tracking.upload_artifact, loc.workspace, loc.owner, loc.rel, reader
+            )
+        elif loc.area == "logged-models":
+            await run_in_threadpool(
+                registry.upload_logged_model_file, loc.workspace, loc.owner, loc.rel, reader
+            )
+        else:
+            raise PermissionDenied("Registered model versions are read-only.")
+    except ClientDisconnect:
+        raise InvalidInput(f"The upload of {path!r} was interrupted; send it again.") from None
+    return JsonResponse({})
+
+
+@router.delete(A + "/{path:path}")
+def delete(path: str, workspace: Writable, tracking: Tracking, registry: Registry) -> JsonResponse:
+    loc = _Location(workspace, path)
+    if not loc.rel:
+        raise InvalidInput("Name a file or folder inside the run or model to delete.")
+    if loc.area == "runs":
+        tracking.delete_artifact(loc.workspace, loc.owner, loc.rel)
+    elif loc.area == "logged-models":
+        registry.delete_logged_model_file(loc.workspace, loc.owner, loc.rel)
+    else:
+        raise PermissionDenied("Registered model versions are read-only.")
+    return JsonResponse({})
+
+
+@router.get("/api/3.0/mlflow/server-info")
+def server_info(workspace: Readable) -> JsonResponse:
+    # Multipart and presigned transfers are off: clients send and fetch through the proxy.
+    return JsonResponse(
+        {
+            "store_type": "SqlStore",
+            "artifact_serving_enabled": True,
+            "workspaces_enabled": False,
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "presigned_upload_run_id_supported": False,
+            "presigned_upload_model_id_supported": False,
+            "model_artifact_presigned_downloads_supported": False,
+            "artifacts_presigned_only": False,
+            "trace_archival_enabled": False,
+        }
+    )
+
+
+# ------------------------------------------------------------------ streams
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class _BodyReader(io.RawIOBase):
+    """The request body as a blocking file, read from a worker thread as it arrives."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer and not self._done:
+            chunk = from_thread.run(_next_chunk, self._chunks)
+            if chunk is None:
+                self._done = True
+            else:
+                self._buffer = chunk
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n

@@ -1,0 +1,261 @@
+"""What every MLflow-compatible route shares: MLflow's error codes, request parsing
+as MLflow's server does it, the workspace a request addresses, and access checks.
+
+MLflow clients send GET parameters in the query string (a repeated field as a
+repeated key) and everything else as a JSON body, DELETE included; int64 values
+arrive as numbers or as strings, doubles may be "NaN"/"Infinity"/"-Infinity".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from cumulo.core.entities import decode_float
+from cumulo.core.errors import HTTP_STATUS, CumuloError, InvalidInput
+from cumulo.server.auth import require, token_auth
+from cumulo.server.responses import JsonResponse
+from cumulo.services.registry import RegistryService
+from cumulo.services.tracking import TrackingService
+
+DEFAULT_WORKSPACE = "default"
+MAX_INT64 = 2**63 - 1
+
+# Cumulo error code -> (MLflow error code, HTTP status). MLflow answers 400 for
+# "already exists" and for changed params or writes to deleted runs; its client
+# retries 5xx answers for minutes, so nothing a caller can fix may be a 5xx.
+_MLFLOW_ERRORS: dict[str, tuple[str, int]] = {
+    "INVALID_PARAMETER_VALUE": ("INVALID_PARAMETER_VALUE", 400),
+    "INVALID_PATH": ("INVALID_PARAMETER_VALUE", 400),
+    "PAYLOAD_TOO_LARGE": ("INVALID_PARAMETER_VALUE", 400),
+    "RESOURCE_DOES_NOT_EXIST": ("RESOURCE_DOES_NOT_EXIST", 404),
+    "RESOURCE_ALREADY_EXISTS": ("RESOURCE_ALREADY_EXISTS", 400),
+    "RESOURCE_CONFLICT": ("INVALID_PARAMETER_VALUE", 400),
+    "INVALID_STATE": ("INVALID_PARAMETER_VALUE", 400),
+    "UNAUTHENTICATED": ("UNAUTHENTICATED", 401),
+    "PERMISSION_DENIED": ("PERMISSION_DENIED", 403),
+    "TEMPORARILY_UNAVAILABLE": ("TEMPORARILY_UNAVAILABLE", 503),
+    "CONFIG_ERROR": ("INVALID_PARAMETER_VALUE", 400),
+}
+
+
+def mlflow_error(exc: CumuloError) -> JsonResponse:
+    code, status = _MLFLOW_ERRORS.get(exc.code, (exc.code, HTTP_STATUS.get(exc.code, 500)))
+    return JsonResponse({"error_code": code, "message": exc.message}, status_code=status)
+
+
+def endpoint_not_found(request: Request) -> JsonResponse:
+    return JsonResponse(
+        {
+            "error_code": "ENDPOINT_NOT_FOUND",
+            "message": f"This server does not implement {request.method} {request.url.path}.",
+        },
+        status_code=404,
+    )
+
+
+class MlflowRoute(APIRoute):
+    """A route whose errors answer in MLflow's codes and statuses (the native API keeps its own)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except CumuloError as exc:
+                return mlflow_error(exc)
+            except RequestValidationError as exc:
+                return mlflow_error(InvalidInput(f"Invalid request: {exc.errors()}"))
+
+        return handle
+
+
+# ------------------------------------------------------------------ requests
+class Message:
+    """A request's fields, read leniently as MLflow's server reads its protos."""
+
+    def __init__(self, data: dict[str, Any], size: int = 0) -> None:
+        self.data = data
+        self.size = size  # bytes of the JSON body
+
+    def __contains__(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def raw(self, name: str) -> Any:
+        return self.data.get(name)
+
+    def _missing(self, name: str) -> InvalidInput:
+        return InvalidInput(f"Missing value for required parameter '{name}'.")
+
+    def text(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                raise self._missing(name)
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidInput(f"Parameter '{name}' must be a string, got {value!r}.")
+        return value if isinstance(value, str) else str(value)
+
+    def need(self, name: str) -> str:
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def integer(self, name: str, default: int | None = None, required: bool = False) -> int | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                raise self._missing(name)
+            return default
+        if isinstance(value, bool):
+            raise InvalidInput(f"Parameter '{name}' must be an integer, got {value!r}.")
+        try:
+            number = int(value) if not isinstance(value, float) or value.is_integer() else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not -MAX_INT64 - 1 <= number <= MAX_INT64:
+            raise InvalidInput(f"Parameter '{name}' must be a 64-bit integer, got {value!r}.")
+        return number
+
+    def number(self, name: str, required: bool = False) -> float | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise self._missing(name)
+            return None
+        if isinstance(value, bool):
+            raise InvalidInput(f"Parameter '{name}' must be a number, got {value!r}.")
+        try:
+            return decode_float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"Parameter '{name}' must be a number, got {value!r}.") from None
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise InvalidInput(f"Parameter '{name}' must be true or false, got {value!r}.")
+
+    def repeated(self, name: str) -> list[Any]:
+        """A repeated field; a single value (one query key) counts as a list of one."""
+        value = self.data.get(name)
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
+
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        items = self.repeated(name)
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidInput(f"Each item of '{name}' must be an object, got {item!r}.")
+        return items
+
+    def key_values(self, name: str) -> dict[str, str]:
+        """``[{"key": k, "value": v}, ...]`` (tags, params) as a dict; later items win."""
+        out: dict[str, str] = {}
+        for item in self.objects(name):
+            key = item.get("key")
+            if not isinstance(key, str) or not key:
+                raise InvalidInput(f"Each item of '{name}' needs a non-empty string 'key'.")
+            value = item.get("value")
+            out[key] = "" if value is None else value if isinstance(value, str) else str(value)
+        return out
+
+
+async def read_message(request: Request) -> Message:
+    data: dict[str, Any] = {}
+    size = 0
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    if request.method != "GET":
+        body = await request.body()
+        size = len(body)
+        if body.strip():
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+            if not isinstance(parsed, dict):
+                raise InvalidInput("The request body must be a JSON object.")
+            data.update(parsed)
+    return Message(data, size)
+
+
+Msg = Annotated[Message, Depends(read_message)]
+
+
+# ---------------------------------------------------------------- workspaces
+def workspace_of(request: Request) -> str:
+    """``/ws/<name>/...`` addresses that workspace; the root paths the default one."""
+    return str(request.path_params.get("workspace") or DEFAULT_WORKSPACE)
+
+
+async def _check(request: Request, write: bool) -> str:
+    workspace = workspace_of(request)
+    if token_auth(request):
+        await run_in_threadpool(require, request, workspace, write)
+    return workspace
+
+
+async def _read(request: Request) -> str:
+    return await _check(request, write=False)
+
+
+async def _write(request: Request) -> str:
+    return await _check(request, write=True)
+
+
+# A route takes one of these as its ``workspace`` argument: checked, then passed on.
+Readable = Annotated[str, Depends(_read)]
+Writable = Annotated[str, Depends(_write)]
+
+
+def tracking_service(request: Request) -> TrackingService:
+    service: TrackingService = request.app.state.services.tracking
+    return service
+
+
+def registry_service(request: Request) -> RegistryService:
+    service: RegistryService = request.app.state.services.registry
+    return service
+
+
+Tracking = Annotated[TrackingService, Depends(tracking_service)]
+Registry = Annotated[RegistryService, Depends(registry_service)]
+
+
+# --------------------------------------------------------------------- wire
+def key_value_list(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in values.items()]
+
+
+def wire_float(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def max_results(msg: Message, default: int, limit: int) -> int:
+    value = msg.integer("max_results", default)
+    assert value is not None
+    if not 0 < value <= limit:
+        raise InvalidInput(
+            f"Invalid value {value} for parameter 'max_results': it must be between 1 and {limit}."
+        )
+    return value

@@ -1,0 +1,379 @@
+"""MLflow's run and metric endpoints over Cumulo runs (``/api/2.0/mlflow/runs/...``).
+
+A run created here is an ordinary Cumulo run and the reverse: the SDK, the CLI
+and the studio see the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo
+from cumulo.core.errors import InvalidInput, NotFound, PayloadTooLarge
+from cumulo.core.names import run_display_name
+from cumulo.core.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+from cumulo.server.mlflow import convert
+from cumulo.server.mlflow.common import (
+    Message,
+    MlflowRoute,
+    Msg,
+    Readable,
+    Registry,
+    Tracking,
+    Writable,
+    max_results,
+    wire_float,
+)
+from cumulo.server.responses import JsonResponse
+from cumulo.services.registry import RegistryService
+from cumulo.services.tracking import TrackingService
+from cumulo.store.run_query import decode_token, encode_token
+
+P = "/api/2.0/mlflow"
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_BATCH_BYTES = 1_000_000
+MAX_RUNS_PAGE = 50_000
+HISTORY_PAGE = 25_000
+VIEWS = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
+
+router = APIRouter(route_class=MlflowRoute, include_in_schema=False)
+
+
+def _run_id(msg: Message) -> str:
+    value = msg.text("run_id") or msg.text("run_uuid")
+    if not value:
+        raise InvalidInput("Missing value for required parameter 'run_id'.")
+    return value
+
+
+def _render(
+    request: Request,
+    tracking: TrackingService,
+    registry: RegistryService,
+    workspace: str,
+    runs: list[RunInfo],
+) -> list[dict[str, Any]]:
+    default_id = convert.default_experiment_id(request, tracking, workspace)
+    lineage = registry.lineage(workspace, [r.id for r in runs])
+    return [convert.run(r, default_id, lineage.get(r.id)) for r in runs]
+
+
+# ------------------------------------------------------------------- runs
+@router.post(P + "/runs/create")
+def create(
+    request: Request, workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    exp_id = convert.experiment_id_in(request, tracking, workspace, msg.raw("experiment_id"))
+    tags = msg.key_values("tags")
+    name = msg.text("run_name") or tags.get(RUN_NAME_TAG) or run_display_name()
+    tags[RUN_NAME_TAG] = name  # kept as a tag too, so filters on it work as in MLflow
+    run = tracking.create_run(
+        workspace,
+        exp_id,
+        display_name=name,
+        parent_id=tags.get(PARENT_TAG) or None,
+        tags=tags,
+        user=msg.text("user_id") or tags.get("mlflow.user") or "",
+        start_time=msg.integer("start_time"),
+    )
+    return JsonResponse({"run": _render(request, tracking, registry, workspace, [run])[0]})
+
+
+@router.get(P + "/runs/get")
+def get(
+    request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    run = tracking.get_run(workspace, _run_id(msg))
+    return JsonResponse({"run": _render(request, tracking, registry, workspace, [run])[0]})
+
+
+@router.post(P + "/runs/update")
+def update(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    run_id = _run_id(msg)
+    name = msg.text("run_name")
+    if name:
+        tracking.update_run(workspace, run_id, display_name=name)
+        tracking.set_tags(workspace, run_id, {RUN_NAME_TAG: name})
+    status = msg.text("status")
+    if status:
+        cumulo_status = convert.run_status_in(status)
+        end = msg.integer("end_time") if cumulo_status != "Running" else None
+        run = tracking.set_run_status(workspace, run_id, cumulo_status, at=end)
+    else:
+        run = tracking.get_run(workspace, run_id)
+    default_id = convert.default_experiment_id(request, tracking, workspace)
+    return JsonResponse({"run_info": convert.run_info(run, default_id)})
+
+
+@router.post(P + "/runs/delete")
+def delete(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    tracking.update_run(workspace, _run_id(msg), deleted=True)
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/restore")
+def restore(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    tracking.update_run(workspace, _run_id(msg), deleted=False)
+    return JsonResponse({})
+
+
+@router.api_route(P + "/runs/search", methods=["POST", "GET"])
+def search(
+    request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    view = VIEWS.get((msg.text("run_view_type") or "ACTIVE_ONLY").upper())
+    if view is None:
+        raise InvalidInput(f"run_view_type must be one of {', '.join(VIEWS)}.")
+    ids = msg.repeated("experiment_ids")
+    page = tracking.search_runs(
+        workspace,
+        [convert.experiment_id_in(request, tracking, workspace, i) for i in ids] if ids else None,
+        filter=msg.text("filter"),
+        order_by=[str(o) for o in msg.repeated("order_by")],
+        max_results=max_results(msg, 1000, MAX_RUNS_PAGE),
+        page_token=msg.text("page_token"),
+        view=view,
+    )
+    body: dict[str, Any] = {"runs": _render(request, tracking, registry, workspace, page.runs)}
+    if page.next_page_token:
+        body["next_page_token"] = page.next_page_token
+    return JsonResponse(body)
+
+
+# ---------------------------------------------------------------- logging
+def _point(item: dict[str, Any] | Message) -> tuple[str, float, int, int]:
+    m = item if isinstance(item, Message) else Message(item)
+    key = m.need("key")
+    value = m.number("value", required=True)
+    assert value is not None
+    step = m.integer("step", 0)
+    ts = m.integer("timestamp", required=True)
+    assert step is not None and ts is not None
+    return key, value, step, ts
+
+
+def _model_metrics(
+    run_id: str, items: list[dict[str, Any]], points: list[tuple[str, float, int, int]]
+) -> dict[str, list[ModelMetric]]:
+    by_model: dict[str, list[ModelMetric]] = {}
+    for item, (key, value, step, ts) in zip(items, points, strict=True):
+        model_id = item.get("model_id")
+        if model_id:
+            by_model.setdefault(str(model_id), []).append(
+                ModelMetric(
+                    key,
+                    value,
+                    step,
+                    ts,
+                    run_id=run_id,
+                    dataset_name=item.get("dataset_name") or None,
+                    dataset_digest=item.get("dataset_digest") or None,
+                )
+            )
+    return by_model
+
+
+def _log_metrics(
+    tracking: TrackingService,
+    registry: RegistryService,
+    workspace: str,
+    run_id: str,
+    items: list[dict[str, Any]],
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    points = [_point(i) for i in items]
+    by_model = _model_metrics(run_id, items, points)
+    if by_model:
+        # MLflow's log_model logs a run's metrics again with the new model's id: keep
+        # the run's history free of those repeats (MLflow's store drops them as well).
+        points = _without_repeats(tracking, workspace, run_id, points, items)
+        for model_id, metrics in by_model.items():
+            registry.log_logged_model_metrics(workspace, model_id, metrics)
+    tracking.log_batch(workspace, run_id, metrics=points, params=params, tags=tags)
+    if tags and tags.get(RUN_NAME_TAG):
+        tracking.update_run(workspace, run_id, display_name=tags[RUN_NAME_TAG])
+
+
+def _without_repeats(
+    tracking: TrackingService,
+    workspace: str,
+    run_id: str,
+    points: list[tuple[str, float, int, int]],
+    items: list[dict[str, Any]],
+) -> list[tuple[str, float, int, int]]:
+    known: dict[tuple[str, int], set[tuple[int, Any]]] = {}
+    out = []
+    for point, item in zip(points, items, strict=True):
+        key, value, step, ts = point
+        if item.get("model_id"):
+            if (key, step) not in known:
+                h = tracking.get_metric_history(
+                    workspace, run_id, key, start_step=step, end_step=step
+                )
+                known[(key, step)] = {
+                    (t, "nan" if math.isnan(v) else v)
+                    for t, v in zip(h["timestamp"], h["value"], strict=True)
+                }
+            if (ts, "nan" if math.isnan(value) else value) in known[(key, step)]:
+                continue
+        out.append(point)
+    return out
+
+
+@router.post(P + "/runs/log-metric")
+def log_metric(
+    workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    _log_metrics(tracking, registry, workspace, _run_id(msg), [msg.data])
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/log-parameter")
+def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    value = msg.text("value", default="")
+    tracking.log_batch(workspace, _run_id(msg), params={msg.need("key"): value or ""})
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/log-batch")
+def log_batch(
+    workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    if msg.size > MAX_BATCH_BYTES:
+        raise PayloadTooLarge(
+            f"The batch request is {msg.size} bytes; the limit is {MAX_BATCH_BYTES} bytes."
+        )
+    metrics, params, tags = msg.objects("metrics"), msg.objects("params"), msg.objects("tags")
+    if len(metrics) > MAX_METRICS_PER_BATCH:
+        raise InvalidInput(
+            f"A batch logging request can contain at most {MAX_METRICS_PER_BATCH} metrics; "
+            f"got {len(metrics)}. Split it into several batches."
+        )
+    for what, items in (("params", params), ("tags", tags)):
+        if len(items) > MAX_PARAMS_TAGS_PER_BATCH:
+            raise InvalidInput(
+                f"A batch logging request can contain at most {MAX_PARAMS_TAGS_PER_BATCH} "
+                f"{what}; got {len(items)}. Split it into several batches."
+            )
+    total = len(metrics) + len(params) + len(tags)
+    if total > MAX_ENTITIES_PER_BATCH:
+        raise InvalidInput(
+            f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} metrics, "
+            f"params and tags in total; got {total}."
+        )
+    param_values = msg.key_values("params")
+    for item in params:  # the same key twice with different values is an error, as in MLflow
+        if param_values.get(item.get("key", "")) != _text(item.get("value")):
+            raise InvalidInput(
+                f"Duplicate parameter key {item.get('key')!r} with different values in one batch."
+            )
+    tags_values = msg.key_values("tags")
+    _log_metrics(tracking, registry, workspace, _run_id(msg), metrics, param_values, tags_values)
+    return JsonResponse({})
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+@router.post(P + "/runs/set-tag")
+def set_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    run_id, key = _run_id(msg), msg.need("key")
+    value = msg.text("value", default="") or ""
+    tracking.set_tags(workspace, run_id, {key: value})
+    if key == RUN_NAME_TAG and value:
+        tracking.update_run(workspace, run_id, display_name=value)
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/delete-tag")
+def delete_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    run_id, key = _run_id(msg), msg.need("key")
+    if key not in tracking.get_run(workspace, run_id).tags:
+        raise NotFound(f"No tag with name: {key} in run with id {run_id}.")
+    tracking.delete_tags(workspace, run_id, [key])
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/log-model")
+def log_model(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    """MLflow 2's model logging (Spark flavors still use it): kept as the run's history tag."""
+    run_id = _run_id(msg)
+    try:
+        model = json.loads(msg.need("model_json"))
+    except ValueError:
+        raise InvalidInput("model_json is not valid JSON.") from None
+    tags = tracking.get_run(workspace, run_id).tags
+    history = json.loads(tags.get("mlflow.log-model.history", "[]"))
+    history.append(model)
+    tracking.set_tags(workspace, run_id, {"mlflow.log-model.history": json.dumps(history)})
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/log-inputs")
+def log_inputs(
+    workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    run_id = _run_id(msg)
+    datasets = []
+    for item in msg.objects("datasets"):
+        d = Message(item.get("dataset") or {})
+        datasets.append(
+            DatasetInput(
+                name=d.need("name"),
+                digest=d.need("digest"),
+                source_type=d.text("source_type") or "",
+                source=d.text("source") or "",
+                schema=d.text("schema") or "",
+                profile=d.text("profile") or "",
+                tags=Message(item).key_values("tags"),
+            )
+        )
+    models = [str(m.get("model_id")) for m in msg.objects("models") if m.get("model_id")]
+    tracking.get_run(workspace, run_id)
+    registry.log_inputs(workspace, run_id, datasets, models)
+    return JsonResponse({})
+
+
+@router.post(P + "/runs/outputs")
+def log_outputs(workspace: Writable, msg: Msg, registry: Registry) -> JsonResponse:
+    models = []
+    for item in msg.objects("models"):
+        m = Message(item)
+        models.append((m.need("model_id"), m.integer("step", 0) or 0))
+    registry.log_outputs(workspace, _run_id(msg), models)
+    return JsonResponse({})
+
+
+# ---------------------------------------------------------------- metrics
+@router.get(P + "/metrics/get-history")
+def get_history(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    run_id, key = _run_id(msg), msg.need("metric_key")
+    limit = msg.integer("max_results")
+    if limit is not None and limit <= 0:
+        raise InvalidInput(f"Invalid value {limit} for parameter 'max_results'.")
+    offset = decode_token(msg.text("page_token"))
+    page = min(limit, HISTORY_PAGE) if limit is not None else None
+    h = tracking.get_metric_history(
+        workspace, run_id, key, offset=offset, limit=None if page is None else page + 1
+    )
+    steps, stamps, values = h["step"], h["timestamp"], h["value"]
+    more = page is not None and len(steps) > page
+    if more:
+        steps, stamps, values = steps[:page], stamps[:page], values[:page]
+    body: dict[str, Any] = {
+        "metrics": [
+            {"key": key, "value": wire_float(v), "timestamp": t, "step": s}
+            for s, t, v in zip(steps, stamps, values, strict=True)
+        ]
+    }
+    if more and page is not None:
+        body["next_page_token"] = encode_token(offset + page)
+    return JsonResponse(body)
