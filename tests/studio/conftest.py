@@ -41,3 +41,9 @@ def tab(browser: Any, studio: LiveServer) -> Iterator[Page]:
     yield page
     page.context.close()
     assert page.errors == [], f"JavaScript errors on the page: {page.errors}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The chart service is read in-process: the embedded backends only."""
+    return str(request.param)

@@ -66,12 +66,12 @@ def log_tail(request: Request, ws: str, run_id: str, name: str, offset: int = -1
     web.guard(request, ws)
     services = web.services(request)
     run = services.tracking.get_run(ws, run_id)
-    chunk = logs.read(services, ws, run_id, name, offset)
+    piece = logs.read(services, ws, run_id, name, offset)
     return {
-        "text": chunk.text,
-        "offset": chunk.offset,
-        "size": chunk.size,
-        "skipped": chunk.skipped,
+        "text": piece.text,
+        "offset": piece.cursor,
+        "more": piece.more,
+        "skipped": piece.skipped,
         "status": run.status,
         "active": run.status not in {s.value for s in TERMINAL},
     }

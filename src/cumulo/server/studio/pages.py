@@ -188,7 +188,7 @@ def runs_table(
         "size": size if size != 50 else None,
         "children": "true" if children else None,
     }
-    context = dict(
+    context: dict[str, Any] = dict(
         workspace=ws,
         experiment=experiment,
         runs=runs,

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import posixpath
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from cumulo.core.entities import FileInfo, MetricRecord, RunInfo
+from cumulo.core.entities import MetricRecord, RunInfo
 from cumulo.core.status import TERMINAL
-from cumulo.server.studio import logs, web
+from cumulo.server.studio import files, logs, web
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 
@@ -28,16 +26,6 @@ TABS = [
     ("children", "Child runs"),
 ]
 SNAPSHOT_PREFIX = "snapshot"
-PREVIEW_BYTES = 512 * 1024
-CSV_ROWS = 500
-IMAGE_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".svg": "image/svg+xml",
-}
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
 
 
@@ -164,10 +152,10 @@ def _tables(records: list[MetricRecord]) -> list[dict[str, Any]]:
             out[r.name] = {"name": r.name, "kind": "table", "columns": cols}
     tables = []
     for t in out.values():
-        cols = list(t["columns"])
+        names = list(t["columns"])
         n = max((len(v) for v in t["columns"].values()), default=0)
-        rows = [[_at(t["columns"][c], i) for c in cols] for i in range(n)]
-        tables.append({"name": t["name"], "kind": t["kind"], "columns": cols, "rows": rows})
+        rows = [[_at(t["columns"][c], i) for c in names] for i in range(n)]
+        tables.append({"name": t["name"], "kind": t["kind"], "columns": names, "rows": rows})
     return sorted(tables, key=lambda t: t["name"])
 
 
@@ -192,7 +180,7 @@ def images(request: Request, ws: str, run_id: str) -> Response:
 @router.get("/ws/{ws}/runs/{run_id}/logs", response_class=HTMLResponse)
 def logs_tab(request: Request, ws: str, run_id: str, name: str = "") -> Response:
     run = _run(request, ws, run_id)
-    names = logs.log_names(web.services(request), ws, run_id)
+    names = logs.log_names(web.services(request), ws, run_id, run.kind)
     chosen = name if name in names else (names[0] if names else "")
     return _page(request, run, "logs", "run_logs.html", names=names, chosen=chosen)
 
@@ -201,114 +189,86 @@ def logs_tab(request: Request, ws: str, run_id: str, name: str = "") -> Response
 @router.get("/ws/{ws}/runs/{run_id}/outputs", response_class=HTMLResponse)
 def outputs(request: Request, ws: str, run_id: str, path: str = "", file: str = "") -> Response:
     run = _run(request, ws, run_id)
-    return _browser(request, run, "outputs", "", path, file)
+    source = files.ArtifactSource(web.services(request), ws, run_id)
+    return _browser(request, run, "outputs", source, "file", path, file)
 
 
 @router.get("/ws/{ws}/runs/{run_id}/code", response_class=HTMLResponse)
 def code(request: Request, ws: str, run_id: str, path: str = "", file: str = "") -> Response:
     run = _run(request, ws, run_id)
-    return _browser(request, run, "code", SNAPSHOT_PREFIX, path, file)
+    return _browser(request, run, "code", _code(request, run), "code-file", path, file)
 
 
-def _browser(request: Request, run: RunInfo, tab: str, root: str, path: str, file: str) -> Response:
-    tracking = web.services(request).tracking
-    ws = run.workspace
-    folder = _join(root, path)
-    entries = tracking.list_artifacts(ws, run.id, folder)
-    shown = [
-        FileInfo(_strip(root, e.path), e.is_dir, e.size)
-        for e in sorted(entries, key=lambda e: (not e.is_dir, e.path))
-    ]
-    preview = _preview(request, run, _join(root, file)) if file else None
-    crumbs = []
+def _code(request: Request, run: RunInfo) -> files.FileSource:
+    """A job's snapshot, or the ``snapshot/`` folder an interactive run uploaded."""
+    digest = run.properties.get("snapshot")
+    if digest:
+        return files.SnapshotSource(web.services(request), run.workspace, digest)
+    return files.ArtifactSource(web.services(request), run.workspace, run.id, SNAPSHOT_PREFIX)
+
+
+def _browser(
+    request: Request,
+    run: RunInfo,
+    tab: str,
+    source: files.FileSource,
+    raw: str,
+    path: str,
+    file: str,
+) -> Response:
     parts = [p for p in path.split("/") if p]
-    for i, part in enumerate(parts):
-        crumbs.append((part, "/".join(parts[: i + 1])))
+    crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
     return _page(
         request,
         run,
         tab,
         "run_files.html",
-        root=root,
+        raw=f"/ws/{run.workspace}/runs/{run.id}/{raw}/",
         path=path,
         crumbs=crumbs,
-        entries=shown,
+        entries=files.listing(source, path),
         file=file,
-        preview=preview,
+        preview=files.preview(source, file) if file else None,
         parent=posixpath.dirname(path.rstrip("/")),
     )
 
 
-def _join(root: str, path: str) -> str:
-    path = path.strip("/")
-    return f"{root}/{path}" if root and path else root or path
-
-
-def _strip(root: str, path: str) -> str:
-    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
-
-
-def _preview(request: Request, run: RunInfo, path: str) -> dict[str, Any]:
-    tracking = web.services(request).tracking
-    size = tracking.artifact_size(run.workspace, run.id, path)
-    ext = posixpath.splitext(path)[1].lower()
-    base: dict[str, Any] = {"path": path, "size": size, "kind": "none", "truncated": False}
-    if ext in IMAGE_TYPES:
-        return {**base, "kind": "image"}
-    with tracking.open_artifact(run.workspace, run.id, path) as fh:
-        head = fh.read(PREVIEW_BYTES + 1)
-    truncated = len(head) > PREVIEW_BYTES
-    head = head[:PREVIEW_BYTES]
-    if b"\x00" in head[:8192]:
-        return base
-    text = head.decode("utf-8", "replace")
-    base["truncated"] = truncated
-    if ext == ".json" and not truncated:
-        try:
-            return {**base, "kind": "json", "text": json.dumps(json.loads(text), indent=2)}
-        except ValueError:
-            pass
-    if ext in (".csv", ".tsv"):
-        reader = csv.reader(io.StringIO(text), delimiter="\t" if ext == ".tsv" else ",")
-        rows = []
-        for i, row in enumerate(reader):
-            if i > CSV_ROWS:
-                base["truncated"] = True
-                break
-            rows.append(row)
-        if truncated and rows:
-            rows.pop()  # the last line may be cut in half
-        return {**base, "kind": "csv", "header": rows[0] if rows else [], "rows": rows[1:]}
-    return {**base, "kind": "text", "text": text}
-
-
 @router.get("/ws/{ws}/runs/{run_id}/file/{path:path}")
 def raw_file(request: Request, ws: str, run_id: str, path: str, download: bool = False) -> Response:
-    """A run's file: inline for images and text previews, or as a download."""
+    """A run's file: inline for images, otherwise as a download."""
     web.guard(request, ws)
-    tracking = web.services(request).tracking
-    size = tracking.artifact_size(ws, run_id, path)
-    stream = tracking.open_artifact(ws, run_id, path)
-    ext = posixpath.splitext(path)[1].lower()
-    name = posixpath.basename(path).replace('"', "")
-    media = "application/octet-stream"
-    headers = {
-        "Content-Length": str(size),
-        "X-Content-Type-Options": "nosniff",
-        # A file from a run is never trusted to run script in the studio's origin.
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
-    }
-    if download or ext not in IMAGE_TYPES:
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    if ext in IMAGE_TYPES and not download:
-        media = IMAGE_TYPES[ext]
+    return files.raw(files.ArtifactSource(web.services(request), ws, run_id), path, download)
 
-    def chunks() -> Any:
-        with stream:
-            while chunk := stream.read(1024 * 1024):
-                yield chunk
 
-    return StreamingResponse(chunks(), media_type=media, headers=headers)
+@router.get("/ws/{ws}/runs/{run_id}/code-file/{path:path}")
+def code_file(
+    request: Request, ws: str, run_id: str, path: str, download: bool = False
+) -> Response:
+    run = _run(request, ws, run_id)
+    return files.raw(_code(request, run), path, download)
+
+
+@router.get("/ws/{ws}/runs/{run_id}/job-log")
+def job_log(request: Request, ws: str, run_id: str, name: str = "job/output") -> Response:
+    """A job's whole log as a text file."""
+    services = web.services(request)
+    _run(request, ws, run_id)
+
+    def chunks() -> Iterator[bytes]:
+        cursor = 0
+        while True:
+            piece = logs.read(services, ws, run_id, name, cursor)
+            yield piece.text.encode()
+            if not piece.more:
+                return
+            cursor = piece.cursor
+
+    filename = name.replace("/", "-") + ".txt"
+    return StreamingResponse(
+        chunks(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # ------------------------------------------------------------------ children
@@ -329,4 +289,3 @@ def children(request: Request, ws: str, run_id: str) -> Response:
         metric_keys=keys,
         param_keys=params,
     )
-

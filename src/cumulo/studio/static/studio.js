@@ -339,7 +339,7 @@
         state.textContent = d.active ? "● live, " + d.status : d.status;
         state.className = d.active ? "live" : "muted";
         pre.setAttribute("data-offset", String(offset));
-        if (d.active || d.offset < d.size) { setTimeout(poll, d.offset < d.size ? 50 : 1000); }
+        if (d.active || d.more) { setTimeout(poll, d.more ? 50 : 1000); }
       }).catch(function (err) {
         state.textContent = "Could not read the log: " + err.message;
         setTimeout(poll, 3000);
