@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint fmt bench clean
+.PHONY: demo test lint fmt bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: $(STAMP_TEST)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The studio's browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: lint chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 fmt: $(STAMP_TEST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -25,7 +26,10 @@ STATIC = STUDIO_DIR / "static"
 STATIC_URL = "/studio-static"
 DATA_PREFIX = "/studio-data"
 COOKIE = "cumulo_token"
-ASSET_VERSION = "1"  # bump when studio.js/studio.css change, so browsers refetch them
+# Asset URLs carry a hash of their content, so browsers refetch them after a change.
+ASSET_VERSION = hashlib.sha256(
+    b"".join((STATIC / n).read_bytes() for n in ("studio.js", "studio.css", "VERSIONS"))
+).hexdigest()[:10]
 
 
 def services(request: Request) -> Services:

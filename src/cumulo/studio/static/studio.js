@@ -80,9 +80,9 @@
     };
   }
 
-  function lineSeries(label, color, dim) {
+  function lineSeries(label, color, dim, few) {
     return { label: label, stroke: color, width: dim ? 1 : 1.5, alpha: dim ? 0.25 : 1, spanGaps: false,
-      points: { show: false } };
+      points: { show: !!few, size: 6, fill: color } };
   }
 
   // ------------------------------------------------------ one run, one metric
@@ -129,7 +129,8 @@
       self.el.innerHTML = '<div class="nodata">No points</div>';
       return;
     }
-    var ys = [d.y], series = [lineSeries(self.key, PALETTE[0], c.smooth > 0)];
+    var few = d.x.length <= 60;
+    var ys = [d.y], series = [lineSeries(self.key, PALETTE[0], c.smooth > 0, few)];
     if (c.smooth > 0) {
       ys.push(smoothed(d.y, c.smooth));
       series.push(lineSeries(self.key + " (smoothed)", PALETTE[0], false));
@@ -143,7 +144,7 @@
     self.plot.over.addEventListener("dblclick", function () {
       if (self.range) { self.range = null; self.load(); }
     });
-    self.info.textContent = d.count.toLocaleString() + " points" +
+    self.info.textContent = d.count.toLocaleString() + (d.count === 1 ? " point" : " points") +
       (d.downsampled ? ", " + d.x.length.toLocaleString() + " drawn" : "") + (self.range ? " · zoomed" : "");
     self.card.setAttribute("data-drawn", String(d.x.length));
   };
@@ -232,7 +233,7 @@
       var joined = uPlot.join(tables);
       var series = data.series.filter(function (s) { return s.x.length > 0; }).map(function (s) {
         var i = runs.indexOf(s.run_id);
-        return lineSeries(names[i] || s.run_id, PALETTE[i % PALETTE.length], false);
+        return lineSeries(names[i] || s.run_id, PALETTE[i % PALETTE.length], false, s.x.length <= 60);
       });
       var opts = plotOptions(el, series, c, function (lo, hi) {
         if (c.axis === "timestamp") { lo *= 1000; hi *= 1000; }
@@ -240,6 +241,7 @@
         load();
       });
       opts.legend = { show: true };
+      opts.height = 300;
       series.forEach(function (s) { s.spanGaps = true; });
       plot = new uPlot(opts, joined, el);
       plot.over.addEventListener("dblclick", function () { if (range) { range = null; load(); } });
@@ -284,7 +286,7 @@
         return cats.length === 1 ? 0.5 : cats.indexOf(String(v)) / (cats.length - 1);
       } };
     });
-    var svg = node("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none" }, null);
+    var svg = node("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H }, null);
     var metricAxis = axes.length - 1, hasMetric = axes[metricAxis].kind === "metric";
     function y(p) { return top + (1 - p) * (H - top - bottom); }
     lines.forEach(function (line) {
