@@ -17,6 +17,7 @@ from cumulo.core.errors import (
     Unavailable,
 )
 from cumulo.core.status import RunStatus
+from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.jobs import (
     ComputeTarget,
@@ -26,6 +27,7 @@ from cumulo.sdk.jobs import (
     RunFailed,
     ScriptRunConfig,
 )
+from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
 from cumulo.sdk.run import OfflineRun, Run
 from cumulo.sdk.workspace import Workspace
 
@@ -37,12 +39,16 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "CumuloError",
+    "DeploymentConfig",
+    "Endpoint",
     "Environment",
     "Experiment",
+    "InferenceConfig",
     "InvalidInput",
     "InvalidPath",
     "InvalidState",
     "LocalPool",
+    "Model",
     "NotFound",
     "OfflineRun",
     "PermissionDenied",

@@ -496,6 +496,35 @@ class Run:
 
         return restore_snapshot(self, path)
 
+    # ---------------------------------------------------------------- models
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str = "outputs/model.pkl",
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        model_framework: str | None = None,
+        datasets: list[Any] | None = None,
+    ) -> Any:
+        """Register a file or folder of this run's outputs as the next version of a model.
+
+        The version keeps its own copy of the files and records this run (and so
+        its experiment) as its lineage. Returns a ``cumulo.Model``.
+        """
+        from cumulo.sdk.models import Model
+
+        return Model._from_run(
+            self,
+            model_name,
+            model_path,
+            tags=tags,
+            properties=properties,
+            description=description,
+            model_framework=model_framework,
+            datasets=datasets,
+        )
+
 
 class OfflineRun:
     """Stands in for a run outside a job: prints what is logged, never raises."""

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, Protocol
 
-from cumulo.core.entities import ExperimentInfo, FileInfo, RunInfo, RunPage, WorkspaceInfo
+from cumulo.core.deployments import DeploymentInfo, EndpointInfo
+from cumulo.core.entities import (
+    ExperimentInfo,
+    FileInfo,
+    ModelVersionInfo,
+    RunInfo,
+    RunPage,
+    WorkspaceInfo,
+)
 
 
 class Transport(Protocol):
@@ -112,3 +120,102 @@ class Transport(Protocol):
         self, workspace: str, run_id: str, path: str = "", recursive: bool = False
     ) -> list[FileInfo]: ...
     def open_artifact(self, workspace: str, run_id: str, path: str) -> IO[bytes]: ...
+
+
+class ModelTransport(Protocol):
+    """The registry and endpoint calls of ``Model`` and ``Endpoint``.
+
+    ``services.models_api.ModelsApi`` answers them in-process (embedded);
+    ``HttpTransport`` sends them to a ``cumulo server``.
+    """
+
+    def register_version(
+        self,
+        workspace: str,
+        name: str,
+        *,
+        local_dir: str | None = None,
+        run_id: str | None = None,
+        path: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersionInfo: ...
+    def get_version(
+        self, workspace: str, name: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersionInfo: ...
+    def list_versions(
+        self,
+        workspace: str,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        run_id: str | None = None,
+        latest: bool = False,
+    ) -> list[ModelVersionInfo]: ...
+    def set_alias(self, workspace: str, name: str, alias: str, version: int) -> None: ...
+    def delete_alias(self, workspace: str, name: str, alias: str) -> None: ...
+    def set_version_tags(
+        self, workspace: str, name: str, version: int, tags: dict[str, Any]
+    ) -> ModelVersionInfo: ...
+    def delete_version_tags(
+        self, workspace: str, name: str, version: int, keys: list[str]
+    ) -> ModelVersionInfo: ...
+    def delete_version(self, workspace: str, name: str, version: int) -> None: ...
+    def list_version_files(self, workspace: str, name: str, version: int) -> list[FileInfo]: ...
+    def open_version_file(
+        self, workspace: str, name: str, version: int, path: str
+    ) -> IO[bytes]: ...
+
+    def serving_url(self) -> str: ...
+    def create_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        auth: str = "key",
+        description: str = "",
+        tags: dict[str, Any] | None = None,
+    ) -> EndpointInfo: ...
+    def get_endpoint(self, workspace: str, name: str) -> EndpointInfo: ...
+    def list_endpoints(self, workspace: str) -> list[EndpointInfo]: ...
+    def update_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        traffic: dict[str, Any] | None = None,
+        mirror_traffic: dict[str, Any] | None = None,
+        auth: str | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> EndpointInfo: ...
+    def delete_endpoint(self, workspace: str, name: str) -> None: ...
+    def get_keys(self, workspace: str, name: str) -> dict[str, str]: ...
+    def regenerate_key(
+        self, workspace: str, name: str, which: str = "primary"
+    ) -> dict[str, str]: ...
+    def upload_code(self, workspace: str, endpoint: str, stream: IO[bytes]) -> str: ...
+    def create_deployment(
+        self,
+        workspace: str,
+        endpoint: str,
+        name: str,
+        models: list[dict[str, Any]],
+        config: dict[str, Any] | None = None,
+    ) -> DeploymentInfo: ...
+    def update_deployment(
+        self,
+        workspace: str,
+        endpoint: str,
+        name: str,
+        models: list[dict[str, Any]] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> DeploymentInfo: ...
+    def delete_deployment(self, workspace: str, endpoint: str, name: str) -> None: ...
+    def get_logs(
+        self, workspace: str, endpoint: str, deployment: str | None = None, tail: int = 200
+    ) -> str: ...
+    def get_metrics(
+        self, workspace: str, endpoint: str, deployment: str | None = None, minutes: int = 60
+    ) -> list[dict[str, Any]]: ...
+    def get_request_logs(
+        self, workspace: str, endpoint: str, deployment: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...

@@ -94,7 +94,7 @@ class MlflowPredictor:
                 f"(it has {', '.join(self.flavors)}); it cannot be served."
             )
         self.columns = signature_columns(self.signature)
-        self._names = [c.get("name") for c in self.columns or []]
+        self._names = [str(c.get("name")) for c in self.columns or []]
         self._required = [c["name"] for c in self.columns or [] if c.get("required", True)]
         self._pyfunc: Any = None
         self._predict: Any = None
@@ -264,9 +264,9 @@ class MlflowPredictor:
                     if col.dtype.kind not in "fiu":
                         raise TypeError(f"got {col.dtype}")
                     frame[name] = col.astype(_PANDAS_TYPES[kind])
-                elif kind == "boolean" and col.dtype.kind != "b":
-                    raise TypeError(f"got {col.dtype}")
-                elif kind == "string" and col.dtype.kind not in "OUS" and str(col.dtype) != "str":
+                elif (kind == "boolean" and col.dtype.kind != "b") or (
+                    kind == "string" and col.dtype.kind not in "OUS" and str(col.dtype) != "str"
+                ):
                     raise TypeError(f"got {col.dtype}")
             except (TypeError, ValueError) as exc:
                 raise SchemaMismatch(

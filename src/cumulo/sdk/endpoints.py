@@ -1,0 +1,387 @@
+"""``Endpoint``: a stable scoring URL with deployments (blue, green...) and a traffic split."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo
+from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
+from cumulo.sdk import display
+from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model, models_api
+
+if TYPE_CHECKING:
+    from cumulo.sdk.workspace import Workspace
+
+# Never packed with the scoring code.
+_SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".cumulo"}
+
+
+class Endpoint:
+    """An endpoint of a workspace: where clients send scoring requests.
+
+    Example::
+
+        ep = Model.deploy(ws, "digits", [model])            # deployment "blue"
+        ep.run({"dataframe_split": {"columns": [...], "data": [[...]]}})
+        ep.add_deployment("green", [new_model])
+        ep.update_traffic({"blue": 90, "green": 10})
+        primary, secondary = ep.get_keys()
+        print(ep.scoring_uri)
+    """
+
+    def __init__(self, workspace: Workspace, name: str, *, _info: EndpointInfo | None = None):
+        self.workspace = workspace
+        self._api = models_api(workspace)
+        self._info = _info or self._api.get_endpoint(workspace.name, name)
+        self._base_url: str | None = None
+
+    @classmethod
+    def list(cls, workspace: Workspace) -> builtins.list[Endpoint]:
+        api = models_api(workspace)
+        return [cls(workspace, e.name, _info=e) for e in api.list_endpoints(workspace.name)]
+
+    @classmethod
+    def create(
+        cls, workspace: Workspace, name: str, auth: str = "key", description: str = ""
+    ) -> Endpoint:
+        """An endpoint without deployments yet (add them with ``add_deployment``)."""
+        info = models_api(workspace).create_endpoint(workspace.name, name, auth, description)
+        return cls(workspace, name, _info=info)
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def info(self) -> EndpointInfo:
+        return self._info
+
+    @property
+    def auth(self) -> str:
+        return self._info.auth_mode
+
+    @property
+    def traffic(self) -> dict[str, int]:
+        return dict(self.refresh()._info.traffic)
+
+    @property
+    def deployments(self) -> dict[str, DeploymentInfo]:
+        return {d.name: d for d in self.refresh()._info.deployments}
+
+    def get_deployment(self, name: str) -> DeploymentInfo | None:
+        return self.refresh()._info.deployment(name)
+
+    @property
+    def state(self) -> str:
+        """Healthy when every deployment is; else the worst deployment state."""
+        states = [d.state for d in self.refresh()._info.deployments]
+        for bad in ("Failed", "Unhealthy", "Updating", "Creating"):
+            if bad in states:
+                return bad
+        return "Healthy" if states else "NoDeployments"
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            if self.workspace.url:
+                self._base_url = self.workspace.url
+            else:
+                self._base_url = self._api.serving_url()
+        return self._base_url
+
+    @property
+    def scoring_uri(self) -> str:
+        """The URL clients POST to (an MLflow model takes ``/invocations`` bodies)."""
+        return self.base_url + self._info.scoring_path
+
+    @property
+    def swagger_uri(self) -> str:
+        return self.base_url + self._info.swagger_path
+
+    def refresh(self) -> Endpoint:
+        self._info = self._api.get_endpoint(self.workspace.name, self.name)
+        return self
+
+    def _announce(self) -> None:
+        if not self.workspace.url:
+            print(
+                f"Endpoint {self.name!r} is served by this process (embedded workspace) at "
+                f"{self.scoring_uri}; it stops when this process exits. Run `cumulo server` "
+                "and connect to it to host endpoints that outlive the client.",
+                file=sys.stderr,
+            )
+
+    # ----------------------------------------------------------- deployments
+    def add_deployment(
+        self,
+        name: str,
+        models: builtins.list[Model],
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfig | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
+    ) -> DeploymentInfo:
+        """Add a deployment (it takes no traffic unless it is the first one)."""
+        config = self._config(inference_config, deployment_config)
+        info = self._api.create_deployment(
+            self.workspace.name, self.name, name, _refs(models), config
+        )
+        if wait:
+            info = self.wait_for_deployment(name, timeout=timeout)
+        self.refresh()
+        return info
+
+    def update(
+        self,
+        deployment: str | None = None,
+        models: builtins.list[Model] | None = None,
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfig | None = None,
+        description: str | None = None,
+        auth: str | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
+    ) -> Endpoint:
+        """Change the endpoint, or roll a deployment to new models/settings.
+
+        A rolling update starts each new replica next to an old one and stops
+        the old one only when the new one is ready: no request is dropped.
+        """
+        if description is not None or auth is not None:
+            self._info = self._api.update_endpoint(
+                self.workspace.name, self.name, description=description, auth=auth
+            )
+        if models is None and inference_config is None and deployment_config is None:
+            return self
+        name = deployment or self._main_deployment()
+        config = None
+        if inference_config is not None or deployment_config is not None:
+            config = self._config(inference_config, deployment_config, partial=True)
+        self._api.update_deployment(
+            self.workspace.name,
+            self.name,
+            name,
+            None if models is None else _refs(models),
+            config,
+        )
+        if wait:
+            self.wait_for_deployment(name, timeout=timeout)
+        return self.refresh()
+
+    def _main_deployment(self) -> str:
+        info = self.refresh()._info
+        if not info.deployments:
+            raise InvalidState(f"Endpoint {self.name!r} has no deployments; add one first.")
+        traffic = info.traffic
+        return max(info.deployments, key=lambda d: traffic.get(d.name, 0)).name
+
+    def _config(
+        self,
+        inference: InferenceConfig | None,
+        deployment: DeploymentConfig | None,
+        partial: bool = False,
+    ) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if deployment is not None or not partial:
+            config.update((deployment or DeploymentConfig()).config())
+        if inference is not None:
+            config.update({k: v for k, v in inference.config().items() if v is not None})
+            if inference.entry_script:
+                config["code"] = self._upload_code(inference)
+        return config
+
+    def _upload_code(self, inference: InferenceConfig) -> str:
+        source = inference.source_directory or Path(".")
+        assert inference.entry_script is not None
+        if not (source / inference.entry_script).is_file():
+            raise NotFound(f"Entry script {str(source / inference.entry_script)!r} does not exist.")
+        with tempfile.TemporaryFile() as tmp:
+            _zip_folder(Path(source), tmp)
+            tmp.seek(0)
+            return self._api.upload_code(self.workspace.name, self.name, tmp)
+
+    def update_traffic(self, traffic: dict[str, int]) -> Endpoint:
+        """Split traffic between deployments in whole percents adding up to 100."""
+        self._info = self._api.update_endpoint(self.workspace.name, self.name, traffic=traffic)
+        return self
+
+    def mirror_traffic(self, mirror: dict[str, int]) -> Endpoint:
+        """Copy a share of requests (at most 50 %) to one deployment; its answers are dropped."""
+        self._info = self._api.update_endpoint(
+            self.workspace.name, self.name, mirror_traffic=mirror
+        )
+        return self
+
+    def delete_deployment(self, name: str) -> None:
+        self._api.delete_deployment(self.workspace.name, self.name, name)
+        self.refresh()
+
+    def wait_for_deployment(
+        self, deployment: str | None = None, timeout: float = 300.0, show_output: bool = False
+    ) -> DeploymentInfo:
+        """Wait until the deployment is Healthy; a failed ``init()`` raises with its traceback."""
+        name = deployment or self._main_deployment()
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            found = self.refresh()._info.deployment(name)
+            if found is None:
+                raise NotFound(f"Endpoint {self.name!r} has no deployment {name!r}.")
+            if show_output and found.state != last:
+                print(f"{self.name}/{name}: {found.state}", file=sys.stderr)
+                last = found.state
+            if found.state == DeploymentState.HEALTHY:
+                return found
+            if found.state == DeploymentState.FAILED:
+                error = found.error or {}
+                detail = error.get("traceback") or ""
+                raise InvalidState(
+                    f"Deployment {name!r} of endpoint {self.name!r} failed: "
+                    f"{error.get('message', 'unknown error')}\n{detail}".rstrip(),
+                    traceback=detail,
+                )
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"Deployment {name!r} of endpoint {self.name!r} is still {found.state} after "
+                    f"{timeout:g} s; see endpoint.get_logs({name!r})."
+                )
+            time.sleep(0.1)
+
+    # --------------------------------------------------------------- scoring
+    def get_keys(self) -> tuple[str, str]:
+        keys = self._api.get_keys(self.workspace.name, self.name)
+        return keys["primary"], keys["secondary"]
+
+    def regenerate_key(self, key_type: str = "primary") -> tuple[str, str]:
+        keys = self._api.regenerate_key(self.workspace.name, self.name, key_type.lower())
+        return keys["primary"], keys["secondary"]
+
+    def run(
+        self,
+        input_data: Any,
+        deployment: str | None = None,
+        timeout: float = 60.0,
+        key: str | None = None,
+    ) -> Any:
+        """Send one scoring request with this endpoint's key and return the parsed answer.
+
+        A dict or list is sent as JSON, a string or bytes as they are, a pandas
+        DataFrame as MLflow's ``dataframe_split``.
+        """
+        if hasattr(input_data, "to_dict") and hasattr(input_data, "columns"):
+            input_data = {"dataframe_split": input_data.to_dict(orient="split")}
+            input_data["dataframe_split"].pop("index", None)
+        if isinstance(input_data, (bytes, str)):
+            body = input_data.encode() if isinstance(input_data, str) else input_data
+        else:
+            body = orjson.dumps(input_data, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {"content-type": "application/json"}
+        if self._info.auth_mode == "key":
+            headers["authorization"] = f"Bearer {key or self.get_keys()[0]}"
+        elif self._info.auth_mode == "token":
+            token = key or getattr(self.workspace, "_token", None)
+            if not token:
+                raise InvalidInput(
+                    "This endpoint takes workspace tokens: pass key=<token> or connect with one."
+                )
+            headers["authorization"] = f"Bearer {token}"
+        if deployment:
+            headers["cumulo-model-deployment"] = deployment
+        try:
+            response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"Cannot reach endpoint {self.name!r} at {self.scoring_uri}: {exc}"
+            ) from exc
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            payload = response.text
+        if response.status_code >= 400:
+            code = payload.get("error_code", "") if isinstance(payload, dict) else ""
+            message = (
+                payload.get("message", response.text) if isinstance(payload, dict) else payload
+            )
+            error = from_code(_SDK_CODES.get(code, code), f"{response.status_code}: {message}")
+            error.details["status_code"] = response.status_code
+            raise error
+        return payload
+
+    # --------------------------------------------------------------- watching
+    def get_logs(self, deployment: str | None = None, tail: int = 200) -> str:
+        """The last lines of each replica's log (its ``init()`` traceback included)."""
+        return self._api.get_logs(self.workspace.name, self.name, deployment, tail)
+
+    def get_metrics(
+        self, deployment: str | None = None, minutes: int = 60
+    ) -> builtins.list[dict[str, Any]]:
+        """Per deployment and minute: requests, errors, mean and p50/p95/p99 latency."""
+        return self._api.get_metrics(self.workspace.name, self.name, deployment, minutes)
+
+    def get_request_logs(
+        self, deployment: str | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
+        """Sampled requests and answers (``DeploymentConfig(request_logging=0.1)``)."""
+        return self._api.get_request_logs(self.workspace.name, self.name, deployment, limit)
+
+    def delete(self) -> None:
+        """Delete the endpoint, its deployments and their replicas."""
+        self._api.delete_endpoint(self.workspace.name, self.name)
+
+    # ---------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        return f"Endpoint(name={self.name!r}, traffic={self._info.traffic})"
+
+    def _repr_html_(self) -> str:
+        info = self.refresh()._info
+        rows = [
+            (
+                d.name,
+                d.state,
+                ", ".join(f"{m['name']}:{m['version']}" for m in d.models) or d.kind,
+                f"{d.ready_replicas}/{d.replicas}",
+                f"{info.traffic.get(d.name, 0)}%",
+            )
+            for d in info.deployments
+        ]
+        body = display.table(["deployment", "state", "models", "ready", "traffic"], rows)
+        return display.titled(f"Endpoint {self.name} — {self.scoring_uri}", body)
+
+
+# The scoring server speaks MLflow's codes; map them onto ours.
+_SDK_CODES = {"BAD_REQUEST": "INVALID_PARAMETER_VALUE", "TIMEOUT": "TEMPORARILY_UNAVAILABLE"}
+
+
+def _refs(models: builtins.list[Model]) -> builtins.list[dict[str, Any]]:
+    out = []
+    for m in models:
+        if isinstance(m, Model):
+            out.append({"name": m.name, "version": m.version})
+        elif isinstance(m, dict) and m.get("name"):
+            out.append(dict(m))
+        else:
+            raise InvalidInput(f"Deploy Model objects (Model(ws, name, version)), not {m!r}.")
+    return out
+
+
+def _zip_folder(source: Path, out: Any) -> None:
+    root = source.resolve()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+            for file in sorted(files):
+                path = Path(folder) / file
+                if path.is_symlink() and root not in path.resolve().parents:
+                    continue  # a link out of the folder is not part of the code
+                zf.write(path, path.relative_to(root).as_posix())

@@ -1,0 +1,541 @@
+"""``Model``: registered model versions, and the configs that serve them at endpoints."""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cumulo.core.entities import ModelVersionInfo
+from cumulo.core.errors import AlreadyExists, InvalidInput, NotFound
+from cumulo.sdk import display
+
+if TYPE_CHECKING:
+    from cumulo.sdk.endpoints import Endpoint
+    from cumulo.sdk.run import Run
+    from cumulo.sdk.transport import ModelTransport
+    from cumulo.sdk.workspace import Workspace
+
+PROPERTY_TAG = "cumulo.property/"
+FRAMEWORK_TAG = "cumulo.framework"
+DATASETS_TAG = "cumulo.datasets"
+_RESERVED = (PROPERTY_TAG, FRAMEWORK_TAG, DATASETS_TAG)
+
+
+def models_api(workspace: Workspace) -> ModelTransport:
+    """The registry and endpoint calls of ``workspace``: over HTTP, or in this process."""
+    transport: Any = workspace._transport
+    if hasattr(transport, "register_version"):
+        return transport
+    from cumulo.services.context import open_services
+    from cumulo.services.models_api import ModelsApi
+
+    assert workspace._settings is not None
+    return ModelsApi(open_services(workspace._settings))
+
+
+class InferenceConfig:
+    """How to answer requests: an entry script, or nothing for an MLflow model.
+
+    The entry script defines ``init()`` (load the model, found through
+    ``os.environ["CUMULO_MODEL_DIR"]`` or ``Model.get_model_path(name)``) and
+    ``run(raw_data)`` (the request body as a string; return anything JSON can
+    carry; raise ``cumulo.InvalidInput`` for a bad request, which answers 400).
+    ``sample_input``/``sample_output`` describe the endpoint's OpenAPI schema.
+
+    Example::
+
+        InferenceConfig(entry_script="score.py", source_directory="./serve",
+                        sample_input={"data": [[1.0, 2.0]]})
+    """
+
+    def __init__(
+        self,
+        entry_script: str | None = None,
+        source_directory: str | Path | None = None,
+        environment: Any = None,
+        sample_input: Any = None,
+        sample_output: Any = None,
+    ) -> None:
+        if entry_script is not None and Path(entry_script).is_absolute():
+            raise InvalidInput("entry_script is a path inside source_directory, not absolute.")
+        self.entry_script = entry_script
+        self.source_directory = Path(source_directory) if source_directory else None
+        if entry_script and self.source_directory is None:
+            self.source_directory = Path(".")
+        self.environment = environment
+        self.sample_input = sample_input
+        self.sample_output = sample_output
+
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "entry_script": self.entry_script,
+            "sample_input": self.sample_input,
+            "sample_output": self.sample_output,
+        }
+        env = self.environment
+        if env is not None and env != "current":
+            spec = getattr(env, "spec", None)
+            if spec is None:
+                raise InvalidInput(
+                    "environment is an Environment (cumulo.Environment(...)) or 'current'."
+                )
+            out["environment"] = {"name": getattr(env, "name", ""), "spec": spec.to_dict()}
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceConfig(entry_script={self.entry_script!r}, "
+            f"source_directory={str(self.source_directory) if self.source_directory else None!r})"
+        )
+
+
+class DeploymentConfig:
+    """How to run a deployment: replicas, auth, where, timeouts, probes, request logging.
+
+    ``auth``: ``"key"`` (primary/secondary keys), ``"token"`` (workspace tokens)
+    or ``"none"``. ``compute_target``: ``None`` for local replica processes, or
+    the name of a Ray cluster target to serve with Ray Serve. ``request_logging``:
+    the share of requests (0 to 1) whose body and answer are kept.
+
+    Example::
+
+        DeploymentConfig(replicas=2, auth="key", request_logging=0.1)
+    """
+
+    def __init__(
+        self,
+        replicas: int = 1,
+        auth: str = "key",
+        compute_target: str | None = None,
+        request_timeout_ms: int = 60_000,
+        request_logging: float = 0.0,
+        environment_variables: dict[str, str] | None = None,
+        liveness_period_s: float = 5.0,
+        liveness_timeout_s: float = 2.0,
+        failure_threshold: int = 3,
+        startup_timeout_s: float = 600.0,
+    ) -> None:
+        self.replicas = replicas
+        self.auth = auth
+        self.compute_target = compute_target
+        self.request_timeout_ms = request_timeout_ms
+        self.request_logging = request_logging
+        self.environment_variables = dict(environment_variables or {})
+        self.liveness_period_s = liveness_period_s
+        self.liveness_timeout_s = liveness_timeout_s
+        self.failure_threshold = failure_threshold
+        self.startup_timeout_s = startup_timeout_s
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "auth"}
+
+    def __repr__(self) -> str:
+        return (
+            f"DeploymentConfig(replicas={self.replicas}, auth={self.auth!r}, "
+            f"compute_target={self.compute_target!r})"
+        )
+
+
+class Model:
+    """A version of a registered model: files, tags, aliases and the run that made it.
+
+    Example::
+
+        model = Model.register(ws, "outputs/model", "digits", tags={"data": "v2"})
+        Model(ws, "digits")                      # the latest version
+        Model(ws, "digits", alias="champion")    # the version an alias points to
+        model.set_alias("champion")
+        model.download("here")
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        _info: ModelVersionInfo | None = None,
+    ) -> None:
+        self.workspace = workspace
+        if _info is None:
+            if version is not None and alias is not None:
+                raise InvalidInput("Give a version or an alias, not both.")
+            _info = models_api(workspace).get_version(workspace.name, name, version, alias)
+        self._info = _info
+
+    # -------------------------------------------------------------- register
+    @classmethod
+    def register(
+        cls,
+        workspace: Workspace,
+        model_path: str | Path,
+        model_name: str,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        model_framework: str | None = None,
+        datasets: builtins.list[Any] | None = None,
+    ) -> Model:
+        """Upload a local file or folder as the next version of ``model_name``.
+
+        A folder with an ``MLmodel`` file is an MLflow model: its flavors and
+        signature are recorded and it can be deployed without an entry script.
+        """
+        path = Path(model_path)
+        if not path.exists():
+            raise NotFound(f"Model path {str(path)!r} does not exist.")
+        info = models_api(workspace).register_version(
+            workspace.name,
+            model_name,
+            local_dir=str(path.resolve()),
+            description=description or "",
+            tags=_registration_tags(tags, properties, model_framework, datasets),
+            user=_user(),
+        )
+        return cls(workspace, model_name, _info=info)
+
+    @classmethod
+    def _from_run(
+        cls,
+        run: Run,
+        model_name: str,
+        model_path: str,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        model_framework: str | None = None,
+        datasets: builtins.list[Any] | None = None,
+    ) -> Model:
+        run.flush()
+        info = models_api(run.workspace).register_version(
+            run.workspace.name,
+            model_name,
+            run_id=run.id,
+            path=model_path.strip("/"),
+            description=description or "",
+            tags=_registration_tags(tags, properties, model_framework, datasets),
+            user=run.info.user or _user(),
+        )
+        return cls(run.workspace, model_name, _info=info)
+
+    @classmethod
+    def list(
+        cls,
+        workspace: Workspace,
+        name: str | None = None,
+        tags: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        latest: bool = False,
+    ) -> builtins.list[Model]:
+        """Model versions, newest first per name (all tags must match)."""
+        found = models_api(workspace).list_versions(
+            workspace.name, name, {str(k): str(v) for k, v in (tags or {}).items()}, run_id, latest
+        )
+        return [cls(workspace, v.name, _info=v) for v in found]
+
+    @staticmethod
+    def get_model_path(
+        model_name: str, version: int | None = None, _workspace: Workspace | None = None
+    ) -> str:
+        """Where a deployed model's files are, inside an entry script's ``init()``.
+
+        Outside a deployment, give ``_workspace`` to download the version into
+        ``./cumulo-models/<name>/<version>`` and get that path.
+        """
+        root = os.environ.get("CUMULO_MODELS_ROOT")
+        if root:
+            folder = Path(root) / model_name
+            if not folder.is_dir():
+                raise NotFound(f"Model {model_name!r} is not part of this deployment.")
+            versions = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+            if version is None:
+                if not versions:
+                    raise NotFound(f"Model {model_name!r} has no files in this deployment.")
+                version = versions[-1]
+            elif version not in versions:
+                raise NotFound(f"Version {version} of {model_name!r} is not in this deployment.")
+            return str(folder / str(version))
+        if _workspace is None:
+            raise NotFound(
+                "Model.get_model_path works inside a deployment's entry script; elsewhere pass "
+                "_workspace=ws to download the model first."
+            )
+        model = Model(_workspace, model_name, version)
+        target = Path("cumulo-models") / model.name / str(model.version)
+        if not target.is_dir():
+            model.download(target)
+        return str(target)
+
+    # --------------------------------------------------------------- deploy
+    @staticmethod
+    def deploy(
+        workspace: Workspace,
+        name: str,
+        models: builtins.list[Model],
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfig | None = None,
+        deployment_name: str = "blue",
+        overwrite: bool = False,
+        wait: bool = True,
+        timeout: float = 300.0,
+        show_output: bool = False,
+    ) -> Endpoint:
+        """Serve ``models`` at endpoint ``name`` (its deployment ``blue`` by default).
+
+        An MLflow model needs no ``inference_config``. On an embedded
+        workspace the endpoint is served by this process while it lives.
+        With ``overwrite=True`` an existing endpoint's deployment is updated
+        (replicas replaced one at a time, no request dropped).
+        """
+        from cumulo.sdk.endpoints import Endpoint
+
+        config = deployment_config or DeploymentConfig()
+        api = models_api(workspace)
+        try:
+            api.create_endpoint(workspace.name, name, config.auth)
+            created = True
+        except AlreadyExists:
+            if not overwrite:
+                raise AlreadyExists(
+                    f"Endpoint {name!r} already exists: pass overwrite=True to update it, or use "
+                    f"Endpoint(ws, {name!r}).add_deployment(...)."
+                ) from None
+            created = False
+        endpoint = Endpoint(workspace, name)
+        try:
+            if created or endpoint.get_deployment(deployment_name) is None:
+                endpoint.add_deployment(
+                    deployment_name, models, inference_config, config, wait=False
+                )
+            else:
+                endpoint.update(
+                    deployment=deployment_name,
+                    models=models,
+                    inference_config=inference_config,
+                    deployment_config=config,
+                    wait=False,
+                )
+        except BaseException:
+            if created:
+                api.delete_endpoint(workspace.name, name)
+            raise
+        endpoint._announce()
+        if wait:
+            endpoint.wait_for_deployment(deployment_name, timeout=timeout, show_output=show_output)
+        return endpoint
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def version(self) -> int:
+        return self._info.version
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def info(self) -> ModelVersionInfo:
+        return self._info
+
+    @property
+    def description(self) -> str:
+        return self._info.description
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {k: v for k, v in self._info.tags.items() if not k.startswith(_RESERVED)}
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {
+            k[len(PROPERTY_TAG) :]: v
+            for k, v in self._info.tags.items()
+            if k.startswith(PROPERTY_TAG)
+        }
+
+    @property
+    def model_framework(self) -> str | None:
+        return self._info.tags.get(FRAMEWORK_TAG) or self._info.framework
+
+    @property
+    def datasets(self) -> builtins.list[dict[str, str]]:
+        raw = self._info.tags.get(DATASETS_TAG)
+        return json.loads(raw) if raw else []
+
+    @property
+    def flavors(self) -> dict[str, Any]:
+        return dict(self._info.flavors)
+
+    @property
+    def signature(self) -> dict[str, Any] | None:
+        return self._info.signature
+
+    @property
+    def is_mlflow(self) -> bool:
+        """Whether it is an MLflow model (an ``MLmodel`` file), servable without a script."""
+        return bool(self._info.flavors)
+
+    @property
+    def aliases(self) -> builtins.list[str]:
+        return list(self._info.aliases)
+
+    @property
+    def created_time(self) -> int:
+        return self._info.created_at
+
+    @property
+    def run_id(self) -> str | None:
+        return self._info.run_id
+
+    @property
+    def run(self) -> Run | None:
+        """The run that produced it (lineage), if it was registered from one."""
+        if not self._info.run_id:
+            return None
+        return self.workspace.get_run(self._info.run_id)
+
+    @property
+    def experiment_name(self) -> str | None:
+        run = self.run
+        return run.info.experiment_name if run is not None else None
+
+    def refresh(self) -> Model:
+        self._info = models_api(self.workspace).get_version(
+            self.workspace.name, self.name, self.version
+        )
+        return self
+
+    # --------------------------------------------------------------- changes
+    def set_alias(self, alias: str) -> None:
+        """Point ``alias`` (e.g. ``"champion"``) at this version (moving it from another)."""
+        models_api(self.workspace).set_alias(self.workspace.name, self.name, alias, self.version)
+        self.refresh()
+
+    def remove_alias(self, alias: str) -> None:
+        models_api(self.workspace).delete_alias(self.workspace.name, self.name, alias)
+        self.refresh()
+
+    def add_tags(self, tags: dict[str, Any]) -> None:
+        self._info = models_api(self.workspace).set_version_tags(
+            self.workspace.name, self.name, self.version, {k: str(v) for k, v in tags.items()}
+        )
+
+    def remove_tags(self, keys: builtins.list[str]) -> None:
+        self._info = models_api(self.workspace).delete_version_tags(
+            self.workspace.name, self.name, self.version, list(keys)
+        )
+
+    def get_file_names(self) -> builtins.list[str]:
+        files = models_api(self.workspace).list_version_files(
+            self.workspace.name, self.name, self.version
+        )
+        return [f.path for f in files if not f.is_dir]
+
+    def download(self, target_dir: str | Path = ".", exist_ok: bool = False) -> str:
+        """Copy the version's files into ``target_dir``; returns the folder."""
+        target = Path(target_dir)
+        api = models_api(self.workspace)
+        names = self.get_file_names()
+        clashes = [n for n in names if (target / n).exists()]
+        if clashes and not exist_ok:
+            raise AlreadyExists(
+                f"{target / clashes[0]} already exists; pass exist_ok=True to overwrite."
+            )
+        for rel in names:
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".partial")
+            with (
+                api.open_version_file(self.workspace.name, self.name, self.version, rel) as src,
+                open(tmp, "wb") as out,
+            ):
+                while chunk := src.read(1024 * 1024):
+                    out.write(chunk)
+            tmp.replace(dest)
+        return str(target)
+
+    def delete(self) -> None:
+        """Delete this version (refused while an endpoint serves it)."""
+        models_api(self.workspace).delete_version(self.workspace.name, self.name, self.version)
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "id": self.id,
+            "description": self.description,
+            "tags": self.tags,
+            "properties": self.properties,
+            "aliases": self.aliases,
+            "framework": self.model_framework,
+            "flavors": sorted(self.flavors),
+            "signature": self.signature,
+            "run_id": self.run_id,
+            "created_time": display.when(self.created_time),
+        }
+
+    # --------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version}, aliases={self.aliases})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model) and (other.name, other.version) == (
+            self.name,
+            self.version,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version))
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("model", f"{self.name} version {self.version}"),
+            ("aliases", ", ".join(self.aliases)),
+            ("framework", self.model_framework or ""),
+            ("flavors", ", ".join(sorted(self.flavors))),
+            ("run", self.run_id or ""),
+            ("registered", display.when(self.created_time)),
+        ]
+        rows += [(f"tag {k}", v) for k, v in sorted(self.tags.items())]
+        return display.table(["", ""], rows)
+
+
+def _registration_tags(
+    tags: dict[str, Any] | None,
+    properties: dict[str, Any] | None,
+    framework: str | None,
+    datasets: builtins.list[Any] | None,
+) -> dict[str, str]:
+    out = {str(k): str(v) for k, v in (tags or {}).items()}
+    for key in out:
+        if key.startswith(_RESERVED):
+            raise InvalidInput(f"Tag {key!r} uses a reserved prefix ({', '.join(_RESERVED)}).")
+    for key, value in (properties or {}).items():
+        out[PROPERTY_TAG + str(key)] = str(value)
+    if framework:
+        out[FRAMEWORK_TAG] = str(framework)
+    if datasets:
+        out[DATASETS_TAG] = json.dumps([_dataset_ref(d) for d in datasets])
+    return out
+
+
+def _dataset_ref(item: Any) -> dict[str, str]:
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return {"scenario": str(item[0]), "dataset": str(getattr(item[1], "name", item[1]))}
+    return {"scenario": "", "dataset": str(getattr(item, "name", item))}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

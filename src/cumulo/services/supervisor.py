@@ -1,0 +1,437 @@
+"""Hosting endpoints from a process: the supervisor of replicas, the router, the embedded host.
+
+The supervisor is a background thread. Several processes may run one on the
+same store (server workers, several servers): each deployment is leased by
+one supervisor at a time (a lease in the store, renewed every 2 s, taken over
+15 s after its holder stops renewing). For each leased deployment it prepares
+the generation's files (model versions from the registry, the scoring code,
+the environment) in a worker thread, then moves its replicas there
+(``serving.local.LocalReplicaSet``), writing replica and deployment states to
+the store, where the router of every process reads them. Request metrics
+counted by this process's router are written once every few seconds.
+
+The server calls ``start_supervisor(services)`` when it starts and
+``stop_supervisor(services)`` when it stops, and mounts ``router_app(services)``.
+An embedded workspace calls ``serve_embedded(services)``: the same supervisor
+and router, hosted by the calling process on a loopback port.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from cumulo.core.deployments import DeploymentState
+from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
+from cumulo.services.context import Services
+from cumulo.services.deployments import DeploymentService
+from cumulo.serving.local import LocalReplicaSet, Summary, Want
+from cumulo.serving.metrics import MetricsBuffer
+from cumulo.serving.proxy import EndpointRouter
+from cumulo.store.deployments import DeploymentStore
+
+log = logging.getLogger("cumulo.deployments")
+
+LEASE_TTL_MS = 15_000
+LEASE_EVERY_S = 2.0
+TICK_S = 0.2
+FLUSH_EVERY_S = 5.0
+# Replicas answer small requests fastest with one math thread each.
+THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class Supervisor:
+    """Keeps the replicas of every deployment it leases where their spec wants them."""
+
+    def __init__(self, hosting: Hosting) -> None:
+        self.hosting = hosting
+        self.store = hosting.service.store
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._sets: dict[int, LocalReplicaSet] = {}
+        self._wants: dict[int, Want] = {}
+        self._prepared: dict[tuple[int, int], Future[Want]] = {}
+        self._states: dict[int, tuple[str, Any]] = {}
+        self._leased: dict[int, dict[str, Any]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="cumulo-prepare")
+        self._next_lease = 0.0
+        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+
+    def start(self) -> Supervisor:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="cumulo-supervisor", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        self._next_lease = 0.0
+        self._wake.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every replica this supervisor runs and give its leases back."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        for replica_set in self._sets.values():
+            replica_set.stop_all()
+        self._sets.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self.flush()
+        with contextlib.suppress(Exception):
+            self.store.release_leases(self.owner)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a store hiccup must not end supervision
+                log.exception("supervisor tick failed")
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ tick
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_lease:
+            leased = self.store.lease_deployments(self.owner, LEASE_TTL_MS)
+            self._leased = {d["id"]: d for d in leased}
+            self._next_lease = now + LEASE_EVERY_S
+        for dep in list(self._leased.values()):
+            if self._stop.is_set():
+                return
+            try:
+                self._reconcile(dep)
+            except NotFound:
+                self._leased.pop(dep["id"], None)
+        for dep_id in set(self._sets) - set(self._leased):
+            self._forget(dep_id)
+        if now >= self._next_flush:
+            self._next_flush = now + FLUSH_EVERY_S
+            self.flush()
+
+    def _reconcile(self, dep: dict[str, Any]) -> None:
+        dep_id, generation = dep["id"], dep["generation"]
+        want = self._wants.get(dep_id)
+        problem: dict[str, Any] | None = None
+        if want is None or want.generation != generation:
+            key = (dep_id, generation)
+            future = self._prepared.get(key)
+            if future is None:
+                future = self._prepared[key] = self._executor.submit(self._prepare, dep)
+            if future.done():
+                try:
+                    want = self._wants[dep_id] = future.result()
+                except Exception as exc:
+                    message = exc.message if isinstance(exc, CumuloError) else repr(exc)
+                    problem = {"message": f"Preparing the deployment failed: {message}"}
+        if want is None:
+            if problem is not None:
+                self._set_state(dep_id, Summary(DeploymentState.FAILED.value, problem))
+            return
+        replica_set = self._sets.get(dep_id)
+        if replica_set is None:
+            name = f"{dep['workspace']}/{dep['endpoint']}/{dep['name']}"
+            replica_set = self._sets[dep_id] = LocalReplicaSet(name, self._reporter(dep_id))
+        summary = replica_set.reconcile(want)
+        if problem is not None:
+            problem["message"] += " The previous version keeps serving."
+            summary = Summary(DeploymentState.FAILED.value, problem)
+        self._set_state(dep_id, summary)
+
+    def _reporter(self, dep_id: int) -> Any:
+        def report(slot: int, generation: int, remove: bool = False, **values: Any) -> None:
+            if remove:
+                self.store.remove_replica(dep_id, slot, generation)
+            else:
+                self.store.save_replica(dep_id, self.owner, slot, generation=generation, **values)
+
+        return report
+
+    def _set_state(self, dep_id: int, summary: Summary) -> None:
+        key = (summary.state, summary.error)
+        if self._states.get(dep_id) == key:
+            return
+        self.store.set_deployment_state(dep_id, summary.state, summary.error)
+        self._states[dep_id] = key
+
+    def _forget(self, dep_id: int) -> None:
+        """The deployment was deleted (or its lease lost): stop its replicas."""
+        replica_set = self._sets.pop(dep_id, None)
+        if replica_set is not None:
+            replica_set.stop_all()
+        want = self._wants.pop(dep_id, None)
+        self._states.pop(dep_id, None)
+        for key in [k for k in self._prepared if k[0] == dep_id]:
+            self._prepared.pop(key)
+        if want is not None and dep_id not in self._leased:
+            shutil.rmtree(want.workdir.parent, ignore_errors=True)
+
+    def flush(self) -> None:
+        rows, logs = self.hosting.router.metrics.drain()
+        if not rows and not logs:
+            return
+        try:
+            self.store.add_metrics(self.owner, rows)
+            self.store.add_request_logs(logs)
+        except CumuloError:
+            self.hosting.router.metrics.restore(rows, logs)
+            raise
+
+    # --------------------------------------------------------------- prepare
+    def _prepare(self, dep: dict[str, Any]) -> Want:
+        """Lay out one generation's files; returns what its replicas run."""
+        settings = self.hosting.service.settings
+        spec = dep["spec"]
+        label = f"{dep['workspace']}-{dep['endpoint']}-{dep['name']}-{dep['id']}"
+        root = Path(settings.home) / "serving" / label
+        gen_dir = root / f"g{dep['generation']}"
+        models_root = gen_dir / "models"
+        gen_dir.mkdir(parents=True, exist_ok=True)
+        registry = self.hosting.service.registry
+        model_dirs = []
+        for ref in dep["models"]:
+            target = models_root / ref["name"] / str(ref["version"])
+            if not (target / ".complete").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                registry.download_version(dep["workspace"], ref["name"], ref["version"], target)
+                (target / ".complete").write_text("")
+            model_dirs.append(target)
+        code_dir = gen_dir / "code"
+        if spec.get("code") and not (code_dir / ".complete").exists():
+            shutil.rmtree(code_dir, ignore_errors=True)
+            archive = gen_dir / "code.zip"
+            prefix, _, name = str(spec["code"]).rpartition("/")
+            self.hosting.service.artifacts.get_file(prefix, name, archive)
+            _extract(archive, code_dir)
+            archive.unlink()
+            (code_dir / ".complete").write_text("")
+        env: dict[str, str] = dict(THREAD_DEFAULTS)
+        python = sys.executable
+        if spec.get("environment"):
+            python, env_vars = self._environment(spec["environment"], gen_dir)
+            env.update(env_vars)
+        env.update(spec.get("environment_variables") or {})
+        env["PYTHONUNBUFFERED"] = "1"
+        env["CUMULO_MODELS_ROOT"] = str(models_root)
+        env["CUMULO_MODEL_DIR"] = str(model_dirs[0] if len(model_dirs) == 1 else models_root)
+        env["CUMULO_DEPLOYMENT"] = f"{dep['workspace']}/{dep['endpoint']}/{dep['name']}"
+        if dep["kind"] == "mlflow":
+            replica = {"kind": "mlflow", "model_dir": str(model_dirs[0])}
+        else:
+            replica = {
+                "kind": "script",
+                "entry_script": spec["entry_script"],
+                "source_dir": str(code_dir),
+            }
+        return Want(
+            generation=dep["generation"],
+            replicas=int(spec.get("replicas", 1)),
+            spec=replica,
+            workdir=gen_dir,
+            cwd=code_dir if code_dir.is_dir() else gen_dir,
+            env=env,
+            python=python,
+            period_s=float(spec.get("liveness_period_s", 5.0)),
+            timeout_s=float(spec.get("liveness_timeout_s", 2.0)),
+            failure_threshold=int(spec.get("failure_threshold", 3)),
+            startup_timeout_s=float(spec.get("startup_timeout_s", 600.0)),
+        )
+
+    def _environment(
+        self, environment: dict[str, Any], gen_dir: Path
+    ) -> tuple[str, dict[str, str]]:
+        from cumulo.core.jobs import EnvironmentSpec
+        from cumulo.services.environments import ensure_environment, env_cache_dir
+
+        spec = EnvironmentSpec.parse(environment.get("spec") or {})
+        build_log = gen_dir / "environment.log"
+        with open(build_log, "a") as fh:
+
+            def _log(line: str) -> None:
+                fh.write(line.rstrip("\n") + "\n")
+                fh.flush()
+
+            python = ensure_environment(
+                spec,
+                env_cache_dir(Path(self.hosting.service.settings.home)),
+                _log,
+                label=f"environment {environment.get('name', '')}",
+            )
+        return python, dict(spec.environment_variables or {})
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            target = (dest / member.filename).resolve()
+            if target != root and root not in target.parents:
+                raise InvalidInput(f"The code archive holds {member.filename!r}, outside its root.")
+        zf.extractall(dest)
+
+
+class EmbeddedHost:
+    """The router served from this process on a loopback port (embedded workspaces)."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        from cumulo.serving.replica import bind
+
+        sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        http = "httptools"
+        try:
+            import httptools  # noqa: F401
+        except ImportError:  # pragma: no cover - depends on the environment
+            http = "h11"
+        config = uvicorn.Config(
+            app,
+            http=http,
+            loop="asyncio",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            timeout_keep_alive=75,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="cumulo-endpoints", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+
+
+class Hosting:
+    """What serves endpoints from one process over one store."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.service = DeploymentService(
+            DeploymentStore(services.database),
+            services.registry,
+            services.tracking.artifacts,
+            services.settings,
+        )
+        self.router = EndpointRouter(self.service.store.routes, self._token_ok, MetricsBuffer())
+        self.supervisor: Supervisor | None = None
+        self.host: EmbeddedHost | None = None
+        self._lock = threading.Lock()
+
+    def _token_ok(self, workspace: str, token: str) -> bool:
+        from cumulo.services.auth import AuthService
+        from cumulo.store.tokens import TokenStore
+
+        auth = AuthService(TokenStore(self.services.database), self.services.tracking.store)
+        try:
+            who = auth.authenticate(token)
+        except Unauthenticated:
+            return False
+        return AuthService.can_read(who, workspace)
+
+    def start_supervisor(self) -> Supervisor:
+        with self._lock:
+            if self.supervisor is None or not self.supervisor.running:
+                self.supervisor = Supervisor(self).start()
+                self.service.listeners.append(self.supervisor.wake)
+            return self.supervisor
+
+    def stop(self) -> None:
+        with self._lock:
+            supervisor, self.supervisor = self.supervisor, None
+            host, self.host = self.host, None
+        if supervisor is not None:
+            with contextlib.suppress(ValueError):
+                self.service.listeners.remove(supervisor.wake)
+            supervisor.stop()
+        if host is not None:
+            host.stop()
+
+    def serve_embedded(self) -> str:
+        self.start_supervisor()
+        with self._lock:
+            if self.host is None:
+                self.host = EmbeddedHost(self.router)
+            return self.host.url
+
+
+_hostings: dict[int, Hosting] = {}
+_lock = threading.Lock()
+
+
+def hosting(services: Services) -> Hosting:
+    """The hosting of endpoints over ``services`` (one per open services object)."""
+    with _lock:
+        found = _hostings.get(id(services))
+        if found is None or found.services is not services:
+            found = _hostings[id(services)] = Hosting(services)
+        return found
+
+
+def deployment_service(services: Services) -> DeploymentService:
+    return hosting(services).service
+
+
+def router_app(services: Services) -> EndpointRouter:
+    """The ASGI app the server mounts at ``/endpoints``."""
+    return hosting(services).router
+
+
+def start_supervisor(services: Services) -> Supervisor:
+    """Start supervising replicas for the endpoints in ``services``' store (idempotent)."""
+    return hosting(services).start_supervisor()
+
+
+def stop_supervisor(services: Services) -> None:
+    """Stop this process's replicas and supervisor (the server's shutdown calls it)."""
+    found = _hostings.get(id(services))
+    if found is not None:
+        found.stop()
+
+
+def serve_embedded(services: Services) -> str:
+    """Host endpoints from this process; returns the base URL of their scoring URIs."""
+    return hosting(services).serve_embedded()
+
+
+def stop_all() -> None:
+    """Stop every supervisor and host of this process (at exit, and between tests)."""
+    with _lock:
+        found = list(_hostings.values())
+        _hostings.clear()
+    for h in found:
+        h.stop()
+
+
+atexit.register(stop_all)
