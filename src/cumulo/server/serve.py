@@ -24,7 +24,8 @@ try:  # the faster parser when it is installed, else the pure-Python one
 except ImportError:  # pragma: no cover - depends on the environment
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
-# A kept-alive connection would otherwise wait ~40 ms per response (see NoDelayProtocol).
+# Longer than the SDK's keep-alive expiry (15 s): the client drops an idle connection
+# first, so it never sends a request on one the server is closing.
 KEEP_ALIVE_S = 30
 
 
@@ -39,10 +40,16 @@ class NoDelayProtocol(_Base):
 
     def connection_made(self, transport: Any) -> None:
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            set_nodelay(sock)
         super().connection_made(transport)
+
+
+def set_nodelay(sock: Any) -> None:
+    """Turn Nagle's algorithm off on a TCP socket (other sockets are left alone)."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -1,0 +1,113 @@
+"""`cumulo server` itself: several workers, the loud warning, TCP_NODELAY."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
+
+from cumulo import Workspace
+from cumulo.core.settings import Settings
+from cumulo.sdk.experiment import Experiment
+from cumulo.sdk.http import HttpTransport
+from cumulo.server.serve import set_nodelay, settings_env, settings_from_env
+
+CLI = [sys.executable, "-m", "cumulo.cli.main", "server"]
+
+
+def _nodelay(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_nodelay_is_set_on_connections_of_a_socket_bound_like_uvicorn_workers() -> None:
+    # uvicorn's multi-worker socket: protocol number 0, so asyncio skips TCP_NODELAY.
+    listener = socket.socket(family=socket.AF_INET)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == 0 and _nodelay(accepted) == 0
+            set_nodelay(accepted)
+            assert _nodelay(accepted) == 1
+        assert client  # the client side is the SDK's, which sets it itself
+
+
+def test_settings_reach_workers_through_the_environment(tmp_path: Path) -> None:
+    settings = Settings.load(home=tmp_path, auth="token", max_request_bytes=1234)
+    rebuilt = settings_from_env(settings_env(settings))
+    assert rebuilt == settings
+
+
+@pytest.mark.slow
+def test_several_workers_serve_one_store_side_by_side(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_cumulo_server(tmp_path / "home", port, "--workers", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        HttpTransport(url).create_workspace("shared")
+        workspace = Workspace.connect(url, "shared")
+        runs = [Experiment(workspace, "many").start_logging() for _ in range(6)]
+        for run in runs:
+            for step in range(2000):
+                run.log("m", float(step), step=step)
+        workspace.flush(timeout=120)
+        # Fresh connections land on either worker; every one sees the same store.
+        for run in runs:
+            with httpx.Client() as fresh:
+                path = f"/api/v1/workspaces/shared/runs/{run.id}/metrics/history"
+                got = fresh.get(url + path, params={"key": "m"}).json()
+            assert got["step"] == list(range(2000))
+        assert len(list(Experiment(workspace, "many").get_runs())) == 6
+    finally:
+        stop_cumulo_server(server)
+
+
+@pytest.mark.slow
+def test_a_non_loopback_address_without_auth_prints_a_loud_warning(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "--host", "0.0.0.0", "--port", str(port), "--home", str(tmp_path / "home")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "WARNING" in err.decode() and "--auth token" in err.decode()
+
+
+def test_loopback_and_token_auth_need_no_warning(tmp_path: Path) -> None:
+    from cumulo.cli.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+@pytest.mark.slow
+def test_start_with_a_stopped_and_restarted_server_keeps_data(tmp_path: Path) -> None:
+    port, home = free_port(), tmp_path / "home"
+    server = start_cumulo_server(home, port)
+    url = f"http://127.0.0.1:{port}"
+    HttpTransport(url).create_workspace("kept")
+    stop_cumulo_server(server)
+    server = start_cumulo_server(home, port)
+    try:
+        names = [w.name for w in HttpTransport(url).list_workspaces()]
+        assert names == ["default", "kept"]
+    finally:
+        stop_cumulo_server(server)
