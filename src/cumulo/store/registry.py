@@ -657,6 +657,12 @@ def kv_condition(c: Clause, owner_col: Any, tbl: Any, owner: str) -> Any:
         return ~exists().where(*base)
     if c.op == "IS NOT NULL":
         return exists().where(*base)
+    # A model without the tag is "not equal" to any value: how MLflow's clients filter
+    # prompts out (tags.`mlflow.prompt.is_prompt` != 'true').
+    if c.op == "!=":
+        return ~exists().where(*base, tbl.c.value == c.value)
+    if c.op == "NOT IN":
+        return ~exists().where(*base, tbl.c.value.in_(list(c.value)))
     return exists().where(*base, _compare(tbl.c.value, c.op, c.value))
 
 
