@@ -169,6 +169,11 @@ def test_artifacts_stream_both_ways(api: tuple[HttpTransport, str]) -> None:
         t.open_artifact(ws, run.id, "model/missing.bin")
     with pytest.raises(InvalidPath):
         t.upload_artifact(ws, run.id, "../escape.txt", io.BytesIO(b"x"))
+    assert t.artifact_size(ws, run.id, "model/weights.bin") == size
+    t.delete_artifact(ws, run.id, "model/weights.bin")
+    assert t.list_artifacts(ws, run.id, recursive=True) == []
+    with pytest.raises(NotFound):
+        t.delete_artifact(ws, run.id, "model/weights.bin")
 
 
 def test_an_unreachable_server_raises_unavailable() -> None:
@@ -241,3 +246,29 @@ def test_refusals_are_answers_not_crashes(small_server: str) -> None:
     log = (SMALL_HOME[0] / "server.log").read_text()
     assert "Uvicorn running" in log
     assert "internal error" not in log and "Traceback" not in log
+
+
+def test_the_http_transport_mirrors_the_tracking_service() -> None:
+    import inspect
+
+    from cumulo.services.tracking import TrackingService
+
+    public = [n for n, _ in inspect.getmembers(TrackingService, inspect.isfunction)]
+    for name in (n for n in public if not n.startswith("_")):
+        mine = getattr(HttpTransport, name, None)
+        assert mine is not None, f"HttpTransport lacks {name}"
+        theirs = inspect.signature(getattr(TrackingService, name))
+        assert inspect.signature(mine) == theirs, name
+
+
+def test_charts_and_records_over_http(api: tuple[HttpTransport, str]) -> None:
+    t, ws = api
+    run = t.create_run(ws, t.get_or_create_experiment(ws, "charts").id)
+    points = [("loss", 1.0 / (i + 1), i, 1000 + i) for i in range(5000)]
+    points[10] = ("loss", math.inf, 10, 1010)
+    t.log_batch(ws, run.id, metrics=points, records=[{"name": "r", "kind": "list", "value": [1]}])
+    chart = t.get_metric_chart(ws, run.id, "loss", points=100)
+    assert chart["downsampled"] and chart["count"] == 5000 and len(chart["x"]) <= 200
+    assert math.inf in chart["y"]
+    records = t.get_run_records(ws, run.id)
+    assert [(r.name, r.kind, r.value) for r in records] == [("r", "list", [1])]

@@ -338,6 +338,25 @@ class HttpTransport:
         path = self._run(workspace, run_id) + "/metrics/history"
         return _decode_series(self._call("GET", path, params=params))
 
+    def get_metric_chart(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+        points: int = 2000,
+    ) -> dict[str, Any]:
+        params = {"key": key, "axis": axis, "start": start, "end": end, "points": points}
+        chart = self._call("GET", self._run(workspace, run_id) + "/metrics/chart", params=params)
+        chart["y"] = [decode_float(v) if isinstance(v, str) else v for v in chart["y"]]
+        return cast(dict[str, Any], chart)
+
+    def get_run_records(self, workspace: str, run_id: str) -> list[MetricRecord]:
+        data = self._call("GET", self._run(workspace, run_id) + "/records")
+        return [MetricRecord.from_dict(r) for r in data["records"]]
+
     def get_run_metrics(self, workspace: str, run_id: str) -> dict[str, Any]:
         data = self._call("GET", self._run(workspace, run_id) + "/metrics")
         data["series"] = {k: _decode_series(v) for k, v in data["series"].items()}
@@ -374,6 +393,9 @@ class HttpTransport:
         request = self._client.build_request("GET", self._artifact(workspace, run_id, path))
         response = self._send(request, stream=True)
         return cast(IO[bytes], io.BufferedReader(_ResponseReader(response), CHUNK))
+
+    def delete_artifact(self, workspace: str, run_id: str, path: str) -> None:
+        self._call("DELETE", self._artifact(workspace, run_id, path))
 
     def artifact_size(self, workspace: str, run_id: str, path: str) -> int:
         request = self._client.build_request("GET", self._artifact(workspace, run_id, path))

@@ -74,6 +74,14 @@ def download_artifact(
     )
 
 
+@router.delete("/{path:path}")
+def delete_artifact(
+    workspace: Writable, run_id: RunId, path: ArtifactPath, service: Tracking
+) -> JsonResponse:
+    service.delete_artifact(workspace, run_id, path)
+    return JsonResponse({})
+
+
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK):

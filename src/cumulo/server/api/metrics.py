@@ -7,14 +7,14 @@ NaN and infinities travel as the strings "NaN", "Infinity" and "-Infinity".
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from cumulo.core.errors import InvalidInput
 from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
-from cumulo.server.responses import JsonResponse, encode_series
+from cumulo.server.responses import JsonResponse, encode_series, encode_values
 
 router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"])
 
@@ -108,4 +108,31 @@ def get_run_metrics(workspace: Readable, run_id: RunId, service: Tracking) -> Js
             "series": {k: encode_series(v) for k, v in data["series"].items()},
             "records": data["records"],
         }
+    )
+
+
+@router.get("/metrics/chart")
+def get_metric_chart(
+    workspace: Readable,
+    run_id: RunId,
+    service: Tracking,
+    key: Annotated[str, Query(max_length=1000)],
+    axis: Literal["step", "timestamp"] = "step",
+    start: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
+    end: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
+    points: Annotated[int, Query(ge=16, le=20_000)] = 2000,
+) -> JsonResponse:
+    """A series downsampled for a chart of about ``points`` points (NaN as null)."""
+    chart = service.get_metric_chart(
+        workspace, run_id, key, axis=axis, start=start, end=end, points=points
+    )
+    chart["y"] = [v if v is None else encode_values([v])[0] for v in chart["y"]]
+    return JsonResponse(chart)
+
+
+@router.get("/records")
+def get_run_records(workspace: Readable, run_id: RunId, service: Tracking) -> JsonResponse:
+    """The run's list, row, table and image records, in the order they were logged."""
+    return JsonResponse(
+        {"records": [r.to_dict() for r in service.get_run_records(workspace, run_id)]}
     )
