@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,7 +40,9 @@ def _stop_jobs() -> Iterator[None]:
         children = list(processes._children.values())
         processes._children.clear()
     for proc in children:
-        if proc.poll() is None:
+        try:
+            proc.wait(10)  # an agent whose run has ended is finishing its last upload
+        except subprocess.TimeoutExpired:
             processes.end_groups([proc.pid], grace=2.0)
             proc.wait(10)
 

@@ -41,6 +41,13 @@ def channel_for(workspace: str, run_id: str) -> JobChannel:
 def _build_env(env_def: dict[str, Any], log: Any) -> str:
     from cumulo.services.environments import ensure_environment
 
+    if _direct():  # record the build (status and log) with the environment
+        from cumulo.core.jobs import EnvironmentInfo
+        from cumulo.services.context import open_services
+        from cumulo.services.jobs import job_service
+
+        jobs = job_service(open_services(Settings.load()))
+        return jobs.environments.build(EnvironmentInfo.from_dict(env_def), log)
     cache = Path(os.environ.get("CUMULO_ENV_CACHE") or Path.home() / ".cumulo" / "envs")
     spec = EnvironmentSpec.parse(env_def["spec"])
     return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
@@ -52,6 +59,7 @@ def run(workdir: Path) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     channel = channel_for(spec["workspace"], spec["run_id"])
     run_job(spec, channel, workdir, build_env=_build_env, stop=stop)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the job is over: nothing left to save
     return 0
 
 

@@ -197,7 +197,12 @@ class Scheduler:
         """End the pool nodes this scheduler started (tests and shutdown)."""
         for node_id, proc in list(self._node_procs.items()):
             if proc.poll() is None:
-                processes.end_groups([proc.pid], grace=5.0)
+                proc.terminate()  # a node finishes the job at hand, then stops
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    processes.end_groups([proc.pid], grace=0.0)
+                    proc.wait(10)
             with contextlib.suppress(CumuloError):
                 self.jobs.store.update_node(node_id, state="stopped")
 
