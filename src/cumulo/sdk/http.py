@@ -12,7 +12,10 @@ from __future__ import annotations
 import io
 import math
 import socket
+import tarfile
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import quote
 
@@ -20,10 +23,12 @@ import httpx
 import orjson
 
 from cumulo.core import validation
+from cumulo.core.deployments import DeploymentInfo, EndpointInfo
 from cumulo.core.entities import (
     ExperimentInfo,
     FileInfo,
     MetricRecord,
+    ModelVersionInfo,
     RunInfo,
     RunPage,
     WorkspaceInfo,
@@ -403,15 +408,238 @@ class HttpTransport:
         response.close()
         return int(response.headers["content-length"])
 
+    # ---------------------------------------------------------------- models
+    def _model(self, workspace: str, name: str) -> str:
+        return f"{self._ws(workspace)}/models/{_q(name)}"
+
+    def register_version(
+        self,
+        workspace: str,
+        name: str,
+        *,
+        local_dir: str | None = None,
+        run_id: str | None = None,
+        path: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersionInfo:
+        """The next version of ``name``: a run's files, or a local folder sent as one archive."""
+        if run_id is not None:
+            body = {
+                "run_id": run_id,
+                "path": path or "",
+                "description": description,
+                "tags": tags,
+                "user": user,
+            }
+            data = self._call("POST", self._model(workspace, name) + "/versions", body)
+            return ModelVersionInfo.from_dict(data)
+        if local_dir is None:
+            raise InvalidInput("Register from a local folder or from a run's files.")
+        params = {
+            "description": description,
+            "tags": orjson.dumps(tags or {}).decode(),
+            "user": user,
+        }
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+                source = Path(local_dir)
+                tar.add(source, arcname=source.name if source.is_file() else ".")
+            archive.seek(0)
+            request = self._client.build_request(
+                "PUT",
+                self._model(workspace, name) + "/artifacts/model.tar.gz",
+                content=_read_chunks(archive),
+                params=params,
+                headers={"content-type": "application/gzip"},
+            )
+            response = self._send(request)
+        return ModelVersionInfo.from_dict(orjson.loads(response.content))
+
+    def get_version(
+        self, workspace: str, name: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersionInfo:
+        params = {"version": version, "alias": alias}
+        data = self._call("GET", self._model(workspace, name) + "/version", params=params)
+        return ModelVersionInfo.from_dict(data)
+
+    def list_versions(
+        self,
+        workspace: str,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        run_id: str | None = None,
+        latest: bool = False,
+    ) -> list[ModelVersionInfo]:
+        params = {
+            "name": name,
+            "tags": orjson.dumps(tags or {}).decode(),
+            "run_id": run_id,
+            "latest": latest,
+        }
+        data = self._call("GET", self._ws(workspace) + "/model-versions", params=params)
+        return [ModelVersionInfo.from_dict(v) for v in data["versions"]]
+
+    def set_alias(self, workspace: str, name: str, alias: str, version: int) -> None:
+        path = f"{self._model(workspace, name)}/aliases/{_q(alias)}"
+        self._call("PUT", path, {"version": version})
+
+    def delete_alias(self, workspace: str, name: str, alias: str) -> None:
+        self._call("DELETE", f"{self._model(workspace, name)}/aliases/{_q(alias)}")
+
+    def set_version_tags(
+        self, workspace: str, name: str, version: int, tags: dict[str, Any]
+    ) -> ModelVersionInfo:
+        path = f"{self._model(workspace, name)}/versions/{int(version)}/tags"
+        return ModelVersionInfo.from_dict(self._call("POST", path, {"tags": tags}))
+
+    def delete_version_tags(
+        self, workspace: str, name: str, version: int, keys: list[str]
+    ) -> ModelVersionInfo:
+        path = f"{self._model(workspace, name)}/versions/{int(version)}/tags/delete"
+        return ModelVersionInfo.from_dict(self._call("POST", path, {"keys": keys}))
+
+    def delete_version(self, workspace: str, name: str, version: int) -> None:
+        self._call("DELETE", f"{self._model(workspace, name)}/versions/{int(version)}")
+
+    def list_version_files(self, workspace: str, name: str, version: int) -> list[FileInfo]:
+        path = f"{self._model(workspace, name)}/versions/{int(version)}/files"
+        return [FileInfo.from_dict(f) for f in self._call("GET", path)["files"]]
+
+    def open_version_file(self, workspace: str, name: str, version: int, path: str) -> IO[bytes]:
+        rel = quote(validation.artifact_path(path), safe="/")
+        url = f"{self._model(workspace, name)}/versions/{int(version)}/files/{rel}"
+        response = self._send(self._client.build_request("GET", url), stream=True)
+        return cast(IO[bytes], io.BufferedReader(_ResponseReader(response), CHUNK))
+
+    # ------------------------------------------------------------- endpoints
+    def _endpoint(self, workspace: str, name: str) -> str:
+        return f"{self._ws(workspace)}/endpoints/{_q(name)}"
+
+    def serving_url(self) -> str:
+        """Endpoints are served by the server itself."""
+        return self.url
+
+    def create_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        auth: str = "key",
+        description: str = "",
+        tags: dict[str, Any] | None = None,
+    ) -> EndpointInfo:
+        body = {"name": name, "auth": auth, "description": description, "tags": tags}
+        return EndpointInfo.from_dict(self._call("POST", self._ws(workspace) + "/endpoints", body))
+
+    def get_endpoint(self, workspace: str, name: str) -> EndpointInfo:
+        return EndpointInfo.from_dict(self._call("GET", self._endpoint(workspace, name)))
+
+    def list_endpoints(self, workspace: str) -> list[EndpointInfo]:
+        data = self._call("GET", self._ws(workspace) + "/endpoints")
+        return [EndpointInfo.from_dict(e) for e in data["endpoints"]]
+
+    def update_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        traffic: dict[str, Any] | None = None,
+        mirror_traffic: dict[str, Any] | None = None,
+        auth: str | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> EndpointInfo:
+        body = {
+            "traffic": traffic,
+            "mirror_traffic": mirror_traffic,
+            "auth": auth,
+            "description": description,
+            "tags": tags,
+        }
+        return EndpointInfo.from_dict(self._call("PATCH", self._endpoint(workspace, name), body))
+
+    def delete_endpoint(self, workspace: str, name: str) -> None:
+        self._call("DELETE", self._endpoint(workspace, name))
+
+    def get_keys(self, workspace: str, name: str) -> dict[str, str]:
+        return cast(dict[str, str], self._call("GET", self._endpoint(workspace, name) + "/keys"))
+
+    def regenerate_key(self, workspace: str, name: str, which: str = "primary") -> dict[str, str]:
+        path = self._endpoint(workspace, name) + "/keys/regenerate"
+        return cast(dict[str, str], self._call("POST", path, {"which": which}))
+
+    def upload_code(self, workspace: str, endpoint: str, stream: IO[bytes]) -> str:
+        request = self._client.build_request(
+            "PUT",
+            self._endpoint(workspace, endpoint) + "/artifacts/code.zip",
+            content=_read_chunks(stream),
+            headers={"content-type": "application/zip"},
+        )
+        return str(orjson.loads(self._send(request).content)["code"])
+
+    def create_deployment(
+        self,
+        workspace: str,
+        endpoint: str,
+        name: str,
+        models: list[dict[str, Any]],
+        config: dict[str, Any] | None = None,
+    ) -> DeploymentInfo:
+        body = {"name": name, "models": models, "config": config}
+        path = self._endpoint(workspace, endpoint) + "/deployments"
+        return DeploymentInfo.from_dict(self._call("POST", path, body))
+
+    def update_deployment(
+        self,
+        workspace: str,
+        endpoint: str,
+        name: str,
+        models: list[dict[str, Any]] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> DeploymentInfo:
+        path = f"{self._endpoint(workspace, endpoint)}/deployments/{_q(name)}"
+        return DeploymentInfo.from_dict(
+            self._call("PATCH", path, {"models": models, "config": config})
+        )
+
+    def delete_deployment(self, workspace: str, endpoint: str, name: str) -> None:
+        self._call("DELETE", f"{self._endpoint(workspace, endpoint)}/deployments/{_q(name)}")
+
+    def get_logs(
+        self, workspace: str, endpoint: str, deployment: str | None = None, tail: int = 200
+    ) -> str:
+        params = {"deployment": deployment, "tail": tail}
+        data = self._call("GET", self._endpoint(workspace, endpoint) + "/logs", params=params)
+        return str(data["logs"])
+
+    def get_metrics(
+        self, workspace: str, endpoint: str, deployment: str | None = None, minutes: int = 60
+    ) -> list[dict[str, Any]]:
+        params = {"deployment": deployment, "minutes": minutes}
+        data = self._call("GET", self._endpoint(workspace, endpoint) + "/metrics", params=params)
+        return list(data["metrics"])
+
+    def get_request_logs(
+        self, workspace: str, endpoint: str, deployment: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params = {"deployment": deployment, "limit": limit}
+        data = self._call("GET", self._endpoint(workspace, endpoint) + "/requests", params=params)
+        return list(data["requests"])
+
 
 # ----------------------------------------------------------------- helpers
 def _error(response: httpx.Response) -> CumuloError:
     """The error the server raised, rebuilt from its JSON body."""
     try:
         body = orjson.loads(response.content)
-        return from_code(str(body["error_code"]), str(body["message"]), body.get("details"))
+        code, message = str(body["error_code"]), str(body["message"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         pass
+    else:
+        if code == "ENDPOINT_NOT_FOUND":  # e.g. an id with a "/" in it: no such thing
+            return NotFound(message)
+        details = body.get("details")
+        return from_code(code, message, details if isinstance(details, dict) else None)
     status = response.status_code
     text = response.text[:300]
     if status in (502, 503, 504):

@@ -16,4 +16,7 @@ def include_all(app: FastAPI) -> None:
     from cumulo.server import studio
 
     studio.include(app)
+    from cumulo.server.api import endpoints as endpoints_api
+
+    endpoints_api.include(app)
     return None

@@ -312,7 +312,7 @@ class EmbeddedHost:
         config = uvicorn.Config(
             app,
             http=http,
-            loop="asyncio",
+            loop="auto",
             lifespan="off",
             access_log=False,
             log_level="warning",
@@ -345,6 +345,7 @@ class Hosting:
             services.settings,
         )
         self.router = EndpointRouter(self.service.store.routes, self._token_ok, MetricsBuffer())
+        self.service.listeners.append(self.router.invalidate)
         self.supervisor: Supervisor | None = None
         self.host: EmbeddedHost | None = None
         self._lock = threading.Lock()

@@ -17,19 +17,18 @@ import hmac
 import itertools
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
 from cumulo.core.errors import CumuloError, NotFound, Unauthenticated
 from cumulo.serving.app import Receive, Scope, Send, _answer, _read_body
 from cumulo.serving.metrics import MetricsBuffer
 from cumulo.serving.openapi import endpoint_openapi
+from cumulo.serving.upstream import Pool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("cumulo.serving")
 
@@ -70,7 +69,7 @@ class EndpointRouter:
         self.metrics = metrics or MetricsBuffer()
         self._tables: dict[tuple[str, str], _Table] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[_Table]] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._upstreams: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ ASGI
@@ -114,6 +113,10 @@ class EndpointRouter:
             await _answer(
                 send, HTTP_STATUS.get(exc.code, 500), orjson.dumps(exc.to_dict()), headers
             )
+
+    def invalidate(self) -> None:
+        """Forget every routing table (after a change made in this process)."""
+        self._tables.clear()
 
     # --------------------------------------------------------------- routing
     async def _table(self, workspace: str, endpoint: str, fresh: bool = False) -> _Table:
@@ -273,7 +276,7 @@ class EndpointRouter:
         body: bytes,
         content_type: str,
     ) -> tuple[int, bytes, str]:
-        client = self._http()
+        pool = self._pool()
         spec = table.data["deployments"][deployment]["spec"]
         timeout = float(spec.get("request_timeout_ms", 60_000)) / 1000
         tried: set[str] = set()
@@ -286,45 +289,38 @@ class EndpointRouter:
             for url in urls:
                 tried.add(url)
                 try:
-                    response = await client.post(
-                        url + "/invocations",
-                        content=body,
-                        headers={"content-type": content_type},
-                        timeout=timeout,
+                    status, kind, payload = await pool.get(url).post(
+                        "/invocations", body, content_type, timeout
                     )
-                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    return status, payload, kind
+                except UpstreamError as exc:
                     # Gone between the table read and now (replaced or crashed): next one.
                     log.info("replica %s of %s/%s refused: %s", url, endpoint, deployment, exc)
+                    pool.forget(url)
                     continue
-                except httpx.TimeoutException:
+                except UpstreamTimeout:
                     msg = {
                         "error_code": "TIMEOUT",
                         "message": f"The model took longer than {timeout:g} s to answer.",
                     }
                     return 504, orjson.dumps(msg), "application/json"
-                kind = response.headers.get("content-type", "application/json")
-                return response.status_code, response.content, kind
         msg = {
             "error_code": "TEMPORARILY_UNAVAILABLE",
             "message": f"No replica of deployment {deployment!r} answered; it may be restarting.",
         }
         return 503, orjson.dumps(msg), "application/json"
 
-    def _http(self) -> httpx.AsyncClient:
+    def _pool(self) -> Pool:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            transport = httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            )
-            self._client = httpx.AsyncClient(transport=transport, timeout=60.0)
+        if self._upstreams is None or self._loop is not loop:
+            self._upstreams = Pool()
             self._loop = loop
-        return self._client
+        return self._upstreams
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def close(self) -> None:
+        if self._upstreams is not None:
+            self._upstreams.close()
+            self._upstreams = None
 
 
 def _header(scope: Scope, names: tuple[bytes, ...]) -> str | None:

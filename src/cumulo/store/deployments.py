@@ -286,12 +286,16 @@ class DeploymentStore:
     def lease_deployments(self, owner: str, ttl_ms: int) -> list[dict[str, Any]]:
         """Take (or renew) the lease of every deployment no other live supervisor holds."""
         now = now_ms()
+        free = or_(
+            d.deployments.c.lease_owner.is_(None),
+            d.deployments.c.lease_owner == owner,
+            d.deployments.c.lease_expires_at < now,
+        )
+        # Most ticks find nothing to take: read first (no write lock), write only if needed.
+        with self.db.transaction(write=False) as conn:
+            if conn.execute(select(d.deployments.c.id).where(free).limit(1)).first() is None:
+                return []
         with self.db.transaction() as conn:
-            free = or_(
-                d.deployments.c.lease_owner.is_(None),
-                d.deployments.c.lease_owner == owner,
-                d.deployments.c.lease_expires_at < now,
-            )
             conn.execute(
                 update(d.deployments)
                 .where(free)

@@ -194,7 +194,9 @@ def delete_tags(
 
 
 @router.delete("/models/{name}/versions/{version}")
-def delete_version(workspace: Writable, name: ModelName, version: Version, api: Api) -> JsonResponse:
+def delete_version(
+    workspace: Writable, name: ModelName, version: Version, api: Api
+) -> JsonResponse:
     api.delete_version(workspace, name, version)
     return JsonResponse({})
 
