@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import signal
 from dataclasses import dataclass, field
@@ -102,6 +103,8 @@ def arguments(values: Any) -> list[str]:
         raise InvalidInput(f"A job takes at most {MAX_ARGUMENTS} arguments.")
     out = []
     for v in values:
+        if isinstance(v, os.PathLike):
+            v = os.fspath(v)
         if not isinstance(v, str | int | float | bool):
             raise InvalidInput(f"Argument {v!r} is not a string or a number.")
         text = str(v)

@@ -36,6 +36,7 @@ from cumulo.core.jobs import (
     LogPage,
     Resources,
     SnapshotInfo,
+    arguments,
 )
 from cumulo.core.status import RunStatus
 
@@ -559,7 +560,7 @@ def submit(
     job_config = {
         "script": config.script,
         "snapshot": snapshot.hash,
-        "arguments": list(config.arguments),
+        "arguments": arguments(config.arguments),
         "compute_target": target.name if isinstance(target, ComputeTarget) else target,
         "environment": env_name,
         "environment_version": env_version,
