@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -111,3 +112,29 @@ def test_start_with_a_stopped_and_restarted_server_keeps_data(tmp_path: Path) ->
         assert names == ["default", "kept"]
     finally:
         stop_cumulo_server(server)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_servers_share_one_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    import uuid
+
+    # Both start at once: migrations and the default workspace must not collide.
+    ports = [free_port(), free_port()]
+    shared = ["--database-url", postgres_url, "--artifact-root", str(tmp_path / "artifacts")]
+    servers = [start_cumulo_server(tmp_path / f"home{i}", p, *shared) for i, p in enumerate(ports)]
+    try:
+        a, b = (HttpTransport(f"http://127.0.0.1:{p}") for p in ports)
+        name = f"pg-{uuid.uuid4().hex[:6]}"
+        a.create_workspace(name)
+        run = a.create_run(name, a.get_or_create_experiment(name, "e").id)
+        b.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one")
+        assert a.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one") is False
+        b.upload_artifact(name, run.id, "f.txt", io.BytesIO(b"hello"))
+        with a.open_artifact(name, run.id, "f.txt") as fh:
+            assert fh.read() == b"hello"
+        assert a.get_metric_history(name, run.id, "m")["step"] == [0]
+        assert "default" in [w.name for w in b.list_workspaces()]
+    finally:
+        for server in servers:
+            stop_cumulo_server(server)

@@ -554,6 +554,8 @@ class MetadataStore:
                     self._insert(t.ingested_batches)
                     .values(batch_id=batch_id, run_id=run_id, at=now_ms())
                     .on_conflict_do_nothing()
+                    # An INSERT's rowcount is -1 on psycopg unless asked to keep it.
+                    .execution_options(preserve_rowcount=True)
                 )
                 if conn.execute(stmt).rowcount == 0:
                     return False
