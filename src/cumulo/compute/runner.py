@@ -36,6 +36,13 @@ FLUSH_S = 0.2
 CANCEL_POLL_S = 0.5
 LOGS_SYNC_S = 1.0
 MAX_UPLOAD_FILES = 10_000
+_STORE_VARS = (
+    "CUMULO_HOME",
+    "CUMULO_DATABASE_URL",
+    "CUMULO_ARTIFACT_ROOT",
+    "CUMULO_S3_ENDPOINT_URL",
+    "CUMULO_ENV_CACHE",
+)
 
 
 class JobChannel(Protocol):
@@ -204,6 +211,9 @@ def _run(
         return _final(channel, sink, {"status": "Canceled", "error": _canceled()})
 
     env = {**os.environ, **spec.get("env", {}), "PYTHONUNBUFFERED": "1"}
+    if "CUMULO_URL" in spec.get("env", {}):
+        for key in _STORE_VARS:  # the script talks to the server, never to its database
+            env.pop(key, None)
     argv = [python, "-u", spec["script"], *spec.get("arguments", [])]
     sink.system(f"Running {' '.join(argv[2:])} in {workdir.name}")
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cumulo.server.api import artifacts, experiments, metrics, runs, tokens, workspaces
+from cumulo.server.api import jobs as jobs_api
 
 
 def include(app: FastAPI) -> None:
-    for module in (workspaces, experiments, runs, metrics, artifacts, tokens):
+    for module in (workspaces, experiments, runs, metrics, artifacts, tokens, jobs_api):
         app.include_router(module.router)

@@ -1,0 +1,127 @@
+"""Jobs through a real HTTP server hosting the scheduler (uvicorn on an ephemeral port)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from cumulo import ComputeTarget, Environment, Experiment, LocalPool, ScriptRunConfig, Workspace
+from cumulo.compute.runner import run_job
+from cumulo.core.settings import Settings
+from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.jobs import HttpChannel
+from cumulo.server.app import create_app
+from cumulo.services.context import open_services
+from cumulo.services.scheduler import start_scheduler
+from tests.conftest import free_port
+from tests.jobs.conftest import wait_until, write_script
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    settings = Settings.load(home=tmp_path / "server-home")
+    services = open_services(settings)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = uvicorn.Config(
+        create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"
+    )
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, daemon=True)
+    thread.start()
+    wait_until(lambda: http.started, 30, "the server to start")
+    scheduler = start_scheduler(services, url=url)
+    try:
+        yield url
+    finally:
+        scheduler.stop()
+        scheduler.stop_nodes()
+        http.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def remote(server: str) -> Workspace:
+    name = f"ws-{uuid.uuid4().hex[:8]}"
+    HttpTransport(server).create_workspace(name)
+    return Workspace.connect(server, name)
+
+
+SCRIPT = """\
+import os, sys
+from cumulo import Run
+run = Run.get_context()
+run.log("loss", 0.25)
+run.flush()
+print("url", os.environ["CUMULO_URL"], "mlflow", os.environ["MLFLOW_TRACKING_URI"])
+print("mlflow run", os.environ["MLFLOW_RUN_ID"] == os.environ["CUMULO_RUN_ID"])
+print("store vars", "CUMULO_DATABASE_URL" in os.environ)
+os.makedirs("outputs", exist_ok=True)
+open("outputs/result.txt", "w").write(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("target", ["local", "pool"])
+def test_submit_follow_and_outputs_over_http(
+    remote: Workspace, server: str, target: str, tmp_path: Path
+) -> None:
+    if target == "pool":
+        ComputeTarget.create(
+            remote, "pool", LocalPool(max_nodes=1, idle_seconds_before_scaledown=5)
+        )
+    src = tmp_path / "src"
+    write_script(src, "remote.py", SCRIPT)
+    exp = Experiment(remote, "over-http")
+    config = ScriptRunConfig(src, "remote.py", arguments=["42"], compute_target=target)
+    run = exp.submit(config)
+    details = run.wait_for_completion(show_output=False, raise_on_error=True)
+    assert details["status"] == "Completed"
+    logs = run.get_logs()
+    assert f"url {server} mlflow {server}" in logs
+    assert "mlflow run True" in logs
+    assert "store vars False" in logs  # the script talks to the server, not the database
+    assert run.get_metrics() == {"loss": 0.25}
+    assert "outputs/result.txt" in run.get_file_names()
+    # The same code again: the snapshot is found by its id and not sent twice.
+    again = exp.submit(config)
+    assert again.get_properties()["snapshot"] == run.get_properties()["snapshot"]
+    again.wait_for_completion(show_output=False, raise_on_error=True)
+    restored = run.restore_snapshot(tmp_path / "restored")
+    assert (restored / "remote.py").read_text() == SCRIPT
+
+
+def test_environments_and_targets_over_http(remote: Workspace, tmp_path: Path) -> None:
+    env = Environment("six", pip_requirements=["six==1.17.0"]).build(remote, show_output=False)
+    assert env.version == 1 and env.build_status == "Ready"
+    assert Environment("six", pip_requirements=["six==1.17.0"]).register(remote).version == 1
+    assert [e.name for e in Environment.list(remote)] == ["six"]
+    pool = ComputeTarget.create(remote, "p", LocalPool(max_nodes=2))
+    assert sorted(remote.compute_targets) == ["local", "p"]
+    assert pool.get_status()["current_node_count"] == 0
+    pool.delete()
+
+
+def test_the_runner_reports_over_http(remote: Workspace, server: str, tmp_path: Path) -> None:
+    """What a Ray node does when it can only reach the server: logs, status, files."""
+    # An interactive run stands in for a dispatched job.
+    run = Experiment(remote, "agent").start_logging()
+    workdir = tmp_path / "work"
+    write_script(
+        workdir,
+        "job.py",
+        "import os\nos.makedirs('outputs')\nopen('outputs/a', 'w')\nprint('hi')\n",
+    )
+    spec = {"run_id": run.id, "workspace": remote.name, "script": "job.py", "env": {}}
+    channel = HttpChannel(server, None, remote.name, run.id)
+    result = run_job(spec, channel, workdir)
+    assert result["status"] == "Completed"
+    assert run.get_status() == "Completed"
+    assert "hi\n" in run.get_logs()
+    assert "outputs/a" in run.get_file_names()
+    assert json.loads((workdir / ".cumulo_job" / "result.json").read_text())["exit_code"] == 0
