@@ -784,8 +784,8 @@ class MetadataStore:
             # Counting a million index entries costs more than the chart: only count to the limit.
             capped = select(literal(1)).where(*cond).limit(max_rows + 1).subquery()
             if conn.execute(select(func.count()).select_from(capped)).scalar_one() <= max_rows:
-                q = select(x, m.c.value).where(*cond).order_by(x, m.c.id)
-                rows = [tuple(r) for r in conn.execute(q)]
+                whole = select(x, m.c.value).where(*cond).order_by(x, m.c.id)
+                rows = [tuple(r) for r in conn.execute(whole)]
                 return len(rows), "points", rows
             # Two separate MIN/MAX queries are answered from the index ends.
             lo = conn.execute(select(func.min(x)).where(*cond)).scalar_one()
