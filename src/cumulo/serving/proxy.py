@@ -294,9 +294,26 @@ class EndpointRouter:
                     )
                     return status, payload, kind
                 except UpstreamError as exc:
-                    # Gone between the table read and now (replaced or crashed): next one.
-                    log.info("replica %s of %s/%s refused: %s", url, endpoint, deployment, exc)
                     pool.forget(url)
+                    if exc.delivered:
+                        log.warning(
+                            "replica %s of %s/%s dropped a request: %s",
+                            url,
+                            endpoint,
+                            deployment,
+                            exc,
+                        )
+                        msg = {
+                            "error_code": "BAD_GATEWAY",
+                            "message": (
+                                "The replica closed the connection while answering (it may have "
+                                "crashed on this request; see the deployment's logs). The request "
+                                "was not retried."
+                            ),
+                        }
+                        return 502, orjson.dumps(msg), "application/json"
+                    # Gone between the table read and now (replaced or stopped): next one.
+                    log.info("replica %s of %s/%s refused: %s", url, endpoint, deployment, exc)
                     continue
                 except UpstreamTimeout:
                     msg = {

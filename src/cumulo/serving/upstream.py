@@ -18,7 +18,16 @@ _HEAD_LIMIT = 64 * 1024
 
 
 class UpstreamError(Exception):
-    """The replica could not be reached or closed the connection: try another one."""
+    """The replica could not be reached, or dropped the connection.
+
+    ``delivered`` is True when the request reached a live replica that then
+    closed the connection without answering (it may have crashed on this very
+    request): such a request is not sent to another replica.
+    """
+
+    def __init__(self, message: str, delivered: bool = False) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class UpstreamTimeout(Exception):
@@ -75,15 +84,24 @@ class Upstream:
                 body,
             )
         )
-        reused = bool(self._idle)
-        conn = self._idle.pop() if reused else await self._connect()
+        conn = None
+        while self._idle:
+            idle = self._idle.pop()
+            if idle.reader.at_eof() or idle.writer.is_closing():
+                idle.close()  # the replica closed it while it was idle
+                continue
+            conn = idle
+            break
+        if conn is not None:
+            try:
+                return await self._exchange(conn, request, timeout)
+            except UpstreamError:
+                pass  # closed under us as we reused it: one more try on a new connection
+        conn = await self._connect()
         try:
             return await self._exchange(conn, request, timeout)
-        except UpstreamError:
-            if not reused:
-                raise
-        # A kept-alive connection the replica had closed: one more try on a new one.
-        return await self._exchange(await self._connect(), request, timeout)
+        except UpstreamError as exc:
+            raise UpstreamError(str(exc), delivered=True) from exc
 
     async def _exchange(
         self, conn: _Conn, request: bytes, timeout: float

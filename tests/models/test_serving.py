@@ -1,0 +1,114 @@
+"""The scoring runtime in-process: MLflow's input forms, schema checks, entry scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.models.conftest import IRIS_COLUMNS, SCORE_PY, make_script_model
+
+from cumulo.serving.entry_script import ScriptPredictor
+from cumulo.serving.errors import BadInput, ModelLoadError, SchemaMismatch, UnsupportedMediaType
+from cumulo.serving.metrics import MetricsBuffer, bucket, merge, percentiles
+from cumulo.serving.mlflow_model import MlflowPredictor
+from cumulo.serving.openapi import deployment_schemas
+
+ROW = [5.1, 3.5, 1.4, 0.2]  # a setosa: class 0
+ROW2 = [6.7, 3.0, 5.2, 2.3]  # a virginica: class 2
+
+
+def _predict(p: MlflowPredictor, body: object, ctype: str = "application/json") -> object:
+    return orjson.loads(p.predict(orjson.dumps(body), ctype))["predictions"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_mlflow_input_forms_agree(mlflow_model_dir: Path, fast: bool) -> None:
+    p = MlflowPredictor(mlflow_model_dir)
+    assert p.fast  # numeric signature, same answers for arrays and tables
+    p.fast = fast
+    by_split = _predict(p, {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW2]}})
+    assert by_split == [0, 2]
+    records = [dict(zip(IRIS_COLUMNS, r, strict=True)) for r in (ROW, ROW2)]
+    assert _predict(p, {"dataframe_records": records}) == [0, 2]
+    assert _predict(p, {"instances": [ROW, ROW2]}) == [0, 2]
+    columns = {c: [ROW[i], ROW2[i]] for i, c in enumerate(IRIS_COLUMNS)}
+    assert _predict(p, {"inputs": columns}) == [0, 2]
+    shuffled = {"columns": IRIS_COLUMNS[::-1], "data": [ROW[::-1], ROW2[::-1]]}
+    assert _predict(p, {"dataframe_split": shuffled}) == [0, 2]
+    csv = (",".join(IRIS_COLUMNS) + "\n" + ",".join(map(str, ROW)) + "\n").encode()
+    assert orjson.loads(p.predict(csv, "text/csv"))["predictions"] == [0]
+
+
+def test_mlflow_bad_inputs_say_what_is_wrong(mlflow_model_dir: Path) -> None:
+    p = MlflowPredictor(mlflow_model_dir)
+    with pytest.raises(BadInput, match="exactly one of the input fields"):
+        p.predict(orjson.dumps({"instances": [ROW], "inputs": [ROW]}))
+    with pytest.raises(BadInput, match="Malformed JSON"):
+        p.predict(b"{not json")
+    with pytest.raises(SchemaMismatch, match="missing inputs"):
+        p.predict(
+            orjson.dumps({"dataframe_split": {"columns": IRIS_COLUMNS[:2], "data": [[1, 2]]}})
+        )
+    with pytest.raises(BadInput, match="4 values"):
+        p.predict(orjson.dumps({"instances": [[1.0, 2.0]]}))
+    for fast in (True, False):
+        p.fast = fast
+        with pytest.raises(SchemaMismatch, match="Incompatible input types"):
+            p.predict(orjson.dumps({"instances": [["a", 1, 2, 3]]}))
+    with pytest.raises(UnsupportedMediaType):
+        p.predict(b"x=1", "application/x-www-form-urlencoded")
+
+
+def test_mlflow_model_without_pyfunc_flavor_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "MLmodel").write_text("flavors:\n  onnx: {}\n")
+    with pytest.raises(ModelLoadError, match="no python_function flavor"):
+        MlflowPredictor(tmp_path)
+
+
+def test_entry_script_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_script_model(tmp_path / "models" / "scaler" / "1", "v1", scale=3)
+    monkeypatch.setenv("CUMULO_MODEL_DIR", str(model))
+    monkeypatch.setenv("CUMULO_MODELS_ROOT", str(tmp_path / "models"))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SCORE_PY)
+    p = ScriptPredictor("score.py", code)
+    answer = orjson.loads(p.predict(b'{"data": [[1, 2]]}'))
+    assert answer["result"] == [9] and answer["version"] == "v1"
+    with pytest.raises(BadInput, match="rows of 2 numbers"):
+        p.predict(b'{"data": [1]}')
+    with pytest.raises(BadInput, match="Malformed JSON"):
+        p.predict(b'{"data": ')
+    with pytest.raises(RuntimeError, match="boom"):
+        p.predict(b'{"boom": true}')
+
+
+def test_entry_script_without_run_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "score.py").write_text("def init():\n    pass\n")
+    with pytest.raises(ModelLoadError, match="no run"):
+        ScriptPredictor("score.py", tmp_path)
+
+
+def test_latency_histograms_merge_into_percentiles() -> None:
+    buffer = MetricsBuffer()
+    for ms in range(1, 101):  # 1..100 ms
+        buffer.record(7, 200 if ms % 10 else 500, float(ms))
+    rows, _ = buffer.drain()
+    assert sum(r["requests"] for r in rows) == 100
+    assert sum(r["errors"] for r in rows) == 10
+    found = percentiles(merge(r["histogram"] for r in rows))
+    for key, exact in (("p50", 50), ("p95", 95), ("p99", 99)):
+        assert found[key] is not None and abs(found[key] - exact) / exact < 0.12
+    assert bucket(0.01) == 0 and bucket(10**9) == 99
+
+
+def test_openapi_schema_from_signature_and_sample(mlflow_model_dir: Path) -> None:
+    p = MlflowPredictor(mlflow_model_dir)
+    request, response = deployment_schemas({"kind": "mlflow", "signature": p.signature})
+    split = request["oneOf"][0]["properties"]["dataframe_split"]
+    assert split["properties"]["columns"]["items"]["enum"] == IRIS_COLUMNS
+    assert response["properties"]["predictions"]["items"]["type"] == "integer"
+    request, _ = deployment_schemas({"kind": "script", "sample_input": {"data": [[1.0, 2.0]]}})
+    assert request["properties"]["data"]["items"]["items"]["type"] == "number"
+    assert request["example"] == {"data": [[1.0, 2.0]]}
