@@ -54,7 +54,9 @@ def test_a_killed_worker_fails_its_run_naming_the_signal(ws: Workspace, tmp_path
 def test_a_killed_pool_node_fails_its_run(
     ws: Workspace, tmp_path: Path, short_leases: None
 ) -> None:
-    pool = ComputeTarget.create(ws, "pool", LocalPool(max_nodes=1, idle_seconds_before_scaledown=30))
+    pool = ComputeTarget.create(
+        ws, "pool", LocalPool(max_nodes=1, idle_seconds_before_scaledown=30)
+    )
     src = tmp_path / "src"
     write_script(src, "gated.py", GATED)
     run = Experiment(ws, "kill-node").submit(
@@ -104,9 +106,7 @@ def test_scheduler_restart_finds_each_jobs_real_state(
         assert host.stdout is not None
         ids = [host.stdout.readline().strip() for _ in range(3)]
         runs = [ws.get_run(i) for i in ids]
-        wait_until(
-            lambda: all(r.get_status() == "Running" for r in runs), what="three jobs to run"
-        )
+        wait_until(lambda: all(r.get_status() == "Running" for r in runs), what="three jobs to run")
     finally:
         host.kill()
         host.wait()

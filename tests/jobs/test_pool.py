@@ -20,9 +20,7 @@ def _ended(run: Run) -> int:
 
 @pytest.mark.slow
 def test_fifty_jobs_through_two_nodes_in_order(ws: Workspace, tmp_path: Path) -> None:
-    pool = ComputeTarget.create(
-        ws, "pool", LocalPool(max_nodes=2, idle_seconds_before_scaledown=1)
-    )
+    pool = ComputeTarget.create(ws, "pool", LocalPool(max_nodes=2, idle_seconds_before_scaledown=1))
     src = tmp_path / "src"
     write_script(src, "job.py", "import sys\nprint('job', sys.argv[1])\n")
     exp = Experiment(ws, "many")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import server, tracking
+from cumulo.cli import jobs, server, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 tracking.register(app)
 server.register(app)
+jobs.register(app)
 
 if __name__ == "__main__":
     app()
