@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.jobs.conftest import wait_until, write_script
 from typer.testing import CliRunner
 
 from cumulo import Workspace
 from cumulo.cli.main import app
-from tests.jobs.conftest import wait_until, write_script
 
 cli = CliRunner()
 

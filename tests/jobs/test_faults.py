@@ -10,13 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.jobs.conftest import kill, pid_alive, wait_until, write_script
 
 from cumulo import ComputeTarget, Experiment, LocalPool, ScriptRunConfig, Workspace
 from cumulo.services import scheduler as scheduler_module
 from cumulo.services.context import open_services
 from cumulo.services.jobs import job_service
 from cumulo.services.scheduler import Scheduler
-from tests.jobs.conftest import kill, pid_alive, wait_until, write_script
 
 GATED = (
     "import os, sys, time\n"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from tests.conftest import free_port
+from tests.jobs.conftest import wait_until, write_script
 
 from cumulo import ComputeTarget, Environment, Experiment, LocalPool, ScriptRunConfig, Workspace
 from cumulo.compute.runner import run_job
@@ -19,8 +21,6 @@ from cumulo.sdk.jobs import HttpChannel
 from cumulo.server.app import create_app
 from cumulo.services.context import open_services
 from cumulo.services.scheduler import start_scheduler
-from tests.conftest import free_port
-from tests.jobs.conftest import wait_until, write_script
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.jobs.conftest import wait_until, write_script
 
 from cumulo import ComputeTarget, Experiment, LocalPool, Run, ScriptRunConfig, Workspace
-from tests.jobs.conftest import wait_until, write_script
 
 
 def _first_left_queue(run: Run) -> int:
@@ -101,7 +101,7 @@ def test_a_queued_job_is_canceled_before_it_starts(ws: Workspace, tmp_path: Path
     details = second.wait_for_completion(show_output=False)
     assert details["status"] == "Canceled"
     assert "before it started" in details["error"]["message"]
-    assert [s["status"] for s in details["statusHistory"]][0] == "Queued"
+    assert next(s["status"] for s in details["statusHistory"]) == "Queued"
     assert "Running" not in [s["status"] for s in details["statusHistory"]]
     gate.write_text("go")
     assert first.wait_for_completion(show_output=False)["status"] == "Completed"

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.jobs.conftest import pid_alive, wait_until, write_script
 
 from cumulo import Environment, Experiment, ScriptRunConfig, Workspace
-from tests.jobs.conftest import pid_alive, wait_until, write_script
 
 HELLO = """\
 import json, os, sys

@@ -99,7 +99,7 @@ def collect(source: str | Path) -> list[_Entry]:
             if full.is_symlink() and root not in full.resolve().parents:
                 continue  # a link to a file outside the folder is not part of the code
             out.append(_Entry(rel, full, info.st_size, bool(info.st_mode & stat.S_IXUSR)))
-    return out
+    return sorted(out, key=lambda e: e.path)
 
 
 def check_limits(entries: list[_Entry], root: str | Path) -> None:
