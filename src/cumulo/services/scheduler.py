@@ -108,7 +108,7 @@ def prepare(
     if workdir.exists():
         shutil.rmtree(workdir)
     with jobs.snapshots.open(job.workspace, cfg.snapshot) as src:
-        extract(src, workdir)  # type: ignore[arg-type]
+        extract(src, workdir)
     env_info = None
     user_vars: dict[str, str] = {}
     if cfg.environment != CURRENT_ENVIRONMENT:

@@ -170,7 +170,9 @@ def read_zip(path: Path) -> tuple[str, list[dict[str, object]]]:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise InvalidInput(f"The snapshot is not a zip file: {exc}") from exc
-    items, files, total = [], [], 0
+    items: list[tuple[str, bool, str]] = []
+    files: list[dict[str, object]] = []
+    total = 0
     with zf:
         for info in zf.infolist():
             if info.is_dir():
