@@ -149,6 +149,7 @@ class DeploymentService:
         if which not in ("primary", "secondary"):
             raise InvalidInput(f"Regenerate the 'primary' or the 'secondary' key, not {which!r}.")
         self.store.update_endpoint(workspace, name, regenerate=which)
+        self._changed()  # routers here forget the old key now; others within a second
         return self.get_keys(workspace, name)
 
     # ------------------------------------------------------------------ code

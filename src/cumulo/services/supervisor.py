@@ -167,6 +167,9 @@ class Supervisor:
                 self.store.remove_replica(dep_id, slot, generation)
             else:
                 self.store.save_replica(dep_id, self.owner, slot, generation=generation, **values)
+            if remove or values.get("state") != "starting":
+                # This process's router sees the change at once (others within a second).
+                self.hosting.router.invalidate()
 
         return report
 

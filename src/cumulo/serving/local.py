@@ -147,12 +147,11 @@ class LocalReplicaSet:
     def _summary(self, want: Want) -> Summary:
         current = [r for r in self.replicas if r.generation == want.generation]
         failed = next((r for r in current if r.state == ReplicaState.FAILED), None)
-        older = [
-            r for r in self.replicas if r.generation != want.generation and r.drain_until is None
-        ]
+        # Updating until the old replicas are gone: once Healthy, nothing old takes requests.
+        older = [r for r in self.replicas if r.generation != want.generation]
         if failed is not None:
             message = failed.error or "The model could not load."
-            if older:
+            if any(r.drain_until is None for r in older):
                 message += " The previous version keeps serving."
             return Summary(
                 DeploymentState.FAILED.value,

@@ -70,6 +70,7 @@ class EndpointRouter:
         self._tables: dict[tuple[str, str], _Table] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[_Table]] = {}
         self._upstreams: Pool | None = None
+        self._shadows: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ ASGI
@@ -235,7 +236,6 @@ class EndpointRouter:
             (b"content-type", kind.encode()),
             (b"cumulo-model-deployment", deployment.encode()),
         ]
-        await _answer(send, status, payload, headers)
         if dep is not None:
             latency = (time.perf_counter() - started) * 1000
             self.metrics.record(dep["id"], status, latency)
@@ -251,12 +251,15 @@ class EndpointRouter:
                         "response": payload[:LOG_BODY_LIMIT].decode("utf-8", "replace"),
                     }
                 )
+        await _answer(send, status, payload, headers)
         mirror = table.data.get("mirror_traffic") or {}
         for name, percent in mirror.items():
             if name != deployment and random.random() * 100 < percent:
-                asyncio.get_running_loop().create_task(
+                task = asyncio.get_running_loop().create_task(
                     self._shadow(table, workspace, endpoint, name, body, content_type)
                 )
+                self._shadows.add(task)  # held until done, so it is not collected early
+                task.add_done_callback(self._shadows.discard)
 
     async def _shadow(
         self, table: _Table, workspace: str, endpoint: str, name: str, body: bytes, ctype: str
