@@ -31,6 +31,7 @@ def tracking_uri(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     mlflow.set_tracking_uri(server.url)
     mlflow.set_registry_uri(server.url)
+    mlflow.set_experiment(experiment_id="0")  # the fluent API remembers the last one
     yield server.url
     while mlflow.active_run() is not None:
         mlflow.end_run()

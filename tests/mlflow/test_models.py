@@ -189,6 +189,14 @@ def test_registry_calls(tracking_uri: str, client, name: str, tmp_path) -> None:
         name, "1"
     ) != client.get_model_version_download_uri(name + "-r", "1")
 
+    copy = client.copy_model_version(f"models:/{name}-r/2", name + "-copy")
+    assert copy.version == "1" and copy.run_id == run.info.run_id
+    assert client.get_model_version(name + "-copy", "1").tags == {"approved": "yes"}
+    path = mlflow.artifacts.download_artifacts(
+        f"models:/{name}-copy/1", dst_path=str(tmp_path / "c")
+    )
+    assert (tmp_path / "c" / "w.txt").read_text() == "w", path
+
     client.delete_registered_model_alias(name + "-r", "champion")
     client.delete_model_version(name + "-r", "1")
     with pytest.raises(MlflowException) as err:

@@ -106,6 +106,7 @@ def test_workspace_tracking_uri(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     try:
+        mlflow.set_experiment(experiment_id="0")
         note = tmp_path / "note.txt"
         note.write_text("hi")
         with mlflow.start_run(run_name="in-team") as run:

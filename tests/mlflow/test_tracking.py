@@ -264,3 +264,18 @@ def test_search_runs_grammar_and_pagination(tracking_uri: str, client, name: str
     assert ids[0] not in search()
     deleted = client.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
     assert [r.info.run_id for r in deleted] == [ids[0]]
+
+
+def test_dataset_inputs(tracking_uri: str, client, name: str) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]})
+    dataset = mlflow.data.from_pandas(frame, name="toy", targets="y")
+    mlflow.set_experiment(name)
+    with mlflow.start_run() as run:
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")  # the same input again: kept once
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    assert inputs[0].dataset.name == "toy" and inputs[0].dataset.digest == dataset.digest
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"

@@ -219,9 +219,8 @@ class RegistryService:
                 "Say where the model's files are: a source URI, a run id and path, a logged "
                 "model id, or a local folder."
             )
-        if origin is not None and origin[2] is not None:
-            logged_model_id = origin[2]
-        if origin is not None and origin[3] is not None:
+        if origin is not None:
+            logged_model_id = logged_model_id or origin[2]
             run_id = run_id or origin[3]
         has_files = origin is not None or local_dir is not None
         pending = self.store.create_version(
@@ -281,18 +280,37 @@ class RegistryService:
         logged_model_id: str | None,
     ) -> tuple[str, str, str | None, str | None] | None:
         """(prefix, relative path, logged model id, run id) of the files to copy, if ours."""
+        found = self._source_origin(workspace, source) if source else None
+        if found is not None:
+            return found
         if logged_model_id:
-            found = self.logged.get_logged_model(workspace, logged_model_id)
-            return logged_model_prefix(workspace, found.id), "", found.id, found.source_run_id
+            logged = self.logged.get_logged_model(workspace, logged_model_id)
+            return logged_model_prefix(workspace, logged.id), "", logged.id, logged.source_run_id
+        if run_id and path is not None:
+            self.tracking.get_run(workspace, run_id)
+            rel = validation.artifact_path(path, allow_root=True)
+            return run_prefix(workspace, run_id), rel, None, run_id
+        return None
+
+    def _source_origin(
+        self, workspace: str, source: str
+    ) -> tuple[str, str, str | None, str | None] | None:
+        """Where a source URI's files are in this workspace (None: not in this store)."""
         if source.startswith("models:/"):
             ref = source[len("models:/") :].strip("/")
             if _LOGGED_ID_RE.match(ref):
-                found = self.logged.get_logged_model(workspace, ref)
-                return logged_model_prefix(workspace, ref), "", ref, found.source_run_id
-            raise InvalidInput(
-                f"Source {source!r} names a registered model; register from a run, a logged "
-                "model (models:/m-...) or a file location."
-            )
+                logged = self.logged.get_logged_model(workspace, ref)
+                return logged_model_prefix(workspace, ref), "", ref, logged.source_run_id
+            # Another registered version (models:/<name>/<version> or models:/<name>@<alias>).
+            if "@" in ref:
+                name, _, alias = ref.partition("@")
+                version = self.store.version_by_alias(workspace, name, alias)
+            else:
+                name, _, number = ref.rpartition("/")
+                version = self.get_version(workspace, name, number)
+            if not version.storage_prefix:
+                raise InvalidInput(f"{source} keeps no files in this workspace to copy.")
+            return version.storage_prefix, "", version.logged_model_id, version.run_id
         if source.startswith("runs:/"):
             rid, _, rel = source[len("runs:/") :].partition("/")
             self.tracking.get_run(workspace, rid)
@@ -311,20 +329,12 @@ class RegistryService:
                 return run_prefix(workspace, rid), rel, None, rid
             if rest.startswith(f"{workspace}/logged-models/"):
                 mid, _, rel = rest[len(f"{workspace}/logged-models/") :].partition("/")
-                found = self.logged.get_logged_model(workspace, mid)
+                logged = self.logged.get_logged_model(workspace, mid)
                 rel = validation.artifact_path(rel, allow_root=True)
-                return logged_model_prefix(workspace, mid), rel, mid, found.source_run_id
+                return logged_model_prefix(workspace, mid), rel, mid, logged.source_run_id
             raise InvalidInput(
                 f"Source {source!r} is not a run's or a logged model's files in workspace "
                 f"{workspace!r}."
-            )
-        if run_id and path is not None:
-            self.tracking.get_run(workspace, run_id)
-            return (
-                run_prefix(workspace, run_id),
-                validation.artifact_path(path, allow_root=True),
-                None,
-                run_id,
             )
         return None
 

@@ -281,8 +281,8 @@ class RegistryStore(RegistryScope):
                     model = self._model_row(conn, ws_id, name)
                     if run_id is not None:
                         self._check_run(conn, ws_id, run_id)
-                    if logged_model_id is not None:
-                        self._logged_row(conn, ws_id, logged_model_id)
+                    if logged_model_id is not None:  # lineage may name a deleted one
+                        self._logged_row(conn, ws_id, logged_model_id, allow_deleted=True)
                     version = (
                         conn.execute(
                             select(func.max(mv.c.version)).where(mv.c.model_id == model.id)

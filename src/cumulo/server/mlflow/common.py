@@ -224,12 +224,13 @@ Readable = Annotated[str, Depends(_read)]
 Writable = Annotated[str, Depends(_write)]
 
 
-def tracking_service(request: Request) -> TrackingService:
+# Async so that FastAPI does not hand these to a worker thread (one hop per request saved).
+async def tracking_service(request: Request) -> TrackingService:
     service: TrackingService = request.app.state.services.tracking
     return service
 
 
-def registry_service(request: Request) -> RegistryService:
+async def registry_service(request: Request) -> RegistryService:
     service: RegistryService = request.app.state.services.registry
     return service
 

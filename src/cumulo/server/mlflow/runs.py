@@ -147,14 +147,23 @@ def search(
 
 
 # ---------------------------------------------------------------- logging
-def _point(item: dict[str, Any] | Message) -> tuple[str, float, int, int]:
-    m = item if isinstance(item, Message) else Message(item)
-    key = m.need("key")
-    value = m.number("value", required=True)
-    assert value is not None
-    step = m.integer("step", 0)
-    ts = m.integer("timestamp", required=True)
-    assert step is not None and ts is not None
+def _point(item: dict[str, Any]) -> tuple[str, float, int, int]:
+    """``(key, value, step, timestamp)`` of a wire metric; the service validates the rest.
+
+    The hot path of ingestion: plain numbers pass straight through, strings (int64 as
+    text, "NaN", "Infinity") are converted.
+    """
+    try:
+        key, value, ts = item["key"], item["value"], item["timestamp"]
+    except KeyError as exc:
+        raise InvalidInput(f"Missing value for required parameter '{exc.args[0]}'.") from None
+    step = item.get("step", 0)
+    if type(value) is not float:
+        value = Message(item).number("value")
+    if type(step) is not int:
+        step = Message(item).integer("step", 0)
+    if type(ts) is not int:
+        ts = Message(item).integer("timestamp")
     return key, value, step, ts
 
 
@@ -194,9 +203,9 @@ def _log_metrics(
         # MLflow's log_model logs a run's metrics again with the new model's id: keep
         # the run's history free of those repeats (MLflow's store drops them as well).
         points = _without_repeats(tracking, workspace, run_id, points, items)
-        for model_id, metrics in by_model.items():
-            registry.log_logged_model_metrics(workspace, model_id, metrics)
     tracking.log_batch(workspace, run_id, metrics=points, params=params, tags=tags)
+    for model_id, metrics in by_model.items():
+        registry.log_logged_model_metrics(workspace, model_id, metrics)
     if tags and tags.get(RUN_NAME_TAG):
         tracking.update_run(workspace, run_id, display_name=tags[RUN_NAME_TAG])
 
