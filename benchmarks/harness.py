@@ -8,7 +8,6 @@ writes one section of ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -78,8 +77,6 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    with contextlib.suppress(OSError):
-        info["load"] = os.getloadavg()
     return info
 
 
@@ -102,16 +99,34 @@ def git_revision() -> str:
     return f"{rev}{' + uncommitted changes in src/' if dirty else ''}"
 
 
-def header(name: str, command: Sequence[str], started: float, extra: Iterable[str] = ()) -> str:
+def load() -> float | None:
+    """The 1-minute load average: the machine may be shared, so figures say how busy it was."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def header(
+    name: str,
+    command: Sequence[str],
+    started: float,
+    extra: Iterable[str] = (),
+    load_at_start: float | None = None,
+) -> str:
     m = machine()
     when = datetime.datetime.fromtimestamp(started, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     memory = f"{m['memory_gib']:.0f} GiB" if "memory_gib" in m else "unknown memory"
-    load = m.get("load")
+    loads = []
+    if load_at_start is not None:
+        loads.append(f"{load_at_start:.1f} at the start")
+    if load() is not None:
+        loads.append(f"{load():.1f} at the end")
     lines = [
         f"- Command: `{shlex.join(command)}`",
         f"- Date: {when}; took {time.time() - started:.0f} s",
         f"- Machine: {m['cores']} cores ({m['cpu']}), {memory}, {m['os']}, Python {m['python']}"
-        + (f"; load average {load[0]:.2f} at the end" if load else ""),
+        + (f"; load average {', '.join(loads)}" if loads else ""),
         f"- Cumulo: git {git_revision()}",
         *extra,
     ]
@@ -249,7 +264,18 @@ def ratio(value: float) -> str:
         return f"{value:,.0f}×"
     if value >= 10:
         return f"{value:.0f}×"
-    return f"{value:.1f}×"
+    if value >= 1:
+        return f"{value:.1f}×"
+    return f"{value:.2g}×"
+
+
+def compare(value: float | None, words: tuple[str, str] | None = None) -> str:
+    """A ratio for a table: ``16×`` for rates, ``4.9× faster`` / ``69× slower`` with words."""
+    if value is None:
+        return "—"
+    if words is None:
+        return ratio(value)
+    return f"{ratio(value)} {words[0]}" if value >= 1 else f"{ratio(1 / value)} {words[1]}"
 
 
 def verdict(value: float, target: float) -> str:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 # name -> module under benchmarks/; each has run(args, command) -> markdown section
-BENCHMARKS = {"store": "store"}
+BENCHMARKS = {"store": "store", "server": "server"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,6 +53,14 @@ def parser() -> argparse.ArgumentParser:
         help="points logged through Cumulo's SDK over HTTP (the history read is this long)",
     )
     p.add_argument("--repeat", type=int, default=5, help="timed repetitions of reads")
+    p.add_argument(
+        "--server-repeat", type=int, default=3, help="timed repetitions of reads through servers"
+    )
+    p.add_argument(
+        "--servers",
+        default="cumulo,mlflow,mlflow-1,fml",
+        help="servers compared: cumulo, mlflow, mlflow-1 (--workers 1), fml (FastTrackML)",
+    )
     p.add_argument("--fresh", action="store_true", help="seed again instead of using the cache")
     p.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
     p.add_argument(

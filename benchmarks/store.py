@@ -19,11 +19,12 @@ import harness as h
 
 NAME = "store"
 TITLE = "Embedded store: Cumulo vs MLflow on SQLite"
+FASTER = ("faster", "slower")
 TARGETS = {"per_call": 50.0, "batch": 5.0, "search": 5.0, "history": 5.0}
 
 
 def run(args: argparse.Namespace, command: list[str]) -> str:
-    started = time.time()
+    started, load_at_start = time.time(), h.load()
     mlflow_python = h.MLFLOW_VENV.ensure()
     cumulo_cache = h.seed_cache("cumulo", h.cumulo_schema_hash(), args.runs)
     mlflow_cache = h.seed_cache("mlflow", h.MLFLOW_REQUIREMENT.split("==")[1], args.runs)
@@ -51,10 +52,16 @@ def run(args: argparse.Namespace, command: list[str]) -> str:
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    return render(cumulo, mlflow, command, started)
+    return render(cumulo, mlflow, command, started, load_at_start)
 
 
-def render(c: dict[str, Any], m: dict[str, Any], command: list[str], started: float) -> str:
+def render(
+    c: dict[str, Any],
+    m: dict[str, Any],
+    command: list[str],
+    started: float,
+    load_at_start: float | None = None,
+) -> str:
     mv = f"MLflow {m['version']}"
     per_call = c["per_call"]["points_per_s"] / m["per_call"]["points_per_s"]
     batch = c["batch"]["points_per_s"] / m["batch"]["points_per_s"]
@@ -74,7 +81,7 @@ def render(c: dict[str, Any], m: dict[str, Any], command: list[str], started: fl
             "cost of one logging call",
             f"{c['per_call']['call_us']:.1f} µs",
             f"{m['per_call']['call_us']:,.0f} µs",
-            h.ratio(m["per_call"]["call_us"] / c["per_call"]["call_us"]) + " less",
+            h.compare(m["per_call"]["call_us"] / c["per_call"]["call_us"], ("less", "more")),
             "",
         ],
         [
@@ -88,14 +95,14 @@ def render(c: dict[str, Any], m: dict[str, Any], command: list[str], started: fl
             f"search {c['search']['runs']:,} runs, top {c['search']['returned']}, median",
             h.duration(c["search"]["median_s"]) + _check(c["search"]["agrees"]),
             h.duration(m["search"]["median_s"]) + _check(m["search"]["agrees"]),
-            h.ratio(search) + " faster",
+            h.compare(search, FASTER),
             f"≥ {TARGETS['search']:.0f}×: {h.verdict(search, TARGETS['search'])}",
         ],
         [
             f"read a {c['history']['points']:,}-point history, median",
             h.duration(c["history"]["median_s"]) + _check(c["history"]["complete"]),
             h.duration(m["history"]["median_s"]) + _check(m["history"]["complete"]),
-            h.ratio(history) + " faster",
+            h.compare(history, FASTER),
             f"≥ {TARGETS['history']:.0f}×: {h.verdict(history, TARGETS['history'])}",
         ],
     ]
@@ -132,6 +139,7 @@ def render(c: dict[str, Any], m: dict[str, Any], command: list[str], started: fl
                 command,
                 started,
                 [f"- Rival: {mv} (`benchmarks/.work/mlflow-venv`), `sqlite:///` tracking URI"],
+                load_at_start,
             ),
             *notes,
         ]

@@ -38,6 +38,7 @@ WORKSPACE = "bench"
 def main() -> None:
     def extra(parser: Any) -> None:
         parser.add_argument("--points", type=int, default=100_000)
+        parser.add_argument("--seed-only", action="store_true", help="seed the store and stop")
 
     args = arguments("Cumulo embedded store benchmark", extra)
     home = args.workdir / "home"
@@ -64,6 +65,9 @@ def main() -> None:
         close_all()  # closes the engine, so the WAL is folded into the file we copy
 
     restore_or_seed(args.seed_cache, [home / "cumulo.db"], seed, result)
+    if args.seed_only:  # the server benchmark serves this seeded store
+        write_result(args.out, result)
+        return
 
     ws = Workspace.get(WORKSPACE, home=home)
     exp = Experiment(ws, LOG_EXPERIMENT)

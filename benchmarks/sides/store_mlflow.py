@@ -31,14 +31,16 @@ from common import (
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
+from mlflow.entities import Metric, Param
+
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
 
 
 def main() -> None:
     def extra(parser: Any) -> None:
         parser.add_argument("--points", type=int, default=100_000)
+        parser.add_argument("--seed-only", action="store_true", help="seed the store and stop")
         parser.add_argument("--calls", type=int, default=2_000)
 
     args = arguments("MLflow embedded SQLite store benchmark", extra)
@@ -66,6 +68,9 @@ def main() -> None:
             client.set_terminated(run.info.run_id, "FINISHED", end_time=SEED_TIME_MS + 1000)
 
     restore_or_seed(args.seed_cache, [db], seed, result)
+    if args.seed_only:  # the server benchmark serves this seeded store
+        write_result(args.out, result)
+        return
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
