@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import jobs, server, tracking
+from cumulo.cli import jobs, models, server, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -15,6 +15,7 @@ app = typer.Typer(
 tracking.register(app)
 server.register(app)
 jobs.register(app)
+models.register(app)
 
 if __name__ == "__main__":
     app()
