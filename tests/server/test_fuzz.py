@@ -29,8 +29,7 @@ def target(cumulo_server_url: str) -> dict[str, Any]:
     transport = HttpTransport(cumulo_server_url)
     name = f"fuzz-{uuid.uuid4().hex[:6]}"
     transport.create_workspace(name)
-    experiment = transport.create_experiment(name, "target")
-    return {"url": cumulo_server_url, "t": transport, "ws": name, "exp": experiment.id}
+    return {"url": cumulo_server_url, "t": transport, "ws": name}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -45,15 +44,17 @@ def test_no_request_makes_a_server_error(target: dict[str, Any], mode: Generatio
     def aim(case: Any) -> None:
         if not case.path_parameters or next(turn) % 4 == 0:
             return
+        # A fresh experiment and run each time: fuzzed requests may delete them.
         transport: HttpTransport = target["t"]
-        run = transport.create_run(target["ws"], target["exp"])
+        experiment = transport.create_experiment(target["ws"], uuid.uuid4().hex)
+        run = transport.create_run(target["ws"], experiment.id)
         params = dict(case.path_parameters)
         if "workspace" in params:
             params["workspace"] = target["ws"]
         if "run_id" in params:
             params["run_id"] = run.id
         if "experiment_id" in params and next(turn) % 2:
-            params["experiment_id"] = target["exp"]
+            params["experiment_id"] = experiment.id
         case.path_parameters = params
 
     for operation in operations:
