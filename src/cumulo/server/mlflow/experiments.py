@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -86,6 +87,10 @@ def _field(exp: ExperimentInfo, key: str) -> Any:
     return getattr(exp, key)
 
 
+def _by(key: str) -> Callable[[ExperimentInfo], Any]:
+    return lambda exp: _field(exp, key)
+
+
 def _matches(c: Clause, exp: ExperimentInfo) -> bool:
     value = exp.tags.get(c.key) if c.entity == "tag" else _field(exp, c.key)
     return matches(c, value)
@@ -99,7 +104,7 @@ def _sorted(experiments: list[ExperimentInfo], orders: list[OrderBy]) -> list[Ex
         if o.key == "id":
             out.sort(key=lambda e: 0 if e.is_default else e.id, reverse=not o.ascending)
         else:
-            out.sort(key=lambda e, k=o.key: _field(e, k), reverse=not o.ascending)  # type: ignore[misc]
+            out.sort(key=_by(o.key), reverse=not o.ascending)
     return out
 
 
