@@ -66,3 +66,18 @@ def test_chart_arguments_are_checked(workspace) -> None:
     with pytest.raises(InvalidInput):
         tr.get_metric_chart(workspace.name, run_id, "loss", points=1)
     assert tr.get_metric_chart(workspace.name, run_id, "nothing")["count"] == 0
+
+
+def test_finished_runs_charts_are_reused_until_the_run_resumes(workspace) -> None:
+    run_id = _seed(workspace, 50)
+    tr = _tracking(workspace)
+    live = tr.get_metric_chart(workspace.name, run_id, "loss")
+    assert live is not tr.get_metric_chart(workspace.name, run_id, "loss")  # running: read anew
+    tr.set_run_status(workspace.name, run_id, "Completed")
+    done = tr.get_metric_chart(workspace.name, run_id, "loss")
+    assert tr.get_metric_chart(workspace.name, run_id, "loss") is done
+    tr.set_run_status(workspace.name, run_id, "Running")
+    tr.log_batch(workspace.name, run_id, metrics=[("loss", 2.0, 50, None)])
+    tr.set_run_status(workspace.name, run_id, "Completed")
+    again = tr.get_metric_chart(workspace.name, run_id, "loss")
+    assert again["count"] == 51 and again["y"][-1] == 2.0

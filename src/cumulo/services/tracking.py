@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
@@ -33,6 +35,7 @@ class TrackingService:
     def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
         self.store = store
         self.artifacts = artifacts
+        self._charts = _ChartCache()
 
     # ------------------------------------------------------------ workspaces
     def create_workspace(
@@ -286,6 +289,12 @@ class TrackingService:
             raise InvalidInput(f"A chart's axis is 'step' or 'timestamp', got {axis!r}.")
         if not 16 <= points <= 20_000:
             raise InvalidInput(f"Ask for 16 to 20000 chart points, got {points}.")
+        # A finished run's series no longer change: its charts are kept (until it resumes).
+        run = self.store.get_run(workspace, run_id)
+        cache_key = (workspace, run_id, key, axis, start, end, points, run.ended_at)
+        finished = RunStatus(run.status).is_terminal
+        if finished and (found := self._charts.get(cache_key)) is not None:
+            return found
         count, shape, rows = self.store.metric_chart_rows(
             workspace, run_id, key, axis=axis, start=start, end=end,
             max_rows=8 * points, buckets=points // 2,
@@ -295,7 +304,7 @@ class TrackingService:
             series = lttb(xs, ys, points) if count > points else Series(xs, ys)
         else:
             series = from_buckets([(*r, None, None) for r in rows])
-        return {
+        chart = {
             "key": key,
             "axis": axis,
             "count": count,
@@ -303,6 +312,9 @@ class TrackingService:
             "x": series.x,
             "y": series.y,
         }
+        if finished:
+            self._charts.put(cache_key, chart)
+        return chart
 
     def get_run_records(self, workspace: str, run_id: str) -> list[MetricRecord]:
         """The run's list, row, table and image records, in the order they were logged."""
@@ -345,6 +357,28 @@ class TrackingService:
         if not self.artifacts.exists(run_prefix(workspace, run_id), rel):
             raise NotFound(f"Artifact {rel!r} does not exist.")
         self.artifacts.delete(run_prefix(workspace, run_id), rel)
+
+
+class _ChartCache:
+    """The last charts read, by their query; a small LRU shared by a process's requests."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], chart: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = chart
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def _special_float(key: str, value: str) -> float:
