@@ -8,10 +8,12 @@ both groups.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,34 @@ from cumulo.compute.base import AGENT_MODULE, JOB_FOLDER, Launch, TargetState
 
 
 class LocalBackend:
+    """Keeps one spare agent warm (imports done, store open), so a job starts at once."""
+
     kind = "local"
 
     def __init__(self, config: dict[str, Any], home: Path) -> None:
         self.config = config
         self.home = home
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
 
     def submit(self, launch: Launch) -> dict[str, Any]:
-        return start_agent(launch)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        handle = None
+        if spare is not None and spare.poll() is None and spare.stdin is not None:
+            message = {"workdir": str(launch.workdir), "env": launch.env}
+            try:
+                spare.stdin.write(json.dumps(message).encode() + b"\n")
+                spare.stdin.close()
+                handle = _handle(spare, launch.workdir)
+            except OSError:
+                handle = None
+        if handle is None:
+            handle = start_agent(launch)
+        with self._lock:
+            if self._spare is None:  # another dispatch may have started one meanwhile
+                self._spare = _start_spare(self.home, launch.env)
+        return handle
 
     def status(self, handle: dict[str, Any]) -> TargetState:
         return processes.process_state(handle)
@@ -39,7 +61,40 @@ class LocalBackend:
         cancel_agent(handle, force)
 
     def close(self) -> None:
-        return None
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            spare.stdin.close()  # a spare exits when its stdin closes without a job
+            try:
+                spare.wait(10)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+                spare.wait()
+
+
+def _start_spare(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    folder = home / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "agents.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", AGENT_MODULE, "standby"],
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    processes.remember(proc)
+    return proc
+
+
+def _handle(proc: subprocess.Popen[bytes], workdir: Path) -> dict[str, Any]:
+    return {
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "start": processes.start_time(proc.pid),
+        "workdir": str(workdir),
+    }
 
 
 def start_agent(launch: Launch) -> dict[str, Any]:
@@ -56,12 +111,7 @@ def start_agent(launch: Launch) -> dict[str, Any]:
             start_new_session=True,
         )
     processes.remember(proc)
-    return {
-        "pid": proc.pid,
-        "pgid": proc.pid,
-        "start": processes.start_time(proc.pid),
-        "workdir": str(launch.workdir),
-    }
+    return _handle(proc, launch.workdir)
 
 
 def agent_log(handle: dict[str, Any]) -> str:

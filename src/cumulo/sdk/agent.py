@@ -1,5 +1,6 @@
 """The job agent: ``python -m cumulo.sdk.agent run DIR`` runs one job in DIR;
-``python -m cumulo.sdk.agent node WORKSPACE TARGET NODE_ID`` is a pool node.
+``... standby`` waits warmed up for a job on stdin (the local target keeps one
+spare); ``... node WORKSPACE TARGET NODE_ID`` is a pool node.
 
 Started by compute targets, never by users. It reaches the workspace through
 the store directly when ``CUMULO_DATABASE_URL`` is set (same machine), else
@@ -63,6 +64,21 @@ def run(workdir: Path) -> int:
     return 0
 
 
+def standby() -> int:
+    """Wait, warmed up, for a job on stdin (one JSON line: workdir and variables)."""
+    from cumulo.services.context import open_services
+    from cumulo.services.jobs import ServiceChannel  # noqa: F401  (imported now, not later)
+
+    if _direct():
+        open_services(Settings.load())  # connect and check the schema before the job comes
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the scheduler stopped: no job for this spare
+    message = json.loads(line)
+    os.environ.update(message["env"])
+    return run(Path(message["workdir"]))
+
+
 def node(workspace: str, target: str, node_id: str) -> int:
     from cumulo.services.context import open_services
     from cumulo.services.scheduler import Endpoint, PoolNodeWorker
@@ -80,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "run":
         return run(Path(args[1]).resolve())
+    if args == ["standby"]:
+        return standby()
     if len(args) == 4 and args[0] == "node":
         return node(args[1], args[2], args[3])
     print(__doc__, file=sys.stderr)

@@ -307,11 +307,12 @@ class Scheduler:
 
     def backend(self, workspace: str, target: str) -> Backend:
         key = (workspace, target)
-        found = self._backends.get(key)
-        if found is None:
-            info = self.jobs.get_compute_target(workspace, target)
-            config = {**info.config, "_key": f"{workspace}-{target}"}
-            found = self._backends[key] = load_backend(info.kind, config, self.jobs.home)
+        with self._lock:  # dispatch threads share one backend (and its spare agent) per target
+            found = self._backends.get(key)
+            if found is None:
+                info = self.jobs.get_compute_target(workspace, target)
+                config = {**info.config, "_key": f"{workspace}-{target}"}
+                found = self._backends[key] = load_backend(info.kind, config, self.jobs.home)
         return found
 
     def _fail(self, job: JobInfo, error: dict[str, Any]) -> None:
