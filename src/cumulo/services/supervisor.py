@@ -37,6 +37,7 @@ from cumulo.core.deployments import DeploymentState
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
 from cumulo.services.context import Services
 from cumulo.services.deployments import DeploymentService
+from cumulo.services.ray_serving import RayServeSet, serve_port
 from cumulo.serving.local import LocalReplicaSet, Summary, Want
 from cumulo.serving.metrics import MetricsBuffer
 from cumulo.serving.proxy import EndpointRouter
@@ -59,7 +60,8 @@ class Supervisor:
         self.hosting = hosting
         self.store = hosting.service.store
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._sets: dict[int, LocalReplicaSet] = {}
+        self._sets: dict[int, LocalReplicaSet | RayServeSet] = {}
+        self._ray: dict[int, tuple[Any, int]] = {}  # deployment -> (Ray backend, Serve port)
         self._wants: dict[int, Want] = {}
         self._prepared: dict[tuple[int, int], Future[Want]] = {}
         self._states: dict[int, tuple[str, Any]] = {}
@@ -154,7 +156,15 @@ class Supervisor:
         replica_set = self._sets.get(dep_id)
         if replica_set is None:
             name = f"{dep['workspace']}/{dep['endpoint']}/{dep['name']}"
-            replica_set = self._sets[dep_id] = LocalReplicaSet(name, self._reporter(dep_id))
+            ray = self._ray.get(dep_id)
+            if ray is not None:
+                backend, port = ray
+                replica_set = RayServeSet(
+                    name, f"cumulo-{dep_id}", backend, port, self._reporter(dep_id)
+                )
+            else:
+                replica_set = LocalReplicaSet(name, self._reporter(dep_id))
+            self._sets[dep_id] = replica_set
         summary = replica_set.reconcile(want)
         if problem is not None:
             problem["message"] += " The previous version keeps serving."
@@ -183,9 +193,12 @@ class Supervisor:
     def _forget(self, dep_id: int) -> None:
         """The deployment was deleted (or its lease lost): stop its replicas."""
         replica_set = self._sets.pop(dep_id, None)
-        if replica_set is not None:
-            replica_set.stop_all()
         want = self._wants.pop(dep_id, None)
+        if isinstance(replica_set, RayServeSet):
+            replica_set.delete(want)
+        elif replica_set is not None:
+            replica_set.stop_all()
+        self._ray.pop(dep_id, None)
         self._states.pop(dep_id, None)
         for key in [k for k in self._prepared if k[0] == dep_id]:
             self._prepared.pop(key)
@@ -249,6 +262,8 @@ class Supervisor:
                 "entry_script": spec["entry_script"],
                 "source_dir": str(code_dir),
             }
+        if spec.get("compute_target"):
+            self._ray[dep["id"]] = self._ray_target(dep["workspace"], spec["compute_target"])
         return Want(
             generation=dep["generation"],
             replicas=int(spec.get("replicas", 1)),
@@ -262,6 +277,23 @@ class Supervisor:
             failure_threshold=int(spec.get("failure_threshold", 3)),
             startup_timeout_s=float(spec.get("startup_timeout_s", 600.0)),
         )
+
+    def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
+        """A Ray target's Jobs API client (a managed head starts here) and Serve's port."""
+        from cumulo.compute.base import load_backend
+        from cumulo.services.jobs import job_service
+
+        info = job_service(self.hosting.services).get_compute_target(workspace, target)
+        if info.kind != "ray":
+            raise InvalidInput(
+                f"Compute target {target!r} is a {info.kind} target; deployments run on this "
+                "machine (no compute_target) or on a Ray cluster target."
+            )
+        home = Path(self.hosting.service.settings.home)
+        key = f"{workspace}-{target}"
+        backend: Any = load_backend("ray", {**info.config, "_key": key}, home)
+        _ = backend.address  # starts a managed head now, in this worker thread
+        return backend, serve_port(home, key)
 
     def _environment(
         self, environment: dict[str, Any], gen_dir: Path

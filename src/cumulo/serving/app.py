@@ -82,24 +82,26 @@ class ScoringApp:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        try:
-            out = self.predictor.predict(body, content_type)
-        except ScoringError as exc:
-            await _answer(send, exc.status, exc.body(), _JSON)
-            return
-        except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            log.exception("scoring failed, error id %s", error_id)
-            message = (
-                f"The model failed on this request (error id {error_id}); its traceback is in "
-                "the deployment's logs."
-            )
-            body = orjson.dumps(
-                {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}
-            )
-            await _answer(send, 500, body, _JSON)
-            return
-        await _answer(send, 200, out, _JSON)
+        status, out = answer(self.predictor, body, content_type)
+        await _answer(send, status, out, _JSON)
+
+
+def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, bytes]:
+    """(status, JSON body) of one scoring request; a model failure is logged with an id."""
+    try:
+        return 200, predictor.predict(body, content_type)
+    except ScoringError as exc:
+        return exc.status, exc.body()
+    except Exception:
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("scoring failed, error id %s", error_id)
+        message = (
+            f"The model failed on this request (error id {error_id}); its traceback is in "
+            "the deployment's logs."
+        )
+        return 500, orjson.dumps(
+            {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}
+        )
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -49,12 +49,14 @@ class Upstream:
     """Pooled connections to one replica at ``http://host:port``."""
 
     def __init__(self, url: str) -> None:
-        host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        address, _, base = url.removeprefix("http://").partition("/")
+        host, port = address.rsplit(":", 1)
         self.host = host.strip("[]")
         self.port = int(port)
+        self.base = "/" + base.strip("/") if base.strip("/") else ""  # e.g. a Serve prefix
         self.url = url
         self._idle: list[_Conn] = []
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
+        self._host_header = f"Host: {address}\r\n".encode()
 
     async def _connect(self) -> _Conn:
         try:
@@ -73,7 +75,7 @@ class Upstream:
         request = b"".join(
             (
                 b"POST ",
-                path.encode(),
+                (self.base + path).encode(),
                 b" HTTP/1.1\r\n",
                 self._host_header,
                 b"Content-Type: ",
