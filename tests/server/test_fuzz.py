@@ -21,7 +21,7 @@ from cumulo.sdk.http import HttpTransport
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 25
+EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
