@@ -333,6 +333,38 @@ def endpoint_side(model: Path, work: Path, args: argparse.Namespace) -> dict[str
     return found
 
 
+def server_side(model: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same model deployed on a `cumulo server`, scored through the server's own port."""
+    from cumulo import DeploymentConfig, Model, Workspace
+
+    port = free_port()
+    home = work / "server-home"
+    cmd = [str(harness.cumulo_python()), "-m", "cumulo.cli.main", "server"]
+    cmd += ["--port", str(port), "--home", str(home)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=open(work / "server.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        env=harness.side_env(),
+        start_new_session=True,
+    )
+    try:
+        wait_ready(port, "/health", proc, 120)
+        url = f"http://127.0.0.1:{port}"
+        ws = Workspace.connect(url, "default")
+        registered = Model.register(ws, model, "iris")
+        started = time.perf_counter()
+        ep = Model.deploy(ws, "iris", [registered], deployment_config=DeploymentConfig(auth="key"))
+        deployed = time.perf_counter() - started
+        headers = {"Authorization": f"Bearer {ep.get_keys()[0]}"}
+        harness.log(f"serving: measuring the server's endpoint (deployed in {deployed:.2f} s)")
+        found = measure(port, ep.scoring_uri[len(url) :], headers, args)
+        found["ready_s"] = deployed
+        return found
+    finally:
+        stop(proc)
+
+
 def _passthrough(args: argparse.Namespace) -> list[str]:
     return [
         f"--requests={args.requests}",
@@ -347,6 +379,7 @@ def report(
     results: dict[str, dict[str, Any]], command: list[str], started: float, load0: float | None
 ) -> str:
     c, e, m = results["cumulo"], results["endpoint"], results["mlflow"]
+    srv = results["server"]
 
     def row(label: str, key: str, fmt: Callable[[float], str], better: str) -> list[str]:
         ratio = (c[key] / m[key]) if better == "higher" else (m[key] / c[key])
@@ -354,6 +387,7 @@ def report(
             label,
             fmt(c[key]),
             fmt(e[key]) if key in e else "—",
+            fmt(srv[key]) if key in srv else "—",
             fmt(m[key]),
             harness.ratio(ratio),
         ]
@@ -372,21 +406,24 @@ def report(
     p99_x = c["p99_ms"] / m["p99_ms"]
     goals = [
         f"- requests/second at least {TARGETS['rps']:g}× MLflow's: {harness.ratio(rps_x)} "
-        f"(replica), {harness.ratio(e['rps'] / m['rps'])} (through the endpoint) — "
+        f"(replica), {harness.ratio(e['rps'] / m['rps'])} (embedded endpoint), "
+        f"{harness.ratio(srv['rps'] / m['rps'])} (server endpoint) — "
         f"{harness.verdict(rps_x, TARGETS['rps'])}",
         f"- p99 at most a third of MLflow's: {p99_x:.2f} of it — "
         f"{'**met**' if p99_x <= TARGETS['p99'] else '**not met**'}",
         f"- ready in under {TARGETS['ready_s']:g} s: {c['ready_s']:.2f} s — "
         f"{'**met**' if c['ready_s'] < TARGETS['ready_s'] else '**not met**'}",
-        f"- errors under load: {c['errors']} (replica), {e['errors']} (endpoint), "
+        f"- errors under load: {c['errors']} (replica), {e['errors']} (embedded endpoint), "
+        f"{srv['errors']} (server endpoint), "
         f"{m['errors']} (MLflow)",
     ]
     notes = (
-        "The replica is what each deployment runs (`python -m cumulo.serving.replica`); "
-        '"endpoint" is the same model deployed with `Model.deploy` on an embedded workspace '
-        "and scored through its router with a key, so it adds the router's hop (its "
+        "The replica is what each deployment runs (`python -m cumulo.serving.replica`). The "
+        "endpoints are the same model deployed with `Model.deploy` and scored through the "
+        "router with a key, which adds a hop: embedded (the router in the deploying process) "
+        "and on a `cumulo server` (the router mounted in the server's app, one worker). Their "
         '"time to ready" is the whole `Model.deploy` call: registry copy, replica start, '
-        "health check). MLflow is `mlflow models serve --env-manager local` "
+        "health check. MLflow is `mlflow models serve --env-manager local` "
         f"({harness.MLFLOW_REQUIREMENT}, its own virtual environment, one worker). The clients "
         "share the machine's cores with the servers, as they would in a test on one machine."
     )
@@ -397,7 +434,15 @@ def report(
             harness.header("serving", command, started, load_at_start=load0),
             "",
             harness.table(
-                ["", "Cumulo replica", "Cumulo endpoint", "MLflow", "Cumulo vs MLflow"], rows
+                [
+                    "",
+                    "Cumulo replica",
+                    "Cumulo endpoint (embedded)",
+                    "Cumulo endpoint (server)",
+                    "MLflow",
+                    "replica vs MLflow",
+                ],
+                rows,
             ),
             "",
             *goals,
@@ -440,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             "Cumulo's replica", lambda: start_cumulo_replica(model, work), "/invocations", args
         )
         results["endpoint"] = endpoint_side(model, work, args)
+        results["server"] = server_side(model, work, args)
     text = report(results, command, started, load0)
     harness.write_section("serving", text, args.doc)
     print(text)

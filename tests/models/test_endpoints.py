@@ -17,7 +17,7 @@ import httpx
 import pytest
 from tests.models.conftest import IRIS_COLUMNS, make_script_model
 
-from cumulo import DeploymentConfig, Endpoint, InferenceConfig, InvalidState, Model
+from cumulo import DeploymentConfig, Endpoint, InferenceConfig, InvalidState, Model, Workspace
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
@@ -205,3 +205,27 @@ def test_traffic_split_and_targeted_deployment(ws, tmp_path, scoring_code) -> No
     assert set(ep.deployments) == {"blue"}
     ep.delete()
     assert Endpoint.list(ws) == []
+
+
+def test_token_auth_takes_workspace_tokens_not_keys(ws, tmp_path, scoring_code) -> None:
+    from cumulo.services.auth import AuthService
+    from cumulo.services.context import open_services
+    from cumulo.store.tokens import TokenStore
+
+    services = open_services(ws._settings)
+    auth = AuthService(TokenStore(services.database), services.tracking.store)
+    _, reader = auth.create_token(ws.name, "reader")
+    other = Workspace.create(f"other-{ws.name}")
+    _, stranger = auth.create_token(other.name, "owner")
+    ep = _script_endpoint(ws, tmp_path, scoring_code, "tokened", auth="token")
+    body = {"data": [[1, 2]]}
+    assert ep.run(body, key=reader)["result"] == [6]
+
+    def status(token: str) -> int:
+        headers = {"authorization": f"Bearer {token}"}
+        return httpx.post(ep.scoring_uri, json=body, headers=headers).status_code
+
+    assert status(ep.get_keys()[0]) == 401  # keys do not open a token endpoint
+    assert status(stranger) == 401  # another workspace's token neither
+    ep.update(auth="key")
+    assert status(ep.get_keys()[0]) == 200 and status(reader) == 401

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
+from starlette.routing import Mount
 
 from cumulo.server.api.common import WS, Readable, Writable
 from cumulo.server.responses import JsonResponse
@@ -215,7 +216,9 @@ def include(app: FastAPI) -> None:
     app.include_router(models.router)
     app.include_router(router)
     services = app.state.services
-    app.mount("/endpoints", router_app(services), name="endpoints")
+    # First in the routing table: a scoring request matches at once instead of after
+    # every API and studio route (Starlette tries routes in order).
+    app.router.routes.insert(0, Mount("/endpoints", app=router_app(services), name="endpoints"))
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
