@@ -207,3 +207,24 @@ def test_ray_gets_the_resources_asked(ws: Workspace, target: str, tmp_path: Path
     run = _exp(ws).submit(config)
     assert run.wait_for_completion(show_output=False)["status"] == "Completed"
     assert "devices 0" in run.get_logs()
+
+
+@pytest.mark.slow
+def test_a_managed_ray_head_starts_on_first_use_and_stops_with_its_target(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    from cumulo import ComputeTarget, RayCluster
+    from cumulo.compute import processes
+
+    target = ComputeTarget.create(ws, "own-ray", RayCluster.managed(num_cpus=1))
+    src = tmp_path / "src"
+    write_script(src, "hi.py", "print('hello from ray')\n")
+    run = _exp(ws).submit(ScriptRunConfig(src, "hi.py", compute_target="own-ray"))
+    assert run.wait_for_completion(show_output=False)["status"] == "Completed"
+    assert "hello from ray" in run.get_logs()
+    assert ws._settings is not None
+    state = json.loads((ws._settings.home / "ray" / f"{ws.name}-own-ray.json").read_text())
+    assert processes.alive(state["pid"], state["start"])
+    target.delete()
+    wait_until(lambda: not processes.alive(state["pid"], state["start"]), 60, "the head to stop")

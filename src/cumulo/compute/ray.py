@@ -263,6 +263,22 @@ def managed_head(state: Path, config: dict[str, Any]) -> ManagedRayHead:
         return head
 
 
+def stop_managed_head(home: Path, key: str) -> bool:
+    """Stop the managed head of target ``key`` (``<workspace>-<target>``), if it runs."""
+    state = home / "ray" / f"{key}.json"
+    with _heads_lock:
+        head = _heads.pop(str(state), None)
+    saved = processes.read_json(state)
+    if head is None and saved and processes.alive(int(saved["pid"]), saved.get("start")):
+        head = ManagedRayHead()
+        head.pid, head.temp, head.address = saved["pid"], saved["temp"], saved["address"]
+    state.unlink(missing_ok=True)
+    if head is None:
+        return False
+    head.stop()
+    return True
+
+
 def stop_managed_heads() -> None:
     with _heads_lock:
         heads = list(_heads.values())
@@ -271,4 +287,11 @@ def stop_managed_heads() -> None:
         head.stop()
 
 
-__all__ = ["JOB_FOLDER", "ManagedRayHead", "RayBackend", "head_environment", "stop_managed_heads"]
+__all__ = [
+    "JOB_FOLDER",
+    "ManagedRayHead",
+    "RayBackend",
+    "head_environment",
+    "stop_managed_head",
+    "stop_managed_heads",
+]

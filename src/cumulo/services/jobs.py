@@ -124,7 +124,12 @@ class JobService:
     def delete_compute_target(self, workspace: str, name: str) -> None:
         if name == LOCAL_TARGET:
             raise InvalidInput("The built-in 'local' target cannot be deleted.")
+        info = self.store.get_target(workspace, name)
         self.store.delete_target(workspace, name)
+        if info.kind == TargetKind.RAY and info.config.get("managed"):
+            from cumulo.compute.ray import stop_managed_head  # Ray's module only when used
+
+            stop_managed_head(self.home, f"{workspace}-{name}")
 
     def compute_status(self, workspace: str, name: str) -> dict[str, Any]:
         """Nodes, their states and the queue of a target."""
