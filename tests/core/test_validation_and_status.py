@@ -91,3 +91,13 @@ def test_every_error_code_has_an_http_status_and_round_trips() -> None:
         assert cls.code in HTTP_STATUS
         rebuilt = from_code(cls.code, "msg")
         assert type(rebuilt) is cls and rebuilt.message == "msg"
+
+
+def test_huge_steps_and_timestamps_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="64 bits"):
+        validation.step(1e30)
+    with pytest.raises(InvalidInput, match="64 bits"):
+        validation.step(2**63)
+    with pytest.raises(InvalidInput, match="64 bits"):
+        validation.timestamp_ms(1e30)
+    assert validation.step(3.0) == 3

@@ -91,9 +91,9 @@ def metric_value(name: str, value: Any) -> float:
 
 def step(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise InvalidInput(f"A metric step must be an integer, got {value!r}.")
+        if not (isinstance(value, float) and value.is_integer()):
+            raise InvalidInput(f"A metric step must be an integer, got {value!r}.")
+        value = int(value)
     if not -(2**63) <= value < 2**63:
         raise InvalidInput(f"Metric step {value} does not fit in 64 bits.")
     return value
@@ -104,6 +104,8 @@ def timestamp_ms(value: Any) -> int:
         raise InvalidInput(f"A timestamp must be milliseconds since the epoch, got {value!r}.")
     if value < 0:
         raise InvalidInput(f"A timestamp must not be negative, got {value!r}.")
+    if value >= 2**63:
+        raise InvalidInput(f"Timestamp {value!r} does not fit in 64 bits.")
     return int(value)
 
 

@@ -25,6 +25,7 @@ from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.metadata import MetadataStore
 
 RECORD_KINDS = ("list", "row", "table", "image")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def run_prefix(workspace: str, run_id: str) -> str:
@@ -201,21 +202,24 @@ class TrackingService:
         """
         now = now_ms()
         points = []
+        keys: set[str] = set()
         for item in metrics:
             if len(item) != 4:
                 raise InvalidInput("Each metric point is (key, value, step, timestamp_ms).")
             key, value, step, ts = item
-            validation.key(key, "metric")
-            if isinstance(value, str):
-                value = _special_float(key, value)
-            points.append(
-                (
-                    key,
-                    validation.metric_value(key, value),
-                    0 if step is None else validation.step(step),
-                    now if ts is None else validation.timestamp_ms(ts),
-                )
-            )
+            if key not in keys:  # each name is checked once per batch
+                validation.key(key, "metric")
+                keys.add(key)
+            # The common case (a float, an int step and timestamp) skips the full checks.
+            if type(value) is not float:
+                if isinstance(value, str):
+                    value = _special_float(key, value)
+                value = validation.metric_value(key, value)
+            if type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
+                step = 0 if step is None else validation.step(step)
+            if type(ts) is not int or not 0 <= ts <= _INT64_MAX:
+                ts = now if ts is None else validation.timestamp_ms(ts)
+            points.append((key, value, step, ts))
         clean_params = {
             validation.key(k, "param"): validation.param_value(v) for k, v in (params or {}).items()
         }

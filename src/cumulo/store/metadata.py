@@ -17,11 +17,11 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    bindparam,
     delete,
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -29,7 +29,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cumulo.core import validation
-from cumulo.core.downsample import bucket_width
 from cumulo.core.entities import (
     ExperimentInfo,
     LatestMetric,
@@ -44,6 +43,7 @@ from cumulo.core.errors import AlreadyExists, Conflict, InvalidInput, InvalidSta
 from cumulo.core.names import run_display_name
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
+from cumulo.store import metric_series
 from cumulo.store import schema as t
 from cumulo.store.db import Database
 from cumulo.store.run_query import apply_order, clause_sql, decode_token, encode_token
@@ -59,6 +59,30 @@ class MetadataStore:
         self._ws_ids: dict[str, int] = {}
         dialect = postgresql if not db.is_sqlite else sqlite
         self._insert = dialect.insert
+        self._latest_upsert = self._build_latest_upsert()
+        # Built once: the run lookup runs on every write, and building a select costs.
+        self._run_lookup = select(t.runs).where(
+            t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
+        )
+
+    def _build_latest_upsert(self) -> Any:
+        """Upsert of ``latest_metrics`` that keeps the point with the highest (step, time)."""
+        lm = t.latest_metrics
+        stmt = self._insert(lm)
+        newer = or_(
+            stmt.excluded.step > lm.c.step,
+            and_(stmt.excluded.step == lm.c.step, stmt.excluded.timestamp >= lm.c.timestamp),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=[lm.c.run_id, lm.c.key],
+            set_={
+                "value": stmt.excluded.value,
+                "is_nan": stmt.excluded.is_nan,
+                "step": stmt.excluded.step,
+                "timestamp": stmt.excluded.timestamp,
+            },
+            where=newer,
+        )
 
     # ---------------------------------------------------------------- scoping
     def _workspace_id(self, conn: Connection, name: str) -> int:
@@ -75,9 +99,7 @@ class MetadataStore:
         return int(ws_id)
 
     def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
-        row = conn.execute(
-            select(t.runs).where(t.runs.c.id == run_id, t.runs.c.workspace_id == ws_id)
-        ).first()
+        row = conn.execute(self._run_lookup, {"run_id": run_id, "ws_id": ws_id}).first()
         if row is None:
             raise NotFound(f"Run {run_id!r} does not exist in this workspace.")
         return row
@@ -517,8 +539,8 @@ class MetadataStore:
 
     def _purge_runs(self, conn: Connection, run_ids: list[str]) -> None:
         for chunk in _chunks(run_ids):
+            metric_series.delete_runs(conn, chunk)
             for tbl in (
-                t.metrics,
                 t.latest_metrics,
                 t.params,
                 t.tags,
@@ -616,42 +638,9 @@ class MetadataStore:
     def _log_metrics(
         self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]
     ) -> None:
-        rows = []
-        latest: dict[str, tuple[int, int, float]] = {}
-        for key, value, step, ts in points:
-            nan = math.isnan(value)
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "key": key,
-                    "step": step,
-                    "timestamp": ts,
-                    "value": None if nan else value,
-                    "is_nan": nan,
-                }
-            )
-            best = latest.get(key)
-            if best is None or (step, ts) >= (best[0], best[1]):
-                latest[key] = (step, ts, value)
-        conn.execute(insert(t.metrics), rows)
-        lm = t.latest_metrics
-        stmt = self._insert(lm)
-        newer = or_(
-            stmt.excluded.step > lm.c.step,
-            and_(stmt.excluded.step == lm.c.step, stmt.excluded.timestamp >= lm.c.timestamp),
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[lm.c.run_id, lm.c.key],
-            set_={
-                "value": stmt.excluded.value,
-                "is_nan": stmt.excluded.is_nan,
-                "step": stmt.excluded.step,
-                "timestamp": stmt.excluded.timestamp,
-            },
-            where=newer,
-        )
+        latest = metric_series.append(conn, run_id, points, lock=not self.db.is_sqlite)
         conn.execute(
-            stmt,
+            self._latest_upsert,
             [
                 {
                     "run_id": run_id,
@@ -730,27 +719,27 @@ class MetadataStore:
         limit: int | None = None,
     ) -> dict[str, list[Any]]:
         """A series in columns: ``{"step": [...], "timestamp": [...], "value": [...]}``."""
-        m = t.metrics
-        q = select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan).where(
-            m.c.run_id == run_id, m.c.key == key
-        )
-        if start_step is not None:
-            q = q.where(m.c.step >= start_step)
-        if end_step is not None:
-            q = q.where(m.c.step <= end_step)
-        q = q.order_by(m.c.step, m.c.timestamp, m.c.id).offset(offset)
-        if limit is not None:
-            q = q.limit(limit)
+        series = self.read_series(workspace, run_id, key, start_step, end_step)
+        part = series.slice(offset, None if limit is None else offset + limit)
+        return {
+            "step": part.step.tolist(),
+            "timestamp": part.timestamp.tolist(),
+            "value": part.value.tolist(),
+        }
+
+    def read_series(
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> metric_series.Series:
+        """A series as arrays, in step order (see ``store/metric_series.py``)."""
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
             self._run_row(conn, ws_id, run_id)
-            rows = conn.execute(q).all()
-        nan = math.nan
-        return {
-            "step": [r[0] for r in rows],
-            "timestamp": [r[1] for r in rows],
-            "value": [nan if r[3] else r[2] for r in rows],
-        }
+            return metric_series.read(conn, run_id, key, start_step, end_step)
 
     def metric_chart_rows(
         self,
@@ -769,39 +758,13 @@ class MetadataStore:
         Returns ``(count, shape, rows)``: up to ``max_rows`` points come as
         ``"points"`` rows ``(x, value)`` (NaN as None); a longer range comes as
         ``"buckets"`` rows ``(x_first, x_last, min, max)``, one per equal-width
-        bucket of ``axis``, computed in SQL so no long series leaves the database.
+        bucket of ``axis``.
         """
-        m = t.metrics
-        x = m.c.step if axis == "step" else m.c.timestamp
-        cond = [m.c.run_id == run_id, m.c.key == key]
-        if start is not None:
-            cond.append(x >= start)
-        if end is not None:
-            cond.append(x <= end)
-        with self.db.transaction(write=False) as conn:
-            ws_id = self._workspace_id(conn, workspace)
-            self._run_row(conn, ws_id, run_id)
-            # Counting a million index entries costs more than the chart: only count to the limit.
-            capped = select(literal(1)).where(*cond).limit(max_rows + 1).subquery()
-            if conn.execute(select(func.count()).select_from(capped)).scalar_one() <= max_rows:
-                whole = select(x, m.c.value).where(*cond).order_by(x, m.c.id)
-                rows = [tuple(r) for r in conn.execute(whole)]
-                return len(rows), "points", rows
-            # Two separate MIN/MAX queries are answered from the index ends.
-            lo = conn.execute(select(func.min(x)).where(*cond)).scalar_one()
-            hi = conn.execute(select(func.max(x)).where(*cond)).scalar_one()
-            width = bucket_width(lo, hi, buckets)
-            b = ((x - int(lo)) // width).label("b")
-            q = (
-                select(
-                    func.min(x), func.max(x), func.min(m.c.value), func.max(m.c.value), func.count()
-                )
-                .where(*cond)
-                .group_by(b)
-                .order_by(b)
-            )
-            out = [tuple(r) for r in conn.execute(q)]
-            return sum(r[4] for r in out), "buckets", [r[:4] for r in out]
+        if axis == "step":  # only the chunks that overlap the range are read
+            series = self.read_series(workspace, run_id, key, start, end)
+        else:
+            series = self.read_series(workspace, run_id, key)
+        return metric_series.chart_rows(series, axis, start, end, max_rows, buckets)
 
     def records(self, workspace: str, run_id: str, name: str | None = None) -> list[MetricRecord]:
         q = select(t.run_records).where(t.run_records.c.run_id == run_id)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -108,18 +109,21 @@ params = _key_value("params", Text())
 tags = _key_value("tags", Text())
 properties = _key_value("properties", Text())
 
-# The hottest table: one row per logged point, appended in bulk.
-metrics = Table(
-    "metrics",
+# The hottest data: each row is a chunk of one series, as packed arrays
+# (see store/metric_series.py), so a million points are a few hundred rows.
+metric_chunks = Table(
+    "metric_chunks",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", String(32), nullable=False),
     Column("key", String(250), nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Float(precision=53)),
-    Column("is_nan", Boolean, nullable=False, default=False),
-    Index(None, "run_id", "key", "step"),
+    Column("size", Integer, nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("step_data", LargeBinary, nullable=False),
+    Column("time_data", LargeBinary, nullable=False),
+    Column("value_data", LargeBinary, nullable=False),
+    Index(None, "run_id", "key", "id"),
 )
 
 # One row per (run, key): what search, sorting and listings read.

@@ -26,7 +26,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_ingested_batches_run_id"), ["run_id"], unique=False)
 
     op.create_table(
-        "metrics",
+        "metric_chunks",
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -35,15 +35,17 @@ def upgrade() -> None:
         ),
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sa.Column("value", sa.Float(precision=53), nullable=True),
-        sa.Column("is_nan", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("min_step", sa.BigInteger(), nullable=False),
+        sa.Column("max_step", sa.BigInteger(), nullable=False),
+        sa.Column("step_data", sa.LargeBinary(), nullable=False),
+        sa.Column("time_data", sa.LargeBinary(), nullable=False),
+        sa.Column("value_data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_metric_chunks")),
     )
-    with op.batch_alter_table("metrics", schema=None) as batch_op:
+    with op.batch_alter_table("metric_chunks", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_metrics_run_id_key_step"), ["run_id", "key", "step"], unique=False
+            batch_op.f("ix_metric_chunks_run_id_key_id"), ["run_id", "key", "id"], unique=False
         )
 
     op.create_table(
@@ -252,10 +254,10 @@ def downgrade() -> None:
     op.drop_table("experiment_tags")
     op.drop_table("experiments")
     op.drop_table("workspaces")
-    with op.batch_alter_table("metrics", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_metrics_run_id_key_step"))
+    with op.batch_alter_table("metric_chunks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_metric_chunks_run_id_key_id"))
 
-    op.drop_table("metrics")
+    op.drop_table("metric_chunks")
     with op.batch_alter_table("ingested_batches", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ingested_batches_run_id"))
 

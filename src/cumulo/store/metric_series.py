@@ -1,0 +1,221 @@
+"""Metric series stored in chunks: packed arrays of steps, timestamps and values.
+
+A point per row made both ingest and reads slow (a million SQL rows for a
+million points). Here a batch of points of one series becomes one row holding
+three little-endian arrays; small appends are merged into the series' last
+chunk while it is small, so a series of a million points is a few hundred
+rows, read in milliseconds. NaN and infinities live in the arrays as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, delete, insert, select, update
+
+from cumulo.store import schema as t
+
+# A batch this big becomes a chunk of its own; smaller ones join the last chunk
+# of their series until it holds MERGE_LIMIT points.
+OWN_CHUNK = 512
+MERGE_LIMIT = 4096
+
+_INSERT = insert(t.metric_chunks)
+_I8 = np.dtype("<i8")
+_F8 = np.dtype("<f8")
+
+
+@dataclass
+class Series:
+    step: np.ndarray
+    timestamp: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def slice(self, start: int, stop: int | None) -> Series:
+        return Series(self.step[start:stop], self.timestamp[start:stop], self.value[start:stop])
+
+    def where(self, mask: np.ndarray) -> Series:
+        return Series(self.step[mask], self.timestamp[mask], self.value[mask])
+
+
+def _is_ordered(steps: np.ndarray, stamps: np.ndarray) -> bool:
+    if len(steps) < 2:
+        return True
+    ds = np.diff(steps)
+    if (ds < 0).any():
+        return False
+    same = ds == 0
+    return not (same & (np.diff(stamps) < 0)).any()
+
+
+def append(
+    conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]], lock: bool
+) -> dict[str, tuple[int, int, float]]:
+    """Store validated ``(key, value, step, timestamp)`` points; return each key's latest point.
+
+    ``lock`` takes a row lock on the chunk being extended (PostgreSQL), so two
+    writers to one series cannot lose each other's points.
+    """
+    keys, value_list, step_list, stamp_list = zip(*points, strict=True)
+    values_all = np.array(value_list, dtype=_F8)
+    steps_all = np.array(step_list, dtype=_I8)
+    stamps_all = np.array(stamp_list, dtype=_I8)
+    distinct = set(keys)
+    groups: dict[str, Any]
+    if len(distinct) == 1:  # the common case: one series per batch
+        groups = {keys[0]: slice(None)}
+    else:
+        key_array = np.array(keys, dtype=object)
+        groups = {k: key_array == k for k in distinct}
+    latest: dict[str, tuple[int, int, float]] = {}
+    for key, pick in groups.items():
+        values, steps, stamps = values_all[pick], steps_all[pick], stamps_all[pick]
+        last_i = int(np.lexsort((stamps, steps))[-1]) if len(steps) > 1 else 0
+        latest[key] = (int(steps[last_i]), int(stamps[last_i]), float(values[last_i]))
+        if len(steps) < OWN_CHUNK and _merge(conn, run_id, key, steps, stamps, values, lock):
+            continue
+        conn.execute(
+            _INSERT,
+            {
+                "run_id": run_id,
+                "key": key,
+                "size": len(steps),
+                "min_step": int(steps.min()),
+                "max_step": int(steps.max()),
+                "step_data": steps.tobytes(),
+                "time_data": stamps.tobytes(),
+                "value_data": values.tobytes(),
+            },
+        )
+    return latest
+
+
+def _merge(
+    conn: Connection,
+    run_id: str,
+    key: str,
+    steps: np.ndarray,
+    stamps: np.ndarray,
+    values: np.ndarray,
+    lock: bool,
+) -> bool:
+    c = t.metric_chunks
+    q = (
+        select(
+            c.c.id,
+            c.c.size,
+            c.c.min_step,
+            c.c.max_step,
+            c.c.step_data,
+            c.c.time_data,
+            c.c.value_data,
+        )
+        .where(c.c.run_id == run_id, c.c.key == key)
+        .order_by(c.c.id.desc())
+        .limit(1)
+    )
+    if lock:
+        q = q.with_for_update()
+    last = conn.execute(q).first()
+    if last is None or last.size + len(steps) > MERGE_LIMIT:
+        return False
+    conn.execute(
+        update(c)
+        .where(c.c.id == last.id)
+        .values(
+            size=last.size + len(steps),
+            min_step=min(last.min_step, int(steps.min())),
+            max_step=max(last.max_step, int(steps.max())),
+            step_data=bytes(last.step_data) + steps.tobytes(),
+            time_data=bytes(last.time_data) + stamps.tobytes(),
+            value_data=bytes(last.value_data) + values.tobytes(),
+        )
+    )
+    return True
+
+
+def read(
+    conn: Connection,
+    run_id: str,
+    key: str,
+    start_step: int | None = None,
+    end_step: int | None = None,
+) -> Series:
+    """The series in (step, timestamp, logging) order, optionally within a step range."""
+    c = t.metric_chunks
+    q = select(c.c.step_data, c.c.time_data, c.c.value_data).where(
+        c.c.run_id == run_id, c.c.key == key
+    )
+    if start_step is not None:
+        q = q.where(c.c.max_step >= start_step)
+    if end_step is not None:
+        q = q.where(c.c.min_step <= end_step)
+    rows = conn.execute(q.order_by(c.c.id)).all()
+    if not rows:
+        empty_i, empty_f = np.empty(0, _I8), np.empty(0, _F8)
+        return Series(empty_i, empty_i.copy(), empty_f)
+    steps = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype=_I8)
+    stamps = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=_I8)
+    values = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=_F8)
+    series = Series(steps, stamps, values)
+    if not _is_ordered(steps, stamps):
+        order = np.lexsort((stamps, steps))  # stable: ties keep logging order
+        series = Series(steps[order], stamps[order], values[order])
+    if start_step is not None or end_step is not None:
+        mask = np.ones(len(series), dtype=bool)
+        if start_step is not None:
+            mask &= series.step >= start_step
+        if end_step is not None:
+            mask &= series.step <= end_step
+        series = series.where(mask)
+    return series
+
+
+def delete_runs(conn: Connection, run_ids: list[str]) -> None:
+    conn.execute(delete(t.metric_chunks).where(t.metric_chunks.c.run_id.in_(run_ids)))
+
+
+def chart_rows(
+    series: Series, axis: str, start: int | None, end: int | None, max_rows: int, buckets: int
+) -> tuple[int, str, list[tuple[Any, ...]]]:
+    """``(count, "points", [(x, value)])`` or ``(count, "buckets", [(x0, x1, min, max)])``.
+
+    Buckets split the ``axis`` range into equal widths (see ``bucket_width``);
+    min and max ignore NaN, and NaN points come back as None.
+    """
+    from cumulo.core.downsample import bucket_width
+
+    x = series.step if axis == "step" else series.timestamp
+    y = series.value
+    if axis != "step":
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+    mask = np.ones(len(x), dtype=bool)
+    if start is not None:
+        mask &= x >= start
+    if end is not None:
+        mask &= x <= end
+    x, y = x[mask], y[mask]
+    count = len(x)
+    if count <= max_rows:
+        ys = [None if v != v else v for v in y.tolist()]
+        return count, "points", list(zip(x.tolist(), ys, strict=True))
+    lo = int(x[0])
+    width = bucket_width(lo, int(x[-1]), buckets)
+    b = (x - lo) // width
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    ends = np.r_[starts[1:], len(x)] - 1
+    with np.errstate(invalid="ignore"):
+        lows = np.fmin.reduceat(y, starts)
+        highs = np.fmax.reduceat(y, starts)
+    rows = [
+        (int(x[s]), int(x[e]), None if lo_ != lo_ else lo_, None if hi_ != hi_ else hi_)
+        for s, e, lo_, hi_ in zip(starts, ends, lows.tolist(), highs.tolist(), strict=True)
+    ]
+    return count, "buckets", rows
