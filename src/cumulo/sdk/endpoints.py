@@ -44,6 +44,7 @@ class Endpoint:
         self._api = models_api(workspace)
         self._info = _info or self._api.get_endpoint(workspace.name, name)
         self._base_url: str | None = None
+        self._key: str | None = None  # the primary key, read once for run()
 
     @classmethod
     def list(cls, workspace: Workspace) -> builtins.list[Endpoint]:
@@ -265,6 +266,7 @@ class Endpoint:
 
     def regenerate_key(self, key_type: str = "primary") -> tuple[str, str]:
         keys = self._api.regenerate_key(self.workspace.name, self.name, key_type.lower())
+        self._key = None
         return keys["primary"], keys["secondary"]
 
     def run(
@@ -288,7 +290,9 @@ class Endpoint:
             body = orjson.dumps(input_data, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = {"content-type": "application/json"}
         if self._info.auth_mode == "key":
-            headers["authorization"] = f"Bearer {key or self.get_keys()[0]}"
+            if key is None and self._key is None:
+                self._key = self.get_keys()[0]
+            headers["authorization"] = f"Bearer {key or self._key}"
         elif self._info.auth_mode == "token":
             token = key or getattr(self.workspace, "_token", None)
             if not token:
@@ -300,6 +304,13 @@ class Endpoint:
             headers["cumulo-model-deployment"] = deployment
         try:
             response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=timeout)
+            if response.status_code == 401 and key is None and self._info.auth_mode == "key":
+                # The key was regenerated since we read it: read it again, once.
+                self._key = self.get_keys()[0]
+                headers["authorization"] = f"Bearer {self._key}"
+                response = httpx.post(
+                    self.scoring_uri, content=body, headers=headers, timeout=timeout
+                )
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"Cannot reach endpoint {self.name!r} at {self.scoring_uri}: {exc}"

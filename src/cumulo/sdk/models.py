@@ -34,7 +34,7 @@ def models_api(workspace: Workspace) -> ModelTransport:
     from cumulo.services.models_api import ModelsApi
 
     assert workspace._settings is not None
-    return ModelsApi(open_services(workspace._settings))
+    return ModelsApi(open_services(workspace._settings), embedded=True)
 
 
 class InferenceConfig:

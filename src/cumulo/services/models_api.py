@@ -30,8 +30,11 @@ RESERVED = (PROPERTY_TAG, FRAMEWORK_TAG, DATASETS_TAG)
 class ModelsApi:
     """Registry and endpoint calls answered in this process."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, embedded: bool = False) -> None:
+        """``embedded``: the SDK's in-process side, which serves endpoints from this process
+        once it deploys one (a server hosts them from its own lifespan instead)."""
         self.services = services
+        self.embedded = embedded
         self.registry = services.registry
         self.deployments = hosting(services).service
 
@@ -194,7 +197,10 @@ class ModelsApi:
         models: list[dict[str, Any]],
         config: dict[str, Any] | None = None,
     ) -> DeploymentInfo:
-        return self.deployments.create_deployment(workspace, endpoint, name, models, config)
+        info = self.deployments.create_deployment(workspace, endpoint, name, models, config)
+        if self.embedded:
+            serve_embedded(self.services)
+        return info
 
     def update_deployment(
         self,
@@ -204,7 +210,10 @@ class ModelsApi:
         models: list[dict[str, Any]] | None = None,
         config: dict[str, Any] | None = None,
     ) -> DeploymentInfo:
-        return self.deployments.update_deployment(workspace, endpoint, name, models, config)
+        info = self.deployments.update_deployment(workspace, endpoint, name, models, config)
+        if self.embedded:
+            serve_embedded(self.services)
+        return info
 
     def delete_deployment(self, workspace: str, endpoint: str, name: str) -> None:
         self.deployments.delete_deployment(workspace, endpoint, name)
