@@ -229,3 +229,30 @@ def test_token_auth_takes_workspace_tokens_not_keys(ws, tmp_path, scoring_code) 
     assert status(stranger) == 401  # another workspace's token neither
     ep.update(auth="key")
     assert status(ep.get_keys()[0]) == 200 and status(reader) == 401
+
+
+def test_a_hung_replica_fails_its_liveness_checks_and_is_replaced(
+    ws, tmp_path, scoring_code
+) -> None:
+    ep = _script_endpoint(
+        ws,
+        tmp_path,
+        scoring_code,
+        "hung",
+        auth="none",
+        liveness_period_s=0.3,
+        liveness_timeout_s=0.3,
+        failure_threshold=2,
+    )
+    pid = ep.run({"data": [[1, 1]]})["pid"]
+    # The model blocks its replica; the supervisor kills it long before the 60 s are up.
+    stuck = httpx.post(ep.scoring_uri, json={"sleep": 60}, timeout=50)
+    assert stuck.status_code == 502
+
+    def replaced() -> Any:
+        answer = httpx.post(ep.scoring_uri, json={"data": [[1, 1]]}, timeout=30)
+        return answer.json() if answer.status_code == 200 else None
+
+    assert _wait(replaced, what="a new replica")["pid"] != pid
+    replica = ep.deployments["blue"].replica_states[0]
+    assert "liveness checks" in (replica.error or "") and replica.restarts == 1

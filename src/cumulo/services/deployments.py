@@ -32,6 +32,7 @@ from cumulo.core.deployments import (
 )
 from cumulo.core.entities import ModelVersionInfo
 from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.jobs import EnvironmentSpec
 from cumulo.core.settings import Settings
 from cumulo.services.registry import RegistryService
 from cumulo.serving.metrics import merge, percentiles
@@ -242,6 +243,24 @@ class DeploymentService:
         timeout = spec["request_timeout_ms"]
         if not isinstance(timeout, int) or not 100 <= timeout <= 3_600_000:
             raise InvalidInput("request_timeout_ms must be between 100 and 3,600,000.")
+        for key, low, high in (
+            ("liveness_period_s", 0.1, 3600.0),
+            ("liveness_timeout_s", 0.1, 600.0),
+            ("failure_threshold", 1, 100),
+            ("startup_timeout_s", 1.0, 86_400.0),
+        ):
+            value = spec[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInput(f"{key} must be a number, got {value!r}.")
+            if not low <= value <= high:
+                raise InvalidInput(f"{key} must be between {low:g} and {high:g}, got {value}.")
+        if spec["environment"] is not None:
+            env_spec = spec["environment"]
+            if not isinstance(env_spec, dict) or not isinstance(env_spec.get("spec"), dict):
+                raise InvalidInput("environment is {'name': ..., 'spec': {...}} (an Environment).")
+            EnvironmentSpec.parse(env_spec["spec"])  # says what is wrong with it
+        if spec["compute_target"] is not None and not isinstance(spec["compute_target"], str):
+            raise InvalidInput("compute_target is the name of a Ray cluster target.")
         env = spec["environment_variables"] or {}
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and _ENV_VAR_RE.match(k) and isinstance(v, str)
