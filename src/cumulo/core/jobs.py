@@ -209,6 +209,11 @@ class EnvironmentSpec(Record):
         for r in reqs:
             if not isinstance(r, str) or "\n" in r or "\x00" in r:
                 raise InvalidInput(f"Invalid pip requirement {r!r}: one requirement per item.")
+            if r.strip().startswith("-"):
+                raise InvalidInput(
+                    f"pip option {r.strip()!r} is not allowed in pip_requirements; list "
+                    "requirements only (configure indexes in the machine's pip.conf)."
+                )
             if r.strip() and not r.strip().startswith("#"):
                 clean.append(r.strip())
         python = data.get("python")

@@ -27,6 +27,7 @@ from cumulo.core.jobs import (
     SnapshotInfo,
     TargetKind,
     arguments,
+    environment_name,
     max_retries,
     max_run_duration,
     priority,
@@ -220,7 +221,12 @@ class JobService:
         self.get_compute_target(workspace, target)
         env_name = config.get("environment") or CURRENT_ENVIRONMENT
         env_version = config.get("environment_version")
+        if env_version is not None and (
+            isinstance(env_version, bool) or not isinstance(env_version, int)
+        ):
+            raise InvalidInput(f"environment_version must be an integer, got {env_version!r}.")
         if env_name != CURRENT_ENVIRONMENT:
+            environment_name(env_name)
             env_version = self.environments.get(workspace, env_name, env_version).version
         script = script_path(config.get("script"))
         files = {f["path"] for f in self.snapshots.get(workspace, snapshot).files}
