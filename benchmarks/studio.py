@@ -137,7 +137,9 @@ def seed_cumulo(home: Path, runs: int, metrics: int, points: int) -> dict[str, A
 def seeded(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Path, Path]:
     """Both seeds, cached under benchmarks/.work/studio; MLflow seeds in the background."""
     key = f"{args.runs}runs-{args.metrics}metrics-{args.points}points"
-    cumulo_dir, mlflow_dir = WORK / f"cumulo-{key}", WORK / f"mlflow-{key}"
+    # Cumulo's seed is keyed by its store's sources too: a new storage layout seeds again.
+    store = harness.source_hash(harness.ROOT / "src" / "cumulo" / "store")
+    cumulo_dir, mlflow_dir = WORK / f"cumulo-{store}-{key}", WORK / f"mlflow-{key}"
     if args.fresh:
         shutil.rmtree(cumulo_dir, ignore_errors=True)
         shutil.rmtree(mlflow_dir, ignore_errors=True)
