@@ -316,10 +316,12 @@ def target_config(kind: Any, config: dict[str, Any] | None) -> tuple[TargetKind,
         if cfg.get("token") is not None:
             out["token"] = str(cfg["token"])
         return k, out
-    limit = cfg.get("max_concurrent")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InvalidInput(f"max_concurrent must be a positive integer, got {limit!r}.")
-    return k, {"max_concurrent": limit}
+    if cfg:
+        raise InvalidInput(
+            "A local target takes no settings (it starts every job at once); use "
+            "LocalPool(max_nodes=N) to run at most N jobs at a time."
+        )
+    return k, {}
 
 
 # --------------------------------------------------------------- snapshots

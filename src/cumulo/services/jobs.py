@@ -113,7 +113,7 @@ class JobService:
     def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
         if name == LOCAL_TARGET:
             self.tracking.get_workspace(workspace)
-            return ComputeTargetInfo(workspace, LOCAL_TARGET, "local", {"max_concurrent": None}, 0)
+            return ComputeTargetInfo(workspace, LOCAL_TARGET, "local", {}, 0)
         return self.store.get_target(workspace, name)
 
     def list_compute_targets(self, workspace: str) -> list[ComputeTargetInfo]:
