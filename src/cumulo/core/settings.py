@@ -28,6 +28,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     auth: str = "none"  # "none" | "token"
     max_request_bytes: int = 64 * 1024 * 1024
+    # The URL jobs use to reach this server; None when nothing serves the workspace.
+    public_url: str | None = None
 
     @classmethod
     def load(
@@ -48,6 +50,8 @@ class Settings:
         base = cls(home=home_path, database_url=db, artifact_root=root, s3_endpoint_url=s3)
         if "auth" not in overrides and env.get("CUMULO_AUTH"):
             overrides["auth"] = env["CUMULO_AUTH"]
+        if "public_url" not in overrides and env.get("CUMULO_PUBLIC_URL"):
+            overrides["public_url"] = env["CUMULO_PUBLIC_URL"]
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

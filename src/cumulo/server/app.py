@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +29,26 @@ DEFAULT_WORKSPACE = "default"
 log = logging.getLogger("cumulo.server")
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work of a server: the job scheduler (safe in several workers at once)."""
+    from cumulo.services.scheduler import start_scheduler
+
+    settings: Settings = app.state.settings
+    job_token = None
+    if settings.auth == "token":  # jobs report back with a token of their own
+        info, job_token = app.state.auth.create_token(
+            "*", "contributor", f"jobs of the server process {os.getpid()}"
+        )
+    scheduler = start_scheduler(app.state.services, url=settings.public_url, token=job_token)
+    try:
+        yield
+    finally:
+        scheduler.stop()
+        if job_token is not None:
+            app.state.auth.revoke_token(info.id)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or open_services(settings)
     app = FastAPI(
@@ -34,6 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version="0.1.0",
         description="A self-hosted machine learning workspace.",
         default_response_class=JsonResponse,
+        lifespan=_lifespan,
     )
     if settings.auth not in ("none", "token"):
         raise ValueError(f"auth must be 'none' or 'token', got {settings.auth!r}")

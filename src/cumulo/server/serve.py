@@ -63,6 +63,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     if settings.s3_endpoint_url:
         env["CUMULO_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    if settings.public_url:
+        env["CUMULO_PUBLIC_URL"] = settings.public_url
     return env
 
 
@@ -88,8 +90,14 @@ def serve(
     access_log: bool = False,
 ) -> None:
     """Serve the workspace API until interrupted."""
+    import dataclasses
+
     import uvicorn
 
+    if settings.public_url is None:  # jobs started by this server report back here
+        reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        reach = f"[{reach}]" if ":" in reach else reach
+        settings = dataclasses.replace(settings, public_url=f"http://{reach}:{port}")
     os.environ.update(settings_env(settings))
     uvicorn.run(
         "cumulo.server.serve:app_from_env",
