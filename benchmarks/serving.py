@@ -326,6 +326,11 @@ def endpoint_side(model: Path, work: Path, args: argparse.Namespace) -> dict[str
         raise harness.BenchError(f"the endpoint's clients failed: {proc.stderr[-1500:]}")
     found: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     found["ready_s"] = deployed
+    # A second deployment forks its replica from the warm preloader.
+    started = time.perf_counter()
+    second = Model.deploy(ws, "iris-2", [registered])
+    found["warm_ready_s"] = time.perf_counter() - started
+    second.delete()
     ep.delete()
     from cumulo.services.supervisor import stop_all
 
@@ -395,6 +400,14 @@ def report(
     ms = lambda v: f"{v:.2f} ms"  # noqa: E731
     rows = [
         row("time to ready", "ready_s", lambda v: f"{v:.2f} s", "lower"),
+        [
+            "time to ready, warm (next deployment)",
+            "—",
+            f"{e['warm_ready_s']:.2f} s",
+            "—",
+            "—",
+            harness.ratio(m["ready_s"] / e["warm_ready_s"]),
+        ],
         row("memory per replica, RSS", "rss_mib", lambda v: f"{v:.0f} MiB", "lower"),
         row("memory per replica, PSS", "pss_mib", lambda v: f"{v:.0f} MiB", "lower"),
         row("single row, p50 (sequential)", "p50_ms", ms, "lower"),
@@ -411,8 +424,10 @@ def report(
         f"{harness.verdict(rps_x, TARGETS['rps'])}",
         f"- p99 at most a third of MLflow's: {p99_x:.2f} of it — "
         f"{'**met**' if p99_x <= TARGETS['p99'] else '**not met**'}",
-        f"- ready in under {TARGETS['ready_s']:g} s: {c['ready_s']:.2f} s — "
-        f"{'**met**' if c['ready_s'] < TARGETS['ready_s'] else '**not met**'}",
+        f"- ready in under {TARGETS['ready_s']:g} s: {c['ready_s']:.2f} s for a fresh "
+        f"interpreter — {'**met**' if c['ready_s'] < TARGETS['ready_s'] else '**not met**'}; "
+        f"{e['warm_ready_s']:.2f} s for a deployment forked from the warm preloader — "
+        f"{'**met**' if e['warm_ready_s'] < TARGETS['ready_s'] else '**not met**'}",
         f"- errors under load: {c['errors']} (replica), {e['errors']} (embedded endpoint), "
         f"{srv['errors']} (server endpoint), "
         f"{m['errors']} (MLflow)",
@@ -423,7 +438,9 @@ def report(
         "router with a key, which adds a hop: embedded (the router in the deploying process) "
         "and on a `cumulo server` (the router mounted in the server's app, one worker). Their "
         '"time to ready" is the whole `Model.deploy` call: registry copy, replica start, '
-        "health check. MLflow is `mlflow models serve --env-manager local` "
+        "health check; the first one also starts the supervisor and its preloader (which "
+        "imports numpy, scikit-learn and uvicorn once), later ones fork from it. MLflow is "
+        "`mlflow models serve --env-manager local` "
         f"({harness.MLFLOW_REQUIREMENT}, its own virtual environment, one worker). The clients "
         "share the machine's cores with the servers, as they would in a test on one machine."
     )

@@ -247,7 +247,7 @@ def test_a_hung_replica_fails_its_liveness_checks_and_is_replaced(
     pid = ep.run({"data": [[1, 1]]})["pid"]
     # The model blocks its replica; the supervisor kills it long before the 60 s are up.
     stuck = httpx.post(ep.scoring_uri, json={"sleep": 60}, timeout=50)
-    assert stuck.status_code == 502
+    assert stuck.status_code in (502, 503)  # dropped while answering, or restarting
 
     def replaced() -> Any:
         answer = httpx.post(ep.scoring_uri, json={"data": [[1, 1]]}, timeout=30)

@@ -40,6 +40,7 @@ from cumulo.services.deployments import DeploymentService
 from cumulo.services.ray_serving import RayServeSet, serve_port
 from cumulo.serving.local import LocalReplicaSet, Summary, Want
 from cumulo.serving.metrics import MetricsBuffer
+from cumulo.serving.preload import Preloader
 from cumulo.serving.proxy import EndpointRouter
 from cumulo.store.deployments import DeploymentStore
 
@@ -51,6 +52,12 @@ TICK_S = 0.2
 FLUSH_EVERY_S = 5.0
 # Replicas answer small requests fastest with one math thread each.
 THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Replicas fork from a preloader that imported numpy, scikit-learn and uvicorn once
+# (CUMULO_SERVING_PRELOAD=0 starts each one as a fresh interpreter instead).
+
+
+def _preload_enabled() -> bool:
+    return os.environ.get("CUMULO_SERVING_PRELOAD", "1") != "0"
 
 
 class Supervisor:
@@ -70,10 +77,27 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="cumulo-prepare")
+        self._preload: Preloader | None = None
         self._next_lease = 0.0
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
 
+    def _preloader(self) -> Preloader | None:
+        """The warm-start preloader of this interpreter (started again if it died)."""
+        if self._preload is None or not self._preload.alive:
+            try:
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                self._preload = Preloader(sys.executable, env, THREAD_DEFAULTS)
+            except OSError:
+                log.warning("cannot start the preloader; replicas start cold", exc_info=True)
+                self._preload = None
+            for replica_set in self._sets.values():
+                if isinstance(replica_set, LocalReplicaSet):
+                    replica_set.preloader = self._preload
+        return self._preload
+
     def start(self) -> Supervisor:
+        if _preload_enabled():
+            self._preloader()  # warm by the time the first replica is wanted
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._loop, name="cumulo-supervisor", daemon=True
@@ -99,6 +123,9 @@ class Supervisor:
         for replica_set in self._sets.values():
             replica_set.stop_all()
         self._sets.clear()
+        if self._preload is not None:
+            self._preload.stop()
+            self._preload = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.flush()
@@ -163,7 +190,8 @@ class Supervisor:
                     name, f"cumulo-{dep_id}", backend, port, self._reporter(dep_id)
                 )
             else:
-                replica_set = LocalReplicaSet(name, self._reporter(dep_id))
+                preloader = self._preloader() if _preload_enabled() else None
+                replica_set = LocalReplicaSet(name, self._reporter(dep_id), preloader)
             self._sets[dep_id] = replica_set
         summary = replica_set.reconcile(want)
         if problem is not None:

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from cumulo.core.deployments import DeploymentState, ReplicaState
 from cumulo.core.entities import now_ms
+from cumulo.serving.preload import PreloadedProcess, Preloader
 
 log = logging.getLogger("cumulo.serving")
 
@@ -44,6 +45,7 @@ STOP_GRACE_S = 30.0
 MAX_BACKOFF_S = 30.0
 INIT_ATTEMPTS = 3
 LOG_TAIL = 30
+WARMING_WAIT_S = 30.0  # past this, a replica starts cold rather than wait for the preloader
 
 Report = Callable[..., None]  # report(slot, generation, **values); values=None removes
 
@@ -70,7 +72,7 @@ class _Replica:
     slot: int
     want: Want
     state: str = ReplicaState.STARTING.value
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | PreloadedProcess | None = None
     log_fh: IO[bytes] | None = None
     url: str | None = None
     restarts: int = 0
@@ -106,11 +108,12 @@ class Summary:
 class LocalReplicaSet:
     """The replica processes of one deployment on this machine."""
 
-    def __init__(self, name: str, report: Report) -> None:
+    def __init__(self, name: str, report: Report, preloader: Preloader | None = None) -> None:
         self.name = name
         self.report = report
+        self.preloader = preloader  # forks warm replicas for the default interpreter
         self.replicas: list[_Replica] = []
-        self._stopping: list[tuple[subprocess.Popen[bytes], float]] = []
+        self._stopping: list[tuple[subprocess.Popen[bytes] | PreloadedProcess, float]] = []
         self._ever_ready: set[int] = set()
 
     # -------------------------------------------------------------- reconcile
@@ -128,6 +131,8 @@ class LocalReplicaSet:
             # During an update, start one new replica at a time; at creation, all at once.
             if older and starting:
                 break
+            if self._preloader_warming(want):
+                break  # it will fork this replica in far less time than a cold start takes
             r = _Replica(slot, want)
             self.replicas.append(r)
             current[slot] = r
@@ -187,7 +192,7 @@ class LocalReplicaSet:
         r.log_fh.flush()
         env = {**os.environ, **want.env}
         try:
-            r.proc = subprocess.Popen(
+            r.proc = self._warm(want, spec_path, r.log_path, env) or subprocess.Popen(
                 [want.python, "-m", "cumulo.serving.replica", str(spec_path)],
                 stdout=r.log_fh,
                 stderr=subprocess.STDOUT,
@@ -216,6 +221,32 @@ class LocalReplicaSet:
             log_path=str(r.log_path),
             started_at=now_ms(),
         )
+
+    def _preloader_warming(self, want: Want) -> bool:
+        pre = self.preloader
+        return (
+            pre is not None
+            and pre.python == want.python
+            and pre.alive
+            and not pre.ready.is_set()
+            and time.monotonic() - pre.started < WARMING_WAIT_S
+        )
+
+    def _warm(
+        self, want: Want, spec: Path, log_path: Path, env: dict[str, str]
+    ) -> PreloadedProcess | None:
+        """A replica forked from the preloader, when it runs this interpreter and settings."""
+        pre = self.preloader
+        if pre is None or pre.python != want.python or not pre.alive or not pre.ready.is_set():
+            return None
+        # Thread counts are read when numpy loads: the preloader's must be the ones wanted.
+        if any(env.get(k) != v for k, v in pre.thread_env.items()):
+            return None
+        try:
+            return pre.spawn(spec, log_path, want.cwd, env)
+        except OSError as exc:
+            log.warning("warm start failed (%s); starting replica %s cold", exc, self.name)
+            return None
 
     def _check(self, r: _Replica, now: float) -> None:
         if r.drain_until is not None:
