@@ -96,8 +96,6 @@ class Supervisor:
         return self._preload
 
     def start(self) -> Supervisor:
-        if _preload_enabled():
-            self._preloader()  # warm by the time the first replica is wanted
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._loop, name="cumulo-supervisor", daemon=True
@@ -165,6 +163,8 @@ class Supervisor:
         dep_id, generation = dep["id"], dep["generation"]
         want = self._wants.get(dep_id)
         problem: dict[str, Any] | None = None
+        if not dep["spec"].get("compute_target") and _preload_enabled():
+            self._preloader()  # warming while the generation's files are prepared
         if want is None or want.generation != generation:
             key = (dep_id, generation)
             future = self._prepared.get(key)

@@ -64,6 +64,7 @@ def _child(request: dict[str, Any]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.chdir(request["cwd"])
+    sys.path[0:1] = [request["cwd"]]  # as `python -m` would: the working folder first
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["cumulo.serving.replica", request["spec"]]
