@@ -52,7 +52,7 @@ class ScoringApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await run_lifespan(receive, send)
             return
         if kind != "http":
             return
@@ -60,22 +60,22 @@ class ScoringApp:
         if method == "POST" and path in ("/invocations", "/score"):
             await self._score(scope, receive, send)
         elif method == "GET" and path in ("/ping", "/health"):
-            await _answer(send, 200, b"\n", _JSON)
+            await send_answer(send, 200, b"\n", _JSON)
         elif method == "GET" and path == "/version":
-            await _answer(send, 200, VERSION, _TEXT)
+            await send_answer(send, 200, VERSION, _TEXT)
         elif method == "GET" and path == "/info":
-            await _answer(send, 200, self.info, _JSON)
+            await send_answer(send, 200, self.info, _JSON)
         else:
             body = orjson.dumps(
                 {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route {method} {path}."}
             )
-            await _answer(send, 404, body, _JSON)
+            await send_answer(send, 404, body, _JSON)
 
     async def _score(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             msg = {"error_code": "PAYLOAD_TOO_LARGE", "message": "The body is over 100 MiB."}
-            await _answer(send, 413, orjson.dumps(msg), _JSON)
+            await send_answer(send, 413, orjson.dumps(msg), _JSON)
             return
         content_type = ""
         for name, value in scope["headers"]:
@@ -83,7 +83,7 @@ class ScoringApp:
                 content_type = value.decode("latin-1")
                 break
         status, out = answer(self.predictor, body, content_type)
-        await _answer(send, status, out, _JSON)
+        await send_answer(send, status, out, _JSON)
 
 
 def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -104,7 +104,7 @@ def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, b
         )
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
@@ -121,7 +121,9 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(parts)
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def send_answer(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -132,7 +134,7 @@ async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def run_lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

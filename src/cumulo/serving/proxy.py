@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from cumulo.core.errors import CumuloError, NotFound, Unauthenticated
-from cumulo.serving.app import Receive, Scope, Send, _answer, _read_body
+from cumulo.core.errors import HTTP_STATUS, CumuloError, NotFound, Unauthenticated, Unavailable
+from cumulo.serving.app import Receive, Scope, Send, read_body, run_lifespan, send_answer
 from cumulo.serving.metrics import MetricsBuffer
 from cumulo.serving.openapi import endpoint_openapi
 from cumulo.serving.upstream import Pool, UpstreamError, UpstreamTimeout
@@ -76,9 +76,7 @@ class EndpointRouter:
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            from cumulo.serving.app import _lifespan
-
-            await _lifespan(receive, send)
+            await run_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -97,21 +95,19 @@ class EndpointRouter:
             elif action == "swagger.json" and method == "GET":
                 table = await self._table(workspace, endpoint)
                 doc = endpoint_openapi(workspace, endpoint, table.data)
-                await _answer(send, 200, orjson.dumps(doc), _JSON)
+                await send_answer(send, 200, orjson.dumps(doc), _JSON)
             elif action in ("health", "ping") and method == "GET":
                 table = await self._table(workspace, endpoint)
                 ready = {n: len(d["urls"]) for n, d in table.data["deployments"].items()}
                 status = 200 if any(ready.values()) else 503
-                await _answer(send, status, orjson.dumps({"ready_replicas": ready}), _JSON)
+                await send_answer(send, status, orjson.dumps({"ready_replicas": ready}), _JSON)
             else:
                 raise NotFound(f"No route {method} {path}.")
         except CumuloError as exc:
-            from cumulo.core.errors import HTTP_STATUS
-
             headers = list(_JSON)
             if isinstance(exc, Unauthenticated):
                 headers.append((b"www-authenticate", b"Bearer"))
-            await _answer(
+            await send_answer(
                 send, HTTP_STATUS.get(exc.code, 500), orjson.dumps(exc.to_dict()), headers
             )
 
@@ -186,8 +182,6 @@ class EndpointRouter:
         live = [(n, w) for n, w in traffic.items() if w > 0 and deployments.get(n, {}).get("urls")]
         if not live:
             # Nothing ready where the traffic goes: say why instead of timing out.
-            from cumulo.core.errors import Unavailable
-
             if not traffic:
                 raise Unavailable(
                     f"Endpoint {endpoint!r} sends no traffic to any deployment yet; set it "
@@ -221,10 +215,10 @@ class EndpointRouter:
         started = time.perf_counter()
         table = await self._table(workspace, endpoint)
         await self._authorize(scope, table, workspace, endpoint)
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             msg = {"error_code": "PAYLOAD_TOO_LARGE", "message": "The body is over 100 MiB."}
-            await _answer(send, 413, orjson.dumps(msg), _JSON)
+            await send_answer(send, 413, orjson.dumps(msg), _JSON)
             return
         content_type = _header(scope, (b"content-type",)) or "application/json"
         deployment = self._choose(scope, table, endpoint)
@@ -251,7 +245,7 @@ class EndpointRouter:
                         "response": payload[:LOG_BODY_LIMIT].decode("utf-8", "replace"),
                     }
                 )
-        await _answer(send, status, payload, headers)
+        await send_answer(send, status, payload, headers)
         mirror = table.data.get("mirror_traffic") or {}
         for name, percent in mirror.items():
             if name != deployment and random.random() * 100 < percent:
