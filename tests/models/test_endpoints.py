@@ -201,6 +201,16 @@ def test_traffic_split_and_targeted_deployment(ws, tmp_path, scoring_code) -> No
     with pytest.raises(Exception, match="takes 30% of the traffic"):
         ep.delete_deployment("green")
     ep.update_traffic({"blue": 100})
+    ep.mirror_traffic({"green": 50})  # copies of requests; their answers are dropped
+    with httpx.Client() as client:
+        for _ in range(100):
+            r = client.post(ep.scoring_uri, json={"data": [[1, 1]]})
+            assert r.headers["cumulo-model-deployment"] == "blue"
+    mirrored = _wait(
+        lambda: sum(m["requests"] for m in ep.get_metrics("green")) - seen["green"] >= 15,
+        what="mirrored requests",
+    )
+    assert mirrored
     ep.delete_deployment("green")
     assert set(ep.deployments) == {"blue"}
     ep.delete()
