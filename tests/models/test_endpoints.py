@@ -266,3 +266,14 @@ def test_a_hung_replica_fails_its_liveness_checks_and_is_replaced(
     assert _wait(replaced, what="a new replica")["pid"] != pid
     replica = ep.deployments["blue"].replica_states[0]
     assert "liveness checks" in (replica.error or "") and replica.restarts == 1
+
+
+def test_an_endpoint_on_every_backend(workspace, tmp_path, scoring_code) -> None:
+    """Embedded SQLite, embedded PostgreSQL + S3, and hosted by a `cumulo server`."""
+    ep = _script_endpoint(workspace, tmp_path, scoring_code, "everywhere", replicas=2)
+    assert ep.run({"data": [[1, 2], [3, 4]]})["result"] == [6, 14]
+    blue = ep.deployments["blue"]
+    assert blue.state == "Healthy" and blue.ready_replicas == 2
+    assert "model loaded" in ep.get_logs()
+    ep.delete()
+    assert Endpoint.list(workspace) == []
