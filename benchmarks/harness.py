@@ -40,13 +40,20 @@ run on the same machine: each figure below was taken in the same invocation as
 the figure it is compared with, and the comparison is given as a ratio, since
 absolute figures move with the machine and its load.
 
-Run them all with `make bench`, or one at a time with
-`.venv/bin/python benchmarks/run.py <name>` (`store`, `server`;
-`--help` lists the options). MLflow is installed in the benchmark's own
+Run the store and server benchmarks with `make bench`, or one at a time with
+`.venv/bin/python benchmarks/run.py <name>` (`store`, `server`; `--help` lists
+the options). MLflow is installed in the benchmark's own
 environment (`benchmarks/.work/mlflow-venv`, `mlflow==3.17.2`), FastTrackML in
 another (`benchmarks/.work/fml-venv`); both are created on first use. Seeded
 databases are kept in `benchmarks/.work/seed` so later runs skip seeding;
-`--fresh` seeds again. Each run rewrites its own section below.
+`--fresh` seeds again. Each run rewrites its own section below and leaves the
+others alone; the studio and serving sections come from their own scripts
+(`benchmarks/studio.py`, `benchmarks/serving.py`), whose command each section
+names.
+
+The machine these figures come from is shared, so each section states its load
+average: absolute figures drop when it is busy, while the ratios, measured in
+the same run, move much less.
 """
 
 
@@ -275,6 +282,8 @@ def compare(value: float | None, words: tuple[str, str] | None = None) -> str:
         return "—"
     if words is None:
         return ratio(value)
+    if round(value, 2) == 1:
+        return "same"
     return f"{ratio(value)} {words[0]}" if value >= 1 else f"{ratio(1 / value)} {words[1]}"
 
 
