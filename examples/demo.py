@@ -1,50 +1,217 @@
-"""The main job: train a few models, track them, and find the best run.
+"""The main job: track, train as jobs, compare, register, deploy and roll out.
 
-Runs on the embedded default (SQLite + a local folder under $CUMULO_HOME or
-~/.cumulo); nothing else needs to be running.
+Everything runs on the embedded default: an SQLite database and a folder under
+$CUMULO_HOME (or ~/.cumulo), local processes, and a `cumulo server` on this
+machine over the same home. Nothing else needs to be running.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-from cumulo import Experiment, Workspace
-from train import train
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from cumulo import (  # noqa: E402
+    ComputeTarget,
+    DeploymentConfig,
+    Experiment,
+    InferenceConfig,
+    LocalPool,
+    Model,
+    ScriptRunConfig,
+    Workspace,
+)
+from cumulo.core.settings import default_home  # noqa: E402
+from train import train  # noqa: E402
 
 console = Console()
+WORKSPACE = "demo"
+# Every run of one demo invocation carries this tag, so reruns are compared apart.
+SESSION = {"demo": time.strftime("%Y%m%d-%H%M%S")}
+
+
+def step(title: str) -> None:
+    console.rule(f"[bold]{title}")
+
+
+def track_in_process() -> Experiment:
+    """1. Interactive runs: the SDK writes straight into the embedded store."""
+    step("1. Track runs from a script (embedded: SQLite + a local folder)")
+    ws = Workspace.create(WORKSPACE, exist_ok=True)
+    console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
+    exp = Experiment(ws, "digits-sgd")
+    scratch = Path(tempfile.mkdtemp(prefix="cumulo-demo-"))
+    for alpha in (1e-1, 1e-2, 1e-3):
+        with exp.start_logging(
+            display_name=f"alpha={alpha:g}", tags={**SESSION, "via": "SDK"}
+        ) as run:
+            accuracy = train(run, alpha=alpha, epochs=15, outputs=scratch / run.id)
+        console.print(f"  run #{run.number} {run.display_name}: accuracy {accuracy:.4f}")
+    return exp
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """2. A `cumulo server` over the same home: the team's shared entry point."""
+    step("2. Start `cumulo server` over the same home")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(home / "demo-server.log", "ab")  # noqa: SIM115 - handed to the server process
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cumulo.cli.main",
+            "server",
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() - started > 60:
+            raise SystemExit(f"cumulo server did not start; see {home / 'demo-server.log'}")
+        time.sleep(0.1)
+    console.print(f"Server ready at {url} in {time.monotonic() - started:.1f}s")
+    return proc, url
+
+
+def submit_jobs(ws: Workspace) -> list[str]:
+    """3. The training script as jobs on a managed pool, logs streamed live."""
+    step("3. Submit the training script as jobs to a local pool")
+    if "cpu-pool" not in ws.compute_targets:
+        ComputeTarget.create(
+            ws, "cpu-pool", LocalPool(max_nodes=2, idle_seconds_before_scaledown=60)
+        )
+    exp = Experiment(ws, "digits-sgd")
+    runs = [
+        exp.submit(
+            ScriptRunConfig(
+                HERE,
+                "train.py",
+                arguments=["--alpha", alpha, "--epochs", 15],
+                compute_target="cpu-pool",
+            ),
+            tags={**SESSION, "via": "job"},
+        )
+        for alpha in ("3e-3", "3e-4")
+    ]
+    for run in runs:
+        console.print(f"[dim]── logs of job run #{run.number} ──[/dim]")
+        run.wait_for_completion(show_output=True, raise_on_error=True)
+    return [run.id for run in runs]
+
+
+def log_with_mlflow(url: str) -> None:
+    """4. Existing MLflow code logs to Cumulo unchanged."""
+    step("4. Log a run with the MLflow client")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(f"{url}/ws/{WORKSPACE}")
+    mlflow.set_experiment("digits-sgd")
+    with mlflow.start_run(run_name="mlflow-baseline", tags={**SESSION, "via": "MLflow"}) as active:
+        mlflow.log_param("model", "majority-class")
+        for epoch in range(3):
+            mlflow.log_metric("accuracy", 0.1, step=epoch)
+    console.print(f"MLflow run {active.info.run_id} logged through {url}/ws/{WORKSPACE}")
+
+
+def show_best(ws: Workspace, url: str) -> list:  # type: ignore[type-arg]
+    """5. One store for everything: SDK runs, job runs and MLflow runs side by side."""
+    step("5. Compare every run and find the best")
+    exp = Experiment(ws, "digits-sgd")
+    runs = list(
+        exp.get_runs(filter=f"tags.demo = '{SESSION['demo']}'", order_by="metrics.accuracy DESC")
+    )
+    table = Table(title=f"Runs of {exp.name!r}, best first")
+    for column in ("#", "name", "logged by", "status", "accuracy"):
+        table.add_column(column)
+    for r in runs:
+        by = r.info.tags.get("via", "")
+        acc = r.info.metrics.get("accuracy")
+        table.add_row(
+            str(r.number), r.display_name, by, r.info.status, f"{acc.value:.4f}" if acc else ""
+        )
+    console.print(table)
+    best = runs[0]
+    console.print(f"Best run: #{best.number} {best.display_name}")
+    console.print(f"Studio page of the best run: [link]{url}/ws/{ws.name}/runs/{best.id}[/link]")
+    return runs
+
+
+def deploy(ws: Workspace, runs: list) -> None:  # type: ignore[type-arg]
+    """6. Register the best model, serve it with a key, roll out a second version at 10%."""
+    step("6. Register the best model, deploy it, roll out a second version")
+    from sklearn.datasets import load_digits
+
+    scoring = InferenceConfig(entry_script="score.py", source_directory=str(HERE / "serve"))
+    best, runner_up = [r for r in runs if "outputs/model.pkl" in r.get_file_names()][:2]
+    blue = best.register_model("digits", model_path="outputs/model.pkl", tags={"stage": "champion"})
+    blue.set_alias("champion")
+    console.print(f"Registered digits version {blue.version} from run #{best.number}")
+    endpoint = Model.deploy(
+        ws, "digits", [blue], scoring, DeploymentConfig(replicas=1), overwrite=True
+    )
+    key, _ = endpoint.get_keys()
+    digits = load_digits()
+    rows, truth = digits.data[:5], [int(t) for t in digits.target[:5]]
+    answer = httpx.post(
+        endpoint.scoring_uri,
+        json={"data": rows.tolist()},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    console.print(f"Scored 5 rows with the endpoint key: {answer.json()} (true labels: {truth})")
+    green = runner_up.register_model("digits", model_path="outputs/model.pkl")
+    if "green" in endpoint.deployments:  # the demo ran before: roll the new version in
+        endpoint.update(deployment="green", models=[green], inference_config=scoring)
+    else:
+        endpoint.add_deployment("green", [green], scoring)
+    endpoint.update_traffic({"blue": 90, "green": 10})
+    console.print(f"Version {green.version} rolled out as 'green' with 10% of the traffic")
+    console.print(f"Endpoint URL: [link]{endpoint.scoring_uri}[/link]")
 
 
 def main() -> None:
-    ws = Workspace.create("demo", exist_ok=True)
-    exp = Experiment(ws, "digits-sgd")
-    console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
-    scratch = Path(tempfile.mkdtemp(prefix="cumulo-demo-"))
-    for alpha in (1e-1, 1e-2, 1e-3, 1e-4):
-        with exp.start_logging(display_name=f"alpha={alpha:g}", tags={"demo": "tracking"}) as run:
-            accuracy = train(run, alpha=alpha, epochs=15, outputs=scratch / run.id)
-        console.print(f"  run #{run.number} {run.display_name}: accuracy {accuracy:.4f}")
-
-    best = next(exp.get_runs(filter="tags.demo = 'tracking'", order_by="metrics.accuracy DESC"))
-    metrics = best.get_metrics()
-    table = Table(title=f"Best run of {exp.name!r} by accuracy")
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    table.add_row("run", f"#{best.number} {best.display_name} ({best.id})")
-    table.add_row("accuracy (last epoch)", f"{metrics['accuracy'][-1]:.4f}")
-    table.add_row("f1_macro", f"{metrics['f1_macro']:.4f}")
-    table.add_row("params", ", ".join(f"{k}={v}" for k, v in best.get_params().items()))
-    table.add_row("files", ", ".join(best.get_file_names()))
-    console.print(table)
-    console.print(f"Workspace data lives in {ws.location}")
+    home = default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    track_in_process()
+    server, url = start_server(home)
+    try:
+        ws = Workspace.connect(url, WORKSPACE)
+        submit_jobs(ws)
+        log_with_mlflow(url)
+        runs = show_best(ws, url)
+        deploy(ws, runs)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    step("Done")
+    console.print(f"Workspace data lives in {home}")
     console.print(
-        f"Try: cumulo run list {exp.name} -w {ws.name} --order-by 'metrics.accuracy DESC'"
+        f"Open the studio again with: cumulo server --home {home}   then http://127.0.0.1:5000/ws/{WORKSPACE}"
     )
 
 

@@ -483,6 +483,24 @@ class PoolNodeWorker:
         self.lease_ms = int(LEASE_SECONDS * 1000)
         self.stop = threading.Event()
         self._busy: str | None = None
+        self._checked_at = 0.0
+
+    def _server_gone(self) -> bool:
+        """True when the server this node reports to stopped answering.
+
+        A node outlives the server that started it; jobs it took then would
+        report to a dead address. It stops instead, and the next server's
+        scheduler starts nodes that report to it.
+        """
+        if not self.endpoint.url or time.monotonic() - self._checked_at < 2.0:
+            return False
+        self._checked_at = time.monotonic()
+        import httpx
+
+        try:
+            return httpx.get(self.endpoint.url + "/health", timeout=5).status_code != 200
+        except httpx.HTTPError:
+            return True
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(HEARTBEAT_SECONDS):
@@ -503,6 +521,8 @@ class PoolNodeWorker:
                     cfg = self.jobs.get_compute_target(self.workspace, self.target).config
                 except CumuloError:
                     return  # the target was deleted
+                if self._server_gone():
+                    return
                 job = store.lease_next(
                     self.node_id,
                     self.lease_ms,
