@@ -10,13 +10,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from cumulo.server.studio import compare, compute, data, pages, runs, web
+from cumulo.server.studio import compare, compute, data, endpoints, models, pages, runs, web
 
 
 def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
-    for module in (pages, runs, compare, compute, data):
+    for module in (pages, runs, compare, compute, data, models, endpoints):
         app.include_router(module.router)
+    app.include_router(endpoints.data_router)
 
 
 def run_url(workspace: str, run_id: str) -> str:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from cumulo.core.entities import MetricRecord, RunInfo
 from cumulo.core.status import TERMINAL
-from cumulo.server.studio import files, logs, web
+from cumulo.server.studio import files, logs, models, web
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 
@@ -67,6 +67,7 @@ def overview(request: Request, ws: str, run_id: str) -> Response:
         parent=parent,
         frames=failing_lines(traceback),
         details=_details(run),
+        registered=models.versions_of_run(web.services(request), ws, run_id),
     )
 
 

@@ -28,7 +28,10 @@ DATA_PREFIX = "/studio-data"
 COOKIE = "cumulo_token"
 # Asset URLs carry a hash of their content, so browsers refetch them after a change.
 ASSET_VERSION = hashlib.sha256(
-    b"".join((STATIC / n).read_bytes() for n in ("studio.js", "studio.css", "VERSIONS"))
+    b"".join(
+        (STATIC / n).read_bytes()
+        for n in ("studio.js", "studio.css", "VERSIONS", "serving.js", "serving.css")
+    )
 ).hexdigest()[:10]
 
 
