@@ -1,0 +1,99 @@
+"""The base of the metadata store: one engine, and queries scoped by workspace.
+
+Every public method of the store opens one transaction through
+``Database.transaction`` and resolves the workspace first (``_workspace_id``),
+then reaches runs only through ``_run_row`` and experiments only through
+``_experiment_row``, both scoped by workspace: no query can cross workspaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cumulo.core.errors import InvalidState, NotFound
+from cumulo.store import schema as t
+from cumulo.store.db import Database
+
+CHUNK = 500  # ids per IN (...) clause
+
+
+class ScopedStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ws_ids: dict[str, int] = {}
+        dialect = postgresql if not db.is_sqlite else sqlite
+        self._insert = dialect.insert
+        self._latest_upsert = self._build_latest_upsert()
+        # Built once: the run lookup runs on every write, and building a select costs.
+        self._run_lookup = select(t.runs).where(
+            t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
+        )
+
+    def _build_latest_upsert(self) -> Any:
+        """Upsert of ``latest_metrics`` that keeps the point with the highest (step, time)."""
+        lm = t.latest_metrics
+        stmt = self._insert(lm)
+        newer = or_(
+            stmt.excluded.step > lm.c.step,
+            and_(stmt.excluded.step == lm.c.step, stmt.excluded.timestamp >= lm.c.timestamp),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=[lm.c.run_id, lm.c.key],
+            set_={
+                "value": stmt.excluded.value,
+                "is_nan": stmt.excluded.is_nan,
+                "step": stmt.excluded.step,
+                "timestamp": stmt.excluded.timestamp,
+            },
+            where=newer,
+        )
+
+    # ---------------------------------------------------------------- scoping
+    def _workspace_id(self, conn: Connection, name: str) -> int:
+        cached = self._ws_ids.get(name)
+        if cached is not None:
+            return cached
+        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
+        if ws_id is None:
+            raise NotFound(
+                f"Workspace {name!r} does not exist; create it with "
+                f"`cumulo workspace create {name}` or Workspace.create({name!r})."
+            )
+        self._ws_ids[name] = ws_id
+        return int(ws_id)
+
+    def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
+        row = conn.execute(self._run_lookup, {"run_id": run_id, "ws_id": ws_id}).first()
+        if row is None:
+            raise NotFound(f"Run {run_id!r} does not exist in this workspace.")
+        return row
+
+    def _live_run(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
+        row = self._run_row(conn, ws_id, run_id)
+        if row.deleted:
+            raise InvalidState(
+                f"Run {run_id} is deleted; restore it before logging to it (it must be active)."
+            )
+        return row
+
+    def _experiment_row(self, conn: Connection, ws_id: int, experiment_id: int) -> Row[Any]:
+        row = conn.execute(
+            select(t.experiments).where(
+                t.experiments.c.id == experiment_id, t.experiments.c.workspace_id == ws_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
+        return row
+
+    def _purge_runs(self, conn: Connection, run_ids: list[str]) -> None:
+        raise NotImplementedError
+
+
+def chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
