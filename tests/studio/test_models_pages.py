@@ -222,6 +222,17 @@ def test_endpoint_page_test_form_charts_snippets_and_logs(tab: Page, shop: Shop)
     )
     tab.shot("24-endpoint", full_page=True)
 
+    # The traffic split is checked by the service; its message comes back on the page.
+    page.click("#traffic-edit summary")
+    page.fill("input[name='traffic.blue']", "60")
+    page.click("#traffic-edit button[type=submit]")
+    page.wait_for_selector("#message")
+    assert "must add up to 100, they add up to 60" in page.inner_text("#message")
+    page.fill("input[name='traffic.blue']", "100")
+    page.click("#traffic-edit button[type=submit]")
+    page.wait_for_url(re.compile(r"/ws/shop/endpoints/pricer$"))
+    assert page.locator("#message").count() == 0
+
 
 @pytest.mark.slow
 def test_failed_deployment_shows_its_init_traceback(tab: Page, shop: Shop) -> None:
@@ -292,3 +303,34 @@ def _check_keys(client: Any, key: str, reader: str, contributor: str) -> None:
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     data = client.get("/studio-data/ws/shop/endpoints/pricer/logs")
     assert data.status_code == 401
+
+
+def test_snippets_are_valid_python_and_samples_follow_the_signature() -> None:
+    from cumulo.core.deployments import DeploymentInfo
+    from cumulo.server.studio.endpoints import sample_body, snippets
+
+    columns = [{"type": "double", "name": "petal length"}, {"type": "boolean", "name": "wild"}]
+    iris = DeploymentInfo(
+        endpoint="iris",
+        name="blue",
+        kind="mlflow",
+        models=[{"name": "iris", "version": 1}],
+        generation=1,
+        state="Healthy",
+        created_at=0,
+        updated_at=0,
+        spec={"signature": {"inputs": json.dumps(columns)}},
+    )
+    body = sample_body(iris)
+    assert json.loads(body) == {
+        "dataframe_split": {"columns": ["petal length", "wild"], "data": [[0.0, False]]}
+    }
+    code = snippets("http://h:1", "ws", "iris", "key", "k3y", body, server_auth=False)
+    compile(code["python"], "python-snippet", "exec")  # JSON false is Python False
+    compile(code["sdk"], "sdk-snippet", "exec")
+    assert "'False'" not in code["python"] and "False" in code["python"]
+    assert "-H 'Authorization: Bearer k3y'" in code["curl"]
+    assert code["curl"].startswith("curl -X POST 'http://h:1/endpoints/ws/iris/score'")
+    open_one = snippets("http://h:1", "ws", "iris", "none", None, '{"a": "it\'s"}', False)
+    assert "Authorization" not in open_one["curl"] + open_one["python"]
+    assert "-d '{\"a\": \"it'\\''s\"}'" in open_one["curl"]  # a quote inside the shell body
