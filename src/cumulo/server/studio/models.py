@@ -29,6 +29,7 @@ router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 MODELS_PAGE = 50
 VERSIONS_PAGE = 50
 RUN_VERSIONS = 50  # versions listed on a run's page
+SHOWN_FILES = 500  # files listed on a version's page
 
 
 # ------------------------------------------------------------------ helpers
@@ -216,6 +217,7 @@ def version_page(request: Request, ws: str, name: str, version: int) -> Response
         version=info,
         lineage=lineage,
         files=sorted((f for f in files_ if not f.is_dir), key=lambda f: f.path),
+        shown_files=SHOWN_FILES,
         signature=signature,
         tags=user_tags(info),
         properties=properties(info),
