@@ -29,6 +29,7 @@ def free_port() -> int:
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test gets its own CUMULO_HOME and working folder; env and cwd are restored."""
+    before = dict(os.environ)
     for key in list(os.environ):
         if key.startswith(("CUMULO_", "MLFLOW_")):
             monkeypatch.delenv(key)
@@ -37,7 +38,27 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("DO_NOT_TRACK", "true")
     monkeypatch.chdir(tmp_path)
     yield
+    _forget_mlflow_state()
     close_all()
+    # Libraries set variables behind monkeypatch's back (mlflow.set_experiment does).
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+
+
+def _forget_mlflow_state() -> None:
+    """The MLflow client keeps its URI, experiment and runs in module globals: reset them."""
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    fluent._active_experiment_id = None  # type: ignore[attr-defined]
+    mlflow.set_tracking_uri(None)
+    sys.modules["mlflow.tracking._model_registry.utils"]._registry_uri = None  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ PostgreSQL

@@ -25,10 +25,11 @@ from cumulo.services.scheduler import start_scheduler
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    settings = Settings.load(home=tmp_path / "server-home")
-    services = open_services(settings)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # The app's lifespan starts the scheduler; jobs report back to this URL.
+    settings = Settings.load(home=tmp_path / "server-home", public_url=url)
+    services = open_services(settings)
     config = uvicorn.Config(
         create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"
     )

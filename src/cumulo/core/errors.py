@@ -3,7 +3,8 @@
     CumuloError (INTERNAL_ERROR)
     ├── InvalidInput (INVALID_PARAMETER_VALUE)      bad names, values, filters, paths
     │   ├── InvalidPath (INVALID_PATH)              artifact paths that escape
-    │   └── PayloadTooLarge (PAYLOAD_TOO_LARGE)     request bodies, snapshots
+    │   ├── PayloadTooLarge (PAYLOAD_TOO_LARGE)     request bodies, snapshots
+    │   └── EnvironmentBuildError (ENVIRONMENT_BUILD_FAILED)  pip's own message
     ├── NotFound (RESOURCE_DOES_NOT_EXIST)
     ├── AlreadyExists (RESOURCE_ALREADY_EXISTS)
     ├── Conflict (RESOURCE_CONFLICT)                immutable values, concurrent changes
@@ -11,7 +12,8 @@
     ├── Unauthenticated (UNAUTHENTICATED)
     ├── PermissionDenied (PERMISSION_DENIED)
     ├── Unavailable (TEMPORARILY_UNAVAILABLE)       store or server not reachable
-    └── ConfigError (CONFIG_ERROR)                  missing workspace config, missing extras
+    ├── ConfigError (CONFIG_ERROR)                  missing workspace config, missing extras
+    └── RunFailed (RUN_FAILED)                      wait_for_completion(raise_on_error=True)
 
 Every error carries a stable ``code``; transports map codes to HTTP statuses in
 one table (``HTTP_STATUS``) and rebuild the same class on the client (``from_code``).
@@ -49,6 +51,12 @@ class PayloadTooLarge(InvalidInput):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class EnvironmentBuildError(InvalidInput):
+    """pip (or venv) failed; the message carries pip's own words."""
+
+    code = "ENVIRONMENT_BUILD_FAILED"
+
+
 class NotFound(CumuloError):
     code = "RESOURCE_DOES_NOT_EXIST"
 
@@ -81,6 +89,12 @@ class ConfigError(CumuloError):
     code = "CONFIG_ERROR"
 
 
+class RunFailed(CumuloError):
+    """``wait_for_completion(raise_on_error=True)`` on a run that did not complete."""
+
+    code = "RUN_FAILED"
+
+
 def _all_subclasses(cls: type[CumuloError]) -> list[type[CumuloError]]:
     out = [cls]
     for sub in cls.__subclasses__():
@@ -103,6 +117,8 @@ HTTP_STATUS: dict[str, int] = {
     "PERMISSION_DENIED": 403,
     "TEMPORARILY_UNAVAILABLE": 503,
     "CONFIG_ERROR": 400,
+    "ENVIRONMENT_BUILD_FAILED": 400,
+    "RUN_FAILED": 409,
 }
 
 

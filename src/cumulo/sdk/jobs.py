@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from cumulo.core.entities import RunInfo
-from cumulo.core.errors import CumuloError, InvalidInput, NotFound
+from cumulo.core.errors import InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     LOCAL_TARGET,
@@ -47,12 +47,6 @@ if TYPE_CHECKING:
     from cumulo.sdk.workspace import Workspace
 
 POLL_SECONDS = 0.25
-
-
-class RunFailed(CumuloError):
-    """``wait_for_completion(raise_on_error=True)`` on a run that did not complete."""
-
-    code = "RUN_FAILED"
 
 
 # ---------------------------------------------------------------- transport

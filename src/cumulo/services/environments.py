@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cumulo.core.errors import ConfigError, CumuloError, InvalidInput
+from cumulo.core.errors import ConfigError, CumuloError, EnvironmentBuildError, InvalidInput
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     BuildStatus,
@@ -37,10 +37,6 @@ BASE_PTH = "_cumulo_base.pth"
 BUILD_TIMEOUT_S = 1800
 
 Log = Callable[[str], None]
-
-
-class EnvironmentBuildError(InvalidInput):
-    """pip (or venv) failed; the message carries pip's own words."""
 
 
 def env_cache_dir(home: Path) -> Path:
