@@ -28,7 +28,7 @@ from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
 from cumulo.store.db import Database
-from cumulo.store.run_query import decode_token, encode_token
+from cumulo.store.run_query import compare, decode_token, encode_token
 
 _CHUNK = 500
 
@@ -627,30 +627,6 @@ def set_kv(
     )
 
 
-def _compare(col: Any, op: str, value: Any) -> Any:
-    if op == "=":
-        return col == value
-    if op == "!=":
-        return col != value
-    if op == ">":
-        return col > value
-    if op == ">=":
-        return col >= value
-    if op == "<":
-        return col < value
-    if op == "<=":
-        return col <= value
-    if op == "LIKE":
-        return col.like(value)
-    if op == "ILIKE":
-        return func.lower(col).like(func.lower(value))
-    if op == "IN":
-        return col.in_(list(value))
-    if op == "NOT IN":
-        return col.not_in(list(value))
-    raise InvalidInput(f"Unsupported comparator {op!r}.")
-
-
 def kv_condition(c: Clause, owner_col: Any, tbl: Any, owner: str) -> Any:
     base = [tbl.c[owner] == owner_col, tbl.c.key == c.key]
     if c.op == "IS NULL":
@@ -663,7 +639,7 @@ def kv_condition(c: Clause, owner_col: Any, tbl: Any, owner: str) -> Any:
         return ~exists().where(*base, tbl.c.value == c.value)
     if c.op == "NOT IN":
         return ~exists().where(*base, tbl.c.value.in_(list(c.value)))
-    return exists().where(*base, _compare(tbl.c.value, c.op, c.value))
+    return exists().where(*base, compare(tbl.c.value, c.op, c.value))
 
 
 def condition(c: Clause, columns: dict[str, Any], owner_col: Any, tag_table: Any, what: str) -> Any:
@@ -673,7 +649,7 @@ def condition(c: Clause, columns: dict[str, Any], owner_col: Any, tag_table: Any
     if c.entity != "attribute" or c.key not in columns:
         known = ", ".join(sorted(columns))
         raise InvalidInput(f"Cannot filter {what}s by {c.entity} {c.key!r}; known: {known}, tags.")
-    return _compare(columns[c.key], c.op, c.value)
+    return compare(columns[c.key], c.op, c.value)
 
 
 def ordered(

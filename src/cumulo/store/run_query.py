@@ -44,7 +44,8 @@ _ATTRIBUTE_COLUMNS = {
 }
 
 
-def _compare(col: Any, op: str, value: Any) -> Any:
+def compare(col: Any, op: str, value: Any) -> Any:
+    """``col <op> value`` for the comparators of the search grammar."""
     if op == "=":
         return col == value
     if op == "!=":
@@ -70,7 +71,7 @@ def _compare(col: Any, op: str, value: Any) -> Any:
 
 def clause_sql(c: Clause) -> Any:
     if c.entity == "attribute":
-        return _compare(_ATTRIBUTE_COLUMNS[c.key], c.op, c.value)
+        return compare(_ATTRIBUTE_COLUMNS[c.key], c.op, c.value)
     if c.entity == "metric":
         lm = t.latest_metrics
         base = [lm.c.run_id == t.runs.c.id, lm.c.key == c.key]
@@ -78,14 +79,14 @@ def clause_sql(c: Clause) -> Any:
             return ~exists().where(*base)
         if c.op == "IS NOT NULL":
             return exists().where(*base)
-        return exists().where(*base, ~lm.c.is_nan, _compare(lm.c.value, c.op, c.value))
+        return exists().where(*base, ~lm.c.is_nan, compare(lm.c.value, c.op, c.value))
     tbl = t.params if c.entity == "param" else t.tags
     base = [tbl.c.run_id == t.runs.c.id, tbl.c.key == c.key]
     if c.op == "IS NULL":
         return ~exists().where(*base)
     if c.op == "IS NOT NULL":
         return exists().where(*base)
-    return exists().where(*base, _compare(tbl.c.value, c.op, c.value))
+    return exists().where(*base, compare(tbl.c.value, c.op, c.value))
 
 
 def apply_order(q: Select[Any], orders: list[OrderBy]) -> Select[Any]:

@@ -7,11 +7,8 @@ the request size limit does not apply to uploads).
 
 from __future__ import annotations
 
-import io
-from collections.abc import AsyncIterator, Iterator
-from typing import IO, Annotated, Any, cast
+from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -20,12 +17,12 @@ from starlette.requests import ClientDisconnect
 from cumulo.core.errors import InvalidInput
 from cumulo.server.api.common import WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse
+from cumulo.server.streams import body_reader, file_chunks
 
 router = APIRouter(prefix=WS + "/runs/{run_id}/artifacts", tags=["artifacts"])
 
 RunId = Annotated[str, Path(max_length=64)]
 ArtifactPath = Annotated[str, Path(max_length=4096)]
-CHUNK = 1024 * 1024
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -53,7 +50,7 @@ async def upload_artifact(
     request: Request, workspace: Writable, run_id: RunId, path: ArtifactPath, service: Tracking
 ) -> JsonResponse:
     """Store the request body as the file ``path`` of the run (replacing any earlier one)."""
-    reader = cast(IO[bytes], _BodyReader(request.stream()))
+    reader = body_reader(request.stream())
     try:
         size = await run_in_threadpool(service.upload_artifact, workspace, run_id, path, reader)
     except ClientDisconnect:
@@ -68,7 +65,7 @@ def download_artifact(
     size = service.artifact_size(workspace, run_id, path)
     handle = service.open_artifact(workspace, run_id, path)
     return StreamingResponse(
-        _chunks(handle),
+        file_chunks(handle),
         media_type="application/octet-stream",
         headers={"content-length": str(size)},
     )
@@ -80,40 +77,3 @@ def delete_artifact(
 ) -> JsonResponse:
     service.delete_artifact(workspace, run_id, path)
     return JsonResponse({})
-
-
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
-async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
-    try:
-        return await chunks.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-class _BodyReader(io.RawIOBase):
-    """The request body as a blocking file, read from a worker thread as it arrives."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer and not self._done:
-            chunk = from_thread.run(_next_chunk, self._chunks)
-            if chunk is None:
-                self._done = True
-            else:
-                self._buffer = chunk
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n

@@ -8,12 +8,9 @@ Files are streamed both ways in chunks, never held whole in memory.
 
 from __future__ import annotations
 
-import io
 import posixpath
-from collections.abc import AsyncIterator, Iterator
-from typing import IO, Any, cast
+from typing import IO
 
-from anyio import from_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -24,11 +21,11 @@ from cumulo.core.entities import FileInfo
 from cumulo.core.errors import InvalidInput, NotFound, PermissionDenied
 from cumulo.server.mlflow.common import MlflowRoute, Msg, Readable, Registry, Tracking, Writable
 from cumulo.server.responses import JsonResponse
+from cumulo.server.streams import body_reader, file_chunks
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
 
 A = "/api/2.0/mlflow-artifacts/artifacts"
-CHUNK = 1024 * 1024
 
 router = APIRouter(route_class=MlflowRoute, include_in_schema=False)
 
@@ -102,7 +99,7 @@ def download(
     path: str, workspace: Readable, tracking: Tracking, registry: Registry
 ) -> StreamingResponse:
     handle = _open(tracking, registry, _Location(workspace, path))
-    return StreamingResponse(_chunks(handle), media_type="application/octet-stream")
+    return StreamingResponse(file_chunks(handle), media_type="application/octet-stream")
 
 
 @router.put(A + "/{path:path}")
@@ -110,7 +107,7 @@ async def upload(
     request: Request, path: str, workspace: Writable, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
     loc = _Location(workspace, path)
-    reader = cast(IO[bytes], _BodyReader(request.stream()))
+    reader = body_reader(request.stream())
     try:
         if loc.area == "runs":
             await run_in_threadpool(
@@ -158,41 +155,3 @@ def server_info(workspace: Readable) -> JsonResponse:
             "trace_archival_enabled": False,
         }
     )
-
-
-# ------------------------------------------------------------------ streams
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
-async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
-    try:
-        return await chunks.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-class _BodyReader(io.RawIOBase):
-    """The request body as a blocking file, read from a worker thread as it arrives."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer and not self._done:
-            chunk = from_thread.run(_next_chunk, self._chunks)
-            if chunk is None:
-                self._done = True
-            else:
-                self._buffer = chunk
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
