@@ -35,21 +35,26 @@ FASTTRACKML_REQUIREMENT = "fasttrackml==0.6.0"
 
 INTRO = """# Benchmarks
 
-Cumulo measured side by side with MLflow (and, for the server, FastTrackML) in one
-run on the same machine: each figure below was taken in the same invocation as
-the figure it is compared with, and the comparison is given as a ratio, since
-absolute figures move with the machine and its load.
+Cumulo measured side by side with its rivals in one run on the same machine:
+MLflow for the store, the server, the studio and serving (and FastTrackML for
+the server), Ray's own job tools for jobs. Each figure below was taken in the
+same invocation as the figure it is compared with, and the comparison is given
+as a ratio, since absolute figures move with the machine and its load.
 
-Run the store and server benchmarks with `make bench`, or one at a time with
-`.venv/bin/python benchmarks/run.py <name>` (`store`, `server`; `--help` lists
-the options). MLflow is installed in the benchmark's own
-environment (`benchmarks/.work/mlflow-venv`, `mlflow==3.17.2`), FastTrackML in
-another (`benchmarks/.work/fml-venv`); both are created on first use. Seeded
-databases are kept in `benchmarks/.work/seed` so later runs skip seeding;
-`--fresh` seeds again. Each run rewrites its own section below and leaves the
-others alone; the studio and serving sections come from their own scripts
-(`benchmarks/studio.py`, `benchmarks/serving.py`), whose command each section
-names.
+Run every benchmark with `make bench` (`.venv/bin/python benchmarks/run.py`),
+or some by name with `.venv/bin/python benchmarks/run.py <name>...` (`store`,
+`server`, `studio`, `serving`, `jobs`; `--help` lists the options of each).
+The studio and serving benchmarks also run on their own
+(`.venv/bin/python benchmarks/studio.py`, `benchmarks/serving.py`); each
+section names the command it came from. MLflow is installed in the
+benchmarks' own environment (`benchmarks/.work/mlflow-venv`,
+`mlflow==3.17.2`), FastTrackML in another (`benchmarks/.work/fml-venv`); both
+are created on first use. Seeded databases are kept in `benchmarks/.work` so
+later runs skip seeding; `--fresh` seeds again. The studio benchmark needs
+Chromium (`make chromium`); the jobs benchmark's Ray rows need Ray
+(`pip install 'cumulo[ray]'`, done by `make test`) and start and stop a Ray
+head of their own. Each run rewrites its own section below and leaves the
+others alone.
 
 The machine these figures come from is shared, so each section states its load
 average: absolute figures drop when it is busy, while the ratios, measured in

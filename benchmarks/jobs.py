@@ -174,7 +174,7 @@ def submit_and_wait(exp: Any, config: Any, timeout: float = 180) -> dict[str, An
         message = (info.error or {}).get("message", "")
         return {"failure": f"{info.status}: {message}".strip(), "run": run.id}
     # The status history's times are stamped where each change happened (milliseconds).
-    at = {}
+    at: dict[str, int] = {}
     for change in info.status_history:
         at.setdefault(change.status, change.at)
     return {
