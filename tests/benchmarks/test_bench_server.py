@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,8 +82,13 @@ def test_a_stopped_server_leaves_no_process(tmp_path: Path) -> None:
     srv.stop()
     assert srv.proc.poll() is not None
     assert not srv.healthy()
-    for pid in tree:
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    # Signals are delivered asynchronously: give a loaded machine a moment to end them.
+    deadline = time.monotonic() + 10
+    alive = set(tree)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)}
+        time.sleep(0.05)
+    assert not alive
 
 
 def _zombie(pid: int) -> bool:
