@@ -14,7 +14,7 @@ import math
 import socket
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import quote
@@ -293,15 +293,24 @@ class HttpTransport:
         self,
         workspace: str,
         run_id: str,
-        metrics: Iterable[Sequence[Any]] = (),
+        metrics: Iterable[Sequence[Any]] | Mapping[str, Sequence[Any]] = (),
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         records: Iterable[dict[str, Any] | MetricRecord] = (),
         batch_id: str | None = None,
     ) -> bool:
-        """Send a batch; returns False if the server had already written this ``batch_id``."""
+        """Send a batch; returns False if the server had already written this ``batch_id``.
+
+        ``metrics`` are rows ``(key, value, step, timestamp_ms)`` or columns
+        ``{"key": [...], "value": [...], "step": [...], "timestamp": [...]}``
+        (the background writer's form, sent as it is: smaller and faster).
+        """
         body = {
-            "metrics": _encode_points(metrics),
+            "metrics": (
+                _encode_columns(metrics)
+                if isinstance(metrics, Mapping)
+                else _encode_points(metrics)
+            ),
             "params": None if params is None else {k: _jsonable(v) for k, v in params.items()},
             "tags": None if tags is None else {k: _jsonable(v) for k, v in tags.items()},
             "records": [r.to_dict() if isinstance(r, MetricRecord) else r for r in records],
@@ -675,12 +684,32 @@ def _encode_points(metrics: Iterable[Sequence[Any]]) -> list[Any]:
 def _encode_point(point: Sequence[Any]) -> Any:
     if len(point) < 2:
         return list(point)
-    value = point[1]
+    return [point[0], _encode_value(point[1]), *point[2:]]
+
+
+def _encode_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    out = dict(columns)
+    values = out.get("value")
+    if isinstance(values, (list, tuple)) and not _all_finite(values):
+        out["value"] = [_encode_value(v) for v in values]
+    return out
+
+
+def _all_finite(values: Sequence[Any]) -> bool:
+    # A NaN or an infinity makes the sum NaN or infinite (so does an overflow of
+    # finite values, which only costs the slow path); one pass in C.
+    try:
+        return math.isfinite(sum(values))
+    except (TypeError, OverflowError):  # not all numbers: the server says which one is wrong
+        return False
+
+
+def _encode_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        value = encode_float(value)
-    elif not isinstance(value, (int, float, str, type(None))):
-        value = str(value) if not hasattr(value, "__float__") else float(value)
-    return [point[0], value, *point[2:]]
+        return encode_float(value)
+    if not isinstance(value, (int, float, str, type(None))):
+        return str(value) if not hasattr(value, "__float__") else float(value)
+    return value
 
 
 def _decode_series(series: dict[str, list[Any]]) -> dict[str, list[Any]]:

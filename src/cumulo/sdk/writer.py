@@ -1,8 +1,9 @@
 """Background metric writer: logging calls enqueue and return at once.
 
 A daemon thread drains the queue in batches (one batch per run, at most
-``MAX_BATCH`` points), each with a batch id chosen before its first send, so a
-retried batch is recognised by the store and never written twice. A tracking
+``MAX_BATCH`` points, metrics as columns), each with a batch id chosen before
+its first send, so a retried batch is recognised by the store and never
+written twice. A tracking
 outage is retried with backoff and never raised into the training loop;
 ``flush()`` waits for everything queued so far and reports errors that
 retrying cannot fix.
@@ -18,6 +19,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from cumulo.core.errors import CumuloError, Unavailable
@@ -27,25 +29,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cumulo.sdk")
 
-MAX_BATCH = 1000
+MAX_BATCH = 10000
 INTERVAL = 0.2
 _RETRYABLE = (Unavailable, ConnectionError, TimeoutError, OSError)
+_run_of = itemgetter(0)
 
 
 @dataclass
 class _Batch:
     run_id: str
     batch_id: str
-    metrics: list[tuple[str, float, int | None, int]] = field(default_factory=list)
+    # The points as columns: the form the store and the wire take fastest.
+    keys: tuple[str, ...] = ()
+    values: tuple[float, ...] = ()
+    steps: tuple[int, ...] = ()
+    stamps: tuple[int, ...] = ()
     records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.records)
+
+    def metrics(self) -> dict[str, tuple[Any, ...]]:
+        return {
+            "key": self.keys,
+            "value": self.values,
+            "step": self.steps,
+            "timestamp": self.stamps,
+        }
 
 
 class MetricWriter:
     def __init__(self, transport: Transport, workspace: str) -> None:
         self.transport = transport
         self.workspace = workspace
-        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        # (run_id, key, value, step, ts) for a metric point, (run_id, record) for a record.
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._pending: list[_Batch] = []  # taken off the queue, not yet acknowledged
+        self._taking = threading.Lock()  # held while items move from the queue to _pending
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._errors: list[CumuloError] = []
@@ -57,7 +77,7 @@ class MetricWriter:
 
     # ------------------------------------------------------------ producers
     def put_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
-        self._queue.append((run_id, (key, value, step, ts)))
+        self._queue.append((run_id, key, value, step, ts))
         # While the writer is behind, the queue stays long: setting an Event that is
         # already set takes its lock and notifies on every call (about 1 µs of each).
         if len(self._queue) >= MAX_BATCH and not self._wake.is_set():
@@ -86,7 +106,8 @@ class MetricWriter:
 
     @property
     def buffered(self) -> int:
-        return len(self._queue) + sum(len(b.metrics) + len(b.records) for b in self._pending)
+        with self._taking:
+            return len(self._queue) + sum(map(len, self._pending))
 
     def close(self) -> None:
         try:
@@ -114,19 +135,21 @@ class MetricWriter:
                     self._idle.notify_all()
 
     def _take(self) -> None:
-        by_run: dict[str, _Batch] = {}
-        q = self._queue
-        while q:
-            run_id, item = q.popleft()
-            batch = by_run.get(run_id)
-            if batch is None or len(batch.metrics) + len(batch.records) >= MAX_BATCH:
-                batch = _Batch(run_id, uuid.uuid4().hex)
-                by_run[run_id] = batch
-                self._pending.append(batch)
-            if isinstance(item, tuple):
-                batch.metrics.append(item)
+        with self._taking:
+            q = self._queue
+            items = [q.popleft() for _ in range(len(q))]  # only this thread takes
+            if not items:
+                return
+            runs = dict.fromkeys(map(_run_of, items))
+            if len(runs) == 1:  # the common case: one run logging
+                by_run = {items[0][0]: items}
             else:
-                batch.records.append(item)
+                by_run = {run_id: [] for run_id in runs}
+                for item in items:
+                    by_run[item[0]].append(item)
+            for run_id, run_items in by_run.items():
+                for start in range(0, len(run_items), MAX_BATCH):
+                    self._pending.append(_batch(run_id, run_items[start : start + MAX_BATCH]))
 
     def _send_pending(self) -> bool:
         while self._pending:
@@ -135,7 +158,7 @@ class MetricWriter:
                 self.transport.log_batch(
                     self.workspace,
                     batch.run_id,
-                    metrics=batch.metrics,
+                    metrics=batch.metrics(),
                     records=batch.records,
                     batch_id=batch.batch_id,
                 )
@@ -152,6 +175,18 @@ class MetricWriter:
                 return False
             self._pending.pop(0)
         return True
+
+
+def _batch(run_id: str, items: list[tuple[Any, ...]]) -> _Batch:
+    batch = _Batch(run_id, uuid.uuid4().hex)
+    if set(map(len, items)) == {5}:  # points only, the common case
+        _, batch.keys, batch.values, batch.steps, batch.stamps = zip(*items, strict=True)
+    else:
+        points = [item for item in items if len(item) == 5]
+        batch.records = [item[1] for item in items if len(item) == 2]
+        if points:
+            _, batch.keys, batch.values, batch.steps, batch.stamps = zip(*points, strict=True)
+    return batch
 
 
 _writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()

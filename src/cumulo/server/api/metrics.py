@@ -2,42 +2,91 @@
 
 A batch is written in one transaction; a batch id seen before is acknowledged
 without writing again, so a client may retry a batch it is unsure of.
+Metric points come as rows, ``[key, value, step, timestamp]`` each, or as
+columns, ``{"key": [...], "value": [...], "step": [...], "timestamp": [...]}``
+(the SDK's form: smaller, and checked a column at a time).
 NaN and infinities travel as the strings "NaN", "Infinity" and "-Infinity".
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field, WithJsonSchema
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Discriminator, Field, Tag, WithJsonSchema
+from pydantic.json_schema import JsonDict
 
 from cumulo.core.errors import InvalidInput
 from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse, encode_series, encode_values
 
-router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"])
+
+class _OrjsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                # What orjson refuses and the standard library reads (bare NaN, lone
+                # surrogates) is judged as before; invalid JSON still raises here.
+                self._json = json.loads(body)
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """A route that reads its JSON body with orjson (a metric batch: about 3x faster)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return route
+
+
+router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"], route_class=OrjsonRoute)
 
 RunId = Annotated[str, Path(max_length=64)]
 Millis = Annotated[int, Field(ge=0, le=MAX_INT64)]
 # Values, steps and times are checked by the tracking service itself, so a
 # batch is judged the same over HTTP as in-process (no coercion of true to 1).
-_Value = Annotated[
-    Any,
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number"},
-                {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]},
-            ]
-        }
-    ),
-]
-_Step = Annotated[Any, WithJsonSchema({"type": ["integer", "null"]})]
-_Time = Annotated[Any, WithJsonSchema({"type": ["integer", "null"], "minimum": 0})]
+_VALUE_SCHEMA: JsonDict = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]},
+    ]
+}
+_STEP_SCHEMA: JsonDict = {"type": ["integer", "null"]}
+_TIME_SCHEMA: JsonDict = {"type": ["integer", "null"], "minimum": 0}
+_Value = Annotated[Any, WithJsonSchema(_VALUE_SCHEMA)]
+_Step = Annotated[Any, WithJsonSchema(_STEP_SCHEMA)]
+_Time = Annotated[Any, WithJsonSchema(_TIME_SCHEMA)]
 # (key, value, step, timestamp_ms); step and timestamp may be null (step 0, now).
 MetricPoint = tuple[Annotated[str, Field(max_length=1000)], _Value, _Step, _Time]
 MAX_BATCH_ITEMS = 100_000
+
+
+def _column(items: JsonDict) -> Any:
+    schema: JsonDict = {"type": "array", "items": items, "maxItems": MAX_BATCH_ITEMS}
+    return Field(max_length=MAX_BATCH_ITEMS, json_schema_extra=schema)
+
+
+class MetricColumns(BaseModel):
+    """A batch's points as four equally long columns; step and timestamp items may be null.
+
+    Items are checked by the tracking service (one pass over each column).
+    """
+
+    key: Annotated[list[Any], _column({"type": "string", "maxLength": 1000})]
+    value: Annotated[list[Any], _column(_VALUE_SCHEMA)]
+    step: Annotated[list[Any], _column(_STEP_SCHEMA)]
+    timestamp: Annotated[list[Any], _column(_TIME_SCHEMA)]
 
 
 class RecordIn(BaseModel):
@@ -48,8 +97,17 @@ class RecordIn(BaseModel):
     description: str = Field(default="", max_length=100_000)
 
 
+def _metrics_form(data: Any) -> str:
+    """Which form a batch's ``metrics`` take, so a bad batch gets only that form's errors."""
+    return "columns" if isinstance(data, (dict, MetricColumns)) else "rows"
+
+
 class LogBatch(BaseModel):
-    metrics: list[MetricPoint] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+    metrics: Annotated[
+        Annotated[list[MetricPoint], Field(max_length=MAX_BATCH_ITEMS), Tag("rows")]
+        | Annotated[MetricColumns, Tag("columns")],
+        Discriminator(_metrics_form),
+    ] = Field(default_factory=list)
     params: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
     records: list[RecordIn] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
@@ -64,15 +122,23 @@ def log_batch(
 
     Answers ``{"written": false}`` for a ``batch_id`` already written (a retry).
     """
-    for point in body.metrics:
-        # Python numbers are unbounded; the store's 64-bit columns are not.
-        for what, number in (("step", point[2]), ("timestamp", point[3])):
-            if isinstance(number, (int, float)) and not MIN_INT64 <= number <= MAX_INT64:
-                raise InvalidInput(f"The {what} {number} of metric {point[0]!r} is out of range.")
+    metrics: list[MetricPoint] | dict[str, list[Any]]
+    if isinstance(body.metrics, MetricColumns):
+        m = body.metrics
+        metrics = {"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
+    else:
+        metrics = body.metrics
+        for point in metrics:
+            # Python numbers are unbounded; the store's 64-bit columns are not.
+            for what, number in (("step", point[2]), ("timestamp", point[3])):
+                if isinstance(number, (int, float)) and not MIN_INT64 <= number <= MAX_INT64:
+                    raise InvalidInput(
+                        f"The {what} {number} of metric {point[0]!r} is out of range."
+                    )
     written = service.log_batch(
         workspace,
         run_id,
-        metrics=body.metrics,
+        metrics=metrics,
         params=body.params,
         tags=body.tags,
         records=[r.model_dump() for r in body.records],

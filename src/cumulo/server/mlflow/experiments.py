@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from cumulo.core.entities import ExperimentInfo
 from cumulo.core.errors import InvalidInput, NotFound
-from cumulo.core.search import Clause, OrderBy
+from cumulo.core.search import Clause, OrderBy, parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
     MlflowRoute,
@@ -20,10 +20,9 @@ from cumulo.server.mlflow.common import (
     max_results,
 )
 from cumulo.server.mlflow.filters import (
-    EXPERIMENT_ATTRIBUTES,
+    EXPERIMENTS,
+    attribute_order,
     matches,
-    parse_filter,
-    parse_order_by,
 )
 from cumulo.server.responses import JsonResponse
 from cumulo.store.run_query import decode_token, encode_token
@@ -68,8 +67,8 @@ def search(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
     if view is None:
         raise InvalidInput(f"view_type must be one of {', '.join(VIEWS)}.")
     limit = max_results(msg, 1000, MAX_EXPERIMENTS_PAGE)
-    clauses = parse_filter(msg.text("filter"), EXPERIMENT_ATTRIBUTES)
-    orders = parse_order_by(msg.repeated("order_by"), EXPERIMENT_ATTRIBUTES)
+    clauses = parse_filter(msg.text("filter"), EXPERIMENTS)
+    orders = attribute_order(msg.repeated("order_by"), EXPERIMENTS)
     offset = decode_token(msg.text("page_token"))
     # Workspaces hold tens or hundreds of experiments: filtered here, not in SQL.
     found = tracking.list_experiments(workspace, include_archived=True, view=view)

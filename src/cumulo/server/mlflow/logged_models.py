@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cumulo.core.errors import InvalidInput
-from cumulo.core.search import OrderBy
+from cumulo.core.search import OrderBy, parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
     Message,
@@ -22,7 +22,7 @@ from cumulo.server.mlflow.common import (
     Writable,
     max_results,
 )
-from cumulo.server.mlflow.filters import LOGGED_MODEL_ATTRIBUTES, parse_filter
+from cumulo.server.mlflow.filters import LOGGED_MODEL_ATTRIBUTES, LOGGED_MODELS
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import MAX_LOGGED_MODELS_PAGE
 
@@ -67,9 +67,7 @@ def search(
         if key is None:
             raise InvalidInput(f"Cannot order logged models by {field!r}.")
         orders.append(OrderBy("attribute", key, o.flag("ascending", True)))
-    clauses = parse_filter(
-        msg.text("filter"), LOGGED_MODEL_ATTRIBUTES, ("attribute", "tag", "param")
-    )
+    clauses = parse_filter(msg.text("filter"), LOGGED_MODELS)
     for i, c in enumerate(clauses):
         if c.entity == "attribute" and c.key == "status" and isinstance(c.value, str):
             status = convert.LOGGED_STATUS_IN.get(c.value.upper(), c.value)

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from cumulo.core.search import parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
     MlflowRoute,
@@ -22,10 +23,9 @@ from cumulo.server.mlflow.common import (
     max_results,
 )
 from cumulo.server.mlflow.filters import (
-    MODEL_ATTRIBUTES,
-    VERSION_ATTRIBUTES,
-    parse_filter,
-    parse_order_by,
+    MODEL_VERSIONS,
+    REGISTERED_MODELS,
+    attribute_order,
 )
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import MAX_MODELS_PAGE, MAX_VERSIONS_PAGE
@@ -87,8 +87,8 @@ def delete_model(workspace: Writable, msg: Msg, registry: Registry) -> JsonRespo
 def search_models(workspace: Readable, msg: Msg, registry: Registry) -> JsonResponse:
     models, token = registry.search_models(
         workspace,
-        parse_filter(msg.text("filter"), MODEL_ATTRIBUTES),
-        parse_order_by(msg.repeated("order_by"), MODEL_ATTRIBUTES),
+        parse_filter(msg.text("filter"), REGISTERED_MODELS),
+        attribute_order(msg.repeated("order_by"), REGISTERED_MODELS),
         max_results(msg, 100, MAX_MODELS_PAGE),
         msg.text("page_token"),
     )
@@ -186,8 +186,8 @@ def delete_version(workspace: Writable, msg: Msg, registry: Registry) -> JsonRes
 def search_versions(workspace: Readable, msg: Msg, registry: Registry) -> JsonResponse:
     found, token = registry.search_versions(
         workspace,
-        parse_filter(msg.text("filter"), VERSION_ATTRIBUTES),
-        parse_order_by(msg.repeated("order_by"), VERSION_ATTRIBUTES),
+        parse_filter(msg.text("filter"), MODEL_VERSIONS),
+        attribute_order(msg.repeated("order_by"), MODEL_VERSIONS),
         max_results(msg, 10_000, MAX_VERSIONS_PAGE),
         msg.text("page_token"),
     )
