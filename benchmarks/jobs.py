@@ -449,11 +449,15 @@ def render(
         f"*{gap:g} s apart*: submitted {gap:g} s after the previous run ended; *back to back*: "
         "submitted the moment the previous run was seen ended (each spaced submission is "
         "followed by a back-to-back one). The local target hands a job to a spare agent "
-        "that has already imported Cumulo and starts the next spare at once; a pool node "
-        "takes queued jobs itself. On Ray, Cumulo's job is its agent, a Python process "
-        "importing Cumulo on the node, which then starts the script; Ray's own jobs run "
-        "`python hello.py` straight away. The CLI's *submit call* is the `ray job submit` "
-        "process's whole run, interpreter start included.",
+        "that has already imported Cumulo and starts the next spare at once: back to back, "
+        "that spare is still importing when the next job comes, and the job waits for it "
+        "(the warm-up row shows what a cold agent costs). A pool node stays up and looks "
+        "for queued jobs every 0.1 s, so it starts the script soon either way. "
+        "On Ray, Cumulo's job is its agent, a Python process importing Cumulo on the node, "
+        "which then starts the script; Ray's own jobs run `python hello.py` straight away. "
+        "The CLI's *submit call* is the `ray job submit` process's whole run, interpreter "
+        "start included. The warm-up rows pay for starting the spare agent, the pool node "
+        "and, on Ray, the head itself (Cumulo's first Ray job starts it).",
     ]
     if failures:
         body += ["", "Failed submissions: " + "; ".join(failures[:5])]
