@@ -33,6 +33,7 @@ MAX_BATCH = 10000
 INTERVAL = 0.2
 _RETRYABLE = (Unavailable, ConnectionError, TimeoutError, OSError)
 _run_of = itemgetter(0)
+_FIELDS = (itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4))
 
 
 @dataclass
@@ -179,13 +180,15 @@ class MetricWriter:
 
 def _batch(run_id: str, items: list[tuple[Any, ...]]) -> _Batch:
     batch = _Batch(run_id, uuid.uuid4().hex)
-    if set(map(len, items)) == {5}:  # points only, the common case
-        _, batch.keys, batch.values, batch.steps, batch.stamps = zip(*items, strict=True)
-    else:
+    points = items
+    if set(map(len, items)) != {5}:  # records among the points
         points = [item for item in items if len(item) == 5]
         batch.records = [item[1] for item in items if len(item) == 2]
-        if points:
-            _, batch.keys, batch.values, batch.steps, batch.stamps = zip(*points, strict=True)
+    # Column by column, not zip(*points): that holds an iterator per point, which
+    # outlive the garbage collector's young generations and set off full collections.
+    batch.keys, batch.values, batch.steps, batch.stamps = (
+        tuple(map(_field, points)) for _field in _FIELDS
+    )
     return batch
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from cumulo.core import validation
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import InvalidInput
+from cumulo.store.metric_series import Points
 
 COLUMNS = ("key", "value", "step", "timestamp")
 Point = tuple[str, float, int, int]
@@ -28,7 +29,8 @@ Point = tuple[str, float, int, int]
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SPECIAL = ("NaN", "Infinity", "-Infinity")
 _NUMBERS = {float, int}
-_INTS = {int}
+_INT = {int}
+_STR = {str}
 
 
 def check_rows(metrics: Iterable[Sequence[Any]], now: int) -> list[Point]:
@@ -55,7 +57,7 @@ def check_rows(metrics: Iterable[Sequence[Any]], now: int) -> list[Point]:
     return points
 
 
-def check_columns(columns: Mapping[str, Any], now: int) -> list[Point]:
+def check_columns(columns: Mapping[str, Any], now: int) -> list[Point] | Points:
     """Checked points of a batch given as columns; the same rules as ``check_rows``."""
     unknown = [name for name in columns if name not in COLUMNS]
     missing = [name for name in COLUMNS if name not in columns]
@@ -76,49 +78,53 @@ def check_columns(columns: Mapping[str, Any], now: int) -> list[Point]:
         raise InvalidInput(
             f"The metric columns must be equally long (one item per point); got {lengths}."
         )
-    clean = _fast_values(keys, values)
-    if clean is None or not _plain_ints(steps, False) or not _plain_ints(stamps, True):
+    points = _fast_columns(keys, values, steps, stamps)
+    if points is None:
         return check_rows(zip(keys, values, steps, stamps, strict=True), now)
-    return list(zip(keys, clean, steps, stamps, strict=True))
+    return points
 
 
-def _fast_values(keys: Sequence[Any], values: Sequence[Any]) -> Sequence[float] | None:
-    """The values as floats, or None where only the row checks can tell what is wrong."""
-    if not set(map(type, keys)) <= {str}:
+def _fast_columns(
+    keys: Sequence[Any], values: Sequence[Any], steps: Sequence[Any], stamps: Sequence[Any]
+) -> Points | None:
+    """The columns as arrays, or None where only the row checks can tell what is wrong."""
+    if not set(map(type, keys)) <= _STR:
         return None
     try:
         for key in dict.fromkeys(keys):
             validation.key(key, "metric")
     except InvalidInput:
         return None
+    value = _floats(values)
+    step = _ints(steps)
+    stamp = _ints(stamps)
+    if value is None or step is None or stamp is None or (len(stamp) and stamp.min() < 0):
+        return None
+    return Points(keys, value, step, stamp)
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray | None:
     kinds = set(map(type, values))
-    if kinds <= {float}:
-        return values
     if str in kinds:  # NaN and infinities travel as text
         if any(type(v) is str and v not in _SPECIAL for v in values):
             return None
         values = [decode_float(v) if type(v) is str else v for v in values]
         kinds = set(map(type, values))
-    if not kinds <= _NUMBERS:  # bools, None, lists...: refused by the row checks
+    if not kinds <= _NUMBERS:  # bools, None, lists...
         return None
-    try:  # ints become floats; one beyond a float's range is refused by the row checks
-        floats: list[float] = np.asarray(values, dtype=np.float64).tolist()
-    except OverflowError:
-        return None
-    return floats
-
-
-def _plain_ints(column: Sequence[Any], natural: bool) -> bool:
-    """Whether every item is an int (not a bool) in 64 bits, and not negative if ``natural``."""
-    if not column:
-        return True
-    if not set(map(type, column)) <= _INTS:
-        return False
     try:
-        array = np.asarray(column, dtype=np.int64)
-    except OverflowError:
-        return False
-    return not natural or int(array.min()) >= 0
+        return np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an int beyond a float's range
+        return None
+
+
+def _ints(column: Sequence[Any]) -> np.ndarray | None:
+    if not set(map(type, column)) <= _INT:  # bools, None, floats...
+        return None
+    try:
+        return np.asarray(column, dtype=np.int64)
+    except OverflowError:  # beyond 64 bits
+        return None
 
 
 def _special_float(key: str, value: str) -> float:

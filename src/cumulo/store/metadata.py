@@ -238,7 +238,7 @@ class MetadataStore(ExperimentStore):
         workspace: str,
         run_id: str,
         *,
-        metrics: Sequence[tuple[str, float, int, int]] = (),
+        metrics: Sequence[tuple[str, float, int, int]] | metric_series.Points = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         records: Sequence[MetricRecord] = (),
@@ -246,7 +246,8 @@ class MetadataStore(ExperimentStore):
     ) -> bool:
         """Write one batch in one transaction. Returns False for a batch already written.
 
-        ``metrics`` holds validated ``(key, value, step, timestamp_ms)`` tuples.
+        ``metrics`` holds validated ``(key, value, step, timestamp_ms)`` tuples,
+        or the same points as columns (``metric_series.Points``).
         """
         with self.db.transaction() as conn:
             ws_id = self._workspace_id(conn, workspace)
@@ -316,7 +317,10 @@ class MetadataStore(ExperimentStore):
         conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
 
     def _log_metrics(
-        self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]
+        self,
+        conn: Connection,
+        run_id: str,
+        points: Sequence[tuple[str, float, int, int]] | metric_series.Points,
     ) -> None:
         latest = metric_series.append(conn, run_id, points, lock=not self.db.is_sqlite)
         conn.execute(

@@ -44,6 +44,19 @@ class Series:
         return Series(self.step[mask], self.timestamp[mask], self.value[mask])
 
 
+@dataclass(frozen=True)
+class Points:
+    """Checked points of one batch as columns, stored without making a tuple per point."""
+
+    key: Sequence[str]
+    value: np.ndarray
+    step: np.ndarray
+    timestamp: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+
 def _is_ordered(steps: np.ndarray, stamps: np.ndarray) -> bool:
     if len(steps) < 2:
         return True
@@ -55,17 +68,28 @@ def _is_ordered(steps: np.ndarray, stamps: np.ndarray) -> bool:
 
 
 def append(
-    conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]], lock: bool
+    conn: Connection,
+    run_id: str,
+    points: Sequence[tuple[str, float, int, int]] | Points,
+    lock: bool,
 ) -> dict[str, tuple[int, int, float]]:
     """Store validated ``(key, value, step, timestamp)`` points; return each key's latest point.
 
     ``lock`` takes a row lock on the chunk being extended (PostgreSQL), so two
     writers to one series cannot lose each other's points.
     """
-    keys, value_list, step_list, stamp_list = zip(*points, strict=True)
-    values_all = np.array(value_list, dtype=_F8)
-    steps_all = np.array(step_list, dtype=_I8)
-    stamps_all = np.array(stamp_list, dtype=_I8)
+    keys: Sequence[str]
+    if isinstance(points, Points):
+        keys, values_all = points.key, points.value.astype(_F8, copy=False)
+        steps_all = points.step.astype(_I8, copy=False)
+        stamps_all = points.timestamp.astype(_I8, copy=False)
+    else:
+        # Not zip(*points): its iterator per point outlives the young generations
+        # of the garbage collector and sets off a full collection every few batches.
+        keys = [p[0] for p in points]
+        values_all = np.array([p[1] for p in points], dtype=_F8)
+        steps_all = np.array([p[2] for p in points], dtype=_I8)
+        stamps_all = np.array([p[3] for p in points], dtype=_I8)
     distinct = set(keys)
     groups: dict[str, Any]
     if len(distinct) == 1:  # the common case: one series per batch
