@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Discriminator, Field, Tag, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.json_schema import JsonDict
 
 from cumulo.core.errors import InvalidInput
@@ -82,6 +82,8 @@ class MetricColumns(BaseModel):
 
     Items are checked by the tracking service (one pass over each column).
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt column is an error, not ignored
 
     key: Annotated[list[Any], _column({"type": "string", "maxLength": 1000})]
     value: Annotated[list[Any], _column(_VALUE_SCHEMA)]
