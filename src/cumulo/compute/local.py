@@ -20,35 +20,44 @@ from typing import Any
 from cumulo.compute import processes
 from cumulo.compute.base import AGENT_MODULE, JOB_FOLDER, Launch, TargetState
 
+# Spare agents kept warm. One is not enough: a spare started after a job took the
+# last one needs about a second to import, and a job submitted right behind
+# would wait for it; with two, back-to-back jobs find one ready.
+SPARES = 2
+
 
 class LocalBackend:
-    """Keeps one spare agent warm (imports done, store open), so a job starts at once."""
+    """Keeps spare agents warm (imports done, store open), so a job starts at once."""
 
     kind = "local"
 
     def __init__(self, config: dict[str, Any], home: Path) -> None:
         self.config = config
         self.home = home
-        self._spare: subprocess.Popen[bytes] | None = None
+        self._spares: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
 
     def submit(self, launch: Launch) -> dict[str, Any]:
-        with self._lock:
-            spare, self._spare = self._spare, None
         handle = None
-        if spare is not None and spare.poll() is None and spare.stdin is not None:
-            message = {"workdir": str(launch.workdir), "env": launch.env}
-            try:
-                spare.stdin.write(json.dumps(message).encode() + b"\n")
-                spare.stdin.close()
-                handle = _handle(spare, launch.workdir)
-            except OSError:
-                handle = None
+        while handle is None:
+            with self._lock:
+                spare = self._spares.pop(0) if self._spares else None
+            if spare is None:
+                break
+            if spare.poll() is None and spare.stdin is not None:
+                message = {"workdir": str(launch.workdir), "env": launch.env}
+                try:
+                    spare.stdin.write(json.dumps(message).encode() + b"\n")
+                    spare.stdin.close()
+                    handle = _handle(spare, launch.workdir)
+                except OSError:
+                    handle = None
         if handle is None:
             handle = start_agent(launch)
         with self._lock:
-            if self._spare is None:  # another dispatch may have started one meanwhile
-                self._spare = _start_spare(self.home, launch.env)
+            self._spares = [p for p in self._spares if p.poll() is None]
+            while len(self._spares) < SPARES:
+                self._spares.append(_start_spare(self.home, launch.env))
         return handle
 
     def status(self, handle: dict[str, Any]) -> TargetState:
@@ -62,9 +71,11 @@ class LocalBackend:
 
     def close(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and spare.stdin is not None:
-            spare.stdin.close()  # a spare exits when its stdin closes without a job
+            spares, self._spares = self._spares, []
+        for spare in spares:
+            if spare.stdin is not None:
+                spare.stdin.close()  # a spare exits when its stdin closes without a job
+        for spare in spares:
             try:
                 spare.wait(10)
             except subprocess.TimeoutExpired:
