@@ -141,6 +141,9 @@ BAD_COLUMNS = [
     (_columns([GOOD, ("b", 1.0, 1, 2**63)]), "does not fit in 64 bits"),
     (_columns([GOOD, ("bad name!", 1.0, 1, 1)]), "Invalid metric name"),
     (_columns([GOOD, (7, 1.0, 1, 1)]), "non-empty string"),
+    (_columns([GOOD, (["b"], 1.0, 1, 1)]), "non-empty string"),
+    (_columns([GOOD, ("b", 1.0, [1], 1)]), "step must be an integer"),
+    (_columns([GOOD, ("b", 1.0, 1, {"t": 1})]), "milliseconds since the epoch"),
     (_columns([GOOD, ("b", [1.0], 1, 1)]), "got list"),
 ]
 

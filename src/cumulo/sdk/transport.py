@@ -6,7 +6,7 @@ speaks the native REST API of ``cumulo server`` and raises the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from cumulo.core.deployments import DeploymentInfo, EndpointInfo
@@ -93,7 +93,7 @@ class Transport(Protocol):
         self,
         workspace: str,
         run_id: str,
-        metrics: Iterable[Sequence[Any]] = (),
+        metrics: Iterable[Sequence[Any]] | Mapping[str, Sequence[Any]] = (),  # rows or columns
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         records: Iterable[Any] = (),
