@@ -3,10 +3,9 @@
 A daemon thread drains the queue in batches (one batch per run, at most
 ``MAX_BATCH`` points, metrics as columns), each with a batch id chosen before
 its first send, so a retried batch is recognised by the store and never
-written twice. A tracking
-outage is retried with backoff and never raised into the training loop;
-``flush()`` waits for everything queued so far and reports errors that
-retrying cannot fix.
+written twice. A tracking outage is retried with backoff and never raised
+into the training loop; ``flush()`` waits for everything queued so far and
+reports errors that retrying cannot fix.
 """
 
 from __future__ import annotations
@@ -29,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cumulo.sdk")
 
-MAX_BATCH = 10000
+# A request costs the server about 1.5 ms whatever its size; at 10,000 points the
+# per-point work dominates (1,000 delivered about 230,000 points/s over HTTP here,
+# 10,000 about 500,000; 30,000 no more).
+MAX_BATCH = 10_000
 INTERVAL = 0.2
 _RETRYABLE = (Unavailable, ConnectionError, TimeoutError, OSError)
 _run_of = itemgetter(0)
