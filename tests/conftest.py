@@ -17,6 +17,12 @@ import pytest
 
 from cumulo.services.context import close_all
 
+# The local S3 API server takes any credentials; set them for the whole session
+# (before any test's environment snapshot, so no test's clean-up removes them).
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
 
@@ -121,9 +127,6 @@ def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 API server on a free port, with a bucket named ``cumulo``."""
     from moto.server import ThreadedMotoServer
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
