@@ -93,7 +93,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "server": _module_run("server"),
     "studio": run_studio,
     "serving": run_serving,
-    "jobs": _module_run("jobs"),
+    "jobs": _module_run("job_latency"),
 }
 
 

@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import harness  # noqa: E402
-import jobs  # noqa: E402
+import job_latency as jobs  # noqa: E402
 
 ROW = re.compile(
     r"^\| (?P<target>[^|]+) \| (?P<how>[^|]+) \| (?P<run>[\d.]+) s / (?P<run90>[\d.]+) s \| "

@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         import run as entry
 
         return entry.main(["jobs", *argv])
-    p = argparse.ArgumentParser(prog="benchmarks/jobs.py --side")
+    p = argparse.ArgumentParser(prog="benchmarks/job_latency.py --side")
     p.add_argument("--side", action="store_true")
     p.add_argument("--workdir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
