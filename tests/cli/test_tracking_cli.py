@@ -1,8 +1,9 @@
-"""The tracking commands, through Typer's runner on a real embedded workspace."""
+"""The tracking commands, through Typer's runner, on SQLite and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,25 @@ from cumulo.cli.main import app
 from cumulo.cli.tracking import sparkline
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The commands read the store from CUMULO_* variables: a fresh one for each test."""
+    if request.param == "postgres":
+        from sqlalchemy import create_engine, text
+
+        url = request.getfixturevalue("postgres_url")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        name = f"cli_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        monkeypatch.setenv("CUMULO_DATABASE_URL", url.rsplit("/", 1)[0] + "/" + name)
+        monkeypatch.setenv("CUMULO_ARTIFACT_ROOT", f"s3://cumulo/{name}")
+        monkeypatch.setenv("CUMULO_S3_ENDPOINT_URL", endpoint)
+    return str(request.param)
 
 
 def cli(*args: str) -> str:
@@ -37,10 +57,12 @@ def seeded(tmp_path: Path) -> tuple[Workspace, list[str]]:
     return ws, ids
 
 
-def test_workspace_commands(tmp_path: Path) -> None:
+def test_workspace_commands(tmp_path: Path, store: str) -> None:
     out = cli("workspace", "create", "team", "--write-config")
     assert "team" in out and (tmp_path / ".cumulo" / "config.json").exists()
-    assert json.loads(cli("workspace", "list", "--json"))[0]["name"] == "team"
+    listed = json.loads(cli("workspace", "list", "--json"))
+    assert listed[0]["name"] == "team"
+    assert listed[0]["location"].startswith("postgresql" if store == "postgres" else "sqlite")
     shown = json.loads(cli("workspace", "show", "--json"))  # found through config.json
     assert shown["name"] == "team" and shown["experiments"][0]["name"] == "Default"
 
