@@ -218,12 +218,9 @@ def test_traffic_split_and_targeted_deployment(ws, tmp_path, scoring_code) -> No
 
 
 def test_token_auth_takes_workspace_tokens_not_keys(ws, tmp_path, scoring_code) -> None:
-    from cumulo.services.auth import AuthService
     from cumulo.services.context import open_services
-    from cumulo.store.tokens import TokenStore
 
-    services = open_services(ws._settings)
-    auth = AuthService(TokenStore(services.database), services.tracking.store)
+    auth = open_services(ws._settings).auth
     _, reader = auth.create_token(ws.name, "reader")
     other = Workspace.create(f"other-{ws.name}")
     _, stranger = auth.create_token(other.name, "owner")

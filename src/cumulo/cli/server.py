@@ -21,7 +21,6 @@ from cumulo.core.errors import InvalidInput
 from cumulo.core.settings import Settings
 from cumulo.services.auth import ALL_WORKSPACES, ROLES, AuthService
 from cumulo.services.context import open_services
-from cumulo.store.tokens import TokenStore
 
 token_app = typer.Typer(
     help="Create, list and revoke access tokens (for servers run with --auth token).",
@@ -92,7 +91,7 @@ def server(
 
 def _auth_service(home: str | None, database_url: str | None) -> AuthService:
     services = open_services(Settings.load(home=home, database_url=database_url))
-    return AuthService(TokenStore(services.database), services.tracking.store)
+    return services.auth
 
 
 @token_app.command("create")

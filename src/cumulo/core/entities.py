@@ -140,6 +140,22 @@ class FileInfo(Record):
     size: int | None = None
 
 
+@dataclass(frozen=True)
+class TokenInfo(Record):
+    """What is known about a token (never the token itself)."""
+
+    id: str
+    workspace: str  # a workspace name, or "*" for every workspace
+    role: str
+    created_at: int
+    description: str = ""
+    revoked_at: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

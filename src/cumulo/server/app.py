@@ -20,9 +20,7 @@ from cumulo.core.errors import HTTP_STATUS, AlreadyExists, Conflict, CumuloError
 from cumulo.core.settings import Settings
 from cumulo.server.limits import BodySizeLimit
 from cumulo.server.responses import JsonResponse
-from cumulo.services.auth import AuthService
 from cumulo.services.context import Services, open_services
-from cumulo.store.tokens import TokenStore
 
 DEFAULT_WORKSPACE = "default"
 
@@ -62,7 +60,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         raise ValueError(f"auth must be 'none' or 'token', got {settings.auth!r}")
     app.state.settings = settings
     app.state.services = services
-    app.state.auth = AuthService(TokenStore(services.database), services.tracking.store)
+    app.state.auth = services.auth
     _ensure_default_workspace(services)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     _install_error_handlers(app)

@@ -14,9 +14,9 @@ import binascii
 
 from fastapi import Request
 
+from cumulo.core.entities import TokenInfo
 from cumulo.core.errors import Unauthenticated
 from cumulo.services.auth import ALL_WORKSPACES, AuthService
-from cumulo.store.tokens import TokenInfo
 
 _NO_TOKEN = object()
 

@@ -9,9 +9,10 @@ for every workspace may create workspaces.
 from __future__ import annotations
 
 from cumulo.core import validation
+from cumulo.core.entities import TokenInfo
 from cumulo.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from cumulo.store.metadata import MetadataStore
-from cumulo.store.tokens import TokenInfo, TokenStore
+from cumulo.store.tokens import TokenStore
 
 ROLES = ("reader", "contributor", "owner")
 ALL_WORKSPACES = "*"

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 from cumulo.core.settings import Settings
+from cumulo.services.auth import AuthService
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
@@ -13,6 +14,7 @@ from cumulo.store.db import Database
 from cumulo.store.logged_models import LoggedModelStore
 from cumulo.store.metadata import MetadataStore
 from cumulo.store.registry import RegistryStore
+from cumulo.store.tokens import TokenStore
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Services:
     database: Database
     tracking: TrackingService
     registry: RegistryService
+    auth: AuthService
 
     def close(self) -> None:
         self.database.dispose()
@@ -44,6 +47,7 @@ def open_services(settings: Settings) -> Services:
             database=database,
             tracking=tracking,
             registry=RegistryService(RegistryStore(database), LoggedModelStore(database), tracking),
+            auth=AuthService(TokenStore(database), tracking.store),
         )
         _open[settings.key] = services
         return services

@@ -415,11 +415,9 @@ class Hosting:
 
     def _token_ok(self, workspace: str, token: str) -> bool:
         from cumulo.services.auth import AuthService
-        from cumulo.store.tokens import TokenStore
 
-        auth = AuthService(TokenStore(self.services.database), self.services.tracking.store)
         try:
-            who = auth.authenticate(token)
+            who = self.services.auth.authenticate(token)
         except Unauthenticated:
             return False
         return AuthService.can_read(who, workspace)

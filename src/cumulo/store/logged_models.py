@@ -15,11 +15,11 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from cumulo.core.entities import DatasetInput, LoggedModelInfo, ModelMetric, RunLineage, now_ms
 from cumulo.core.errors import Conflict, InvalidInput, NotFound
+from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
 from cumulo.store.registry import RegistryScope, chunks, condition, kv_condition, ordered, set_kv
-from cumulo.store.run_query import decode_token, encode_token
 
 rm, mv, lm = r.registered_models, r.model_versions, r.logged_models
 

@@ -34,12 +34,13 @@ from cumulo.core.entities import (
 )
 from cumulo.core.errors import Conflict, InvalidInput, InvalidState
 from cumulo.core.names import run_display_name
+from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
 from cumulo.store import metric_series
 from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
-from cumulo.store.run_query import apply_order, clause_sql, decode_token, encode_token
+from cumulo.store.run_query import apply_order, clause_sql
 from cumulo.store.scoped import chunks
 
 MAX_SEARCH_RESULTS = 50_000

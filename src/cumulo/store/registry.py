@@ -24,11 +24,12 @@ from cumulo.core.entities import (
     now_ms,
 )
 from cumulo.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
 from cumulo.store.db import Database
-from cumulo.store.run_query import compare, decode_token, encode_token
+from cumulo.store.run_query import compare
 
 _CHUNK = 500
 

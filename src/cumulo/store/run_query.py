@@ -1,9 +1,7 @@
-"""Run search in SQL: filter clauses, ordering and page tokens."""
+"""Run search in SQL: filter clauses and ordering."""
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, func, or_
@@ -11,23 +9,6 @@ from sqlalchemy import Select, and_, exists, false, func, or_
 from cumulo.core.errors import InvalidInput
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
-
-
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except Exception as exc:
-        raise InvalidInput(f"Invalid page token {token!r}.") from exc
-    if offset < 0:
-        raise InvalidInput(f"Invalid page token {token!r}.")
-    return offset
-
 
 _ATTRIBUTE_COLUMNS = {
     "run_id": t.runs.c.id,

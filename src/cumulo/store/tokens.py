@@ -8,32 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 
 from sqlalchemy import Row, insert, select, update
 
-from cumulo.core.entities import Record, now_ms
+from cumulo.core.entities import TokenInfo, now_ms
 from cumulo.core.errors import NotFound
 from cumulo.store.db import Database
 from cumulo.store.schema_auth import auth_tokens as t
 
 TOKEN_PREFIX = "cumulo_"
-
-
-@dataclass(frozen=True)
-class TokenInfo(Record):
-    """What is known about a token (never the token itself)."""
-
-    id: str
-    workspace: str  # a workspace name, or "*" for every workspace
-    role: str
-    created_at: int
-    description: str = ""
-    revoked_at: int | None = None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
 
 
 def hash_token(token: str) -> str:

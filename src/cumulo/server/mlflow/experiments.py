@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from cumulo.core.entities import ExperimentInfo
 from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy, parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
@@ -25,7 +26,6 @@ from cumulo.server.mlflow.filters import (
     matches,
 )
 from cumulo.server.responses import JsonResponse
-from cumulo.store.run_query import decode_token, encode_token
 
 P = "/api/2.0/mlflow/experiments"
 MAX_EXPERIMENTS_PAGE = 50_000

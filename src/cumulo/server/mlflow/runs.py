@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo
 from cumulo.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from cumulo.core.names import run_display_name
+from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
@@ -31,7 +32,6 @@ from cumulo.server.mlflow.common import (
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
-from cumulo.store.run_query import decode_token, encode_token
 
 P = "/api/2.0/mlflow"
 RUN_NAME_TAG = "mlflow.runName"

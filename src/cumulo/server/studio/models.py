@@ -17,12 +17,12 @@ from fastapi.responses import HTMLResponse
 from cumulo.core.deployments import EndpointInfo
 from cumulo.core.entities import FileInfo, ModelVersionInfo, RunInfo
 from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.pages import encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.server.studio import files, web
 from cumulo.services.context import Services
 from cumulo.services.models_api import DATASETS_TAG, FRAMEWORK_TAG, PROPERTY_TAG, RESERVED
 from cumulo.services.supervisor import deployment_service
-from cumulo.store.run_query import encode_token
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 

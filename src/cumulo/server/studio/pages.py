@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse
 
 from cumulo.core.entities import RunInfo
 from cumulo.core.errors import CumuloError, InvalidInput, Unauthenticated
+from cumulo.core.pages import encode_token
 from cumulo.core.status import TERMINAL, RunStatus
 from cumulo.server import auth
 from cumulo.server.studio import web
-from cumulo.store.run_query import encode_token
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 
