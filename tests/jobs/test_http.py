@@ -84,7 +84,8 @@ def test_submit_follow_and_outputs_over_http(
     details = run.wait_for_completion(show_output=False, raise_on_error=True)
     assert details["status"] == "Completed"
     logs = run.get_logs()
-    assert f"url {server} mlflow {server}" in logs
+    assert remote.get_mlflow_tracking_uri() == f"{server}/ws/{remote.name}"
+    assert f"url {server} mlflow {remote.get_mlflow_tracking_uri()}" in logs
     assert "mlflow run True" in logs
     assert "store vars False" in logs  # the script talks to the server, not the database
     assert run.get_metrics() == {"loss": 0.25}
@@ -126,3 +127,26 @@ def test_the_runner_reports_over_http(remote: Workspace, server: str, tmp_path: 
     assert "hi\n" in run.get_logs()
     assert "outputs/a" in run.get_file_names()
     assert json.loads((workdir / ".cumulo_job" / "result.json").read_text())["exit_code"] == 0
+
+
+def test_the_script_cannot_end_its_own_job(remote: Workspace, tmp_path: Path) -> None:
+    """MLflow ends its active run at exit; the job still ends as its script did, with all logs."""
+    src = tmp_path / "src"
+    write_script(
+        src,
+        "ends_early.py",
+        "import sys, time, mlflow\n"
+        "mlflow.log_param('lr', 0.1)\n"
+        "mlflow.end_run()\n"
+        "time.sleep(1)\n"
+        "print('still running')\n"
+        "raise SystemExit('the data file is missing')\n",
+    )
+    run = Experiment(remote, "owned").submit(ScriptRunConfig(src, "ends_early.py"))
+    wait_until(lambda: "still running" in run.get_logs(), what="the last line")
+    details = run.wait_for_completion(show_output=False)
+    assert details["status"] == "Failed"  # not the FINISHED that mlflow.end_run() asked for
+    assert "the data file is missing" in details["error"]["message"]
+    assert run.get_params() == {"lr": "0.1"}
+    history = [s["status"] for s in details["statusHistory"]]
+    assert history[-2:] == ["Finalizing", "Failed"]

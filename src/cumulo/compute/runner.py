@@ -77,12 +77,13 @@ class LogSink:
     def system(self, line: str) -> None:
         self.add(LogStream.SYSTEM.value, line.rstrip("\n") + "\n")
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Send what is pending; False when the store could not take it (kept for later)."""
         with self._lock:
             pending, self._pending = self._pending, []
             self._file.flush()
         if not pending:
-            return
+            return True
         merged: list[tuple[str, str, int]] = []
         for stream, text, at in pending:
             if merged and merged[-1][0] == stream and len(merged[-1][1]) < 64_000:
@@ -95,6 +96,15 @@ class LogSink:
             log.warning("could not store log lines (%s); retrying", exc)
             with self._lock:
                 self._pending[:0] = pending
+            return False
+        return True
+
+    def drain(self, attempts: int = 6) -> None:
+        """Flush, retrying with backoff: a run's last lines land before its final status."""
+        for attempt in range(attempts):
+            if self.flush():
+                return
+            time.sleep(0.2 * 2**attempt)
 
     def close(self) -> None:
         self.flush()
@@ -295,7 +305,7 @@ def _canceled(by: str = "a user") -> dict[str, Any]:
 
 
 def _final(channel: JobChannel, sink: LogSink, result: dict[str, Any]) -> dict[str, Any]:
-    sink.flush()
+    sink.drain()
     try:
         channel.set_status(result["status"], result.get("error"))
     except CumuloError as exc:

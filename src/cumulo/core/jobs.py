@@ -28,6 +28,8 @@ SNAPSHOT_MAX_FILES = 20_000
 MAX_ARGUMENTS = 1000
 MAX_PRIORITY = 1000
 LOG_TAIL_LINES = 20
+# ``runs.kind`` of a submitted job: its runner, not its script, decides how it ends.
+JOB_RUN_KIND = "job"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -8,6 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# Every server has it; MLflow's routes at the root (``/api/2.0/mlflow``) address it.
+DEFAULT_WORKSPACE = "default"
+
+
+def mlflow_tracking_uri(server_url: str, workspace: str) -> str:
+    """The ``MLFLOW_TRACKING_URI`` that makes MLflow log into ``workspace`` on a server."""
+    base = server_url.rstrip("/")
+    return base if workspace == DEFAULT_WORKSPACE else f"{base}/ws/{workspace}"
+
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ

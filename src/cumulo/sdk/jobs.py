@@ -237,6 +237,13 @@ class HttpJobs:
             self.http._call("POST", f"{self._ws(workspace)}/jobs/{run_id}/cancel")
         )
 
+    def set_job_status(
+        self, workspace: str, run_id: str, status: str, error: dict[str, Any] | None = None
+    ) -> RunInfo:
+        body = {"status": status, "error": error}
+        data = self.http._call("POST", f"{self._ws(workspace)}/jobs/{run_id}/status", body)
+        return RunInfo.from_dict(data)
+
     def get_logs(self, workspace: str, run_id: str, after: int = 0, limit: int = 5000) -> LogPage:
         data = self.http._call(
             "GET",
@@ -265,7 +272,7 @@ class HttpChannel:
         return self.http.get_run(self.workspace, self.run_id).status
 
     def set_status(self, status: str, error: dict[str, Any] | None = None) -> None:
-        self.http.set_run_status(self.workspace, self.run_id, status, error=error)
+        self.jobs.set_job_status(self.workspace, self.run_id, status, error)
 
     def append_logs(self, chunks: list[tuple[str, str, int]]) -> None:
         self.jobs.append_logs(self.workspace, self.run_id, chunks)

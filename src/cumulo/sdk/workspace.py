@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from cumulo.core import validation
 from cumulo.core.errors import ConfigError, NotFound
-from cumulo.core.settings import Settings
+from cumulo.core.settings import Settings, mlflow_tracking_uri
 from cumulo.sdk import display
 from cumulo.sdk.writer import MetricWriter
 
@@ -148,6 +148,15 @@ class Workspace:
         from cumulo.sdk.run import Run
 
         return Run._from_info(self, self._transport.get_run(self.name, run_id))
+
+    def get_mlflow_tracking_uri(self) -> str:
+        """The ``MLFLOW_TRACKING_URI`` that makes MLflow code log into this workspace."""
+        if not self.url:
+            raise ConfigError(
+                "An embedded workspace has no MLflow tracking URI: start `cumulo server` "
+                "on its home and use Workspace.connect(url, name)."
+            )
+        return mlflow_tracking_uri(self.url, self.name)
 
     @property
     def location(self) -> str:

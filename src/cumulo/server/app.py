@@ -17,12 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from cumulo.core.errors import HTTP_STATUS, AlreadyExists, Conflict, CumuloError
-from cumulo.core.settings import Settings
+from cumulo.core.settings import DEFAULT_WORKSPACE, Settings
 from cumulo.server.limits import BodySizeLimit
 from cumulo.server.responses import JsonResponse
 from cumulo.services.context import Services, open_services
-
-DEFAULT_WORKSPACE = "default"
 
 log = logging.getLogger("cumulo.server")
 

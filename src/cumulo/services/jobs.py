@@ -16,6 +16,7 @@ from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
+    JOB_RUN_KIND,
     LOCAL_TARGET,
     ComputeTargetInfo,
     EnvironmentInfo,
@@ -35,13 +36,11 @@ from cumulo.core.jobs import (
     target_config,
     target_name,
 )
-from cumulo.core.status import RunStatus
+from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentService, env_cache_dir
 from cumulo.services.snapshots import SnapshotService
 from cumulo.store.jobs import JobStore
-
-RUN_KIND = "job"
 
 
 class JobService:
@@ -175,7 +174,7 @@ class JobService:
             workspace,
             experiment_id,
             display_name=display_name,
-            kind=RUN_KIND,
+            kind=JOB_RUN_KIND,
             status=RunStatus.QUEUED.value,
             tags=tags,
             user=user,
@@ -200,7 +199,7 @@ class JobService:
                 max_retries=retries,
             )
         except Exception as exc:
-            self.tracking.set_run_status(
+            self.set_job_status(
                 workspace, run.id, "Failed", error={"message": f"Submission failed: {exc}"}
             )
             raise
@@ -278,6 +277,15 @@ class JobService:
         self._notify()
         return run
 
+    def set_job_status(
+        self, workspace: str, run_id: str, status: str, error: dict[str, Any] | None = None
+    ) -> RunInfo:
+        """The status a job's scheduler or runner reports (the only way a job run ends)."""
+        run = self.meta.set_run_status(workspace, run_id, parse_status(status), error=error)
+        if run.run_status.is_terminal:
+            self.store.update_job(run_id, state=JobState.DONE.value, release=True)
+        return run
+
     # ------------------------------------------------------------------ logs
     def append_logs(self, workspace: str, run_id: str, chunks: Sequence[Sequence[Any]]) -> None:
         self.meta.get_run(workspace, run_id)
@@ -314,9 +322,7 @@ class ServiceChannel:
         return self.jobs.meta.get_run(self.workspace, self.run_id).status
 
     def set_status(self, status: str, error: dict[str, Any] | None = None) -> None:
-        self.jobs.tracking.set_run_status(self.workspace, self.run_id, status, error=error)
-        if RunStatus(status).is_terminal:
-            self.jobs.store.update_job(self.run_id, state=JobState.DONE.value, release=True)
+        self.jobs.set_job_status(self.workspace, self.run_id, status, error=error)
 
     def append_logs(self, chunks: list[tuple[str, str, int]]) -> None:
         self.jobs.store.append_logs(self.run_id, chunks)

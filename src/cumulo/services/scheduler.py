@@ -44,6 +44,7 @@ from cumulo.core.jobs import (
     TargetKind,
     signal_name,
 )
+from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
@@ -83,7 +84,9 @@ def job_env(
     child = {"CUMULO_RUN_ID": run_id, "CUMULO_WORKSPACE": workspace}
     if endpoint.url:
         child.update(
-            CUMULO_URL=endpoint.url, MLFLOW_TRACKING_URI=endpoint.url, MLFLOW_RUN_ID=run_id
+            CUMULO_URL=endpoint.url,
+            MLFLOW_TRACKING_URI=mlflow_tracking_uri(endpoint.url, workspace),
+            MLFLOW_RUN_ID=run_id,
         )
         if endpoint.token:
             child.update(CUMULO_TOKEN=endpoint.token, MLFLOW_TRACKING_TOKEN=endpoint.token)
@@ -138,7 +141,7 @@ def prepare(
 
 
 def _set(jobs: JobService, job: JobInfo, status: RunStatus, error: dict | None = None) -> None:
-    jobs.tracking.set_run_status(job.workspace, job.run_id, status.value, error=error)
+    jobs.set_job_status(job.workspace, job.run_id, status.value, error=error)
 
 
 # --------------------------------------------------------------- scheduler

@@ -19,6 +19,7 @@ from cumulo.core.entities import (
     now_ms,
 )
 from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.jobs import JOB_RUN_KIND
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.metric_points import check_columns, check_rows
 from cumulo.store.artifacts import ArtifactStore
@@ -162,9 +163,21 @@ class TrackingService:
         error: dict[str, Any] | None = None,
         at: int | None = None,
     ) -> RunInfo:
-        return self.store.set_run_status(
-            workspace, run_id, parse_status(status), error=error, at=at
-        )
+        """Change a run's status, as a user or a script asks.
+
+        A submitted job ends when its script does (``JobService.set_job_status``),
+        so a script that ends its own run (``mlflow.end_run()`` at exit,
+        ``run.complete()``) leaves it running until the runner has stored the
+        last logs and outputs; a cancel asks the job to stop.
+        """
+        wanted = parse_status(status)
+        if wanted.is_terminal:
+            run = self.store.get_run(workspace, run_id)
+            if run.kind == JOB_RUN_KIND and not run.run_status.is_terminal:
+                if wanted != RunStatus.CANCELED:
+                    return run
+                wanted = RunStatus.CANCEL_REQUESTED
+        return self.store.set_run_status(workspace, run_id, wanted, error=error, at=at)
 
     def update_run(
         self,

@@ -45,6 +45,11 @@ class LogAppend(BaseModel):
     chunks: list[tuple[str, Annotated[str, Field(max_length=1_000_000)], Int64 | None]]
 
 
+class JobStatus(BaseModel):
+    status: str = Field(max_length=32)
+    error: dict[str, Any] | None = None
+
+
 class TargetCreate(BaseModel):
     name: str = Field(max_length=64)
     kind: str = Field(max_length=16)
@@ -93,6 +98,12 @@ def get_job(workspace: Readable, run_id: RunId, jobs: Jobs) -> JsonResponse:
 @router.post("/jobs/{run_id}/cancel")
 def cancel_job(workspace: Writable, run_id: RunId, jobs: Jobs) -> JsonResponse:
     return JsonResponse(run_dict(jobs.cancel_job(workspace, run_id)))
+
+
+@router.post("/jobs/{run_id}/status")
+def set_job_status(body: JobStatus, workspace: Writable, run_id: RunId, jobs: Jobs) -> JsonResponse:
+    """The status a job's runner reports; unlike a run's, it may end the job."""
+    return JsonResponse(run_dict(jobs.set_job_status(workspace, run_id, body.status, body.error)))
 
 
 @router.get("/jobs/{run_id}/logs")

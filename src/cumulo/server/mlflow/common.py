@@ -20,12 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import HTTP_STATUS, CumuloError, InvalidInput
+from cumulo.core.settings import DEFAULT_WORKSPACE
 from cumulo.server.auth import require, token_auth
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
 
-DEFAULT_WORKSPACE = "default"
 MAX_INT64 = 2**63 - 1
 
 # Cumulo error code -> (MLflow error code, HTTP status). MLflow answers 400 for
