@@ -106,6 +106,9 @@ def test_run_metrics_chart_draws_downsampled_and_zooms(tab: Page, seeded: Seeded
     assert 100 < drawn < 30_000  # downsampled on the server
     assert "30,000 points" in chart.locator(".chart-info").inner_text()
     assert page.locator("table", has_text="precision").count() == 1  # row records as a table
+    single = page.locator(".chart[data-key=accuracy] .single-value")  # one point: its value
+    single.wait_for()
+    assert single.inner_text().split() == ["0.95", "step", "0"]
     tab.shot("05-run-metrics")
 
     # Drag across a tenth of the chart: the detail of that range is fetched and drawn.

@@ -50,6 +50,11 @@
     return out;
   }
 
+  function formatValue(v) {
+    if (v === null || v === undefined) { return "NaN"; }
+    return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-4) ? v.toExponential(4) : String(+v.toPrecision(6));
+  }
+
   function prepare(x, ys, c) {
     var xs = c.axis === "timestamp" ? x.map(function (v) { return v / 1000; }) : x.slice();
     return ys.map(function (y) {
@@ -127,6 +132,15 @@
     self.el.innerHTML = "";
     if (!d.x.length) {
       self.el.innerHTML = '<div class="nodata">No points</div>';
+      return;
+    }
+    if (d.count === 1 && !self.range) {  // one value: say it, a chart of one dot says less
+      var at = c.axis === "timestamp" ? new Date(d.x[0]).toLocaleString() : "step " + d.x[0];
+      self.el.innerHTML = '<div class="single-value"><b></b><span class="muted"></span></div>';
+      $("b", self.el).textContent = formatValue(d.y[0]);
+      $("span", self.el).textContent = at;
+      self.info.textContent = "1 point";
+      self.card.setAttribute("data-drawn", "1");
       return;
     }
     var few = d.x.length <= 60;
