@@ -109,7 +109,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                 InferenceConfig(
                     entry_script="score.py", source_directory=code, sample_input={"data": [[1, 2]]}
                 ),
-                DeploymentConfig(replicas=1),
+                DeploymentConfig(replicas=1, request_logging=1.0),
                 timeout=120,
             )
             key = endpoint.get_keys()[0]
@@ -215,6 +215,13 @@ def test_endpoint_page_test_form_charts_snippets_and_logs(tab: Page, shop: Shop)
     page.wait_for_selector("#traffic-chart[data-drawn='3'] canvas", timeout=20_000)
     page.wait_for_selector("#latency-chart[data-drawn='1'] canvas")
     assert "3 requests, 1 error in" in page.inner_text("#metrics-total")
+    # Every request is kept (request_logging=1.0): the newest first, with the answer.
+    page.click("#requests-refresh")
+    page.wait_for_selector("#requests-table tbody tr:nth-child(3)")
+    kept = page.locator("#requests-table tbody tr")
+    assert kept.count() == 3
+    assert [kept.nth(i).get_attribute("data-status") for i in range(3)] == ["500", "400", "200"]
+    assert '"result":[7.5]' in kept.nth(2).inner_text()
     # Replica logs tail live.
     page.wait_for_function(
         "document.querySelector('#endpoint-log').textContent.includes('scaler loaded v1')",

@@ -32,6 +32,8 @@ MAX_TEST_BODY = 1024 * 1024  # what the test form sends at most
 SHOWN_ANSWER = 200_000  # characters of an answer the page shows
 CHART_MINUTES = (60, 360, 1440)
 LOG_LINES = 500
+REQUEST_ROWS = 50  # sampled requests the page lists
+SHOWN_BODY = 300  # characters of a sampled body shown in the list
 _WORST_FIRST = ("Failed", "Unhealthy", "Updating", "Creating")
 # Frames of the scoring server itself (in this interpreter or in a deployment's environment).
 _SERVER_FRAMES = "/cumulo/serving/"
@@ -192,6 +194,32 @@ def deployments(request: Request, ws: str, name: str) -> Response:
         frames=_frames,
         oob=True,
     )
+
+
+@router.get("/ws/{ws}/endpoints/{name}/requests", response_class=HTMLResponse)
+def sampled_requests(request: Request, ws: str, name: str) -> Response:
+    """The newest sampled requests and answers (deployments with ``request_logging``)."""
+    web.guard(request, ws)
+    api = _api(request)
+    info = api.get_endpoint(ws, name)
+    sampling = {d.name: float(d.spec.get("request_logging") or 0) for d in _ordered(info)}
+    rows = api.get_request_logs(ws, name, None, REQUEST_ROWS) if any(sampling.values()) else []
+    for row in rows:
+        row["request_shown"] = _clip(row["request"])
+        row["response_shown"] = _clip(row["response"])
+    return web.render(
+        request,
+        "endpoint_requests.html",
+        workspace=ws,
+        endpoint=info,
+        sampling=sampling,
+        rows=rows,
+    )
+
+
+def _clip(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= SHOWN_BODY else text[:SHOWN_BODY] + "…"
 
 
 @router.post("/ws/{ws}/endpoints/{name}/traffic")
