@@ -253,6 +253,14 @@ def test_get_runs_filters_orders_and_pages(workspace: Workspace) -> None:
     assert like == ["r1", "r10", "r11"]
     newest = [r.display_name for r in exp.get_runs(max_results=2)]
     assert newest == ["r11", "r10"]
+    keys = exp.get_run_keys()  # what a filter or a comparison can name
+    assert keys["metrics"] == ["acc"] and keys["params"] == ["depth", "model"]
+    assert "keep" in keys["tags"]
+    assert Experiment(workspace, "empty-keys").get_run_keys() == {
+        "metrics": [],
+        "params": [],
+        "tags": [],
+    }
     # pages of the store are walked transparently
     page = workspace._transport.search_runs(workspace.name, [exp.id], max_results=5)
     assert len(page.runs) == 5 and page.next_page_token

@@ -96,6 +96,24 @@ def test_runs_table_filters_sorts_and_pages(tab: Page, seeded: Seeded) -> None:
     assert set(_column(tab.open(url.removeprefix(tab.base)), 2)) == second
 
 
+def test_column_picker_offers_every_key_of_the_experiment(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}")
+    picker = page.locator("details.colpick")
+    assert picker.locator("label[data-col='params.warmup']").count() == 0  # not on this page
+    picker.locator("summary").click()
+    # Opening the picker asks the server for every key the experiment's runs use.
+    warmup = picker.locator("label[data-col='params.warmup']")
+    warmup.wait_for()
+    assert picker.locator("label[data-col='tags.stage']").count() == 1
+    picker.locator(".colpick-find").fill("warm")
+    assert picker.locator("label[data-col='metrics.accuracy']").is_hidden()
+    warmup.locator("input").check()
+    page.wait_for_url(re.compile(r"cols=params.warmup"))
+    page.wait_for_selector("#runs thead th:has-text('warmup')")
+    # The columns already shown stay chosen.
+    assert "cols=metrics.accuracy" in page.url
+
+
 def test_run_metrics_chart_draws_downsampled_and_zooms(tab: Page, seeded: Seeded) -> None:
     run_id = seeded.runs["best"]
     page = tab.open(f"/ws/{seeded.workspace}/runs/{run_id}/metrics")

@@ -117,6 +117,10 @@ class Experiment:
             if not token:
                 return
 
+    def get_run_keys(self) -> dict[str, builtins.list[str]]:
+        """The metric, param and tag keys this experiment's runs use, to filter or compare on."""
+        return self.workspace._transport.run_keys(self.workspace.name, self.id)
+
     # ------------------------------------------------------------- lifecycle
     def archive(self) -> None:
         """Hide the experiment from listings (its runs are kept)."""

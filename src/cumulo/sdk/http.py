@@ -233,6 +233,10 @@ class HttpTransport:
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
         return RunInfo.from_dict(self._call("GET", self._run(workspace, run_id)))
 
+    def run_keys(self, workspace: str, experiment_id: int) -> dict[str, list[str]]:
+        data = self._call("GET", f"{self._ws(workspace)}/experiments/{int(experiment_id)}/keys")
+        return {kind: list(data.get(kind, [])) for kind in ("metrics", "params", "tags")}
+
     def search_runs(
         self,
         workspace: str,

@@ -26,6 +26,7 @@ from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.metadata import MetadataStore
 
 RECORD_KINDS = ("list", "row", "table", "image")
+MAX_RUN_KEYS = 2000  # keys of each kind listed for an experiment (column pickers)
 
 
 def run_prefix(workspace: str, run_id: str) -> str:
@@ -154,6 +155,10 @@ class TrackingService:
             top_level_only=top_level_only,
             view=view,
         )
+
+    def run_keys(self, workspace: str, experiment_id: int) -> dict[str, list[str]]:
+        """``{"metrics": [...], "params": [...], "tags": [...]}``: the keys the runs use."""
+        return self.store.run_keys(workspace, experiment_id, MAX_RUN_KEYS)
 
     def set_run_status(
         self,

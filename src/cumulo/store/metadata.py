@@ -392,6 +392,31 @@ class MetadataStore(ExperimentStore):
                 ).scalars()
             )
 
+    def run_keys(self, workspace: str, experiment_id: int, limit: int) -> dict[str, list[str]]:
+        """Metric, param and tag keys in use by the experiment's runs (at most ``limit`` each)."""
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._experiment_row(conn, ws_id, experiment_id)
+            runs = select(t.runs.c.id).where(
+                t.runs.c.experiment_id == experiment_id, ~t.runs.c.deleted
+            )
+            found = {}
+            for name, table in (
+                ("metrics", t.latest_metrics),
+                ("params", t.params),
+                ("tags", t.tags),
+            ):
+                found[name] = list(
+                    conn.execute(
+                        select(table.c.key)
+                        .where(table.c.run_id.in_(runs))
+                        .distinct()
+                        .order_by(table.c.key)
+                        .limit(limit)
+                    ).scalars()
+                )
+            return found
+
     def metric_history(
         self,
         workspace: str,

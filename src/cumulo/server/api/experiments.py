@@ -70,6 +70,12 @@ def get_experiment(
     return JsonResponse(service.get_experiment(workspace, experiment_id=experiment_id).to_dict())
 
 
+@router.get("/{experiment_id}/keys")
+def run_keys(workspace: Readable, experiment_id: ExperimentId, service: Tracking) -> JsonResponse:
+    """The metric, param and tag keys the experiment's runs use."""
+    return JsonResponse(service.run_keys(workspace, experiment_id))
+
+
 @router.patch("/{experiment_id}")
 def update_experiment(
     body: ExperimentUpdate, workspace: Writable, experiment_id: ExperimentId, service: Tracking

@@ -20,6 +20,7 @@ ACTIVE = [s.value for s in RunStatus if s not in TERMINAL]
 HOME_WORKSPACES = 20
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_COLUMNS = 4  # metrics and params shown when the URL names none
+COLUMN_KINDS = ("metrics.", "params.", "tags.")
 
 
 # ---------------------------------------------------------------------- login
@@ -178,7 +179,7 @@ def runs_table(
         runs, more = found.runs, found.next_page_token is not None
     except InvalidInput as exc:
         error = exc.message
-    columns = [c for c in cols if c.startswith(("metrics.", "params.", "tags."))]
+    columns = [c for c in cols if c.startswith(COLUMN_KINDS)]
     if not cols:
         columns = _default_columns(runs)
     params: dict[str, Any] = {
@@ -212,6 +213,20 @@ def runs_table(
     if web.is_fragment(request):
         return web.render(request, "runs_table.html", **context)
     return web.render(request, "runs.html", **context)
+
+
+@router.get("/ws/{ws}/experiments/{experiment_id}/columns", response_class=HTMLResponse)
+def run_columns(
+    request: Request, ws: str, experiment_id: int, cols: list[str] = Query(default=[])
+) -> Response:
+    """Every key the experiment's runs use, as the column picker's choices."""
+    web.guard(request, ws)
+    keys = web.services(request).tracking.run_keys(ws, experiment_id)
+    chosen = [c for c in cols if c.startswith(COLUMN_KINDS)]
+    available = {f"{kind}.{k}" for kind, names in keys.items() for k in names}
+    return web.render(
+        request, "runs_columns.html", available=sorted(available | set(chosen)), columns=chosen
+    )
 
 
 def _default_columns(runs: list[RunInfo]) -> list[str]:

@@ -404,6 +404,17 @@
       var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
       if (msg && !window.confirm(msg)) { e.preventDefault(); }
     }, true);
+    // The column picker's find box narrows its list; Enter there does not submit the form.
+    document.addEventListener("input", function (e) {
+      if (!e.target.classList || !e.target.classList.contains("colpick-find")) { return; }
+      var needle = e.target.value.trim().toLowerCase();
+      $$("label[data-col]", e.target.parentNode).forEach(function (label) {
+        label.hidden = needle !== "" && label.getAttribute("data-col").toLowerCase().indexOf(needle) < 0;
+      });
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && e.target.classList && e.target.classList.contains("colpick-find")) { e.preventDefault(); }
+    });
     $$("select.submit-on-change").forEach(function (sel) {
       sel.addEventListener("change", function () { sel.form.submit(); });
     });
