@@ -211,13 +211,11 @@ class EnvironmentSpec(Record):
         for r in reqs:
             if not isinstance(r, str) or "\n" in r or "\x00" in r:
                 raise InvalidInput(f"Invalid pip requirement {r!r}: one requirement per item.")
-            if r.strip().startswith("-"):
-                raise InvalidInput(
-                    f"pip option {r.strip()!r} is not allowed in pip_requirements; list "
-                    "requirements only (configure indexes in the machine's pip.conf)."
-                )
-            if r.strip() and not r.strip().startswith("#"):
-                clean.append(r.strip())
+            line = r.strip()
+            if line.startswith("-"):
+                clean.append(pip_option(line))
+            elif line and not line.startswith("#"):
+                clean.append(line)
         python = data.get("python")
         if python is not None and (
             not isinstance(python, str) or not re.match(r"^\d+(\.\d+){0,2}$", python)
@@ -242,6 +240,40 @@ class EnvironmentSpec(Record):
     @property
     def needs_build(self) -> bool:
         return bool(self.pip_requirements) or self.python is not None
+
+
+# pip options a requirements list may carry: where packages come from and which
+# builds to take. -r, -c and -e name files next to a requirements file, which a
+# spec does not carry.
+PIP_OPTIONS_WITH_VALUE = {
+    "--index-url": "--index-url",
+    "-i": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "--find-links": "--find-links",
+    "-f": "--find-links",
+    "--trusted-host": "--trusted-host",
+    "--no-binary": "--no-binary",
+    "--only-binary": "--only-binary",
+}
+PIP_FLAGS = {"--pre", "--no-index", "--prefer-binary"}
+
+
+def pip_option(line: str) -> str:
+    """One pip option of a requirements list, checked and spelled out (``--opt value``)."""
+    if line.startswith("--"):
+        name, _, value = line.replace("=", " ", 1).partition(" ")
+    else:  # a short option: "-f DIR" or "-fDIR"
+        name, value = line[:2], line[2:]
+    value = value.strip()
+    if name in PIP_FLAGS and not value:
+        return name
+    if name in PIP_OPTIONS_WITH_VALUE and value and " " not in value:
+        return f"{PIP_OPTIONS_WITH_VALUE[name]} {value}"
+    allowed = sorted({*PIP_OPTIONS_WITH_VALUE.values(), *PIP_FLAGS})
+    raise InvalidInput(
+        f"pip option {line!r} is not allowed in pip_requirements: use one of "
+        f"{', '.join(allowed)} (each with its value where it takes one)."
+    )
 
 
 def spec_hash(data: Any) -> str:
