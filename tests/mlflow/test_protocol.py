@@ -204,3 +204,15 @@ def test_tokens_cover_the_mlflow_api(
         assert err.value.error_code == "PERMISSION_DENIED"
         own = MlflowClient(f"{secure.url}/ws/other")
         assert own.get_experiment("0").name == "Default"
+
+
+def test_a_retried_log_metric_is_stored_once(tracking_uri: str, client, name: str) -> None:
+    """The MLflow client retries a call whose answer it lost: the point is kept once."""
+    run_id = client.create_run(client.create_experiment(name)).info.run_id
+    body = {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 1700, "step": 3}
+    for _ in range(2):
+        assert httpx.post(f"{tracking_uri}{API}/runs/log-metric", json=body).status_code == 200
+    again = {**body, "value": 0.25}  # the same step and time with another value is new
+    assert httpx.post(f"{tracking_uri}{API}/runs/log-metric", json=again).status_code == 200
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.timestamp, m.value) for m in history] == [(3, 1700, 0.5), (3, 1700, 0.25)]

@@ -147,7 +147,13 @@ def _merge(
     if lock:
         q = q.with_for_update()
     last = conn.execute(q).first()
-    if last is None or last.size + len(steps) > MERGE_LIMIT:
+    if last is None:
+        return False
+    if len(steps) == 1 and _is_last_point(last, steps, stamps, values):
+        # The same point again (step, time and value): a client's retry of a call
+        # whose answer it lost. Kept once, as MLflow keeps identical points.
+        return True
+    if last.size + len(steps) > MERGE_LIMIT:
         return False
     conn.execute(
         update(c)
@@ -162,6 +168,14 @@ def _merge(
         )
     )
     return True
+
+
+def _is_last_point(last: Any, steps: np.ndarray, stamps: np.ndarray, values: np.ndarray) -> bool:
+    return (
+        bytes(last.step_data[-8:]) == steps.tobytes()
+        and bytes(last.time_data[-8:]) == stamps.tobytes()
+        and bytes(last.value_data[-8:]) == values.tobytes()
+    )
 
 
 def read(
