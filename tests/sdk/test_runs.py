@@ -349,6 +349,8 @@ def test_display_helpers_render_html(workspace: Workspace) -> None:
 def test_get_run_of_unknown_id(workspace: Workspace) -> None:
     with pytest.raises(NotFound, match="does not exist"):
         workspace.get_run("0" * 32)
+    run = Experiment(workspace, "short-ids").start_logging()
+    assert workspace.get_run(run.id[:9]).id == run.id  # the start tables and the CLI show
 
 
 def test_run_get_context_finds_the_job_run(

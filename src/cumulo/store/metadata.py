@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from cumulo.core.entities import (
     StatusChange,
     now_ms,
 )
-from cumulo.core.errors import Conflict, InvalidInput, InvalidState
+from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from cumulo.core.names import run_display_name
 from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import parse_filter, parse_order_by
@@ -44,6 +45,8 @@ from cumulo.store.run_query import apply_order, clause_sql
 from cumulo.store.scoped import chunks
 
 MAX_SEARCH_RESULTS = 50_000
+# A start of a run id that finds the run when it is unique (tables show 9 characters).
+_RUN_ID_PREFIX = re.compile(r"^[0-9a-fA-F]{6,31}$")
 
 
 class MetadataStore(ExperimentStore):
@@ -127,9 +130,32 @@ class MetadataStore(ExperimentStore):
         raise Conflict("Could not number the new run; too many runs created at once. Retry.")
 
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
+        """A run by its id, or by a unique start of it (as tables show ids cut short)."""
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
-            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+            try:
+                row = self._run_row(conn, ws_id, run_id)
+            except NotFound:
+                if not _RUN_ID_PREFIX.match(run_id):
+                    raise
+                row = self._run_by_prefix(conn, ws_id, run_id)
+            return self._run_infos(conn, [row], True)[0]
+
+    def _run_by_prefix(self, conn: Connection, ws_id: int, prefix: str) -> Row[Any]:
+        found = conn.execute(
+            select(t.runs)
+            .where(t.runs.c.workspace_id == ws_id, t.runs.c.id.like(prefix.lower() + "%"))
+            .order_by(t.runs.c.id)
+            .limit(3)
+        ).all()
+        if not found:
+            raise NotFound(f"Run {prefix!r} does not exist in this workspace.")
+        if len(found) > 1:
+            ids = ", ".join(r.id for r in found[:2])
+            raise InvalidInput(
+                f"Run id {prefix!r} is the start of several runs ({ids}...): give more of it."
+            )
+        return found[0]
 
     def set_run_status(
         self,
