@@ -216,9 +216,12 @@ def test_endpoint_page_test_form_charts_snippets_and_logs(tab: Page, shop: Shop)
     page.wait_for_selector("#latency-chart[data-drawn='1'] canvas")
     assert "3 requests, 1 error in" in page.inner_text("#metrics-total")
     # Every request is kept (request_logging=1.0): the newest first, with the answer.
-    page.click("#requests-refresh")
-    page.wait_for_selector("#requests-table tbody tr:nth-child(3)")
     kept = page.locator("#requests-table tbody tr")
+    for _ in range(40):  # the log is stored just after the counts: refresh until it is there
+        page.click("#requests-refresh")
+        page.wait_for_timeout(250)
+        if kept.count() == 3:
+            break
     assert kept.count() == 3
     assert [kept.nth(i).get_attribute("data-status") for i in range(3)] == ["500", "400", "200"]
     assert '"result":[7.5]' in kept.nth(2).inner_text()
