@@ -150,3 +150,22 @@ def test_the_script_cannot_end_its_own_job(remote: Workspace, tmp_path: Path) ->
     assert run.get_params() == {"lr": "0.1"}
     history = [s["status"] for s in details["statusHistory"]]
     assert history[-2:] == ["Finalizing", "Failed"]
+
+
+def test_a_script_that_marks_its_run_failed_fails_the_job(
+    remote: Workspace, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write_script(
+        src,
+        "judge.py",
+        "from cumulo import Run\n"
+        "run = Run.get_context()\n"
+        "run.fail('validation accuracy 0.31 is under the 0.9 bar')\n"
+        "print('exiting normally')\n",
+    )
+    run = Experiment(remote, "judged").submit(ScriptRunConfig(src, "judge.py"))
+    details = run.wait_for_completion(show_output=False)
+    assert details["status"] == "Failed"  # exit code 0, but the script said so
+    assert details["error"]["message"] == "validation accuracy 0.31 is under the 0.9 bar"
+    assert "exiting normally" in run.get_logs()

@@ -30,6 +30,8 @@ MAX_PRIORITY = 1000
 LOG_TAIL_LINES = 20
 # ``runs.kind`` of a submitted job: its runner, not its script, decides how it ends.
 JOB_RUN_KIND = "job"
+# Marks the error of a job whose script called ``run.fail()``: the job fails when it ends.
+SCRIPT_FAILED = "failedByScript"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -18,6 +18,7 @@ from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     JOB_RUN_KIND,
     LOCAL_TARGET,
+    SCRIPT_FAILED,
     ComputeTargetInfo,
     EnvironmentInfo,
     JobConfig,
@@ -281,7 +282,12 @@ class JobService:
         self, workspace: str, run_id: str, status: str, error: dict[str, Any] | None = None
     ) -> RunInfo:
         """The status a job's scheduler or runner reports (the only way a job run ends)."""
-        run = self.meta.set_run_status(workspace, run_id, parse_status(status), error=error)
+        wanted = parse_status(status)
+        if wanted == RunStatus.COMPLETED:
+            asked = self.meta.get_run(workspace, run_id).error
+            if asked and asked.get(SCRIPT_FAILED):  # the script called run.fail()
+                wanted, error = RunStatus.FAILED, asked
+        run = self.meta.set_run_status(workspace, run_id, wanted, error=error)
         if run.run_status.is_terminal:
             self.store.update_job(run_id, state=JobState.DONE.value, release=True)
         return run

@@ -19,7 +19,7 @@ from cumulo.core.entities import (
     now_ms,
 )
 from cumulo.core.errors import InvalidInput, NotFound
-from cumulo.core.jobs import JOB_RUN_KIND
+from cumulo.core.jobs import JOB_RUN_KIND, SCRIPT_FAILED
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.metric_points import check_columns, check_rows
 from cumulo.store.artifacts import ArtifactStore
@@ -173,14 +173,21 @@ class TrackingService:
         A submitted job ends when its script does (``JobService.set_job_status``),
         so a script that ends its own run (``mlflow.end_run()`` at exit,
         ``run.complete()``) leaves it running until the runner has stored the
-        last logs and outputs; a cancel asks the job to stop.
+        last logs and outputs. ``run.fail()`` from the script is remembered and
+        makes the job fail when it ends; a cancel asks the job to stop.
         """
         wanted = parse_status(status)
         if wanted.is_terminal:
             run = self.store.get_run(workspace, run_id)
             if run.kind == JOB_RUN_KIND and not run.run_status.is_terminal:
-                if wanted != RunStatus.CANCELED:
+                if wanted == RunStatus.COMPLETED:
                     return run
+                if wanted == RunStatus.FAILED:
+                    reason = {"message": "The script marked the run failed.", **(error or {})}
+                    reason[SCRIPT_FAILED] = True
+                    return self.store.set_run_status(
+                        workspace, run_id, run.run_status, error=reason
+                    )
                 wanted = RunStatus.CANCEL_REQUESTED
         return self.store.set_run_status(workspace, run_id, wanted, error=error, at=at)
 
