@@ -241,3 +241,13 @@ def test_images_gallery_and_child_runs(tab: Page, seeded: Seeded) -> None:
     page.click("text=Compare selected")
     page.wait_for_selector("#parallel path.line")
     assert page.locator("#parallel path.line").count() == 3
+
+
+def test_links_mlflow_prints_open_the_same_pages(tab: Page, seeded: Seeded) -> None:
+    """MLflow's client prints links to its UI (``/#/experiments/N/runs/ID``) after a run."""
+    ws, exp, run_id = seeded.workspace, seeded.experiment_id, seeded.runs["best"]
+    page = tab.open(f"/ws/{ws}/#/experiments/{exp}/runs/{run_id}")
+    page.wait_for_url(re.compile(rf"/ws/{ws}/runs/{run_id}$"))
+    assert "best" in page.inner_text("h1")
+    page = tab.open(f"/ws/{ws}/#/experiments/{exp}")
+    page.wait_for_url(re.compile(rf"/ws/{ws}/experiments/{exp}$"))

@@ -420,7 +420,19 @@
     });
   }
 
+  // MLflow prints links to its own UI ("/#/experiments/2/runs/<id>"): open the same run here.
+  function followMlflowLink() {
+    var m = location.hash.match(/^#\/experiments\/(\d+)(?:\/runs\/([0-9a-fA-F]+))?/);
+    if (!m) { return false; }
+    var ws = location.pathname.match(/^\/ws\/([^/]+)/);
+    var base = "/ws/" + (ws ? ws[1] : "default");
+    var path = m[2] ? "/runs/" + m[2] : (m[1] === "0" ? "/experiments" : "/experiments/" + m[1]);
+    location.replace(base + path);
+    return true;
+  }
+
   function init() {
+    if (followMlflowLink()) { return; }
     initForms();
     initSelection();
     initRunCharts();
