@@ -603,12 +603,14 @@ class MetadataStore(ExperimentStore):
                 for run_id, k, v in conn.execute(select(tbl).where(tbl.c.run_id.in_(chunk))):
                     target.setdefault(run_id, {})[k] = v
             lm = t.latest_metrics
-            for r in conn.execute(select(lm).where(lm.c.run_id.in_(chunk))):
-                metrics.setdefault(r.run_id, {})[r.key] = LatestMetric(
-                    key=r.key,
-                    value=math.nan if r.is_nan else r.value,
-                    step=r.step,
-                    timestamp=r.timestamp,
+            latest = select(
+                lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.step, lm.c.timestamp
+            )
+            for run_id, key, value, is_nan, step, stamp in conn.execute(
+                latest.where(lm.c.run_id.in_(chunk))
+            ):
+                metrics.setdefault(run_id, {})[key] = LatestMetric(
+                    key, math.nan if is_nan else value, step, stamp
                 )
             if with_history:
                 h = t.run_status_history
