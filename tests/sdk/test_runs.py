@@ -147,6 +147,25 @@ def test_files_upload_list_download(workspace: Workspace, tmp_path: Path) -> Non
         run.download_file("missing.txt", tmp_path / "x")
 
 
+def test_big_transfers_show_their_progress(
+    workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"shard-{i}.bin").write_bytes(bytes([i]) * 300_000)
+    run = Experiment(workspace, "progress").start_logging()
+    run.upload_folder("shards", src, show_progress=True)
+    err = capsys.readouterr().err
+    assert "Uploading 3 files to shards" in err and "900.0/900.0 kB" in err  # every byte
+    got = run.download_files("shards", output_directory=tmp_path / "back", show_progress=True)
+    assert "Downloading 3 files" in capsys.readouterr().err
+    assert sorted(p.read_bytes() for p in got) == sorted(f.read_bytes() for f in src.iterdir())
+    run.upload_file("outputs/small.txt", src / "shard-0.bin")  # small and not a terminal: quiet
+    run.download_file("outputs/small.txt", tmp_path / "small.bin")
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("bad", ["../escape.txt", "/etc/passwd", "a/../../b", "C:/x"])
 def test_artifact_paths_cannot_escape(workspace: Workspace, tmp_path: Path, bad: str) -> None:
     f = tmp_path / "f.txt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -240,6 +241,25 @@ def test_a_chunked_body_over_the_limit_is_refused(small_server: str) -> None:
     assert t.upload_artifact(ws, run.id, "big.bin", io.BytesIO(b"z" * 1_000_000)) == 1_000_000
     with pytest.raises(PayloadTooLarge):
         t.log_batch(ws, run.id, metrics=[("m", 1.0, i, 1) for i in range(10_000)])
+
+
+def test_a_code_snapshot_streams_past_the_request_limit(
+    small_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Snapshots go up to their own limit (300 MiB), not the API's request limit."""
+    from cumulo import Experiment, Workspace
+    from cumulo.sdk.jobs import HttpJobs, _snapshot
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("print('hi')\n")
+    (src / "weights.bin").write_bytes(random_bytes := os.urandom(1_280_000))  # does not compress
+    jobs = HttpJobs(HttpTransport(small_server))
+    ws = Workspace.connect(small_server, "default")
+    Experiment(ws, "snapshots")  # the workspace is there
+    info = _snapshot(jobs, "default", src, show_progress=True)
+    assert info.size == len(random_bytes) + len("print('hi')\n")  # 1.28 MB through a 100 kB limit
+    assert "Uploading the code snapshot" in capsys.readouterr().err
 
 
 def test_refusals_are_answers_not_crashes(small_server: str) -> None:

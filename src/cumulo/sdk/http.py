@@ -44,6 +44,7 @@ from cumulo.core.errors import (
     Unavailable,
     from_code,
 )
+from cumulo.sdk.progress import CountingReader, transfer
 
 CHUNK = 1024 * 1024
 _JSON = {"content-type": "application/json"}
@@ -393,7 +394,7 @@ class HttpTransport:
         request = self._client.build_request(
             "PUT",
             url,
-            content=_read_chunks(stream),
+            content=read_chunks(stream),
             headers={"content-type": "application/octet-stream"},
         )
         response = self._send(request)
@@ -459,15 +460,17 @@ class HttpTransport:
             with tarfile.open(fileobj=archive, mode="w:gz") as tar:
                 source = Path(local_dir)
                 tar.add(source, arcname=source.name if source.is_file() else ".")
+            size = archive.tell()
             archive.seek(0)
-            request = self._client.build_request(
-                "PUT",
-                self._model(workspace, name) + "/artifacts/model.tar.gz",
-                content=_read_chunks(archive),
-                params=params,
-                headers={"content-type": "application/gzip"},
-            )
-            response = self._send(request)
+            with transfer(f"Uploading model {name}", size) as done:
+                request = self._client.build_request(
+                    "PUT",
+                    self._model(workspace, name) + "/artifacts/model.tar.gz",
+                    content=read_chunks(cast(IO[bytes], CountingReader(archive, done))),
+                    params=params,
+                    headers={"content-type": "application/gzip"},
+                )
+                response = self._send(request)
         return ModelVersionInfo.from_dict(orjson.loads(response.content))
 
     def get_version(
@@ -585,7 +588,7 @@ class HttpTransport:
         request = self._client.build_request(
             "PUT",
             self._endpoint(workspace, endpoint) + "/artifacts/code.zip",
-            content=_read_chunks(stream),
+            content=read_chunks(stream),
             headers={"content-type": "application/zip"},
         )
         return str(orjson.loads(self._send(request).content)["code"])
@@ -723,7 +726,7 @@ def _decode_series(series: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return series
 
 
-def _read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
     while chunk := stream.read(CHUNK):
         yield chunk
 

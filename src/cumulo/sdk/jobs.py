@@ -39,6 +39,7 @@ from cumulo.core.jobs import (
     arguments,
 )
 from cumulo.core.status import RunStatus
+from cumulo.sdk.progress import CountingReader, transfer
 
 if TYPE_CHECKING:
     from cumulo.sdk.experiment import Experiment
@@ -120,10 +121,12 @@ class HttpJobs:
         return self.http._ws(workspace)
 
     def put_snapshot(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo:
+        from cumulo.sdk.http import read_chunks
+
         request = self.http._client.build_request(
             "PUT",
             self._ws(workspace) + "/snapshots",
-            content=stream.read(),
+            content=read_chunks(stream),
             headers={"content-type": "application/zip"},
         )
         import orjson
@@ -520,7 +523,9 @@ class ScriptRunConfig:
     display_name: str | None = None
 
 
-def _snapshot(jobs: JobTransport, workspace: str, source: Path) -> SnapshotInfo:
+def _snapshot(
+    jobs: JobTransport, workspace: str, source: Path, show_progress: bool | None = None
+) -> SnapshotInfo:
     take = getattr(jobs, "take_snapshot", None)
     if take is not None:  # embedded: packed straight into the store
         return cast(SnapshotInfo, take(workspace, source))
@@ -532,8 +537,10 @@ def _snapshot(jobs: JobTransport, workspace: str, source: Path) -> SnapshotInfo:
         try:
             return jobs.get_snapshot(workspace, digest)  # the same code is sent once
         except NotFound:
-            with open(zip_path, "rb") as fh:
-                return jobs.put_snapshot(workspace, fh)
+            size = zip_path.stat().st_size
+            label = "Uploading the code snapshot"
+            with open(zip_path, "rb") as fh, transfer(label, size, show_progress) as done:
+                return jobs.put_snapshot(workspace, cast(IO[bytes], CountingReader(fh, done)))
 
 
 def submit(

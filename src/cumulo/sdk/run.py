@@ -15,6 +15,7 @@ from cumulo.core.entities import RunInfo
 from cumulo.core.errors import InvalidInput, InvalidPath, NotFound
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
+from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
     from cumulo.sdk.experiment import Experiment
@@ -264,24 +265,39 @@ class Run:
         return dict(self.refresh()._info.params)
 
     # ----------------------------------------------------------------- files
-    def upload_file(self, name: str, path_or_stream: str | Path | IO[bytes]) -> str:
-        """Store a file under ``name`` (a relative path) in the run's outputs."""
+    def upload_file(
+        self,
+        name: str,
+        path_or_stream: str | Path | IO[bytes],
+        show_progress: bool | None = None,
+    ) -> str:
+        """Store a file under ``name`` (a relative path) in the run's outputs.
+
+        A big file shows a progress bar on a terminal or in a notebook
+        (``show_progress`` forces it on or off).
+        """
         target = validation.artifact_path(name)
-        if isinstance(path_or_stream, (str, Path)):
-            src = Path(path_or_stream)
-            if not src.is_file():
-                raise NotFound(f"File {str(src)!r} does not exist or is not a regular file.")
-            with open(src, "rb") as fh:
-                self._t.upload_artifact(self._ws, self.id, target, fh)
-        else:
+        if not isinstance(path_or_stream, (str, Path)):
             self._t.upload_artifact(self._ws, self.id, target, path_or_stream)
+            return target
+        src = _existing_file(path_or_stream)
+        with transfer(f"Uploading {target}", src.stat().st_size, show_progress) as done:
+            self._send(target, src, done)
         return target
+
+    def _send(self, target: str, src: Path, done: Advance) -> None:
+        with open(src, "rb") as fh:
+            self._t.upload_artifact(
+                self._ws, self.id, target, cast(IO[bytes], CountingReader(fh, done))
+            )
 
     def upload_files(self, names: list[str], paths: list[str | Path]) -> None:
         for name, path in zip(names, paths, strict=True):
             self.upload_file(name, path)
 
-    def upload_folder(self, name: str, path: str | Path) -> list[str]:
+    def upload_folder(
+        self, name: str, path: str | Path, show_progress: bool | None = None
+    ) -> list[str]:
         """Store a folder's files under ``name``; links that lead outside it are refused."""
         root = Path(path).resolve()
         if not root.is_dir():
@@ -294,24 +310,40 @@ class Run:
                 raise InvalidPath(f"{file} is a link to {real}, outside {root}; not uploaded.")
             files.append(file)
         uploaded = []
-        for file in files:
-            rel = file.relative_to(root).as_posix()
-            uploaded.append(self.upload_file(f"{prefix}/{rel}" if prefix else rel, file))
+        total = sum(f.stat().st_size for f in files)
+        label = f"Uploading {len(files)} files to {prefix or 'the run'}"
+        with transfer(label, total, show_progress) as done:
+            for file in files:
+                rel = file.relative_to(root).as_posix()
+                target = validation.artifact_path(f"{prefix}/{rel}" if prefix else rel)
+                self._send(target, file, done)
+                uploaded.append(target)
         return uploaded
 
     def get_file_names(self, prefix: str = "") -> list[str]:
         return [f.path for f in self._t.list_artifacts(self._ws, self.id, prefix, recursive=True)]
 
-    def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
+    def download_file(
+        self,
+        name: str,
+        output_file_path: str | Path | None = None,
+        show_progress: bool | None = None,
+    ) -> Path:
         rel = validation.artifact_path(name)
         dest = Path(output_file_path) if output_file_path else Path(Path(rel).name)
         if dest.is_dir():
             dest = dest / Path(rel).name
+        size = self._t.artifact_size(self._ws, self.id, rel) if show_progress is not False else 0
+        with transfer(f"Downloading {rel}", size, show_progress) as done:
+            return self._fetch(rel, dest, done)
+
+    def _fetch(self, rel: str, dest: Path, done: Advance) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".partial")
         with self._t.open_artifact(self._ws, self.id, rel) as src, open(tmp, "wb") as out:
             while chunk := src.read(1024 * 1024):
                 out.write(chunk)
+                done(len(chunk))
         tmp.replace(dest)
         return dest
 
@@ -320,13 +352,21 @@ class Run:
         prefix: str = "",
         output_directory: str | Path | None = None,
         append_prefix: bool = True,
+        show_progress: bool | None = None,
     ) -> list[Path]:
         out_dir = Path(output_directory or ".")
         prefix = validation.artifact_path(prefix, allow_root=True)
+        found = [
+            f
+            for f in self._t.list_artifacts(self._ws, self.id, prefix, recursive=True)
+            if not f.is_dir
+        ]
+        total = sum(f.size or 0 for f in found)
         paths = []
-        for name in self.get_file_names(prefix):
-            rel = name if append_prefix or not prefix else name[len(prefix) :].lstrip("/")
-            paths.append(self.download_file(name, out_dir / rel))
+        with transfer(f"Downloading {len(found)} files", total, show_progress) as done:
+            for f in found:
+                rel = f.path if append_prefix or not prefix else f.path[len(prefix) :].lstrip("/")
+                paths.append(self._fetch(validation.artifact_path(f.path), out_dir / rel, done))
         return paths
 
     # ---------------------------------------------------------------- status
@@ -575,3 +615,10 @@ def _plain(value: Any) -> Any:
 
 def _param(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
+
+
+def _existing_file(path: str | Path) -> Path:
+    src = Path(path)
+    if not src.is_file():
+        raise NotFound(f"File {str(src)!r} does not exist or is not a regular file.")
+    return src

@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def is_streamed_upload(scope: Scope) -> bool:
-    return scope["method"] == "PUT" and "/artifacts/" in scope["path"]
+    """Artifact files and code snapshots stream to the store; their routes set their own limits."""
+    path = scope["path"]
+    return scope["method"] == "PUT" and ("/artifacts/" in path or path.endswith("/snapshots"))
 
 
 class BodySizeLimit:

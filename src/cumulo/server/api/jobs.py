@@ -3,19 +3,25 @@ environments and code snapshots (the HTTP side of ``cumulo.sdk.jobs``)."""
 
 from __future__ import annotations
 
-import io
-from typing import Annotated, Any
+import tempfile
+from typing import IO, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from cumulo.core.errors import PayloadTooLarge
+from cumulo.core.jobs import SNAPSHOT_MAX_BYTES
 from cumulo.server.api.common import MAX_INT64, WS, Readable, Writable
 from cumulo.server.responses import JsonResponse, run_dict
 from cumulo.services.jobs import JobService, job_service
 
 router = APIRouter(prefix=WS, tags=["jobs"])
+
+# A zip of a snapshot at its size limit, with room for the zip's own records.
+MAX_SNAPSHOT_UPLOAD = SNAPSHOT_MAX_BYTES + 16 * 2**20
+SPOOL_BYTES = 8 * 2**20  # kept in memory below this, on disk above
 
 RunId = Annotated[str, Path(max_length=64)]
 Name = Annotated[str, Path(max_length=64)]
@@ -189,9 +195,18 @@ def build_environment(
 # ----------------------------------------------------------------- snapshots
 @router.put("/snapshots", status_code=201)
 async def put_snapshot(request: Request, workspace: Writable, jobs: Jobs) -> JsonResponse:
-    """Store a snapshot zip; its id is the hash of what it holds."""
-    body = await request.body()
-    info = await run_in_threadpool(jobs.put_snapshot, workspace, io.BytesIO(body))
+    """Store a snapshot zip (streamed, up to the snapshot limit); its id is its content's hash."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_SNAPSHOT_UPLOAD:
+                raise PayloadTooLarge(
+                    f"A snapshot upload is at most {MAX_SNAPSHOT_UPLOAD // 2**20} MiB."
+                )
+            body.write(chunk)
+        body.seek(0)
+        info = await run_in_threadpool(jobs.put_snapshot, workspace, cast(IO[bytes], body))
     return JsonResponse(info.to_dict(), status_code=201)
 
 
