@@ -28,6 +28,7 @@ from cumulo.core.errors import AlreadyExists, Conflict, NotFound
 from cumulo.store import schema as t
 from cumulo.store import schema_deployments as d
 from cumulo.store.db import Database
+from cumulo.store.scoped import WorkspaceIds
 
 
 def new_key() -> str:
@@ -37,14 +38,9 @@ def new_key() -> str:
 class DeploymentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._workspace_id = WorkspaceIds()
 
     # ---------------------------------------------------------------- scoping
-    def _workspace_id(self, conn: Connection, name: str) -> int:
-        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
-        if ws_id is None:
-            raise NotFound(f"Workspace {name!r} does not exist.")
-        return int(ws_id)
-
     def _endpoint_row(self, conn: Connection, workspace: str, name: str) -> Row[Any]:
         ws_id = self._workspace_id(conn, workspace)
         row = conn.execute(

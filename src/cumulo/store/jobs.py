@@ -32,6 +32,7 @@ from cumulo.core.jobs import (
 from cumulo.store import schema as t
 from cumulo.store import schema_jobs as j
 from cumulo.store.db import Database
+from cumulo.store.scoped import WorkspaceIds
 
 MAX_LOG_PAGE = 5000
 
@@ -39,24 +40,14 @@ MAX_LOG_PAGE = 5000
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._ws_ids: dict[str, int] = {}
-
-    def _ws_id(self, conn: Connection, name: str) -> int:
-        cached = self._ws_ids.get(name)
-        if cached is not None:
-            return cached
-        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
-        if ws_id is None:
-            raise NotFound(f"Workspace {name!r} does not exist.")
-        self._ws_ids[name] = int(ws_id)
-        return int(ws_id)
+        self._workspace_id = WorkspaceIds()
 
     # ------------------------------------------------------------ targets
     def create_target(
         self, workspace: str, name: str, kind: str, config: dict[str, Any]
     ) -> ComputeTargetInfo:
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             tbl = j.compute_targets
             taken = conn.execute(
                 select(tbl.c.id).where(tbl.c.workspace_id == ws_id, tbl.c.name == name)
@@ -80,7 +71,7 @@ class JobStore:
     def get_target(self, workspace: str, name: str) -> ComputeTargetInfo:
         tbl = j.compute_targets
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             row = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id, tbl.c.name == name)
             ).first()
@@ -94,7 +85,7 @@ class JobStore:
     def list_targets(self, workspace: str) -> list[ComputeTargetInfo]:
         tbl = j.compute_targets
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             rows = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id).order_by(tbl.c.name)
             ).all()
@@ -103,7 +94,7 @@ class JobStore:
     def delete_target(self, workspace: str, name: str) -> None:
         tbl = j.compute_targets
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             busy = conn.execute(
                 select(func.count()).where(
                     j.jobs.c.workspace_id == ws_id,
@@ -129,7 +120,7 @@ class JobStore:
         """A new version when the spec differs from the latest one, else the latest."""
         tbl = j.environments
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             latest = conn.execute(
                 select(tbl)
                 .where(tbl.c.workspace_id == ws_id, tbl.c.name == name)
@@ -174,7 +165,7 @@ class JobStore:
         q = select(tbl).where(tbl.c.name == name)
         q = q.where(tbl.c.version == version) if version else q.order_by(tbl.c.version.desc())
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             row = conn.execute(q.where(tbl.c.workspace_id == ws_id).limit(1)).first()
         if row is None:
             which = f"version {version} of " if version else ""
@@ -187,7 +178,7 @@ class JobStore:
     def list_environments(self, workspace: str) -> list[EnvironmentInfo]:
         tbl = j.environments
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             rows = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id).order_by(tbl.c.name, tbl.c.version)
             ).all()
@@ -210,7 +201,7 @@ class JobStore:
     ) -> SnapshotInfo:
         tbl = j.snapshots
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             row = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id, tbl.c.hash == digest)
             ).first()
@@ -233,7 +224,7 @@ class JobStore:
     def get_snapshot(self, workspace: str, digest: str) -> SnapshotInfo:
         tbl = j.snapshots
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             row = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id, tbl.c.hash == digest)
             ).first()
@@ -244,7 +235,7 @@ class JobStore:
     def list_snapshots(self, workspace: str) -> list[SnapshotInfo]:
         tbl = j.snapshots
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             rows = conn.execute(
                 select(tbl).where(tbl.c.workspace_id == ws_id).order_by(tbl.c.id.desc())
             ).all()
@@ -264,7 +255,7 @@ class JobStore:
     ) -> JobInfo:
         now = now_ms()
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             conn.execute(
                 insert(j.jobs).values(
                     run_id=run_id,
@@ -284,7 +275,7 @@ class JobStore:
 
     def get_job(self, workspace: str, run_id: str) -> JobInfo:
         with self.db.transaction(write=False) as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             found = self._jobs(conn, [j.jobs.c.run_id == run_id, j.jobs.c.workspace_id == ws_id])
         if not found:
             raise NotFound(f"Run {run_id!r} is not a submitted job in workspace {workspace!r}.")
@@ -309,7 +300,7 @@ class JobStore:
         with self.db.transaction(write=False) as conn:
             cond: list[Any] = []
             if workspace is not None:
-                cond.append(j.jobs.c.workspace_id == self._ws_id(conn, workspace))
+                cond.append(j.jobs.c.workspace_id == self._workspace_id(conn, workspace))
             if target is not None:
                 cond.append(j.jobs.c.target == target)
             if states:
@@ -339,7 +330,7 @@ class JobStore:
         for _ in range(5):
             with self.db.transaction() as conn:
                 if workspace is not None:
-                    cond.append(j.jobs.c.workspace_id == self._ws_id(conn, workspace))
+                    cond.append(j.jobs.c.workspace_id == self._workspace_id(conn, workspace))
                     workspace = None
                 job_id = conn.execute(
                     select(j.jobs.c.id)
@@ -533,7 +524,7 @@ class JobStore:
         """Register a starting node unless the pool already has ``max_nodes`` live ones."""
         tbl = j.pool_nodes
         with self.db.transaction() as conn:
-            ws_id = self._ws_id(conn, workspace)
+            ws_id = self._workspace_id(conn, workspace)
             # Taking the target row's lock serialises concurrent scale-ups on PostgreSQL.
             conn.execute(
                 update(j.compute_targets)
@@ -598,7 +589,7 @@ class JobStore:
         cond: list[Any] = []
         with self.db.transaction(write=False) as conn:
             if workspace is not None:
-                cond.append(tbl.c.workspace_id == self._ws_id(conn, workspace))
+                cond.append(tbl.c.workspace_id == self._workspace_id(conn, workspace))
             if target is not None:
                 cond.append(tbl.c.target == target)
             if live_only:

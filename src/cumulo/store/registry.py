@@ -30,6 +30,7 @@ from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
 from cumulo.store.db import Database
 from cumulo.store.run_query import compare
+from cumulo.store.scoped import WorkspaceIds
 
 _CHUNK = 500
 
@@ -55,21 +56,8 @@ class RegistryScope:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._ws_ids: dict[str, int] = {}
+        self._workspace_id = WorkspaceIds()
         self._insert = (sqlite if db.is_sqlite else postgresql).insert
-
-    def _workspace_id(self, conn: Connection, name: str) -> int:
-        cached = self._ws_ids.get(name)
-        if cached is not None:
-            return cached
-        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
-        if ws_id is None:
-            raise NotFound(
-                f"Workspace {name!r} does not exist; "
-                f"create it with `cumulo workspace create {name}`."
-            )
-        self._ws_ids[name] = int(ws_id)
-        return int(ws_id)
 
     def _logged_row(
         self, conn: Connection, ws_id: int, model_id: str, allow_deleted: bool = False

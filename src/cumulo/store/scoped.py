@@ -21,10 +21,30 @@ from cumulo.store.db import Database
 CHUNK = 500  # ids per IN (...) clause
 
 
+class WorkspaceIds:
+    """A workspace's id by its name, looked up once per store (names never change)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def __call__(self, conn: Connection, name: str) -> int:
+        cached = self._ids.get(name)
+        if cached is not None:
+            return cached
+        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
+        if ws_id is None:
+            raise NotFound(
+                f"Workspace {name!r} does not exist; create it with "
+                f"`cumulo workspace create {name}` or Workspace.create({name!r})."
+            )
+        self._ids[name] = int(ws_id)
+        return int(ws_id)
+
+
 class ScopedStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._ws_ids: dict[str, int] = {}
+        self._workspace_id = WorkspaceIds()
         dialect = postgresql if not db.is_sqlite else sqlite
         self._insert = dialect.insert
         self._latest_upsert = self._build_latest_upsert()
@@ -53,19 +73,6 @@ class ScopedStore:
         )
 
     # ---------------------------------------------------------------- scoping
-    def _workspace_id(self, conn: Connection, name: str) -> int:
-        cached = self._ws_ids.get(name)
-        if cached is not None:
-            return cached
-        ws_id = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).scalar()
-        if ws_id is None:
-            raise NotFound(
-                f"Workspace {name!r} does not exist; create it with "
-                f"`cumulo workspace create {name}` or Workspace.create({name!r})."
-            )
-        self._ws_ids[name] = ws_id
-        return int(ws_id)
-
     def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
         row = conn.execute(self._run_lookup, {"run_id": run_id, "ws_id": ws_id}).first()
         if row is None:
