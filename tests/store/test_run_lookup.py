@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from cumulo import Experiment, Workspace
@@ -21,6 +23,13 @@ def test_a_unique_start_of_an_id_finds_the_run(workspace: Workspace) -> None:
         workspace.get_run("abcdef9")
     with pytest.raises(NotFound, match="does not exist"):
         workspace.get_run("abcde")  # too short to stand for a run
+    # Only lookups take a start: writes and files need the whole id.
+    with pytest.raises(NotFound):
+        store.get_run(workspace.name, "abcdef01")
+    with pytest.raises(NotFound):
+        workspace._transport.upload_artifact(  # type: ignore[attr-defined]
+            workspace.name, "abcdef01", "x.txt", io.BytesIO(b"x")
+        )
     other = Workspace.create("lookup-other", home=workspace._settings.home)  # type: ignore[union-attr]
     with pytest.raises(NotFound):
         other.get_run("abcdef01")  # another workspace's runs stay invisible

@@ -234,6 +234,10 @@ class HttpTransport:
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
         return RunInfo.from_dict(self._call("GET", self._run(workspace, run_id)))
 
+    def find_run(self, workspace: str, id_or_start: str) -> RunInfo:
+        data = self._call("GET", self._ws(workspace) + "/runs/find", params={"id": id_or_start})
+        return RunInfo.from_dict(data)
+
     def run_keys(self, workspace: str, experiment_id: int) -> dict[str, list[str]]:
         data = self._call("GET", f"{self._ws(workspace)}/experiments/{int(experiment_id)}/keys")
         return {kind: list(data.get(kind, [])) for kind in ("metrics", "params", "tags")}

@@ -145,9 +145,10 @@ class Workspace:
         return {t.name: t for t in ComputeTarget.list(self)}
 
     def get_run(self, run_id: str) -> Run:
+        """A run by its id, or by a unique start of it (6+ characters, as tables show)."""
         from cumulo.sdk.run import Run
 
-        return Run._from_info(self, self._transport.get_run(self.name, run_id))
+        return Run._from_info(self, self._transport.find_run(self.name, run_id))
 
     def get_mlflow_tracking_uri(self) -> str:
         """The ``MLFLOW_TRACKING_URI`` that makes MLflow code log into this workspace."""

@@ -126,6 +126,10 @@ class TrackingService:
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
         return self.store.get_run(workspace, run_id)
 
+    def find_run(self, workspace: str, id_or_start: str) -> RunInfo:
+        """The run whose id is ``id_or_start`` or uniquely starts with it (6+ characters)."""
+        return self.store.find_run(workspace, id_or_start)
+
     def search_runs(
         self,
         workspace: str,

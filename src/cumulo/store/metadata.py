@@ -130,15 +130,24 @@ class MetadataStore(ExperimentStore):
         raise Conflict("Could not number the new run; too many runs created at once. Retry.")
 
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
-        """A run by its id, or by a unique start of it (as tables show ids cut short)."""
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+
+    def find_run(self, workspace: str, id_or_start: str) -> RunInfo:
+        """A run by its id, or by a unique start of it (as tables show ids cut short).
+
+        Only lookups a person types go through here: every other call names a
+        run by its whole id, so a start never stands for a run in a path or a write.
+        """
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
             try:
-                row = self._run_row(conn, ws_id, run_id)
+                row = self._run_row(conn, ws_id, id_or_start)
             except NotFound:
-                if not _RUN_ID_PREFIX.match(run_id):
+                if not _RUN_ID_PREFIX.match(id_or_start):
                     raise
-                row = self._run_by_prefix(conn, ws_id, run_id)
+                row = self._run_by_prefix(conn, ws_id, id_or_start)
             return self._run_infos(conn, [row], True)[0]
 
     def _run_by_prefix(self, conn: Connection, ws_id: int, prefix: str) -> Row[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from cumulo.server.api.common import MAX_INT64, WS, Readable, Tracking, Writable
@@ -78,6 +78,14 @@ def search_runs(body: RunSearch, workspace: Readable, service: Tracking) -> Json
     return JsonResponse(
         {"runs": [run_dict(r) for r in page.runs], "next_page_token": page.next_page_token}
     )
+
+
+@router.get("/find")
+def find_run(
+    workspace: Readable, service: Tracking, id: Annotated[str, Query(min_length=1, max_length=64)]
+) -> JsonResponse:
+    """The run whose id is ``id`` or uniquely starts with it (6+ characters)."""
+    return JsonResponse(run_dict(service.find_run(workspace, id)))
 
 
 @router.get("/{run_id}")
