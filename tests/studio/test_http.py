@@ -111,3 +111,23 @@ def test_token_login_sets_a_cookie_that_opens_the_workspace(
     assert escape.headers["location"] == "/"
     client.post("/logout")
     assert client.get("/ws/vision/experiments").status_code == 303
+
+
+def test_model_lists_page_newer_and_older(tmp_path: Path) -> None:
+    from cumulo import Model, Workspace
+
+    home = tmp_path / "home"
+    ws = Workspace.create("shelf", home=home)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "w.txt").write_text("1")
+    for i in range(52):  # one model more than a page holds; m00 gets a second version
+        Model.register(ws, folder, f"m{i:02d}" if i < 51 else "m00")
+    with LiveServer(Settings.load(home=home)) as server, httpx.Client(base_url=server.url) as c:
+        first = c.get("/ws/shelf/models", params={"q": "m"}).text
+        assert "Older →" in first and "← Newer" not in first
+        assert "page=2" in first and "q=m" in first  # the next page keeps the search
+        second = c.get("/ws/shelf/models", params={"q": "m", "page": 2}).text
+        assert "← Newer" in second and "Older →" not in second
+        versions = c.get("/ws/shelf/models/m00").text
+        assert "page 1" not in versions  # two versions fit on one page: no pager

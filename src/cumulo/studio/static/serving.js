@@ -7,18 +7,7 @@
   var LOG_MS = 2000; // replica logs are read again this often while the page is visible
   var PLOT_HEIGHT = 190; // the legend goes below it
 
-  function $(sel, root) { return (root || document).querySelector(sel); }
-  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
-
-  function getJSON(url) {
-    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) {
-        return r.json().then(function (body) {
-          if (!r.ok) { throw new Error(body.message || ("HTTP " + r.status)); }
-          return body;
-        });
-      });
-  }
+  var $ = window.cumuloStudio.$, $$ = window.cumuloStudio.$$, getJSON = window.cumuloStudio.getJSON;
 
   // ------------------------------------------------------------ request charts
   function chartOptions(el, series, bars) {

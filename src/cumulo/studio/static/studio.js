@@ -19,6 +19,9 @@
       });
   }
 
+  // serving.js (loaded after this file) uses the same helpers.
+  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON };
+
   function runActive() {
     var head = $("#run-header");
     if (!head) { return false; }
