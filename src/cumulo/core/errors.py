@@ -12,6 +12,7 @@
     ├── Unauthenticated (UNAUTHENTICATED)
     ├── PermissionDenied (PERMISSION_DENIED)
     ├── Unavailable (TEMPORARILY_UNAVAILABLE)       store or server not reachable
+    ├── InsufficientStorage (INSUFFICIENT_STORAGE)  the disk or quota holding files is full
     ├── ConfigError (CONFIG_ERROR)                  missing workspace config, missing extras
     └── RunFailed (RUN_FAILED)                      wait_for_completion(raise_on_error=True)
 
@@ -85,6 +86,12 @@ class Unavailable(CumuloError):
     code = "TEMPORARILY_UNAVAILABLE"
 
 
+class InsufficientStorage(CumuloError):
+    """The storage is full (no space, quota reached): retrying cannot help until space is freed."""
+
+    code = "INSUFFICIENT_STORAGE"
+
+
 class ConfigError(CumuloError):
     code = "CONFIG_ERROR"
 
@@ -116,6 +123,7 @@ HTTP_STATUS: dict[str, int] = {
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
     "TEMPORARILY_UNAVAILABLE": 503,
+    "INSUFFICIENT_STORAGE": 507,
     "CONFIG_ERROR": 400,
     "ENVIRONMENT_BUILD_FAILED": 400,
     "RUN_FAILED": 409,

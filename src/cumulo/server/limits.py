@@ -4,21 +4,60 @@ A request whose ``Content-Length`` is over the limit is answered 413 before
 any of its body is read; a chunked body is counted as it arrives and refused
 as soon as it passes the limit, so no request can fill the server's memory.
 Artifact uploads (``PUT .../artifacts/...``) stream to the artifact store as
-they arrive and are not limited.
+they arrive and are not limited; model archives, endpoint code and code
+snapshots stream too, each counted against its own limit by ``receive_upload``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cumulo.core.errors import PayloadTooLarge
+from cumulo.store.artifacts import storage_errors
 
 
 def is_streamed_upload(scope: Scope) -> bool:
     """Artifact files and code snapshots stream to the store; their routes set their own limits."""
     path = scope["path"]
     return scope["method"] == "PUT" and ("/artifacts/" in path or path.endswith("/snapshots"))
+
+
+async def receive_upload(request: Request, out: IO[bytes], max_bytes: int, what: str) -> int:
+    """Write a streamed request body to ``out``, counting it as it arrives.
+
+    Refused (413) before reading when its ``Content-Length`` is over ``max_bytes``,
+    and as soon as the bytes received pass it otherwise, so an upload never
+    fills the disk before its size is known; the caller drops what ``out`` holds.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(what, max_bytes)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise _too_large(what, max_bytes)
+        with storage_errors(f"receive {what}"):
+            out.write(chunk)
+    return received
+
+
+def _too_large(what: str, max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"{what[:1].upper()}{what[1:]} is larger than the limit of {_size(max_bytes)}."
+    )
+
+
+def _size(n: int) -> str:
+    if n and n % 2**30 == 0:
+        return f"{n // 2**30} GiB"
+    if n and n % 2**20 == 0:
+        return f"{n // 2**20} MiB"
+    return f"{n:,} bytes"
 
 
 class BodySizeLimit:

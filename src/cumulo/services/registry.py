@@ -264,8 +264,10 @@ class RegistryService:
         )
 
     def _fail(self, workspace: str, pending: ModelVersionInfo, message: str) -> None:
-        if pending.storage_prefix:
-            self.artifacts.delete(pending.storage_prefix)
+        # The error that failed the registration is the one to report, not a later one.
+        with contextlib.suppress(CumuloError):
+            if pending.storage_prefix:
+                self.artifacts.delete(pending.storage_prefix)
         with contextlib.suppress(CumuloError):
             self.store.finish_version(
                 workspace, pending.name, pending.version, status="FAILED", status_message=message

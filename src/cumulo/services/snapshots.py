@@ -31,7 +31,7 @@ import pathspec
 from cumulo.core import validation
 from cumulo.core.errors import InvalidInput, InvalidPath, NotFound, PayloadTooLarge
 from cumulo.core.jobs import SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_FILES, SnapshotInfo
-from cumulo.store.artifacts import ArtifactStore
+from cumulo.store.artifacts import ArtifactStore, storage_errors
 from cumulo.store.jobs import JobStore
 
 ALWAYS_IGNORED = [".git/", "__pycache__/", "*.py[cod]", ".venv/", ".ipynb_checkpoints/"]
@@ -266,7 +266,7 @@ class SnapshotService:
         """Store an uploaded snapshot zip (the HTTP path); its id is computed here."""
         with tempfile.TemporaryDirectory(prefix="cumulo-snap-") as tmp:
             zip_path = Path(tmp) / "snapshot.zip"
-            with open(zip_path, "wb") as out:
+            with storage_errors("receive the snapshot"), open(zip_path, "wb") as out:
                 shutil.copyfileobj(stream, out, 1024 * 1024)
             digest, files = read_zip(zip_path)
             return self._store(workspace, digest, files, zip_path)

@@ -137,12 +137,17 @@ async def upload_code(
     api: Api,
     archive: Annotated[str, Path(max_length=200)],
 ) -> JsonResponse:
-    """Store a zip of the scoring code (the request body); returns its reference."""
+    """Store a zip of the scoring code (the request body); returns its reference.
+
+    Counted as it arrives: refused (413) as soon as it passes the code limit.
+    """
     from starlette.concurrency import run_in_threadpool
 
+    from cumulo.server.limits import receive_upload
+    from cumulo.services import deployments
+
     with tempfile.TemporaryFile() as tmp:
-        async for chunk in request.stream():
-            tmp.write(chunk)
+        await receive_upload(request, tmp, deployments.MAX_CODE_BYTES, "the scoring code")
         tmp.seek(0)
         ref = await run_in_threadpool(api.upload_code, workspace, name, tmp)
     return JsonResponse({"code": ref}, status_code=201)

@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cumulo.core.errors import PayloadTooLarge
 from cumulo.core.jobs import SNAPSHOT_MAX_BYTES
 from cumulo.server.api.common import MAX_INT64, WS, Readable, Writable
+from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse, run_dict
 from cumulo.services.jobs import JobService, job_service
 
@@ -197,14 +197,7 @@ def build_environment(
 async def put_snapshot(request: Request, workspace: Writable, jobs: Jobs) -> JsonResponse:
     """Store a snapshot zip (streamed, up to the snapshot limit); its id is its content's hash."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_SNAPSHOT_UPLOAD:
-                raise PayloadTooLarge(
-                    f"A snapshot upload is at most {MAX_SNAPSHOT_UPLOAD // 2**20} MiB."
-                )
-            body.write(chunk)
+        await receive_upload(request, body, MAX_SNAPSHOT_UPLOAD, "the snapshot upload")
         body.seek(0)
         info = await run_in_threadpool(jobs.put_snapshot, workspace, cast(IO[bytes], body))
     return JsonResponse(info.to_dict(), status_code=201)

@@ -3,11 +3,14 @@
 A folder registered from a client arrives as one gzipped tar archive, streamed
 to a temporary file (``PUT .../models/{name}/artifacts/{archive}``, exempt from
 the request size limit like other uploads) and unpacked there before the
-registry copies it; nothing is held whole in memory.
+registry copies it; nothing is held whole in memory. The archive is counted as
+it arrives and refused as soon as it passes ``MAX_MODEL_UPLOAD_BYTES``; what it
+unpacks to is checked against the same limit before anything is unpacked.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import tarfile
 import tempfile
@@ -20,10 +23,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cumulo.core.errors import InvalidInput
+from cumulo.core.errors import InvalidInput, PayloadTooLarge
 from cumulo.server.api.common import WS, Readable, Writable
+from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse
 from cumulo.services.models_api import ModelsApi
+from cumulo.services.registry import model_name
+from cumulo.store.artifacts import storage_error
 
 router = APIRouter(prefix=WS, tags=["models"])
 
@@ -32,6 +38,7 @@ Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Text = Annotated[str, Field(max_length=100_000)]
 CHUNK = 1024 * 1024
 MAX_ARCHIVE_FILES = 10_000
+MAX_MODEL_UPLOAD_BYTES = 64 * 2**30  # packed, and again unpacked
 
 
 async def _api(request: Request) -> ModelsApi:
@@ -96,11 +103,11 @@ async def register_upload(
         raise InvalidInput("tags must be a JSON object of strings.") from None
     if not isinstance(parsed, dict):
         raise InvalidInput("tags must be a JSON object of strings.")
+    model_name(name)  # a bad name is refused before the upload is read
     with tempfile.TemporaryDirectory(prefix="cumulo-model-") as tmp:
         file = FsPath(tmp) / "upload.tar.gz"
         with open(file, "wb") as out:
-            async for chunk in request.stream():
-                out.write(chunk)
+            await receive_upload(request, out, MAX_MODEL_UPLOAD_BYTES, "the model archive")
         folder = FsPath(tmp) / "files"
         await run_in_threadpool(_unpack, file, folder)
         info = await run_in_threadpool(
@@ -123,8 +130,16 @@ def _unpack(file: FsPath, folder: FsPath) -> None:
             members = tar.getmembers()
             if len(members) > MAX_ARCHIVE_FILES:
                 raise InvalidInput(f"A model holds at most {MAX_ARCHIVE_FILES} files.")
+            if sum(m.size for m in members) > MAX_MODEL_UPLOAD_BYTES:
+                raise PayloadTooLarge(
+                    f"The model unpacks to more than {MAX_MODEL_UPLOAD_BYTES // 2**30} GiB."
+                )
             tar.extractall(folder, filter="data")  # refuses links and paths that escape
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):  # the server's disk, not the file
+            raise storage_error(exc, "unpack the model") from exc
+        raise InvalidInput(f"The uploaded model is not a readable .tar.gz archive: {exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
         raise InvalidInput(f"The uploaded model is not a readable .tar.gz archive: {exc}") from None
 
 
