@@ -15,6 +15,10 @@ to 100 (or 0 before any deployment takes traffic).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
+import posixpath
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,6 +30,12 @@ from cumulo.core.errors import InvalidInput
 MAX_DEPLOYMENTS = 20
 MAX_REPLICAS = 20
 AUTH_MODES = ("key", "token", "none")
+# Each replica answers only calls that carry its secret in this header (the router's,
+# the supervisor's probes); it reads the secret from this environment variable.
+REPLICA_SECRET_HEADER = "cumulo-replica-secret"
+REPLICA_SECRET_ENV = "CUMULO_REPLICA_SECRET"
+
+_CODE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 _ENDPOINT_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _DEPLOYMENT_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -96,6 +106,60 @@ def traffic_split(traffic: Any, deployments: list[str], what: str = "traffic") -
     return out
 
 
+def code_prefix(workspace: str, endpoint: str) -> str:
+    """Where the scoring code archives of one endpoint are stored."""
+    return f"{workspace}/endpoints/{endpoint}/code"
+
+
+def code_archive(code_id: str) -> str:
+    return f"{code_id}.zip"
+
+
+def code_id(reference: Any, workspace: str, endpoint: str) -> str:
+    """The id of a code archive uploaded to this endpoint, from what a client sent.
+
+    The id is what ``upload_code`` returns, and the stored path is always built
+    from it inside this workspace and endpoint. A stored path (what older
+    clients send) is taken only if it names an archive of this very endpoint:
+    no '..', no absolute path, no backslash, checked after normalising.
+    """
+    if isinstance(reference, str) and _CODE_ID_RE.match(reference):
+        return reference
+    shown = repr(reference)[:300]
+    refused = InvalidInput(
+        f"code {shown} is not a code archive of endpoint {endpoint!r}: give the id that "
+        "upload_code returned for this endpoint."
+    )
+    if not isinstance(reference, str) or not reference or len(reference) > 1000:
+        raise refused
+    if "\\" in reference or reference.startswith("/") or any(ord(c) < 32 for c in reference):
+        raise refused
+    if ".." in reference.split("/"):
+        raise refused
+    normal = posixpath.normpath(reference)
+    prefix = code_prefix(workspace, endpoint) + "/"
+    if not normal.startswith(prefix):
+        raise refused
+    name = normal[len(prefix) :]
+    found = name.removesuffix(".zip")
+    if name != code_archive(found) or not _CODE_ID_RE.match(found):
+        raise refused
+    return found
+
+
+def replica_secret(deployment_secret: str, slot: int) -> str:
+    """The secret replica ``slot`` of a deployment requires on every call.
+
+    Derived from the deployment's own secret (kept server-side with the
+    deployment), so each replica holds a different one and the router of any
+    server process sharing the store can compute the one it must send.
+    """
+    if not deployment_secret:
+        raise ValueError("A deployment's replicas need its secret.")
+    message = f"replica-{slot}".encode()
+    return hmac.new(deployment_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class ReplicaInfo(Record):
     slot: int
@@ -107,6 +171,10 @@ class ReplicaInfo(Record):
     error: str | None = None
     started_at: int | None = None
     ready_at: int | None = None
+
+    def without_address(self) -> ReplicaInfo:
+        """Its state without where it runs (for those who do not own the workspace)."""
+        return dataclasses.replace(self, pid=None, url=None)
 
 
 @dataclass(frozen=True)
@@ -135,6 +203,11 @@ class DeploymentInfo(Record):
             for r in data.get("replica_states") or []
         ]
         return super().from_dict(data)
+
+    def without_addresses(self) -> DeploymentInfo:
+        return dataclasses.replace(
+            self, replica_states=[r.without_address() for r in self.replica_states]
+        )
 
     @property
     def ready_replicas(self) -> int:
@@ -168,6 +241,12 @@ class EndpointInfo(Record):
             for d in data.get("deployments") or []
         ]
         return super().from_dict(data)
+
+    def without_addresses(self) -> EndpointInfo:
+        """The endpoint with no replica's address or process id in it."""
+        return dataclasses.replace(
+            self, deployments=[d.without_addresses() for d in self.deployments]
+        )
 
     def deployment(self, name: str) -> DeploymentInfo | None:
         return next((d for d in self.deployments if d.name == name), None)

@@ -26,6 +26,9 @@ from cumulo.core.deployments import (
     DeploymentInfo,
     EndpointInfo,
     auth_mode,
+    code_archive,
+    code_id,
+    code_prefix,
     deployment_name,
     endpoint_name,
     traffic_split,
@@ -60,10 +63,6 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "sample_input": None,
     "sample_output": None,
 }
-
-
-def code_prefix(workspace: str, endpoint: str) -> str:
-    return f"{workspace}/endpoints/{endpoint}/code"
 
 
 class DeploymentService:
@@ -155,7 +154,11 @@ class DeploymentService:
 
     # ------------------------------------------------------------------ code
     def upload_code(self, workspace: str, endpoint: str, stream: IO[bytes]) -> str:
-        """Store a zip of the scoring code (content-addressed); returns its reference."""
+        """Store a zip of the scoring code (content-addressed); returns its id.
+
+        A deployment names the code by this id only: the server finds it under
+        this endpoint, so no deployment can reach another endpoint's code.
+        """
         self.store.get_endpoint(workspace, endpoint)
         with tempfile.NamedTemporaryFile() as tmp:
             digest = hashlib.sha256()
@@ -171,11 +174,11 @@ class DeploymentService:
                 tmp.write(chunk)
             tmp.flush()
             tmp.seek(0)
-            name = f"{digest.hexdigest()[:32]}.zip"
+            found = digest.hexdigest()[:32]
             prefix = code_prefix(workspace, endpoint)
-            if not self.artifacts.exists(prefix, name):
-                self.artifacts.put_stream(prefix, name, tmp)
-        return f"{prefix}/{name}"
+            if not self.artifacts.exists(prefix, code_archive(found)):
+                self.artifacts.put_stream(prefix, code_archive(found), tmp)
+        return found
 
     # ----------------------------------------------------------- deployments
     def create_deployment(
@@ -267,10 +270,8 @@ class DeploymentService:
             for k, v in env.items()
         ):
             raise InvalidInput("environment_variables maps variable names to strings.")
-        if spec["code"] is not None and not str(spec["code"]).startswith(
-            code_prefix(workspace, endpoint) + "/"
-        ):
-            raise InvalidInput("code must be a reference returned by upload_code.")
+        if spec["code"] is not None:
+            spec["code"] = self._code(workspace, endpoint, spec["code"])
         versions = [self._version(workspace, m) for m in models]
         if not versions and not spec["entry_script"]:
             raise InvalidInput("Deploy at least one registered model, or an entry script.")
@@ -300,6 +301,16 @@ class DeploymentService:
         spec["signature"] = versions[0].signature if versions and kind == "mlflow" else None
         resolved = [{"name": v.name, "version": v.version} for v in versions]
         return resolved, kind, spec
+
+    def _code(self, workspace: str, endpoint: str, reference: Any) -> str:
+        """The id of code uploaded to this endpoint (refused if it names anything else)."""
+        found = code_id(reference, workspace, endpoint)
+        if not self.artifacts.exists(code_prefix(workspace, endpoint), code_archive(found)):
+            raise InvalidInput(
+                f"No code {found} was uploaded to endpoint {endpoint!r}; upload the source "
+                "directory to this endpoint first (upload_code)."
+            )
+        return found
 
     def _version(self, workspace: str, ref: dict[str, Any]) -> ModelVersionInfo:
         if not isinstance(ref, dict) or not ref.get("name"):

@@ -8,7 +8,9 @@ application to answer; the router then sends requests to Serve's HTTP proxy
 at the application's prefix. A job that fails (the model or ``init()`` cannot
 load) fails the deployment with the job's log, traceback included. Serve
 restarts crashed replicas itself; the supervisor probes the application and
-reports it unhealthy while it does not answer.
+reports it unhealthy while it does not answer. The application is replica 0
+of the deployment: it gets that replica's secret (through the deploy job's
+environment) and the probes here send it, as the router does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cumulo.core.deployments import DeploymentState, ReplicaState
+from cumulo.core.deployments import (
+    REPLICA_SECRET_ENV,
+    REPLICA_SECRET_HEADER,
+    DeploymentState,
+    ReplicaState,
+    replica_secret,
+)
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError
 from cumulo.serving.local import Report, Summary, Want
@@ -95,10 +103,12 @@ class RayServeSet:
         spec_file = self._spec(want, action)
         sid = f"cumulo-serve-{self.app}-g{want.generation}-{action}-{uuid.uuid4().hex[:6]}"
         python = sys.executable if self.backend._is_loopback() else "python"
+        # The secret goes in the job's environment, not in the spec file it uploads.
+        env_vars = {"PYTHONUNBUFFERED": "1", REPLICA_SECRET_ENV: replica_secret(want.secret, 0)}
         self.backend.client().submit_job(
             entrypoint=f"{python} -m cumulo.serving.ray_serve {action} {spec_file}",
             submission_id=sid,
-            runtime_env={"working_dir": str(want.workdir), "env_vars": {"PYTHONUNBUFFERED": "1"}},
+            runtime_env={"working_dir": str(want.workdir), "env_vars": env_vars},
             entrypoint_num_cpus=0.01,
         )
         return sid
@@ -147,7 +157,7 @@ class RayServeSet:
                 }
                 self.report(0, gen, state=ReplicaState.FAILED.value, error=tail[-2000:])
                 return
-        healthy = _probe(self.url)
+        healthy = _probe(self.url, replica_secret(want.secret, 0))
         if healthy and not self._ready.get(gen):
             self._ready[gen] = True
             self._ever_ready = True
@@ -171,12 +181,12 @@ class RayServeSet:
                 return
 
 
-def _probe(url: str) -> bool:
+def _probe(url: str, secret: str) -> bool:
     host, _, rest = url.removeprefix("http://").partition(":")
     port, _, path = rest.partition("/")
     conn = http.client.HTTPConnection(host, int(port), timeout=2)
     try:
-        conn.request("GET", f"/{path}/health")
+        conn.request("GET", f"/{path}/health", headers={REPLICA_SECRET_HEADER: secret})
         return conn.getresponse().status == 200
     except (OSError, http.client.HTTPException):
         return False

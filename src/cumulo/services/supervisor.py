@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cumulo.core.deployments import DeploymentState
+from cumulo.core.deployments import DeploymentState, code_archive, code_id, code_prefix
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
 from cumulo.services.context import Services
 from cumulo.services.deployments import DeploymentService
@@ -257,7 +257,7 @@ class Supervisor:
         registry = self.hosting.service.registry
         model_dirs = []
         for ref in dep["models"]:
-            target = models_root / ref["name"] / str(ref["version"])
+            target = _inside(models_root, models_root / str(ref["name"]) / str(ref["version"]))
             if not (target / ".complete").exists():
                 shutil.rmtree(target, ignore_errors=True)
                 registry.download_version(dep["workspace"], ref["name"], ref["version"], target)
@@ -267,8 +267,10 @@ class Supervisor:
         if spec.get("code") and not (code_dir / ".complete").exists():
             shutil.rmtree(code_dir, ignore_errors=True)
             archive = gen_dir / "code.zip"
-            prefix, _, name = str(spec["code"]).rpartition("/")
-            self.hosting.service.artifacts.get_file(prefix, name, archive)
+            # Found by its id under this deployment's own endpoint, whatever the row says.
+            found = code_id(spec["code"], dep["workspace"], dep["endpoint"])
+            prefix = code_prefix(dep["workspace"], dep["endpoint"])
+            self.hosting.service.artifacts.get_file(prefix, code_archive(found), archive)
             _extract(archive, code_dir)
             archive.unlink()
             (code_dir / ".complete").write_text("")
@@ -298,6 +300,7 @@ class Supervisor:
             spec=replica,
             workdir=gen_dir,
             cwd=code_dir if code_dir.is_dir() else gen_dir,
+            secret=dep["secret"],
             env=env,
             python=python,
             period_s=float(spec.get("liveness_period_s", 5.0)),
@@ -344,6 +347,13 @@ class Supervisor:
                 label=f"environment {environment.get('name', '')}",
             )
         return python, dict(spec.environment_variables or {})
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """``path``, refused unless it lies under ``root`` (a model's files stay in its folder)."""
+    if root.resolve() not in path.resolve().parents:
+        raise InvalidInput(f"A model reference leads out of the deployment's folder: {path}.")
+    return path
 
 
 def _extract(archive: Path, dest: Path) -> None:

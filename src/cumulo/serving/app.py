@@ -7,6 +7,10 @@ it runs under uvicorn (httptools and uvloop when installed) and answers
 - ``GET /ping``, ``GET /health``: 200 once the model is loaded (MLflow's probes);
 - ``GET /version``: the server's version; ``GET /info``: what is served.
 
+Every call must carry the replica's secret (``cumulo-replica-secret``), which
+only the router and the supervisor know: a process that finds the replica's
+port gets a 401 instead of skipping the endpoint's keys.
+
 A ``ScoringError`` becomes its status (400 bad input, 415 media type) with
 the model's message; any other exception is a 500 whose body names an error
 id, logged with the traceback; the replica goes on serving.
@@ -14,6 +18,7 @@ id, logged with the traceback; the replica goes on serving.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import uuid
@@ -22,6 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from cumulo.core.deployments import REPLICA_SECRET_HEADER
 from cumulo.serving.errors import ScoringError
 
 log = logging.getLogger("cumulo.serving")
@@ -30,6 +36,14 @@ MAX_BODY = 100 * 1024 * 1024
 VERSION = b"cumulo-scoring 0.1.0"
 _JSON = [(b"content-type", b"application/json")]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_SECRET_HEADER = REPLICA_SECRET_HEADER.encode()
+REFUSED = orjson.dumps(  # the answer to a call without the replica's secret
+    {
+        "error_code": "UNAUTHENTICATED",
+        "message": "Replicas answer their endpoint's router only: call the endpoint's "
+        "scoring URL with its key.",
+    }
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -45,8 +59,13 @@ class Predictor(Protocol):
 class ScoringApp:
     """ASGI app answering scoring requests with ``predictor``."""
 
-    def __init__(self, predictor: Predictor, info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, predictor: Predictor, secret: str, info: dict[str, Any] | None = None
+    ) -> None:
+        if not secret:
+            raise ValueError("A replica needs a secret to check its callers against.")
         self.predictor = predictor
+        self.secret = secret.encode()
         self.info = orjson.dumps({"kind": predictor.kind, "pid": os.getpid(), **(info or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,6 +74,9 @@ class ScoringApp:
             await run_lifespan(receive, send)
             return
         if kind != "http":
+            return
+        if not self._trusted(scope):
+            await send_answer(send, 401, REFUSED, _JSON)
             return
         method, path = scope["method"], scope["path"]
         if method == "POST" and path in ("/invocations", "/score"):
@@ -70,6 +92,13 @@ class ScoringApp:
                 {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route {method} {path}."}
             )
             await send_answer(send, 404, body, _JSON)
+
+    def _trusted(self, scope: Scope) -> bool:
+        """Whether the call carries this replica's secret (compared in constant time)."""
+        for name, value in scope["headers"]:
+            if name == _SECRET_HEADER:
+                return hmac.compare_digest(value, self.secret)
+        return False
 
     async def _score(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)

@@ -16,6 +16,8 @@ files, probes ``/health``, and stops processes with SIGTERM (SIGKILL later).
   requests, then SIGTERM, which lets in-flight requests finish). One new
   replica starts at a time. If the new generation cannot start, the old one
   keeps serving and the deployment is ``Failed`` with the new one's error.
+- Secrets: each replica gets its own secret in its environment and answers
+  only calls that carry it; the probes here send it, as the router does.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cumulo.core.deployments import DeploymentState, ReplicaState
+from cumulo.core.deployments import (
+    REPLICA_SECRET_ENV,
+    REPLICA_SECRET_HEADER,
+    DeploymentState,
+    ReplicaState,
+    replica_secret,
+)
 from cumulo.core.entities import now_ms
 from cumulo.serving.preload import PreloadedProcess, Preloader
 
@@ -59,6 +67,7 @@ class Want:
     spec: dict[str, Any]  # for cumulo.serving.replica: kind, model_dir, entry_script, ...
     workdir: Path  # status, spec and log files
     cwd: Path
+    secret: str = field(repr=False)  # the deployment's; each replica's is derived from it
     env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
     period_s: float = 5.0
@@ -97,6 +106,10 @@ class _Replica:
     @property
     def status_path(self) -> Path:
         return self.want.workdir / f"replica-{self.slot}-g{self.generation}.status.json"
+
+    @property
+    def secret(self) -> str:
+        return replica_secret(self.want.secret, self.slot)
 
 
 @dataclass
@@ -190,7 +203,7 @@ class LocalReplicaSet:
             f"--- {stamp} starting replica {r.slot} (attempt {r.attempts + 1})\n".encode()
         )
         r.log_fh.flush()
-        env = {**os.environ, **want.env}
+        env = {**os.environ, **want.env, REPLICA_SECRET_ENV: r.secret}
         try:
             r.proc = self._warm(want, spec_path, r.log_path, env) or subprocess.Popen(
                 [want.python, "-m", "cumulo.serving.replica", str(spec_path)],
@@ -269,7 +282,7 @@ class LocalReplicaSet:
             status = _read_json(r.status_path)
             if status.get("state") == "ready" and status.get("port"):
                 url = f"http://127.0.0.1:{status['port']}"
-                if _probe(url, r.want.timeout_s):
+                if _probe(url, r.secret, r.want.timeout_s):
                     r.url = url
                     r.ready_since = now
                     r.next_probe = now + r.want.period_s
@@ -281,7 +294,7 @@ class LocalReplicaSet:
             return
         if r.state == ReplicaState.READY and now >= r.next_probe:
             r.next_probe = now + r.want.period_s
-            if r.url and _probe(r.url, r.want.timeout_s):
+            if r.url and _probe(r.url, r.secret, r.want.timeout_s):
                 r.fails = 0
                 if r.ready_since is not None and now - r.ready_since > 60:
                     r.attempts = 0  # a long healthy run forgives earlier crashes
@@ -393,11 +406,11 @@ class LocalReplicaSet:
         self._stopping.clear()
 
 
-def _probe(url: str, timeout: float) -> bool:
+def _probe(url: str, secret: str, timeout: float) -> bool:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", "/health", headers={REPLICA_SECRET_HEADER: secret})
         return conn.getresponse().status == 200
     except (OSError, http.client.HTTPException):
         return False

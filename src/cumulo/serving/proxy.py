@@ -8,6 +8,8 @@ describes the endpoint's input and output. The routing table of an endpoint
 is read from the store at most once a second; a replica that refuses the
 connection (stopped during an update, crashed) is skipped and the request
 goes to another ready one, so callers see no error while replicas change.
+Each forwarded call carries the replica's own secret (from the routing
+table), without which the replica answers nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class _Table:
     def urls(self, deployment: str) -> list[str]:
         dep = self.data["deployments"].get(deployment)
         return list(dep["urls"]) if dep else []
+
+    def secret(self, deployment: str, url: str) -> str:
+        """What the replica at ``url`` takes as proof that the call comes from here."""
+        return str(self.data["deployments"][deployment]["secrets"][url])
 
 
 class EndpointRouter:
@@ -287,7 +293,7 @@ class EndpointRouter:
                 tried.add(url)
                 try:
                     status, kind, payload = await pool.get(url).post(
-                        "/invocations", body, content_type, timeout
+                        "/invocations", body, content_type, timeout, table.secret(deployment, url)
                     )
                     return status, payload, kind
                 except UpstreamError as exc:

@@ -7,7 +7,10 @@ Serve's HTTP proxy if needed and runs (or updates in place) one Serve
 application per deployment at ``/<workspace>/<endpoint>/<deployment>``, then
 exits; the application keeps running in the cluster. A replica that cannot
 load its model fails ``serve.run``, so the job fails with the traceback in its
-logs. ``delete`` removes the application.
+logs. ``delete`` removes the application. Like a local replica, the
+application answers only calls carrying its secret (given to the job in its
+environment, ``CUMULO_REPLICA_SECRET``): Serve's proxy port opens nothing by
+itself.
 
 Ray Serve is the path for many machines, not the default: on two cores its
 proxy answered about 190 requests/second where one uvicorn process answered
@@ -16,6 +19,7 @@ thousands (see ``/docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -23,7 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cumulo.serving.app import answer
+from cumulo.core.deployments import REPLICA_SECRET_ENV, REPLICA_SECRET_HEADER
+from cumulo.serving.app import REFUSED, answer
 
 log = logging.getLogger("cumulo.serving")
 
@@ -33,9 +38,12 @@ READY_LINE = "CUMULO_SERVE_READY"
 class Scorer:
     """One Serve replica: loads the predictor in the job's working directory."""
 
-    def __init__(self, spec: dict[str, Any], env: dict[str, str]) -> None:
+    def __init__(self, spec: dict[str, Any], env: dict[str, str], secret: str) -> None:
         from cumulo.serving.replica import load_predictor
 
+        if not secret:
+            raise ValueError("A Serve replica needs a secret to check its callers against.")
+        self.secret = secret.encode()
         root = Path.cwd()
         for key, value in env.items():
             # Model folders are relative to the working directory Ray unpacked.
@@ -50,6 +58,9 @@ class Scorer:
     async def __call__(self, request: Any) -> Any:
         from starlette.responses import Response
 
+        given = request.headers.get(REPLICA_SECRET_HEADER, "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, self.secret):
+            return Response(REFUSED, status_code=401, media_type="application/json")
         if request.method == "GET":
             return Response(b"\n", media_type="application/json")
         body = await request.body()
@@ -79,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         num_replicas=int(spec.get("replicas", 1)),
         ray_actor_options={"num_cpus": float(spec.get("num_cpus", 0.5))},
     )
-    app = deployment.bind(spec["replica"], spec.get("env", {}))
+    secret = os.environ.pop(REPLICA_SECRET_ENV, "")
+    if not secret:
+        print(f"The deploy job is started with the replicas' secret in {REPLICA_SECRET_ENV}.")
+        return 2
+    app = deployment.bind(spec["replica"], spec.get("env", {}), secret)
     serve.run(app, name=spec["app"], route_prefix=spec["route_prefix"], blocking=False)
     print(READY_LINE, flush=True)
     return 0

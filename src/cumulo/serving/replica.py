@@ -5,7 +5,9 @@ It writes its state to the spec's status file (atomically): ``loading``, then
 ``ready`` with its port, or ``failed`` with the error and traceback when the
 model or the entry script's ``init()`` cannot load (exit code 3). It stops
 when its parent (the supervisor) is gone, and finishes in-flight requests on
-SIGTERM.
+SIGTERM. It answers only calls carrying the secret the supervisor put in its
+environment (``CUMULO_REPLICA_SECRET``), which it takes out of the
+environment before any model code runs.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from cumulo.core.deployments import REPLICA_SECRET_ENV
 from cumulo.serving.app import ScoringApp
 from cumulo.serving.errors import ModelLoadError
 
 INIT_FAILED = 3
+NO_SECRET = 2
 log = logging.getLogger("cumulo.serving")
 
 
@@ -111,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    secret = os.environ.pop(REPLICA_SECRET_ENV, "")  # the model's code never sees it
+    if not secret:
+        message = f"A replica is started with its secret in {REPLICA_SECRET_ENV}."
+        sys.stderr.write(message + "\n")
+        write_status(status, state="failed", error=message, traceback="")
+        return NO_SECRET
     started = time.monotonic()
     write_status(status, state="loading")
     try:
@@ -123,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return INIT_FAILED
     sock = bind(spec.get("host", "127.0.0.1"), int(spec.get("port", 0)))
     port = sock.getsockname()[1]
-    app = ScoringApp(predictor, {"deployment": spec.get("deployment", "")})
+    app = ScoringApp(predictor, secret, {"deployment": spec.get("deployment", "")})
     load_s = time.monotonic() - started
-    log.info("model loaded in %.2f s; serving on port %s", load_s, port)
+    log.info("model loaded in %.2f s; serving", load_s)  # its port is for the owners only
     write_status(status, state="ready", port=port, load_seconds=round(load_s, 3))
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):

@@ -13,8 +13,11 @@ import asyncio
 import socket
 from collections.abc import Callable
 
+from cumulo.core.deployments import REPLICA_SECRET_HEADER
+
 MAX_IDLE = 64
 _HEAD_LIMIT = 64 * 1024
+_SECRET_HEADER = f"{REPLICA_SECRET_HEADER}: ".encode()
 
 
 class UpstreamError(Exception):
@@ -69,16 +72,18 @@ class Upstream:
         return _Conn(reader, writer)
 
     async def post(
-        self, path: str, body: bytes, content_type: str, timeout: float
+        self, path: str, body: bytes, content_type: str, timeout: float, secret: str
     ) -> tuple[int, str, bytes]:
-        """(status, content type, body) of the replica's answer."""
+        """(status, content type, body) of the replica's answer; ``secret`` opens it."""
         request = b"".join(
             (
                 b"POST ",
                 (self.base + path).encode(),
                 b" HTTP/1.1\r\n",
                 self._host_header,
-                b"Content-Type: ",
+                _SECRET_HEADER,
+                secret.encode("latin-1"),
+                b"\r\nContent-Type: ",
                 content_type.encode("latin-1"),
                 b"\r\nContent-Length: ",
                 str(len(body)).encode(),

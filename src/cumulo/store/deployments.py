@@ -3,6 +3,12 @@
 Every public method is one transaction scoped by workspace (endpoints are
 reached only through ``_endpoint_row``). The supervisor's methods work on
 deployment ids it leased; the router reads ``routes`` for one endpoint.
+
+Each deployment has a secret its replicas are opened with (see
+``core.deployments.replica_secret``). It is kept in the spec column, so every
+server sharing the store can reach the replicas, and is handed only to the
+supervisor (``lease_deployments``) and the router (``routes``): the
+``DeploymentInfo`` the API shows never holds it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from cumulo.core.deployments import (
     EndpointInfo,
     ReplicaInfo,
     ReplicaState,
+    replica_secret,
     scoring_path,
     swagger_path,
 )
@@ -30,9 +37,22 @@ from cumulo.store import schema_deployments as d
 from cumulo.store.db import Database
 from cumulo.store.scoped import WorkspaceIds
 
+_SECRET = "_replica_secret"  # the deployment's secret, inside its spec column
+
 
 def new_key() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _spec_with_secret(spec: dict[str, Any], secret: str) -> str:
+    return json.dumps({**spec, _SECRET: secret})
+
+
+def _split_spec(text: str) -> tuple[dict[str, Any], str | None]:
+    """(the spec as shown, the deployment's secret) of a stored spec."""
+    spec = json.loads(text)
+    secret = spec.pop(_SECRET, None)
+    return spec, secret if isinstance(secret, str) and secret else None
 
 
 class DeploymentStore:
@@ -202,7 +222,7 @@ class DeploymentStore:
                     name=name,
                     kind=kind,
                     models=json.dumps(models),
-                    spec=json.dumps(spec),
+                    spec=_spec_with_secret(spec, new_key()),
                     generation=1,
                     state=DeploymentState.CREATING.value,
                     created_at=now,
@@ -227,13 +247,15 @@ class DeploymentStore:
         with self.db.transaction() as conn:
             ep = self._endpoint_row(conn, workspace, endpoint)
             row = self._deployment_row(conn, ep.id, name)
+            # Same secret: replicas of the old version keep taking requests until replaced.
+            secret = _split_spec(row.spec)[1] or new_key()
             conn.execute(
                 update(d.deployments)
                 .where(d.deployments.c.id == row.id)
                 .values(
                     kind=kind,
                     models=json.dumps(models),
-                    spec=json.dumps(spec),
+                    spec=_spec_with_secret(spec, secret),
                     generation=row.generation + 1,
                     state=DeploymentState.UPDATING.value,
                     error=None,
@@ -315,12 +337,26 @@ class DeploymentStore:
                     "name": r.name,
                     "kind": r.kind,
                     "models": json.loads(r.models),
-                    "spec": json.loads(r.spec),
+                    "spec": _split_spec(r.spec)[0],
+                    "secret": self._secret(conn, r),
                     "generation": int(r.generation),
                     "state": r.state,
                 }
                 for r in rows
             ]
+
+    @staticmethod
+    def _secret(conn: Connection, row: Row[Any]) -> str:
+        """The deployment's secret (one is made for a deployment stored without one)."""
+        spec, secret = _split_spec(row.spec)
+        if secret is None:
+            secret = new_key()
+            conn.execute(
+                update(d.deployments)
+                .where(d.deployments.c.id == row.id)
+                .values(spec=_spec_with_secret(spec, secret))
+            )
+        return secret
 
     def release_leases(self, owner: str) -> None:
         with self.db.transaction() as conn:
@@ -425,7 +461,9 @@ class DeploymentStore:
             replicas = (
                 conn.execute(
                     select(
-                        d.deployment_replicas.c.deployment_id, d.deployment_replicas.c.url
+                        d.deployment_replicas.c.deployment_id,
+                        d.deployment_replicas.c.url,
+                        d.deployment_replicas.c.slot,
                     ).where(
                         d.deployment_replicas.c.deployment_id.in_(ids),
                         d.deployment_replicas.c.state == ReplicaState.READY.value,
@@ -434,10 +472,13 @@ class DeploymentStore:
                 if ids
                 else []
             )
-        urls: dict[int, list[str]] = {}
+        specs = {int(r.id): _split_spec(r.spec) for r in deps}
+        # Each ready replica's URL, with the secret the router sends it.
+        urls: dict[int, dict[str, str]] = {}
         for r in replicas:
-            if r.url:
-                urls.setdefault(int(r.deployment_id), []).append(r.url)
+            secret = specs[int(r.deployment_id)][1]
+            if r.url and secret:
+                urls.setdefault(int(r.deployment_id), {})[r.url] = replica_secret(secret, r.slot)
         return {
             "auth_mode": ep.auth_mode,
             "keys": (ep.primary_key, ep.secondary_key),
@@ -446,8 +487,9 @@ class DeploymentStore:
             "deployments": {
                 r.name: {
                     "id": int(r.id),
-                    "urls": sorted(urls.get(int(r.id), [])),
-                    "spec": json.loads(r.spec),
+                    "urls": sorted(urls.get(int(r.id), {})),
+                    "secrets": urls.get(int(r.id), {}),
+                    "spec": specs[int(r.id)][0],
                 }
                 for r in deps
             },
@@ -574,7 +616,7 @@ class DeploymentStore:
             .where(d.deployment_replicas.c.deployment_id == row.id)
             .order_by(d.deployment_replicas.c.slot, d.deployment_replicas.c.generation)
         ).all()
-        spec = json.loads(row.spec)
+        spec = _split_spec(row.spec)[0]
         return DeploymentInfo(
             endpoint=endpoint,
             name=row.name,

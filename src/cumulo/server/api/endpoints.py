@@ -17,7 +17,10 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.routing import Mount
 
+from cumulo.core.deployments import DeploymentInfo, EndpointInfo
+from cumulo.core.errors import PermissionDenied
 from cumulo.server.api.common import WS, Readable, Writable
+from cumulo.server.auth import require
 from cumulo.server.responses import JsonResponse
 from cumulo.services.models_api import ModelsApi
 from cumulo.services.supervisor import router_app, start_supervisor, stop_supervisor
@@ -72,6 +75,15 @@ class KeyRegenerate(BaseModel):
     which: Literal["primary", "secondary"] = "primary"
 
 
+def _shown(request: Request, workspace: str, info: EndpointInfo | DeploymentInfo) -> Any:
+    """The endpoint or deployment as JSON; where its replicas run only for the owners."""
+    try:
+        require(request, workspace, write=True, manage=True)
+    except PermissionDenied:
+        return info.without_addresses().to_dict()
+    return info.to_dict()
+
+
 def _refs(models: list[ModelRef] | None) -> list[dict[str, Any]] | None:
     if models is None:
         return None
@@ -85,18 +97,21 @@ def create_endpoint(body: EndpointCreate, workspace: Writable, api: Api) -> Json
 
 
 @router.get("")
-def list_endpoints(workspace: Readable, api: Api) -> JsonResponse:
-    return JsonResponse({"endpoints": [e.to_dict() for e in api.list_endpoints(workspace)]})
+def list_endpoints(request: Request, workspace: Readable, api: Api) -> JsonResponse:
+    found = api.list_endpoints(workspace)
+    return JsonResponse({"endpoints": [_shown(request, workspace, e) for e in found]})
 
 
 @router.get("/{name}")
-def get_endpoint(workspace: Readable, name: EndpointName, api: Api) -> JsonResponse:
-    return JsonResponse(api.get_endpoint(workspace, name).to_dict())
+def get_endpoint(
+    request: Request, workspace: Readable, name: EndpointName, api: Api
+) -> JsonResponse:
+    return JsonResponse(_shown(request, workspace, api.get_endpoint(workspace, name)))
 
 
 @router.patch("/{name}")
 def update_endpoint(
-    body: EndpointUpdate, workspace: Writable, name: EndpointName, api: Api
+    request: Request, body: EndpointUpdate, workspace: Writable, name: EndpointName, api: Api
 ) -> JsonResponse:
     info = api.update_endpoint(
         workspace,
@@ -107,7 +122,7 @@ def update_endpoint(
         description=body.description,
         tags=body.tags,
     )
-    return JsonResponse(info.to_dict())
+    return JsonResponse(_shown(request, workspace, info))
 
 
 @router.delete("/{name}")
@@ -155,14 +170,15 @@ async def upload_code(
 
 @router.post("/{name}/deployments", status_code=201)
 def create_deployment(
-    body: DeploymentCreate, workspace: Writable, name: EndpointName, api: Api
+    request: Request, body: DeploymentCreate, workspace: Writable, name: EndpointName, api: Api
 ) -> JsonResponse:
     info = api.create_deployment(workspace, name, body.name, _refs(body.models) or [], body.config)
-    return JsonResponse(info.to_dict(), status_code=201)
+    return JsonResponse(_shown(request, workspace, info), status_code=201)
 
 
 @router.patch("/{name}/deployments/{deployment}")
 def update_deployment(
+    request: Request,
     body: DeploymentUpdate,
     workspace: Writable,
     name: EndpointName,
@@ -170,7 +186,7 @@ def update_deployment(
     api: Api,
 ) -> JsonResponse:
     info = api.update_deployment(workspace, name, deployment, _refs(body.models), body.config)
-    return JsonResponse(info.to_dict())
+    return JsonResponse(_shown(request, workspace, info))
 
 
 @router.delete("/{name}/deployments/{deployment}")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cumulo.core.deployments import DeploymentInfo, EndpointInfo, scoring_path, swagger_path
 from cumulo.core.errors import CumuloError, InvalidInput
+from cumulo.server import auth
 from cumulo.server.studio import runs, web
 from cumulo.services.models_api import ModelsApi
 from cumulo.services.supervisor import router_app
@@ -50,6 +51,15 @@ def writable(request: Request, ws: str) -> bool:
     except CumuloError:
         return False
     return True
+
+
+def _as_seen_by(request: Request, ws: str, info: EndpointInfo) -> EndpointInfo:
+    """The endpoint as the visitor may see it: where replicas run is for owners only."""
+    try:
+        auth.require(web.with_cookie_token(request), ws, True, manage=True)
+    except CumuloError:
+        return info.without_addresses()
+    return info
 
 
 def endpoint_state(info: EndpointInfo) -> str:
@@ -175,7 +185,7 @@ def endpoints(request: Request, ws: str) -> Response:
 @router.get("/ws/{ws}/endpoints/{name}", response_class=HTMLResponse)
 def endpoint(request: Request, ws: str, name: str, message: str = "") -> Response:
     web.guard(request, ws)
-    info = _api(request).get_endpoint(ws, name)
+    info = _as_seen_by(request, ws, _api(request).get_endpoint(ws, name))
     return web.render(request, "endpoint.html", message=message, **_context(request, ws, info))
 
 
@@ -183,7 +193,7 @@ def endpoint(request: Request, ws: str, name: str, message: str = "") -> Respons
 def deployments(request: Request, ws: str, name: str) -> Response:
     """The live part of an endpoint's page: deployments, replicas, traffic; polled."""
     web.guard(request, ws)
-    info = _api(request).get_endpoint(ws, name)
+    info = _as_seen_by(request, ws, _api(request).get_endpoint(ws, name))
     return web.render(
         request,
         "endpoint_deployments.html",
