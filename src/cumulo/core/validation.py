@@ -5,6 +5,8 @@ workspace names 1-64 chars of ``a-z 0-9 - _``; experiment names up to 500 chars;
 metric, param, tag and property keys up to 250 chars of letters, digits and
 ``_ - . space /``; param values up to 6,000 chars; tag and property values up to
 8,000 chars; artifact paths relative, without ``..`` segments, up to 1,024 chars.
+Names hold no control, zero-width or text-direction characters, and artifact
+paths no control or text-direction characters (see ``hidden_character``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
+import unicodedata
 from numbers import Real
 from typing import Any
 
@@ -27,13 +30,68 @@ MAX_ARTIFACT_PATH = 1024
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 _WORKSPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _KEY_RE = re.compile(r"^[\w\-. /]+$")
+
+# Characters that hide part of a name or make it pass for another: control
+# characters, text-direction controls (they show "txt.exe" for "exe.txt"),
+# zero-width characters, the byte-order mark and Unicode's line separators.
+_CONTROLS = "\x00-\x1f\x7f-\x9f"
+_DIRECTION = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_INVISIBLE = "\u200b-\u200d\u2060\ufeff\u2028\u2029"
+_HIDDEN_IN_NAME = re.compile(f"[{_CONTROLS}{_DIRECTION}{_INVISIBLE}]")
+# File names keep zero-width joiners (emoji sequences, Persian words use them).
+_HIDDEN_IN_PATH = re.compile(f"[{_CONTROLS}{_DIRECTION}]")
+# Control characters have no Unicode name: the common ones by their ASCII names.
+_CONTROL_NAMES = {
+    0x00: "NULL",
+    0x09: "CHARACTER TABULATION",
+    0x0A: "LINE FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x1B: "ESCAPE",
+    0x7F: "DELETE",
+}
+
+
+def hidden_character(text: str, *, path: bool = False) -> str | None:
+    """The first character of ``text`` a reader cannot see, as ``"U+202E RIGHT-TO-LEFT
+    OVERRIDE at position 3"`` (1-based), or None when there is none."""
+    found = (_HIDDEN_IN_PATH if path else _HIDDEN_IN_NAME).search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = unicodedata.name(found.group(), "") or _CONTROL_NAMES.get(code, "CONTROL CHARACTER")
+    return f"U+{code:04X} {name} at position {found.start() + 1}"
+
+
+def visible_name(text: str, what: str) -> str:
+    """``text`` unless it holds a character that hides or disguises part of it."""
+    problem = hidden_character(text)
+    if problem is not None:
+        raise InvalidInput(
+            f"Invalid {what} {text!r}: it contains {problem}; names may not contain control, "
+            "zero-width or text-direction characters."
+        )
+    return text
+
+
+def fits_int64(number: int | float) -> bool:
+    """Whether a number is a 64-bit integer's value.
+
+    A float at -2**63 does not count: JSON parsers read every integer a little
+    below -2**63 as that float, so it stands for no one number.
+    """
+    if isinstance(number, float):
+        return -(2.0**63) < number < 2.0**63
+    return INT64_MIN <= number <= INT64_MAX
 
 
 def workspace_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidInput("A workspace name must be a non-empty string.")
+    visible_name(name, "workspace name")
     if len(name) > MAX_WORKSPACE_NAME or not _WORKSPACE_RE.match(name):
         raise InvalidInput(
             f"Invalid workspace name {name!r}: use 1-{MAX_WORKSPACE_NAME} lowercase letters, "
@@ -49,9 +107,7 @@ def experiment_name(name: Any) -> str:
         raise InvalidInput(
             f"Experiment name is {len(name)} characters long; the limit is {MAX_EXPERIMENT_NAME}."
         )
-    if any(ord(c) < 32 for c in name):
-        raise InvalidInput(f"Experiment name {name!r} contains control characters.")
-    return name
+    return visible_name(name, "experiment name")
 
 
 def display_name(name: Any) -> str | None:
@@ -61,7 +117,7 @@ def display_name(name: Any) -> str | None:
         raise InvalidInput("A run display name must be a string.")
     if len(name) > MAX_DISPLAY_NAME:
         raise InvalidInput(f"Run display name is longer than {MAX_DISPLAY_NAME} characters.")
-    return name
+    return visible_name(name, "run display name")
 
 
 def key(value: Any, what: str = "metric") -> str:
@@ -70,6 +126,7 @@ def key(value: Any, what: str = "metric") -> str:
         raise InvalidInput(f"A {what} name must be a non-empty string, got {value!r}.")
     if len(value) > MAX_KEY:
         raise InvalidInput(f"{what.capitalize()} name {value[:40]!r}... is longer than {MAX_KEY}.")
+    visible_name(value, f"{what} name")
     if not _KEY_RE.match(value):
         raise InvalidInput(
             f"Invalid {what} name {value!r}: use letters, digits, '_', '-', '.', ' ' and '/'."
@@ -90,13 +147,12 @@ def metric_value(name: str, value: Any) -> float:
 
 
 def step(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if not (isinstance(value, float) and value.is_integer()):
-            raise InvalidInput(f"A metric step must be an integer, got {value!r}.")
-        value = int(value)
-    if not -(2**63) <= value < 2**63:
-        raise InvalidInput(f"Metric step {value} does not fit in 64 bits.")
-    return value
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        raise InvalidInput(f"A metric step must be an integer, got {value!r}.")
+    if not fits_int64(value):
+        raise InvalidInput(f"Metric step {value!r} does not fit in 64 bits.")
+    return int(value)
 
 
 def timestamp_ms(value: Any) -> int:
@@ -104,7 +160,7 @@ def timestamp_ms(value: Any) -> int:
         raise InvalidInput(f"A timestamp must be milliseconds since the epoch, got {value!r}.")
     if value < 0:
         raise InvalidInput(f"A timestamp must not be negative, got {value!r}.")
-    if value >= 2**63:
+    if not fits_int64(value):
         raise InvalidInput(f"Timestamp {value!r} does not fit in 64 bits.")
     return int(value)
 
@@ -128,8 +184,9 @@ def tag_value(value: Any) -> str:
 def artifact_path(path: Any, *, allow_root: bool = False) -> str:
     """A relative POSIX path inside a run's artifact folder, normalised.
 
-    Rejects absolute paths, drive letters, backslashes, NUL bytes and any ``..``
-    part, so no path a user passes can leave its workspace.
+    Rejects absolute paths, drive letters, backslashes, control and
+    text-direction characters and any ``..`` part, so no path a user passes can
+    leave its workspace or pass for another file.
     """
     if not isinstance(path, str):
         raise InvalidPath(f"An artifact path must be a string, got {path!r}.")
@@ -139,8 +196,14 @@ def artifact_path(path: Any, *, allow_root: bool = False) -> str:
         raise InvalidPath("An artifact path must not be empty.")
     if len(path) > MAX_ARTIFACT_PATH:
         raise InvalidPath(f"Artifact path is longer than {MAX_ARTIFACT_PATH} characters.")
-    if "\x00" in path or "\\" in path:
-        raise InvalidPath(f"Artifact path {path!r} contains a NUL byte or a backslash.")
+    problem = hidden_character(path, path=True)
+    if problem is not None:
+        raise InvalidPath(
+            f"Invalid artifact path {path!r}: it contains {problem}; paths may not contain "
+            "control or text-direction characters."
+        )
+    if "\\" in path:
+        raise InvalidPath(f"Artifact path {path!r} contains a backslash; use '/' between folders.")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path) or path.startswith("~"):
         raise InvalidPath(f"Artifact path {path!r} is absolute; give a path relative to the run.")
     parts = path.split("/")

@@ -28,7 +28,7 @@ from cumulo.store.metric_series import Points
 COLUMNS = ("key", "value", "step", "timestamp")
 Point = tuple[str, float, int, int]
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MIN, _INT64_MAX = validation.INT64_MIN, validation.INT64_MAX
 _SPECIAL = ("NaN", "Infinity", "-Infinity")
 _NUMBERS = {float, int}
 _INT = {int}

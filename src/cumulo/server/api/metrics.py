@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.json_schema import JsonDict
 
+from cumulo.core import validation
 from cumulo.core.errors import InvalidInput
 from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse, encode_series, encode_values
@@ -133,7 +134,7 @@ def log_batch(
         for point in metrics:
             # Python numbers are unbounded; the store's 64-bit columns are not.
             for what, number in (("step", point[2]), ("timestamp", point[3])):
-                if isinstance(number, (int, float)) and not MIN_INT64 <= number <= MAX_INT64:
+                if isinstance(number, (int, float)) and not validation.fits_int64(number):
                     raise InvalidInput(
                         f"The {what} {number} of metric {point[0]!r} is out of range."
                     )

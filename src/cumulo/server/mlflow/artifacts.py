@@ -34,7 +34,9 @@ class _Location:
     """Where a proxy path points: an area (runs, logged-models, models), an owner, a file."""
 
     def __init__(self, workspace: str, path: str) -> None:
-        clean = validation.artifact_path(path.strip("/"), allow_root=True)
+        # Only a trailing '/' is dropped: a leading one makes the path absolute, and
+        # stripping it would write somewhere the client did not name.
+        clean = validation.artifact_path(path.rstrip("/"), allow_root=True)
         parts = clean.split("/") if clean else []
         if not parts or parts[0] != workspace:
             raise NotFound(

@@ -21,12 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import HTTP_STATUS, CumuloError, InvalidInput
 from cumulo.core.settings import DEFAULT_WORKSPACE
+from cumulo.core.validation import fits_int64
 from cumulo.server.auth import require, token_auth
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
-
-MAX_INT64 = 2**63 - 1
 
 # Cumulo error code -> (MLflow error code, HTTP status). MLflow answers 400 for
 # "already exists" and for changed params or writes to deleted runs; its client
@@ -122,7 +121,8 @@ class Message:
             number = int(value) if not isinstance(value, float) or value.is_integer() else None
         except (TypeError, ValueError):
             number = None
-        if number is None or not -MAX_INT64 - 1 <= number <= MAX_INT64:
+        # A float is judged as sent: the parser turned an integer below -2**63 into one.
+        if number is None or not fits_int64(value if isinstance(value, float) else number):
             raise InvalidInput(f"Parameter '{name}' must be a 64-bit integer, got {value!r}.")
         return number
 
@@ -170,9 +170,21 @@ class Message:
             key = item.get("key")
             if not isinstance(key, str) or not key:
                 raise InvalidInput(f"Each item of '{name}' needs a non-empty string 'key'.")
-            value = item.get("value")
-            out[key] = "" if value is None else value if isinstance(value, str) else str(value)
+            out[key] = value_text(item.get("value"), f"{name.rstrip('s')} {key!r}")
         return out
+
+
+def value_text(value: Any, what: str) -> str:
+    """A param or tag value as text: strings as sent, numbers and booleans as the MLflow
+    client writes them; JSON objects and arrays are refused, never stored as Python text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    kind = "an object" if isinstance(value, dict) else "an array"
+    raise InvalidInput(f"The value of {what} is {kind}; it must be a string (or a number).")
 
 
 async def read_message(request: Request) -> Message:

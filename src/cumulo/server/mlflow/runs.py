@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from cumulo.core import validation
 from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo
 from cumulo.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from cumulo.core.names import run_display_name
@@ -27,6 +28,7 @@ from cumulo.server.mlflow.common import (
     Tracking,
     Writable,
     max_results,
+    value_text,
     wire_float,
 )
 from cumulo.server.responses import JsonResponse
@@ -198,6 +200,7 @@ def _log_metrics(
     tags: dict[str, str] | None = None,
 ) -> None:
     points = [_point(i) for i in items]
+    run_name = _run_name(tags)  # checked before anything is written
     by_model = _model_metrics(run_id, items, points)
     if by_model:
         # MLflow's log_model logs a run's metrics again with the new model's id: keep
@@ -206,8 +209,13 @@ def _log_metrics(
     tracking.log_batch(workspace, run_id, metrics=points, params=params, tags=tags)
     for model_id, metrics in by_model.items():
         registry.log_logged_model_metrics(workspace, model_id, metrics)
-    if tags and tags.get(RUN_NAME_TAG):
-        tracking.update_run(workspace, run_id, display_name=tags[RUN_NAME_TAG])
+    if run_name:
+        tracking.update_run(workspace, run_id, display_name=run_name)
+
+
+def _run_name(tags: dict[str, str] | None) -> str | None:
+    """The run's new display name from its ``mlflow.runName`` tag, checked."""
+    return validation.display_name((tags or {}).get(RUN_NAME_TAG) or None)
 
 
 def _without_repeats(
@@ -246,8 +254,9 @@ def log_metric(
 
 @router.post(P + "/runs/log-parameter")
 def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
-    value = msg.text("value", default="")
-    tracking.log_batch(workspace, _run_id(msg), params={msg.need("key"): value or ""})
+    key = msg.need("key")
+    value = value_text(msg.raw("value"), f"param {key!r}")
+    tracking.log_batch(workspace, _run_id(msg), params={key: value})
     return JsonResponse({})
 
 
@@ -279,7 +288,7 @@ def log_batch(
         )
     param_values = msg.key_values("params")
     for item in params:  # the same key twice with different values is an error, as in MLflow
-        if param_values.get(item.get("key", "")) != _text(item.get("value")):
+        if param_values.get(item.get("key", "")) != value_text(item.get("value"), "a param"):
             raise InvalidInput(
                 f"Duplicate parameter key {item.get('key')!r} with different values in one batch."
             )
@@ -288,17 +297,14 @@ def log_batch(
     return JsonResponse({})
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else value if isinstance(value, str) else str(value)
-
-
 @router.post(P + "/runs/set-tag")
 def set_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id, key = _run_id(msg), msg.need("key")
     value = msg.text("value", default="") or ""
+    run_name = _run_name({key: value})  # checked before the tag is written
     tracking.set_tags(workspace, run_id, {key: value})
-    if key == RUN_NAME_TAG and value:
-        tracking.update_run(workspace, run_id, display_name=value)
+    if run_name:
+        tracking.update_run(workspace, run_id, display_name=run_name)
     return JsonResponse({})
 
 

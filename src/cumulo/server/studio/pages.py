@@ -26,7 +26,27 @@ COLUMN_KINDS = ("metrics.", "params.", "tags.")
 # ---------------------------------------------------------------------- login
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
-    return web.render(request, "login.html", next=_local(next), message="", title="Sign in")
+    response = web.render(request, "login.html", next=_local(next), message="", title="Sign in")
+    if _has_bad_cookie(request):
+        response.delete_cookie(web.COOKIE)  # an unknown or revoked token: sign in afresh
+    return response
+
+
+def _has_bad_cookie(request: Request) -> bool:
+    if not web.auth_on(request) or web.COOKIE not in request.cookies:
+        return False
+    # The cookie alone, judged with a state of its own (the check caches its answer there).
+    scope = {**request.scope, "headers": _without_authorization(request), "state": {}}
+    cookie_only = Request(scope)
+    try:
+        auth.current_token(web.with_cookie_token(cookie_only))
+    except Unauthenticated:
+        return True
+    return False
+
+
+def _without_authorization(request: Request) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -71,6 +91,8 @@ def home(request: Request) -> Response:
     tracking = web.services(request).tracking
     if web.auth_on(request) and not web.has_token(request):
         raise Unauthenticated("Sign in with a token to use the studio.")
+    # An unknown or revoked token reads no workspace; say so instead of an empty page.
+    auth.current_token(web.with_cookie_token(request))
     workspaces = [w for w in tracking.list_workspaces() if web.readable(request, w.name)]
     recent: list[RunInfo] = []
     active: list[RunInfo] = []
