@@ -26,12 +26,17 @@ token_app = typer.Typer(
     help="Create, list and revoke access tokens (for servers run with --auth token).",
     no_args_is_help=True,
 )
+audit_app = typer.Typer(
+    help="Read the audit log: every write and every refused request a server answered.",
+    no_args_is_help=True,
+)
 DatabaseOption = typer.Option(None, "--database-url", help="PostgreSQL URL instead of SQLite.")
 
 
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
     app.add_typer(token_app, name="token")
+    app.add_typer(audit_app, name="audit")
 
 
 def is_loopback(host: str) -> bool:
@@ -102,15 +107,37 @@ def token_create(
     ),
     role: str = typer.Option(..., help=f"One of {', '.join(ROLES)}."),
     description: str = typer.Option("", help="What the token is for."),
+    expires_in: str | None = typer.Option(
+        None, "--expires-in", help="Lifetime, e.g. 3600s, 90m, 12h or 30d (default: no expiry)."
+    ),
     home: str | None = HomeOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
     """Create a token and print it (once: only its hash is stored)."""
-    info, token = _auth_service(home, database_url).create_token(workspace, role, description)
+    lifetime = _seconds(expires_in) if expires_in else None
+    info, token = _auth_service(home, database_url).create_token(
+        workspace, role, description, lifetime
+    )
+    until = f", expires {_when(info.expires_at)}" if info.expires_at else ""
     err_console.print(
-        f"Token {info.id} ({info.role} of {info.workspace}). It is shown only now; keep it safe:"
+        f"Token {info.id} ({info.role} of {info.workspace}{until}). "
+        "It is shown only now; keep it safe:"
     )
     typer.echo(token)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> int:
+    """``90m`` -> 5400; a bare number is seconds."""
+    value, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not value.isdigit() or int(value) == 0:
+        raise InvalidInput(
+            f"--expires-in {text!r} is not a lifetime; write a whole number and a unit "
+            "(s, m, h or d), e.g. 30d."
+        )
+    return int(value) * _UNITS[unit]
 
 
 @token_app.command("list")
@@ -127,14 +154,15 @@ def token_list(
     if as_json:
         print_json([t.to_dict() for t in found])
         return
-    table = Table("id", "workspace", "role", "created", "revoked", "description")
+    table = Table("id", "workspace", "role", "created", "expires", "revoked", "description")
     for t in found:
         table.add_row(
             t.id,
             t.workspace,
             t.role,
             _when(t.created_at),
-            _when(t.revoked_at) if t.revoked_at else "",
+            _when(t.expires_at),
+            _when(t.revoked_at),
             t.description,
         )
     console.print(table)
@@ -154,3 +182,35 @@ def token_revoke(
 
 def _when(ms: int | None) -> str:
     return "" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+@audit_app.command("list")
+@friendly_errors
+def audit_list(
+    workspace: str | None = typer.Option(
+        None, "--workspace", "-w", help="Only this workspace (default: the whole server)."
+    ),
+    limit: int = typer.Option(50, help="How many entries, newest first."),
+    refused: bool = typer.Option(False, "--refused", help="Only refused requests (401/403/429)."),
+    home: str | None = HomeOption,
+    database_url: str | None = DatabaseOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Who did what, when, and how it ended (newest first)."""
+    found = _auth_service(home, database_url).audit_log(
+        workspace, limit=limit, refused_only=refused
+    )
+    if as_json:
+        print_json([e.to_dict() for e in found])
+        return
+    table = Table("when", "workspace", "token", "client", "request", "status")
+    for e in found:
+        table.add_row(
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at / 1000)),
+            e.workspace or "",
+            e.token_id or "",
+            e.client,
+            f"{e.method} {e.route}",
+            f"{e.status} {e.outcome}",
+        )
+    console.print(table)

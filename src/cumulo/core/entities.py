@@ -150,10 +150,31 @@ class TokenInfo(Record):
     created_at: int
     description: str = ""
     revoked_at: int | None = None
+    expires_at: int | None = None  # refused from then on; None: until revoked
+    run_id: str | None = None  # a job's own token: the job's run
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def expired(self, at_ms: int) -> bool:
+        return self.expires_at is not None and at_ms >= self.expires_at
+
+
+@dataclass(frozen=True)
+class AuditEntry(Record):
+    """Who (token), what (method, route, target), when and with which result."""
+
+    at: int
+    workspace: str | None  # None: the server itself
+    token_id: str | None  # None: no token, or a server without token checks
+    client: str
+    method: str
+    route: str
+    target: str
+    status: int
+    outcome: str  # "ok", "refused", "unauthenticated", "rate-limited" or "failed"
+    id: int = 0
 
 
 def now_ms() -> int:

@@ -404,6 +404,7 @@ class JobInfo(Record):
     lease_expires_at: int | None = None
     handle: dict[str, Any] | None = None
     node: str | None = None
+    submitter_role: str | None = None  # caps the job's own token
 
     @property
     def job_config(self) -> JobConfig:

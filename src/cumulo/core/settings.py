@@ -39,6 +39,9 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     # The URL jobs use to reach this server; None when nothing serves the workspace.
     public_url: str | None = None
+    # Refused tokens one client address may send in a minute before it gets 429s
+    # (CUMULO_AUTH_FAILURES_PER_MINUTE): token guessing is slowed to a crawl.
+    auth_failures_per_minute: int = 30
 
     @classmethod
     def load(
@@ -61,6 +64,14 @@ class Settings:
             overrides["auth"] = env["CUMULO_AUTH"]
         if "public_url" not in overrides and env.get("CUMULO_PUBLIC_URL"):
             overrides["public_url"] = env["CUMULO_PUBLIC_URL"]
+        failures = env.get("CUMULO_AUTH_FAILURES_PER_MINUTE")
+        if "auth_failures_per_minute" not in overrides and failures:
+            if not failures.isdigit() or int(failures) < 1:
+                raise ValueError(
+                    f"CUMULO_AUTH_FAILURES_PER_MINUTE must be a whole number above 0, "
+                    f"got {failures!r}."
+                )
+            overrides["auth_failures_per_minute"] = int(failures)
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

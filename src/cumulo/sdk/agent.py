@@ -83,8 +83,9 @@ def node(workspace: str, target: str, node_id: str) -> int:
     from cumulo.services.context import open_services
     from cumulo.services.scheduler import Endpoint, PoolNodeWorker
 
-    endpoint = Endpoint(os.environ.get("CUMULO_URL"), os.environ.get("CUMULO_TOKEN"))
-    worker = PoolNodeWorker(open_services(Settings.load()), workspace, target, node_id, endpoint)
+    settings = Settings.load()
+    endpoint = Endpoint(os.environ.get("CUMULO_URL"), issue_tokens=settings.auth == "token")
+    worker = PoolNodeWorker(open_services(settings), workspace, target, node_id, endpoint)
     # SIGTERM: finish the job at hand, then stop.
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
     worker.run()

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from cumulo.core.errors import HTTP_STATUS, AlreadyExists, Conflict, CumuloError
 from cumulo.core.settings import DEFAULT_WORKSPACE, Settings
+from cumulo.server import access
+from cumulo.server.audit import AuditLog, AuditTrail
 from cumulo.server.limits import BodySizeLimit
 from cumulo.server.responses import JsonResponse
 from cumulo.services.context import Services, open_services
@@ -27,22 +28,21 @@ log = logging.getLogger("cumulo.server")
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work of a server: the job scheduler (safe in several workers at once)."""
+    """Background work of a server: the job scheduler (safe in several workers at once).
+
+    With token checks on, each job gets a token of its own (see ``Endpoint``).
+    """
     from cumulo.services.scheduler import start_scheduler
 
     settings: Settings = app.state.settings
-    job_token = None
-    if settings.auth == "token":  # jobs report back with a token of their own
-        info, job_token = app.state.auth.create_token(
-            "*", "contributor", f"jobs of the server process {os.getpid()}"
-        )
-    scheduler = start_scheduler(app.state.services, url=settings.public_url, token=job_token)
+    scheduler = start_scheduler(
+        app.state.services, url=settings.public_url, issue_tokens=settings.auth == "token"
+    )
     try:
         yield
     finally:
         scheduler.stop()
-        if job_token is not None:
-            app.state.auth.revoke_token(info.id)
+        app.state.audit.close()
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -61,9 +61,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.auth = services.auth
     _ensure_default_workspace(services)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.state.audit = AuditLog(services.auth, settings.auth_failures_per_minute)
+    app.add_middleware(AuditTrail, audit=app.state.audit)  # outermost: sees every answer
     _install_error_handlers(app)
 
-    @app.get("/health", tags=["server"])
+    @app.get("/health", tags=["server"], dependencies=[Depends(access.public)])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from cumulo.server import routes
 
     routes.include_all(app)
+    access.enforce(app)  # a route that declares who may call it is served; others stop here
     return app
 
 

@@ -10,13 +10,13 @@ snapshots stream too, each counted against its own limit by ``receive_upload``.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO
 
-import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cumulo.core.errors import PayloadTooLarge
+from cumulo.server.responses import send_error
 from cumulo.store.artifacts import storage_errors
 
 
@@ -106,23 +106,8 @@ class BodySizeLimit:
                 raise
 
     async def _refuse(self, send: Send) -> None:
-        body: dict[str, Any] = {
-            "error_code": "PAYLOAD_TOO_LARGE",
-            "message": (
-                f"The request body is larger than this server's limit of {self.max_bytes} bytes "
-                "(CUMULO_MAX_REQUEST_BYTES); send smaller batches or upload files as artifacts."
-            ),
-        }
-        data = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        message = (
+            f"The request body is larger than this server's limit of {self.max_bytes} bytes "
+            "(CUMULO_MAX_REQUEST_BYTES); send smaller batches or upload files as artifacts."
         )
-        await send({"type": "http.response.body", "body": data})
+        await send_error(send, 413, "PAYLOAD_TOO_LARGE", message, [(b"connection", b"close")])

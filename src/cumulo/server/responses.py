@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 
 from cumulo.core.entities import RunInfo, encode_float
 
@@ -16,6 +17,25 @@ class JsonResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """An error answer written straight to ASGI, for middleware that answers before a route."""
+    data = orjson.dumps({"error_code": code, "message": message})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
 def encode_values(values: list[Any]) -> list[Any]:

@@ -10,6 +10,7 @@ from cumulo.services.auth import AuthService
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
+from cumulo.store.audit import AuditStore
 from cumulo.store.db import Database
 from cumulo.store.logged_models import LoggedModelStore
 from cumulo.store.metadata import MetadataStore
@@ -47,7 +48,7 @@ def open_services(settings: Settings) -> Services:
             database=database,
             tracking=tracking,
             registry=RegistryService(RegistryStore(database), LoggedModelStore(database), tracking),
-            auth=AuthService(TokenStore(database), tracking.store),
+            auth=AuthService(TokenStore(database), tracking.store, AuditStore(database)),
         )
         _open[settings.key] = services
         return services

@@ -166,8 +166,13 @@ class JobService:
         user: str = "",
         priority_: int = 0,
         max_retries_: int = 0,
+        submitter_role: str | None = None,
     ) -> RunInfo:
-        """Create the run in ``Queued`` with its job; the scheduler picks it up."""
+        """Create the run in ``Queued`` with its job; the scheduler picks it up.
+
+        ``submitter_role`` (the role of the token that submitted it) caps the
+        job's own token; None when the caller is not token-checked.
+        """
         cfg = self._check_config(workspace, config)
         kind = self.get_compute_target(workspace, cfg.compute_target).kind
         pri, retries = priority(priority_), max_retries(max_retries_)
@@ -198,6 +203,7 @@ class JobService:
                 config=cfg.to_dict(),
                 priority=pri,
                 max_retries=retries,
+                submitter_role=submitter_role,
             )
         except Exception as exc:
             self.set_job_status(
@@ -290,7 +296,30 @@ class JobService:
         run = self.meta.set_run_status(workspace, run_id, wanted, error=error)
         if run.run_status.is_terminal:
             self.store.update_job(run_id, state=JobState.DONE.value, release=True)
+            self.services.auth.revoke_job_tokens([run_id])  # the job's credentials end with it
         return run
+
+    def issue_job_token(self, job: JobInfo) -> str:
+        """A fresh token for this attempt of ``job`` (see ``AuthService.create_job_token``)."""
+        self.services.auth.revoke_job_tokens([job.run_id])  # an earlier attempt's, if any
+        _info, token = self.services.auth.create_job_token(
+            job.workspace,
+            job.run_id,
+            job.submitter_role,
+            job.job_config.max_run_duration_seconds,
+        )
+        return token
+
+    def revoke_ended_job_tokens(self) -> int:
+        """Revoke the live tokens of jobs that ended or expired, e.g. while no server ran."""
+        ended = []
+        at = now_ms()
+        for info in self.services.auth.live_job_tokens():
+            assert info.run_id is not None
+            job = self.store.find_job(info.run_id)
+            if info.expired(at) or job is None or job.state == JobState.DONE.value:
+                ended.append(info.run_id)
+        return self.services.auth.revoke_job_tokens(ended)
 
     # ------------------------------------------------------------------ logs
     def append_logs(self, workspace: str, run_id: str, chunks: Sequence[Sequence[Any]]) -> None:

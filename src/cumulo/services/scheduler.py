@@ -62,17 +62,27 @@ HEARTBEAT_SECONDS = 1.0
 
 @dataclass
 class Endpoint:
-    """How jobs reach the workspace: a server URL (+ token), or the store directly."""
+    """How jobs reach the workspace: a server URL, or the store directly.
+
+    With ``issue_tokens`` (a server that checks tokens) each job gets a token of
+    its own, scoped to its workspace and revoked when it ends; no credential is
+    shared between jobs.
+    """
 
     url: str | None = None
-    token: str | None = None
+    issue_tokens: bool = False
 
 
 # ------------------------------------------------------------- preparation
 def job_env(
-    jobs: JobService, run_id: str, workspace: str, kind: str, endpoint: Endpoint
+    jobs: JobService,
+    run_id: str,
+    workspace: str,
+    kind: str,
+    endpoint: Endpoint,
+    token: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(the script's variables, the agent's variables)."""
+    """(the script's variables, the agent's variables); ``token`` is the job's own."""
     s = jobs.settings
     store_vars = {
         "CUMULO_HOME": str(s.home),
@@ -88,8 +98,8 @@ def job_env(
             MLFLOW_TRACKING_URI=mlflow_tracking_uri(endpoint.url, workspace),
             MLFLOW_RUN_ID=run_id,
         )
-        if endpoint.token:
-            child.update(CUMULO_TOKEN=endpoint.token, MLFLOW_TRACKING_TOKEN=endpoint.token)
+        if token:
+            child.update(CUMULO_TOKEN=token, MLFLOW_TRACKING_TOKEN=token)
     else:
         child.update(store_vars)
     agent = {**child, "CUMULO_ENV_CACHE": str(env_cache_dir(s.home))}
@@ -124,7 +134,8 @@ def prepare(
             jobs.store.append_logs(job.run_id, [(LogStream.SYSTEM.value, line + "\n", now_ms())])
 
         python = jobs.environments.build(env_info, _log)
-    child, agent = job_env(jobs, job.run_id, job.workspace, job.kind, endpoint)
+    token = jobs.issue_job_token(job) if endpoint.url and endpoint.issue_tokens else None
+    child, agent = job_env(jobs, job.run_id, job.workspace, job.kind, endpoint, token)
     spec = {
         "run_id": job.run_id,
         "workspace": job.workspace,
@@ -153,13 +164,13 @@ class Scheduler:
         services: Services,
         *,
         url: str | None = None,
-        token: str | None = None,
+        issue_tokens: bool = False,
         lease_seconds: float | None = None,
         owner: str | None = None,
     ) -> None:
         self.services = services
         self.jobs = job_service(services)
-        self.endpoint = Endpoint(url.rstrip("/") if url else None, token)
+        self.endpoint = Endpoint(url.rstrip("/") if url else None, issue_tokens)
         self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
         self.owner = (
             owner or f"sched-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -245,6 +256,11 @@ class Scheduler:
         if self._every("recover", 1.0):
             for job in self.jobs.store.take_over_expired(self.owner, self.lease_ms):
                 log.info("took over job %s from a scheduler that stopped", job.run_id)
+        if self.endpoint.issue_tokens and self._every("revoke", 5.0):
+            # Jobs that ended while no server ran, or by a path that forced their status.
+            revoked = self.jobs.revoke_ended_job_tokens()
+            if revoked:
+                log.info("revoked the tokens of %d ended jobs", revoked)
         if self._every("watch", 0.3):
             self._watch()
 
@@ -366,6 +382,8 @@ class Scheduler:
                 _child, agent_env = job_env(self.jobs, "", ws, "pool", self.endpoint)
                 env = {k: v for k, v in agent_env.items() if not k.endswith("RUN_ID")}
                 env["CUMULO_LEASE_SECONDS"] = str(self.lease_ms / 1000)
+                if self.endpoint.issue_tokens:  # the node issues its jobs' tokens
+                    env["CUMULO_AUTH"] = "token"
                 proc = backend.start_node(ws, target, node_id, env)
                 self._node_procs[node_id] = proc
                 store.update_node(node_id, pid=proc.pid)
@@ -594,7 +612,7 @@ _hosted_lock = threading.Lock()
 
 
 def start_scheduler(
-    services: Services, *, url: str | None = None, token: str | None = None
+    services: Services, *, url: str | None = None, issue_tokens: bool = False
 ) -> Scheduler:
     """Start the scheduler of a server (or embedded process); call ``.stop()`` at shutdown.
 
@@ -604,7 +622,7 @@ def start_scheduler(
         found = _hosted.get(id(services))
         if found is not None and found.services is services and found.running:
             return found
-        scheduler = Scheduler(services, url=url, token=token).start()
+        scheduler = Scheduler(services, url=url, issue_tokens=issue_tokens).start()
         _hosted[id(services)] = scheduler
         return scheduler
 

@@ -252,6 +252,7 @@ class JobStore:
         config: dict[str, Any],
         priority: int = 0,
         max_retries: int = 0,
+        submitter_role: str | None = None,
     ) -> JobInfo:
         now = now_ms()
         with self.db.transaction() as conn:
@@ -267,6 +268,7 @@ class JobStore:
                     priority=priority,
                     attempts=0,
                     max_retries=max_retries,
+                    submitter_role=submitter_role,
                     submitted_at=now,
                     updated_at=now,
                 )
@@ -670,4 +672,5 @@ def _job(row: Row[Any]) -> JobInfo:
         lease_expires_at=row.lease_expires_at,
         handle=json.loads(row.handle) if row.handle else None,
         node=row.node,
+        submitter_role=row.submitter_role,
     )

@@ -36,6 +36,8 @@ jobs = Table(
     Column("lease_expires_at", BigInteger),
     Column("handle", Text),
     Column("node", String(64)),
+    # The submitter's role caps the job's own token (None: submitted with no token checks).
+    Column("submitter_role", String(16)),
     Column("submitted_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index(None, "workspace_id", "target", "state", "priority"),

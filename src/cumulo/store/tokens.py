@@ -10,6 +10,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import Row, insert, select, update
+from sqlalchemy.sql.expression import ColumnElement
 
 from cumulo.core.entities import TokenInfo, now_ms
 from cumulo.core.errors import NotFound
@@ -28,7 +29,15 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, workspace: str, role: str, description: str = "") -> tuple[TokenInfo, str]:
+    def create(
+        self,
+        workspace: str,
+        role: str,
+        description: str = "",
+        *,
+        expires_at: int | None = None,
+        run_id: str | None = None,
+    ) -> tuple[TokenInfo, str]:
         """Store a new token; returns its record and the clear token (shown once)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         info = TokenInfo(
@@ -37,6 +46,8 @@ class TokenStore:
             role=role,
             created_at=now_ms(),
             description=description,
+            expires_at=expires_at,
+            run_id=run_id,
         )
         with self.db.transaction() as conn:
             conn.execute(
@@ -47,6 +58,8 @@ class TokenStore:
                     role=info.role,
                     description=info.description,
                     created_at=info.created_at,
+                    expires_at=info.expires_at,
+                    run_id=info.run_id,
                 )
             )
         return info, token
@@ -64,6 +77,16 @@ class TokenStore:
             raise NotFound(f"Token {token_id!r} does not exist; see `cumulo token list`.")
         return _info(row)
 
+    def revoke_for_runs(self, run_ids: list[str]) -> int:
+        """Revoke the live tokens of these jobs' runs; returns how many were live."""
+        return self._revoke_where(t.c.run_id.in_(run_ids)) if run_ids else 0
+
+    def live_job_tokens(self) -> list[TokenInfo]:
+        """Job tokens not yet revoked (the scheduler revokes those of ended jobs)."""
+        q = select(t).where(t.c.run_id.is_not(None), t.c.revoked_at.is_(None))
+        with self.db.transaction(write=False) as conn:
+            return [_info(r) for r in conn.execute(q)]
+
     def list(self, workspace: str | None = None, include_revoked: bool = False) -> list[TokenInfo]:
         q = select(t).order_by(t.c.created_at, t.c.id)
         if workspace is not None:
@@ -75,16 +98,19 @@ class TokenStore:
 
     def revoke(self, token_id: str) -> TokenInfo:
         """Revoke a token for good; revoking a revoked token changes nothing."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                update(t)
-                .where(t.c.id == token_id, t.c.revoked_at.is_(None))
-                .values(revoked_at=now_ms())
-            )
+        self._revoke_where(t.c.id == token_id)
+        with self.db.transaction(write=False) as conn:
             row = conn.execute(select(t).where(t.c.id == token_id)).first()
         if row is None:
             raise NotFound(f"Token {token_id!r} does not exist; see `cumulo token list`.")
         return _info(row)
+
+    def _revoke_where(self, condition: ColumnElement[bool]) -> int:
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                update(t).where(condition, t.c.revoked_at.is_(None)).values(revoked_at=now_ms())
+            )
+        return int(done.rowcount or 0)
 
 
 def _info(row: Row[object]) -> TokenInfo:
@@ -95,4 +121,6 @@ def _info(row: Row[object]) -> TokenInfo:
         created_at=row.created_at,
         description=row.description,
         revoked_at=row.revoked_at,
+        expires_at=row.expires_at,
+        run_id=row.run_id,
     )

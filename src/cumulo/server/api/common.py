@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
+from cumulo.server.access import Access, declares
 from cumulo.server.auth import require, token_auth
 from cumulo.services.tracking import TrackingService
 
@@ -25,16 +26,19 @@ async def check(request: Request, workspace: str, write: bool, manage: bool = Fa
         await run_in_threadpool(require, request, workspace, write, manage=manage)
 
 
+@declares(Access.READ)
 async def _read(request: Request, workspace: WorkspaceName) -> str:
     await check(request, workspace, write=False)
     return workspace
 
 
+@declares(Access.WRITE)
 async def _write(request: Request, workspace: WorkspaceName) -> str:
     await check(request, workspace, write=True)
     return workspace
 
 
+@declares(Access.MANAGE)
 async def _manage(request: Request, workspace: WorkspaceName) -> str:
     await check(request, workspace, write=True, manage=True)
     return workspace

@@ -11,10 +11,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from cumulo.core.errors import PermissionDenied
 from cumulo.core.jobs import SNAPSHOT_MAX_BYTES
 from cumulo.server.api.common import MAX_INT64, WS, Readable, Writable
+from cumulo.server.auth import current_token
 from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse, run_dict
+from cumulo.services.auth import AuthService
 from cumulo.services.jobs import JobService, job_service
 
 router = APIRouter(prefix=WS, tags=["jobs"])
@@ -34,6 +37,25 @@ async def _jobs(request: Request) -> JobService:
 
 
 Jobs = Annotated[JobService, Depends(_jobs)]
+
+
+async def _own_run(request: Request, run_id: RunId) -> str:
+    """A job's token reports the status and logs of its own run only."""
+    who = await run_in_threadpool(current_token, request)
+    if who is not None:
+        AuthService.authorize_job_report(who, run_id)
+    return run_id
+
+
+async def _not_a_job(request: Request) -> None:
+    """Compute targets are the team's: a job's token may not change them."""
+    who = await run_in_threadpool(current_token, request)
+    if who is not None and who.run_id is not None:
+        raise PermissionDenied(f"Token {who.id} belongs to a job, which cannot change targets.")
+
+
+OwnRunId = Annotated[str, Depends(_own_run)]
+NOT_A_JOB = Depends(_not_a_job)
 
 
 class JobSubmit(BaseModel):
@@ -69,8 +91,9 @@ class EnvironmentCreate(BaseModel):
 
 # ---------------------------------------------------------------------- jobs
 @router.post("/jobs", status_code=201)
-def submit_job(body: JobSubmit, workspace: Writable, jobs: Jobs) -> JsonResponse:
+def submit_job(request: Request, body: JobSubmit, workspace: Writable, jobs: Jobs) -> JsonResponse:
     """Queue a script run; the server's scheduler dispatches it."""
+    who = current_token(request)
     info = jobs.submit_job(
         workspace,
         body.experiment_id,
@@ -81,6 +104,7 @@ def submit_job(body: JobSubmit, workspace: Writable, jobs: Jobs) -> JsonResponse
         user=body.user,
         priority_=body.priority,
         max_retries_=body.max_retries,
+        submitter_role=who.role if who else None,  # caps the job's own token
     )
     return JsonResponse(run_dict(info), status_code=201)
 
@@ -107,7 +131,9 @@ def cancel_job(workspace: Writable, run_id: RunId, jobs: Jobs) -> JsonResponse:
 
 
 @router.post("/jobs/{run_id}/status")
-def set_job_status(body: JobStatus, workspace: Writable, run_id: RunId, jobs: Jobs) -> JsonResponse:
+def set_job_status(
+    body: JobStatus, workspace: Writable, run_id: OwnRunId, jobs: Jobs
+) -> JsonResponse:
     """The status a job's runner reports; unlike a run's, it may end the job."""
     return JsonResponse(run_dict(jobs.set_job_status(workspace, run_id, body.status, body.error)))
 
@@ -125,13 +151,13 @@ def get_logs(
 
 
 @router.post("/jobs/{run_id}/logs")
-def append_logs(body: LogAppend, workspace: Writable, run_id: RunId, jobs: Jobs) -> JsonResponse:
+def append_logs(body: LogAppend, workspace: Writable, run_id: OwnRunId, jobs: Jobs) -> JsonResponse:
     jobs.append_logs(workspace, run_id, body.chunks)
     return JsonResponse({})
 
 
 # ------------------------------------------------------------------- compute
-@router.post("/compute", status_code=201)
+@router.post("/compute", status_code=201, dependencies=[NOT_A_JOB])
 def create_target(body: TargetCreate, workspace: Writable, jobs: Jobs) -> JsonResponse:
     info = jobs.create_compute_target(workspace, body.name, body.kind, body.config)
     return JsonResponse(info.to_dict(), status_code=201)
@@ -152,7 +178,7 @@ def target_status(workspace: Readable, name: Name, jobs: Jobs) -> JsonResponse:
     return JsonResponse(jobs.compute_status(workspace, name))
 
 
-@router.delete("/compute/{name}")
+@router.delete("/compute/{name}", dependencies=[NOT_A_JOB])
 def delete_target(workspace: Writable, name: Name, jobs: Jobs) -> JsonResponse:
     jobs.delete_compute_target(workspace, name)
     return JsonResponse({})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cumulo.server.api import artifacts, experiments, metrics, runs, tokens, workspaces
+from cumulo.server.api import artifacts, audit, experiments, metrics, runs, tokens, workspaces
 from cumulo.server.api import jobs as jobs_api
 
 
 def include(app: FastAPI) -> None:
-    for module in (workspaces, experiments, runs, metrics, artifacts, tokens, jobs_api):
+    for module in (workspaces, experiments, runs, metrics, artifacts, tokens, audit, jobs_api):
         app.include_router(module.router)

@@ -25,12 +25,13 @@ Auth = Annotated[AuthService, Depends(_auth)]
 class TokenCreate(BaseModel):
     role: Literal["reader", "contributor", "owner"]
     description: str = Field(default="", max_length=1000)
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
 
 
 @router.post("", status_code=201)
 def create_token(body: TokenCreate, workspace: Managed, auth: Auth) -> JsonResponse:
     """A new token for this workspace; the token itself is in this answer only."""
-    info, token = auth.create_token(workspace, body.role, body.description)
+    info, token = auth.create_token(workspace, body.role, body.description, body.expires_in_seconds)
     return JsonResponse({"token": token, "info": info.to_dict()}, status_code=201)
 
 

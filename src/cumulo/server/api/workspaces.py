@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cumulo.server.api.common import PREFIX, Readable, Tracking, check
-from cumulo.server.auth import ALL_WORKSPACES, may_read, token_auth
+from cumulo.server import access
+from cumulo.server.api.common import PREFIX, Readable, Tracking
+from cumulo.server.auth import may_read, token_auth
 from cumulo.server.responses import JsonResponse
 
 router = APIRouter(prefix=PREFIX, tags=["workspaces"])
@@ -19,19 +20,16 @@ class WorkspaceCreate(BaseModel):
     exist_ok: bool = False
 
 
-@router.post("/workspaces", status_code=201)
-async def create_workspace(
-    body: WorkspaceCreate, request: Request, service: Tracking
-) -> JsonResponse:
+@router.post("/workspaces", status_code=201, dependencies=[Depends(access.server_owner)])
+async def create_workspace(body: WorkspaceCreate, service: Tracking) -> JsonResponse:
     """Create a workspace (with token auth: an owner token for every workspace)."""
-    await check(request, ALL_WORKSPACES, write=True, manage=True)
     info = await run_in_threadpool(
         service.create_workspace, body.name, body.exist_ok, body.description
     )
     return JsonResponse(info.to_dict(), status_code=201)
 
 
-@router.get("/workspaces")
+@router.get("/workspaces", dependencies=[Depends(access.signed_in)])
 def list_workspaces(request: Request, service: Tracking) -> JsonResponse:
     """The workspaces this request's token may read (all of them without token auth)."""
     found = service.list_workspaces()

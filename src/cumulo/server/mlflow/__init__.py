@@ -8,8 +8,9 @@ MLflow's ``ENDPOINT_NOT_FOUND`` as JSON, which the client understands.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
+from cumulo.server import access
 from cumulo.server.mlflow import artifacts, experiments, logged_models, registry, runs
 from cumulo.server.mlflow.common import endpoint_not_found
 from cumulo.server.responses import JsonResponse
@@ -20,7 +21,7 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 def _fallback() -> APIRouter:
     """Unknown paths (and methods) under MLflow's prefixes: ENDPOINT_NOT_FOUND JSON."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(access.public)])
 
     async def not_found(request: Request) -> JsonResponse:
         return endpoint_not_found(request)

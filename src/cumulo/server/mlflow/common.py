@@ -22,6 +22,7 @@ from cumulo.core.entities import decode_float
 from cumulo.core.errors import HTTP_STATUS, CumuloError, InvalidInput
 from cumulo.core.settings import DEFAULT_WORKSPACE
 from cumulo.core.validation import fits_int64
+from cumulo.server.access import Access, declares
 from cumulo.server.auth import require, token_auth
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
@@ -223,10 +224,12 @@ async def _check(request: Request, write: bool) -> str:
     return workspace
 
 
+@declares(Access.READ)
 async def _read(request: Request) -> str:
     return await _check(request, write=False)
 
 
+@declares(Access.WRITE)
 async def _write(request: Request) -> str:
     return await _check(request, write=True)
 

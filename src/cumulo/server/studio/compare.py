@@ -13,14 +13,13 @@ from cumulo.core.errors import InvalidInput
 from cumulo.server.studio import web
 from cumulo.server.studio.data import MAX_COMPARED
 
-router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
 
 @router.get("/ws/{ws}/compare", response_class=HTMLResponse)
 def compare(
     request: Request, ws: str, runs: list[str] = Query(default=[]), metric: str = ""
 ) -> Response:
-    web.guard(request, ws)
     ids = list(dict.fromkeys(r for r in runs if r))
     if not 1 <= len(ids) <= MAX_COMPARED:
         raise InvalidInput(

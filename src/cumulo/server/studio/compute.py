@@ -14,7 +14,7 @@ from cumulo.core.jobs import BuildStatus
 from cumulo.server.studio import web
 from cumulo.services.jobs import job_service
 
-router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
 SHOWN_JOBS = 25  # queued or running jobs listed per target
 RECENT_JOBS = 10  # finished ones
@@ -22,7 +22,6 @@ RECENT_JOBS = 10  # finished ones
 
 @router.get("/ws/{ws}/compute", response_class=HTMLResponse)
 def compute(request: Request, ws: str) -> Response:
-    web.guard(request, ws)
     services = web.services(request)
     jobs = job_service(services)
     tracking = services.tracking
@@ -67,7 +66,6 @@ def _runs(tracking: Any, ws: str, run_ids: list[str]) -> list[RunInfo]:
 
 @router.get("/ws/{ws}/environments", response_class=HTMLResponse)
 def environments(request: Request, ws: str) -> Response:
-    web.guard(request, ws)
     infos = job_service(web.services(request)).list_environments(ws)
     by_name: dict[str, list[Any]] = {}
     for e in sorted(infos, key=lambda e: (e.name, -e.version)):
@@ -84,7 +82,6 @@ def environments(request: Request, ws: str) -> Response:
 
 @router.get("/ws/{ws}/environments/{name}", response_class=HTMLResponse)
 def environment(request: Request, ws: str, name: str, version: int | None = None) -> Response:
-    web.guard(request, ws)
     jobs = job_service(web.services(request))
     info = jobs.get_environment(ws, name, version)
     versions = sorted(

@@ -14,7 +14,12 @@ from cumulo.core.errors import InvalidInput
 from cumulo.core.status import TERMINAL
 from cumulo.server.studio import logs, web
 
-router = APIRouter(prefix=web.DATA_PREFIX, route_class=web.PageRoute, include_in_schema=False)
+router = APIRouter(
+    prefix=web.DATA_PREFIX,
+    route_class=web.PageRoute,
+    include_in_schema=False,
+    dependencies=[web.READ],
+)
 
 MAX_COMPARED = 20
 
@@ -30,7 +35,6 @@ def series(
     end: int | None = None,
     points: int = 2000,
 ) -> dict[str, Any]:
-    web.guard(request, ws)
     return web.services(request).tracking.get_metric_chart(
         ws, run_id, key, axis=axis, start=start, end=end, points=points
     )
@@ -47,7 +51,6 @@ def compare_series(
     end: int | None = None,
     points: int = 1000,
 ) -> dict[str, Any]:
-    web.guard(request, ws)
     if not 1 <= len(runs) <= MAX_COMPARED:
         raise InvalidInput(f"Compare 1 to {MAX_COMPARED} runs, got {len(runs)}.")
     tracking = web.services(request).tracking
@@ -63,7 +66,6 @@ def compare_series(
 @router.get("/ws/{ws}/runs/{run_id}/log")
 def log_tail(request: Request, ws: str, run_id: str, name: str, offset: int = -1) -> dict[str, Any]:
     """New text of a log since ``offset``, and whether the run may still write more."""
-    web.guard(request, ws)
     services = web.services(request)
     run = services.tracking.get_run(ws, run_id)
     piece = logs.read(services, ws, run_id, name, offset)

@@ -24,7 +24,7 @@ from cumulo.services.context import Services
 from cumulo.services.models_api import DATASETS_TAG, FRAMEWORK_TAG, PROPERTY_TAG, RESERVED
 from cumulo.services.supervisor import deployment_service
 
-router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
 MODELS_PAGE = 50
 VERSIONS_PAGE = 50
@@ -133,7 +133,6 @@ def versions_of_run(services: Services, ws: str, run_id: str) -> list[ModelVersi
 def models(
     request: Request, ws: str, q: str = "", page: int = Query(default=1, ge=1, le=100_000)
 ) -> Response:
-    web.guard(request, ws)
     services = web.services(request)
     services.tracking.get_workspace(ws)
     clauses = [Clause("attribute", "name", "ILIKE", f"%{q.strip()}%")] if q.strip() else []
@@ -173,7 +172,6 @@ def models(
 def model(
     request: Request, ws: str, name: str, page: int = Query(default=1, ge=1, le=100_000)
 ) -> Response:
-    web.guard(request, ws)
     services = web.services(request)
     info = services.registry.get_model(ws, name)
     versions, more = services.registry.search_versions(
@@ -202,7 +200,6 @@ def model(
 
 @router.get("/ws/{ws}/models/{name}/versions/{version}", response_class=HTMLResponse)
 def version_page(request: Request, ws: str, name: str, version: int) -> Response:
-    web.guard(request, ws)
     services = web.services(request)
     info = services.registry.get_version(ws, name, version)
     lineage = _lineage(services, ws, [info], _endpoints(services, ws))[info.version]
@@ -229,7 +226,6 @@ def version_page(request: Request, ws: str, name: str, version: int) -> Response
 
 @router.get("/ws/{ws}/models/{name}/versions/{version}/file/{path:path}")
 def version_file(request: Request, ws: str, name: str, version: int, path: str) -> Response:
-    web.guard(request, ws)
     return files.raw(VersionFiles(web.services(request), ws, name, version), path, True)
 
 

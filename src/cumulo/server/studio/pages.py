@@ -24,7 +24,7 @@ COLUMN_KINDS = ("metrics.", "params.", "tags.")
 
 
 # ---------------------------------------------------------------------- login
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, dependencies=[web.PUBLIC])
 def login_page(request: Request, next: str = "/") -> Response:
     response = web.render(request, "login.html", next=_local(next), message="", title="Sign in")
     if _has_bad_cookie(request):
@@ -49,7 +49,7 @@ def _without_authorization(request: Request) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", response_class=HTMLResponse, dependencies=[web.PUBLIC])
 async def login(request: Request) -> Response:
     data = await web.form(request)
     token, target = data.get("token", "").strip(), _local(data.get("next", "/"))
@@ -73,7 +73,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[web.PUBLIC])
 def logout() -> Response:
     response = web.see_other("/login")
     response.delete_cookie(web.COOKIE)
@@ -86,7 +86,7 @@ def _local(url: str) -> str:
 
 
 # ----------------------------------------------------------------------- home
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[web.SIGNED_IN])
 def home(request: Request) -> Response:
     tracking = web.services(request).tracking
     if web.auth_on(request) and not web.has_token(request):
@@ -111,17 +111,15 @@ def home(request: Request) -> Response:
     )
 
 
-@router.get("/ws/{ws}", response_class=HTMLResponse)
+@router.get("/ws/{ws}", response_class=HTMLResponse, dependencies=[web.READ])
 def workspace_home(request: Request, ws: str) -> Response:
-    web.guard(request, ws)
     web.services(request).tracking.get_workspace(ws)
     return web.see_other(f"/ws/{ws}/experiments")
 
 
 # ---------------------------------------------------------------- experiments
-@router.get("/ws/{ws}/experiments", response_class=HTMLResponse)
+@router.get("/ws/{ws}/experiments", response_class=HTMLResponse, dependencies=[web.READ])
 def experiments(request: Request, ws: str, view: str = "active", message: str = "") -> Response:
-    web.guard(request, ws)
     tracking = web.services(request).tracking
     infos = tracking.list_experiments(ws, include_archived=view == "archived")
     if view == "archived":
@@ -139,9 +137,8 @@ def experiments(request: Request, ws: str, view: str = "active", message: str = 
     )
 
 
-@router.post("/ws/{ws}/experiments")
+@router.post("/ws/{ws}/experiments", dependencies=[web.WRITE])
 async def create_experiment(request: Request, ws: str) -> Response:
-    web.guard(request, ws, write=True)
     name = (await web.form(request)).get("name", "").strip()
     try:
         info = web.services(request).tracking.create_experiment(ws, name)
@@ -150,9 +147,8 @@ async def create_experiment(request: Request, ws: str) -> Response:
     return web.see_other(f"/ws/{ws}/experiments/{info.id}")
 
 
-@router.post("/ws/{ws}/experiments/{experiment_id}/{action}")
+@router.post("/ws/{ws}/experiments/{experiment_id}/{action}", dependencies=[web.WRITE])
 def change_experiment(request: Request, ws: str, experiment_id: int, action: str) -> Response:
-    web.guard(request, ws, write=True)
     tracking = web.services(request).tracking
     try:
         if action == "archive":
@@ -169,7 +165,9 @@ def change_experiment(request: Request, ws: str, experiment_id: int, action: str
 
 
 # ----------------------------------------------------------------- runs table
-@router.get("/ws/{ws}/experiments/{experiment_id}", response_class=HTMLResponse)
+@router.get(
+    "/ws/{ws}/experiments/{experiment_id}", response_class=HTMLResponse, dependencies=[web.READ]
+)
 def runs_table(
     request: Request,
     ws: str,
@@ -181,7 +179,6 @@ def runs_table(
     size: int = Query(default=50),
     children: bool = False,
 ) -> Response:
-    web.guard(request, ws)
     tracking = web.services(request).tracking
     experiment = tracking.get_experiment(ws, experiment_id)
     size = size if size in PAGE_SIZES else 50
@@ -237,12 +234,15 @@ def runs_table(
     return web.render(request, "runs.html", **context)
 
 
-@router.get("/ws/{ws}/experiments/{experiment_id}/columns", response_class=HTMLResponse)
+@router.get(
+    "/ws/{ws}/experiments/{experiment_id}/columns",
+    response_class=HTMLResponse,
+    dependencies=[web.READ],
+)
 def run_columns(
     request: Request, ws: str, experiment_id: int, cols: list[str] = Query(default=[])
 ) -> Response:
     """Every key the experiment's runs use, as the column picker's choices."""
-    web.guard(request, ws)
     keys = web.services(request).tracking.run_keys(ws, experiment_id)
     chosen = [c for c in cols if c.startswith(COLUMN_KINDS)]
     available = {f"{kind}.{k}" for kind, names in keys.items() for k in names}

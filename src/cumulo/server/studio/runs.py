@@ -14,7 +14,7 @@ from cumulo.core.entities import MetricRecord, RunInfo
 from cumulo.core.status import TERMINAL
 from cumulo.server.studio import files, logs, models, web
 
-router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
+router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
 TABS = [
     ("overview", "Overview"),
@@ -30,7 +30,6 @@ _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fun
 
 
 def _run(request: Request, ws: str, run_id: str) -> RunInfo:
-    web.guard(request, ws)
     return web.services(request).tracking.get_run(ws, run_id)
 
 
@@ -237,7 +236,6 @@ def _browser(
 @router.get("/ws/{ws}/runs/{run_id}/file/{path:path}")
 def raw_file(request: Request, ws: str, run_id: str, path: str, download: bool = False) -> Response:
     """A run's file: inline for images, otherwise as a download."""
-    web.guard(request, ws)
     return files.raw(files.ArtifactSource(web.services(request), ws, run_id), path, download)
 
 

@@ -11,12 +11,14 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from cumulo.core.errors import HTTP_STATUS, CumuloError, Unauthenticated
 from cumulo.server import auth
+from cumulo.server.access import Access, declares, public
 from cumulo.services.context import Services
 
 # Templates and static files ship as package data of ``cumulo`` (not Python code).
@@ -120,6 +122,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("workspace", None)
     context.setdefault("nav", "")
     context.setdefault("title", "Cumulo studio")
+    workspace = context["workspace"]
+    context.setdefault("may_manage", bool(workspace) and manages(request, workspace))
     body = _env.get_template(template).render(request=request, auth_on=auth_on(request), **context)
     return HTMLResponse(body, status_code=status_code)
 
@@ -153,9 +157,51 @@ def with_cookie_token(request: Request) -> Request:
     return Request(scope, request.receive)
 
 
-def guard(request: Request, workspace: str, write: bool = False) -> None:
-    """Raise unless the visitor may read (or change) ``workspace``."""
-    auth.require(with_cookie_token(request), workspace, write)
+def guard(request: Request, workspace: str, write: bool = False, manage: bool = False) -> None:
+    """Raise unless the visitor may read (or change, or manage) ``workspace``."""
+    auth.require(with_cookie_token(request), workspace, write or manage, manage=manage)
+
+
+def manages(request: Request, workspace: str) -> bool:
+    try:
+        guard(request, workspace, manage=True)
+    except CumuloError:
+        return False
+    return True
+
+
+# Each studio route declares who may see it (see cumulo.server.access); the
+# check runs before the handler, so no handler can render a page it should refuse.
+@declares(Access.READ)
+async def page_read(request: Request) -> None:
+    if auth_on(request):
+        await run_in_threadpool(guard, request, request.path_params["ws"])
+
+
+@declares(Access.WRITE)
+async def page_write(request: Request) -> None:
+    if auth_on(request):
+        await run_in_threadpool(guard, request, request.path_params["ws"], True)
+
+
+@declares(Access.MANAGE)
+async def page_manage(request: Request) -> None:
+    if auth_on(request):
+        await run_in_threadpool(guard, request, request.path_params["ws"], False, True)
+
+
+@declares(Access.SIGNED_IN)
+async def page_signed_in(request: Request) -> None:
+    """Any valid token (or cookie); a missing, revoked or expired one goes to the login page."""
+    if auth_on(request):
+        await run_in_threadpool(auth.current_token, with_cookie_token(request))
+
+
+READ = Depends(page_read)
+WRITE = Depends(page_write)
+MANAGE = Depends(page_manage)
+SIGNED_IN = Depends(page_signed_in)
+PUBLIC = Depends(public)
 
 
 def readable(request: Request, workspace: str) -> bool:
