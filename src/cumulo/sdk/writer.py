@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from cumulo.core.errors import CumuloError, Unavailable
+from cumulo.core.errors import CumuloError, InsufficientStorage, Unavailable
 
 if TYPE_CHECKING:
     from cumulo.sdk.transport import Transport
@@ -33,7 +33,9 @@ log = logging.getLogger("cumulo.sdk")
 # 10,000 about 500,000; 30,000 no more).
 MAX_BATCH = 10_000
 INTERVAL = 0.2
-_RETRYABLE = (Unavailable, ConnectionError, TimeoutError, OSError)
+# A full disk is retried too: the batch waits (with its id, so it is stored once) until
+# space is freed, instead of being dropped.
+_RETRYABLE = (Unavailable, InsufficientStorage, ConnectionError, TimeoutError, OSError)
 _run_of = itemgetter(0)
 _FIELDS = (itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4))
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from cumulo.core.errors import Conflict, InvalidInput, Unavailable
+from cumulo.core.errors import Conflict, InsufficientStorage, InvalidInput, Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -133,6 +133,11 @@ class Database:
         except IntegrityError as exc:
             raise Conflict(f"The change conflicts with existing data: {exc.orig}") from exc
         except OperationalError as exc:
+            if _disk_full(exc):
+                raise InsufficientStorage(
+                    f"The metadata database's disk is full ({exc.orig}); nothing was stored. "
+                    "Free space and retry."
+                ) from exc
             raise Unavailable(f"The metadata database is unavailable: {exc.orig}") from exc
         except DBAPIError as exc:
             raise InvalidInput(f"The database rejected the request: {exc.orig}") from exc
@@ -141,3 +146,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _disk_full(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100)."""
+    text = str(exc.orig).lower()
+    return "disk is full" in text or getattr(exc.orig, "sqlstate", None) == "53100"
