@@ -20,6 +20,7 @@ from cumulo.cli.main import app
 from cumulo.core import validation
 from cumulo.core.errors import InvalidInput, InvalidPath
 from cumulo.sdk.experiment import Experiment
+from cumulo.services.registry import model_name
 
 MLFLOW = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -210,6 +211,8 @@ def test_core_names_refuse_hidden_characters(char: str, named: str) -> None:
     for check in checks:
         with pytest.raises(InvalidInput, match=f"{re.escape(named)}.* at position 4;"):
             check(name)
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        model_name(name)
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x1b", "\n", "\x7f", "\u202e"])

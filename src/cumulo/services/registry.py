@@ -62,11 +62,9 @@ def model_name(name: Any) -> str:
         raise InvalidInput("A registered model name must be a non-empty string.")
     if len(name) > MAX_MODEL_NAME:
         raise InvalidInput(f"Model name is longer than {MAX_MODEL_NAME} characters.")
-    if any(c in name for c in "/:\\") or any(ord(c) < 32 for c in name):
-        raise InvalidInput(
-            f"Invalid model name {name!r}: names cannot contain '/', ':', '\\' or control "
-            "characters."
-        )
+    validation.visible_name(name, "model name")  # names the control or hidden character
+    if any(c in name for c in "/:\\"):
+        raise InvalidInput(f"Invalid model name {name!r}: names cannot contain '/', ':' or '\\'.")
     if name.strip() in (".", ".."):
         raise InvalidInput(f"Invalid model name {name!r}.")
     return name
