@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -38,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
+from cumulo.core.deployments import REPLICA_SECRET_ENV, REPLICA_SECRET_HEADER
 
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -162,14 +164,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+def wait_ready(
+    port: int,
+    path: str,
+    proc: subprocess.Popen[bytes] | None,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> None:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise harness.BenchError(f"the server exited with code {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode()
+                )
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return
         except OSError:
@@ -216,13 +227,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+# A replica answers only calls that carry its secret (the router sends it).
+REPLICA_SECRET = secrets.token_hex(16)
+REPLICA_HEADERS = {REPLICA_SECRET_HEADER: REPLICA_SECRET}
+
+
 def start_cumulo_replica(model: Path, work: Path) -> tuple[subprocess.Popen[bytes], int, float]:
     status = work / "status.json"
     spec = work / "spec.json"
     spec.write_text(
         json.dumps({"kind": "mlflow", "model_dir": str(model), "status_file": str(status)})
     )
-    env = harness.side_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = harness.side_env(
+        OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **{REPLICA_SECRET_ENV: REPLICA_SECRET}
+    )
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(harness.cumulo_python()), "-m", "cumulo.serving.replica", str(spec)],
@@ -239,7 +257,7 @@ def start_cumulo_replica(model: Path, work: Path) -> tuple[subprocess.Popen[byte
             state = {}
         if state.get("state") == "ready":
             port = int(state["port"])
-            wait_ready(port, "/ping", proc, 30)
+            wait_ready(port, "/ping", proc, 30, REPLICA_HEADERS)
             return proc, port, time.perf_counter() - started
         if state.get("state") == "failed" or proc.poll() is not None:
             raise harness.BenchError(f"Cumulo's replica failed: {state.get('error')}")
@@ -499,7 +517,11 @@ def main(argv: list[str] | None = None) -> int:
             "mlflow models serve", lambda: start_mlflow(model, work), "/invocations", args
         )
         results["cumulo"] = side(
-            "Cumulo's replica", lambda: start_cumulo_replica(model, work), "/invocations", args
+            "Cumulo's replica",
+            lambda: start_cumulo_replica(model, work),
+            "/invocations",
+            args,
+            REPLICA_HEADERS,
         )
         results["endpoint"] = endpoint_side(model, work, args)
         results["server"] = server_side(model, work, args)
