@@ -194,6 +194,18 @@ def deploy(ws: Workspace, runs: list) -> None:  # type: ignore[type-arg]
     console.print(f"Endpoint URL: [link]{endpoint.scoring_uri}[/link]")
 
 
+def show_audit(home: Path) -> None:
+    """7. The server kept an audit log of every write: who, what, when, how it ended."""
+    step("7. Who did what: the server's audit log")
+    time.sleep(1.2)  # the server stores its entries once a second
+    cli = [sys.executable, "-m", "cumulo.cli.main", "audit", "list", "--home", str(home)]
+    subprocess.run([*cli, "--workspace", WORKSPACE, "--limit", "8"], check=True)
+    console.print(
+        "With `--auth token` each entry names the token used; owners read it in the studio "
+        f"at /ws/{WORKSPACE}/audit."
+    )
+
+
 def main() -> None:
     home = default_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -205,6 +217,7 @@ def main() -> None:
         log_with_mlflow(url)
         runs = show_best(ws, url)
         deploy(ws, runs)
+        show_audit(home)
     finally:
         server.terminate()
         server.wait(timeout=30)
