@@ -180,8 +180,13 @@ def token_revoke(
     console.print(f"Token {info.id} ({info.role} of {info.workspace}) is revoked.")
 
 
-def _when(ms: int | None) -> str:
-    return "" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+def _when(ms: int | None, seconds: bool = False) -> str:
+    if ms is None:
+        return ""
+    at = time.localtime(ms / 1000)
+    if seconds and time.strftime("%Y%m%d", at) == time.strftime("%Y%m%d"):
+        return time.strftime("%H:%M:%S", at)  # today: the time says enough
+    return time.strftime("%Y-%m-%d %H:%M", at)
 
 
 @audit_app.command("list")
@@ -206,11 +211,19 @@ def audit_list(
     table = Table("when", "workspace", "token", "client", "request", "status")
     for e in found:
         table.add_row(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at / 1000)),
+            _when(e.at, seconds=True),
             e.workspace or "",
             e.token_id or "",
             e.client,
-            f"{e.method} {e.route}",
+            f"{e.method} {_short_route(e.route, e.workspace)}",
             f"{e.status} {e.outcome}",
         )
     console.print(table)
+
+
+def _short_route(route: str, workspace: str | None) -> str:
+    """The path without its workspace prefix (the workspace has a column of its own)."""
+    for prefix in (f"/api/v1/workspaces/{workspace}", f"/ws/{workspace}"):
+        if workspace and route.startswith(prefix + "/"):
+            return "…" + route[len(prefix) :]
+    return route
