@@ -15,7 +15,11 @@ from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
 from tests.server.test_auth import cli, new_token
 
 from cumulo import Experiment, Workspace
+from cumulo.core.entities import AuditEntry, now_ms
+from cumulo.core.settings import Settings
 from cumulo.sdk.http import HttpTransport
+from cumulo.server.audit import AuditLog
+from cumulo.services.context import open_services
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +111,17 @@ def test_a_client_sending_refused_tokens_is_slowed_down(server: dict[str, Any]) 
             break
         time.sleep(0.3)
     assert any(e["status"] == 429 and e["outcome"] == "rate-limited" for e in printed)
+
+
+def test_entries_past_the_retention_period_are_deleted(tmp_path: Path) -> None:
+    auth = open_services(Settings.load(home=tmp_path / "home")).auth
+    day = 86_400_000
+
+    def entry(age_days: float) -> AuditEntry:
+        at = now_ms() - int(age_days * day)
+        return AuditEntry(at, "default", None, "127.0.0.1", "POST", "/x", "", 201, "ok")
+
+    auth.record([entry(40), entry(29), entry(0)])
+    trail = AuditLog(auth, failures_per_minute=30, retention_days=30)
+    trail._prune()
+    assert sorted(round((now_ms() - e.at) / day) for e in auth.audit_log(None)) == [0, 29]

@@ -42,6 +42,8 @@ class Settings:
     # Refused tokens one client address may send in a minute before it gets 429s
     # (CUMULO_AUTH_FAILURES_PER_MINUTE): token guessing is slowed to a crawl.
     auth_failures_per_minute: int = 30
+    # Audit entries older than this are deleted (CUMULO_AUDIT_RETENTION_DAYS).
+    audit_retention_days: int = 90
 
     @classmethod
     def load(
@@ -72,6 +74,14 @@ class Settings:
                     f"got {failures!r}."
                 )
             overrides["auth_failures_per_minute"] = int(failures)
+        retention = env.get("CUMULO_AUDIT_RETENTION_DAYS")
+        if "audit_retention_days" not in overrides and retention:
+            if not retention.isdigit() or int(retention) < 1:
+                raise ValueError(
+                    f"CUMULO_AUDIT_RETENTION_DAYS must be a whole number of days above 0, "
+                    f"got {retention!r}."
+                )
+            overrides["audit_retention_days"] = int(retention)
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

@@ -61,7 +61,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.auth = services.auth
     _ensure_default_workspace(services)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.state.audit = AuditLog(services.auth, settings.auth_failures_per_minute)
+    app.state.audit = AuditLog(
+        services.auth, settings.auth_failures_per_minute, settings.audit_retention_days
+    )
     app.add_middleware(AuditTrail, audit=app.state.audit)  # outermost: sees every answer
     _install_error_handlers(app)
 

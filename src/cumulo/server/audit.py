@@ -33,6 +33,7 @@ log = logging.getLogger("cumulo.audit")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REFUSALS = {401: "unauthenticated", 403: "refused", 429: "rate-limited"}
 FLUSH_SECONDS = 1.0
+PRUNE_SECONDS = 3600.0
 MAX_QUEUED = 100_000  # past this (the store is down), entries are dropped with a warning
 _MLFLOW_ROOT = ("/api/2.0/mlflow", "/api/3.0/mlflow")
 WINDOW_SECONDS = 60.0
@@ -73,9 +74,13 @@ class FailureLimiter:
 class AuditLog:
     """Entries waiting to be stored, and the thread that stores them each second."""
 
-    def __init__(self, auth: AuthService, failures_per_minute: int) -> None:
+    def __init__(
+        self, auth: AuthService, failures_per_minute: int, retention_days: int = 90
+    ) -> None:
         self.auth = auth
         self.limiter = FailureLimiter(failures_per_minute)
+        self.retention_ms = retention_days * 86_400_000
+        self._pruned_at = 0.0
         self._queue: list[AuditEntry] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -96,6 +101,16 @@ class AuditLog:
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
             self.flush()
+            if time.monotonic() - self._pruned_at > PRUNE_SECONDS:
+                self._pruned_at = time.monotonic()
+                self._prune()
+
+    def _prune(self) -> None:
+        """Entries past the retention period go (an hour's pass; several servers may race)."""
+        try:
+            self.auth.forget_audit_before(now_ms() - self.retention_ms)
+        except Exception:
+            log.warning("could not delete old audit entries; trying again later", exc_info=True)
 
     def flush(self) -> None:
         with self._lock:

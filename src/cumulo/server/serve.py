@@ -61,6 +61,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CUMULO_AUTH": settings.auth,
         "CUMULO_MAX_REQUEST_BYTES": str(settings.max_request_bytes),
         "CUMULO_AUTH_FAILURES_PER_MINUTE": str(settings.auth_failures_per_minute),
+        "CUMULO_AUDIT_RETENTION_DAYS": str(settings.audit_retention_days),
     }
     if settings.s3_endpoint_url:
         env["CUMULO_S3_ENDPOINT_URL"] = settings.s3_endpoint_url

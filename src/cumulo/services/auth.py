@@ -107,6 +107,9 @@ class AuthService:
     def record(self, entries: list[AuditEntry]) -> None:
         self.audit.append(entries)
 
+    def forget_audit_before(self, at_ms: int) -> int:
+        return self.audit.forget_before(at_ms)
+
     def audit_log(
         self,
         workspace: str | None,

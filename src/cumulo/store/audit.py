@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, delete, insert, select
 
 from cumulo.core.entities import AuditEntry
 from cumulo.store.db import Database
@@ -25,6 +25,11 @@ class AuditStore:
             row.pop("id")
         with self.db.transaction() as conn:
             conn.execute(insert(a), rows)
+
+    def forget_before(self, at_ms: int) -> int:
+        """Delete entries older than ``at_ms``; returns how many."""
+        with self.db.transaction() as conn:
+            return int(conn.execute(delete(a).where(a.c.at < at_ms)).rowcount or 0)
 
     def list(
         self,
