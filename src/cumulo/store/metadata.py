@@ -33,7 +33,7 @@ from cumulo.core.entities import (
     StatusChange,
     now_ms,
 )
-from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound
+from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound, Unavailable
 from cumulo.core.names import run_display_name
 from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import parse_filter, parse_order_by
@@ -72,7 +72,7 @@ class MetadataStore(ExperimentStore):
             validation.tag_value(v)
         run_id = run_id or uuid.uuid4().hex
         now = start_time or now_ms()
-        for _attempt in range(5):
+        for _attempt in range(3):
             try:
                 with self.db.transaction() as conn:
                     ws_id = self._workspace_id(conn, workspace)
@@ -83,14 +83,7 @@ class MetadataStore(ExperimentStore):
                         )
                     if parent_id is not None:
                         self._run_row(conn, ws_id, parent_id)
-                    number = (
-                        conn.execute(
-                            select(func.max(t.runs.c.number)).where(
-                                t.runs.c.experiment_id == experiment_id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = self._take_run_number(conn, experiment_id, now)
                     started = now if status == RunStatus.RUNNING else None
                     conn.execute(
                         insert(t.runs).values(
@@ -118,16 +111,45 @@ class MetadataStore(ExperimentStore):
                             insert(t.tags),
                             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                         )
-                    conn.execute(
-                        update(t.experiments)
-                        .where(t.experiments.c.id == experiment_id)
-                        .values(last_activity=now)
-                    )
                     return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
-            except Conflict:
-                # Two runs took the same number at once (PostgreSQL): take the next one.
-                continue
-        raise Conflict("Could not number the new run; too many runs created at once. Retry.")
+            except Conflict as exc:
+                self._resolve_run_conflict(run_id, experiment_id, exc)
+        # Only runs numbered without the counter (a server not yet upgraded) get here.
+        raise Unavailable("Could not number the new run: runs are being created at once. Retry.")
+
+    def _take_run_number(self, conn: Connection, experiment_id: int, now: int) -> int:
+        """The experiment's next run number.
+
+        The update locks the experiment's row until the transaction ends, so
+        concurrent creators in one experiment queue there instead of clashing
+        (SQLite's BEGIN IMMEDIATE already queues every writer).
+        """
+        exp = t.experiments
+        return int(
+            conn.execute(
+                update(exp)
+                .where(exp.c.id == experiment_id)
+                .values(last_run_number=exp.c.last_run_number + 1, last_activity=now)
+                .returning(exp.c.last_run_number)
+            ).scalar_one()
+        )
+
+    def _resolve_run_conflict(self, run_id: str, experiment_id: int, exc: Conflict) -> None:
+        """Raise a clash on the run id; else the number was taken: move the counter past it."""
+        exp = t.experiments
+        with self.db.transaction() as conn:
+            if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first():
+                raise Conflict(f"A run with id {run_id!r} already exists.") from exc
+            highest = (
+                select(func.coalesce(func.max(t.runs.c.number), 0))
+                .where(t.runs.c.experiment_id == experiment_id)
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(exp)
+                .where(exp.c.id == experiment_id, exp.c.last_run_number < highest)
+                .values(last_run_number=highest)
+            )
 
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
         with self.db.transaction(write=False) as conn:

@@ -50,6 +50,9 @@ experiments = Table(
     Column("archived", Boolean, nullable=False, default=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("is_default", Boolean, nullable=False, default=False),
+    # The highest run number given out here: creators take the next one under this
+    # row's lock, so concurrent creators queue instead of clashing on max(number) + 1.
+    Column("last_run_number", Integer, nullable=False, server_default="0"),
     UniqueConstraint("workspace_id", "name"),
 )
 

@@ -30,7 +30,9 @@ from cumulo.services.tracking import TrackingService
 
 # Cumulo error code -> (MLflow error code, HTTP status). MLflow answers 400 for
 # "already exists" and for changed params or writes to deleted runs; its client
-# retries 5xx answers for minutes, so nothing a caller can fix may be a 5xx.
+# retries 5xx answers for minutes, so nothing a caller can fix may be a 5xx. A race
+# the store lost (a serialization failure, a run number taken at the same moment) is
+# Unavailable, so the client's retry makes it; RESOURCE_CONFLICT stays a caller's 400.
 _MLFLOW_ERRORS: dict[str, tuple[str, int]] = {
     "INVALID_PARAMETER_VALUE": ("INVALID_PARAMETER_VALUE", 400),
     "INVALID_PATH": ("INVALID_PARAMETER_VALUE", 400),
