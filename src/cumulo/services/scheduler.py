@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
 from cumulo.services.jobs import JobService, ServiceChannel, job_service
 from cumulo.services.snapshots import extract
+from cumulo.store.jobs import as_seen
 
 log = logging.getLogger("cumulo.scheduler")
 
@@ -179,12 +181,15 @@ class Scheduler:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cumulo-dispatch")
         self._dispatching: set[str] = set()
         self._node_procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._seen: dict[tuple[str, str], float] = {}
+        self._seen: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last: dict[str, float] = {}
+        # Called with (point, run id) at the steps of a launch and a watch pass; tests
+        # use it to force an interleaving of the two. None in production.
+        self.interleave: Callable[[str, str], None] | None = None
         self.jobs.on_submit(self.wake)
 
     # --------------------------------------------------------------- control
@@ -293,21 +298,7 @@ class Scheduler:
 
     def _launch(self, job: JobInfo) -> None:
         try:
-            _set(self.jobs, job, RunStatus.PREPARING)
-            workdir, _spec, agent_env = prepare(
-                self.jobs, job, self.endpoint, build_here=job.kind != TargetKind.RAY
-            )
-            _set(self.jobs, job, RunStatus.STARTING)
-            launch = Launch(
-                run_id=job.run_id,
-                workspace=job.workspace,
-                attempt=job.attempts,
-                workdir=workdir,
-                env=agent_env,
-                resources=Resources.parse(job.job_config.resources),
-            )
-            handle = self.backend(job.workspace, job.target).submit(launch)
-            self.jobs.store.update_job(job.run_id, owner=self.owner, handle=handle)
+            self._start(job)
         except EnvironmentBuildError as exc:
             self._fail(job, {"code": "EnvironmentBuildFailed", "message": exc.message})
         except InvalidState:
@@ -323,6 +314,72 @@ class Scheduler:
         finally:
             with self._lock:
                 self._dispatching.discard(job.run_id)
+            self._at("launch-done", job.run_id)
+
+    def _start(self, job: JobInfo) -> None:
+        """Prepare the job and start its process, each step only while the job is still ours."""
+        if not self._still_mine(job):
+            return
+        _set(self.jobs, job, RunStatus.PREPARING)
+        workdir, _spec, agent_env = prepare(
+            self.jobs, job, self.endpoint, build_here=job.kind != TargetKind.RAY
+        )
+        if not self._still_mine(job):
+            return
+        _set(self.jobs, job, RunStatus.STARTING)
+        launch = Launch(
+            run_id=job.run_id,
+            workspace=job.workspace,
+            attempt=job.attempts,
+            workdir=workdir,
+            env=agent_env,
+            resources=Resources.parse(job.job_config.resources),
+        )
+        self._at("launch-prepared", job.run_id)
+        if not self._still_mine(job):
+            return
+        backend = self.backend(job.workspace, job.target)
+        handle = backend.submit(launch)
+        self._at("launch-started", job.run_id)
+        self._record(job, backend, handle)
+
+    def _still_mine(self, job: JobInfo) -> bool:
+        """Renew the lease of a job being launched; False when someone else moved it.
+
+        Each step of a launch runs within a lease's time of this renewal, so no
+        other scheduler can take the job over before the step is done.
+        """
+        if self.jobs.store.renew_lease(job.run_id, self.lease_ms, as_seen(job)):
+            return True
+        log.warning(
+            "job %s was taken over by another scheduler during its launch; leaving it to that one",
+            job.run_id,
+        )
+        return False
+
+    def _record(self, job: JobInfo, backend: Backend, handle: dict[str, Any]) -> None:
+        """Record the started process, or stop it when the job was given up on meanwhile.
+
+        The lease owner may have changed (a takeover): the new owner then watches
+        this process instead of retrying a job that runs.
+        """
+        unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
+        try:
+            recorded = self.jobs.store.update_job(job.run_id, handle=handle, expect=unrecorded)
+        except Exception:
+            with contextlib.suppress(Exception):
+                backend.cancel(handle, force=True)  # nobody could find it to watch it
+            raise
+        if not recorded:
+            log.warning(
+                "job %s was given up on while its process started; stopping that process",
+                job.run_id,
+            )
+            backend.cancel(handle, force=True)
+
+    def _at(self, point: str, run_id: str) -> None:
+        if self.interleave is not None:
+            self.interleave(point, run_id)
 
     def backend(self, workspace: str, target: str) -> Backend:
         key = (workspace, target)
@@ -334,7 +391,15 @@ class Scheduler:
                 found = self._backends[key] = load_backend(info.kind, config, self.jobs.home)
         return found
 
+    def _give_up(self, job: JobInfo) -> bool:
+        """Mark the job done and release it, unless someone moved it since ``job`` was read."""
+        return self.jobs.store.update_job(
+            job.run_id, state=JobState.DONE.value, release=True, expect=as_seen(job)
+        )
+
     def _fail(self, job: JobInfo, error: dict[str, Any]) -> None:
+        if not self._give_up(job):
+            return
         with contextlib.suppress(CumuloError):
             self.jobs.store.append_logs(
                 job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
@@ -342,10 +407,13 @@ class Scheduler:
         try:
             _set(self.jobs, job, RunStatus.FAILED, error)
         except InvalidState:
-            self._settle_cancel(job)
-        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+            self._mark_canceled(job)
 
     def _settle_cancel(self, job: JobInfo) -> None:
+        if self._give_up(job):
+            self._mark_canceled(job)
+
+    def _mark_canceled(self, job: JobInfo) -> None:
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if not run.run_status.is_terminal:
             self.jobs.meta.set_run_status(
@@ -355,7 +423,6 @@ class Scheduler:
                 error={"code": "Canceled", "message": "The run was canceled by a user."},
                 force=True,
             )
-        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
 
     # ------------------------------------------------------------------ pools
     def _scale_pools(self) -> None:
@@ -391,7 +458,10 @@ class Scheduler:
     # ------------------------------------------------------------------ watch
     def _watch(self) -> None:
         owned = self.jobs.store.list_jobs(states=[JobState.ACTIVE.value], owner=self.owner)
+        watched = {job.run_id for job in owned}
+        self._seen = {key: at for key, at in self._seen.items() if key[0] in watched}
         for job in owned:
+            self._at("watch-listed", job.run_id)
             if job.run_id in self._dispatching:
                 continue
             try:
@@ -404,24 +474,27 @@ class Scheduler:
     def _check(self, job: JobInfo) -> None:
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.run_status.is_terminal:
-            self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+            self._give_up(job)
             return
+        now = time.monotonic()
         if job.handle is None:
-            self._lost(job, "it was interrupted before it started")
+            # Its launcher (this scheduler a moment ago, or one whose lease this one
+            # took over) may be between starting the process and recording it.
+            first = self._seen.setdefault((job.run_id, str(job.attempts), "unstarted"), now)
+            if now - first >= self.lease_ms / 1000:
+                self._lost(job, "it was interrupted before it started")
             return
         backend = self.backend(job.workspace, job.target)
         state = backend.status(job.handle)
-        key = (job.run_id, str(job.attempts))
-        now = time.monotonic()
         if state.state == "running":
             self._backstops(job, run.status, run.started_at, backend, now)
             return
-        first = self._seen.setdefault((*key, "ended"), now)  # type: ignore[arg-type]
+        first = self._seen.setdefault((job.run_id, str(job.attempts), "ended"), now)
         if now - first < LOST_GRACE_SECONDS:
             return  # the agent may be writing its last words
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.run_status.is_terminal:
-            self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+            self._give_up(job)
             return
         reason = state.message or "the target lost it"
         if job.node and job.node in self._node_procs:
@@ -448,6 +521,8 @@ class Scheduler:
         if now - first < CANCEL_GRACE_SECONDS and not overdue:
             return
         backend.cancel(job.handle or {}, force=True)
+        if not self._give_up(job):
+            return  # it ended, or someone else moved it, meanwhile
         message = (
             f"The run exceeded max_run_duration_seconds={limit} and was canceled."
             if overdue
@@ -460,22 +535,41 @@ class Scheduler:
             error={"code": "Timeout" if overdue else "Canceled", "message": message},
             force=True,
         )
-        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
 
     def _lost(self, job: JobInfo, reason: str, exit_code: int | None = None) -> None:
+        """Retry or fail a job whose process is gone; nothing when ``job`` is out of date."""
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.status == RunStatus.CANCEL_REQUESTED:
             self._settle_cancel(job)
-            return
-        if job.attempts <= job.max_retries:
-            note = f"The job was lost ({reason}); retrying, attempt {job.attempts + 1}."
-            self.jobs.store.append_logs(
-                job.run_id, [(LogStream.SYSTEM.value, note + "\n", now_ms())]
-            )
-            self.jobs.meta.set_run_status(job.workspace, job.run_id, RunStatus.QUEUED, force=True)
-            self.jobs.store.requeue(job.run_id, self.owner)
-            self.wake()
-            return
+        elif job.attempts <= job.max_retries:
+            self._retry(job, reason)
+        else:
+            self._fail_lost(job, reason, exit_code)
+
+    def _retry(self, job: JobInfo, reason: str) -> None:
+        if not self.jobs.store.requeue(job.run_id, self.owner, expect=as_seen(job)):
+            return  # someone else moved it since it was read
+        log.warning(
+            "job %s was lost (%s); queued again for attempt %d (what it had not yet "
+            "reported, logs and metrics, is lost)",
+            job.run_id,
+            reason,
+            job.attempts + 1,
+        )
+        note = f"The job was lost ({reason}); retrying, attempt {job.attempts + 1}."
+        self.jobs.store.append_logs(job.run_id, [(LogStream.SYSTEM.value, note + "\n", now_ms())])
+        self.jobs.meta.set_run_status(job.workspace, job.run_id, RunStatus.QUEUED, force=True)
+        self.wake()
+
+    def _fail_lost(self, job: JobInfo, reason: str, exit_code: int | None) -> None:
+        if not self._give_up(job):
+            return  # someone else moved it since it was read
+        log.warning(
+            "job %s was lost (%s); its run failed (what it had not yet reported, "
+            "logs and metrics, is lost)",
+            job.run_id,
+            reason,
+        )
         error: dict[str, Any] = {"code": "JobLost", "message": f"The job was lost: {reason}."}
         if exit_code is not None and exit_code < 0:
             error["signal"] = signal_name(-exit_code)
@@ -486,7 +580,6 @@ class Scheduler:
         self.jobs.meta.set_run_status(
             job.workspace, job.run_id, RunStatus.FAILED, error=error, force=True
         )
-        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
 
 
 # ---------------------------------------------------------------- pool node
@@ -590,12 +683,24 @@ class PoolNodeWorker:
 
         def _started(pid: int) -> None:
             handle = {"pid": pid, "pgid": pid, "start": processes.start_time(pid)}
-            jobs.store.update_job(job.run_id, owner=self.node_id, handle=handle)
+            # A scheduler that took the job over (this node looked dead) watches it by this.
+            unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
+            if not jobs.store.update_job(job.run_id, handle=handle, expect=unrecorded):
+                log.warning(
+                    "job %s was given up on while node %s started it", job.run_id, self.node_id
+                )
 
         run_job(spec, ServiceChannel(jobs, job.workspace, job.run_id), workdir, on_child=_started)
-        jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
+        # Its final report normally did this; while the node holds the lease it still may.
+        jobs.store.update_job(
+            job.run_id, state=JobState.DONE.value, release=True, owner=self.node_id
+        )
 
     def _end(self, job: JobInfo, status: RunStatus, error: dict[str, Any]) -> None:
+        if not self.jobs.store.update_job(
+            job.run_id, state=JobState.DONE.value, release=True, expect=as_seen(job)
+        ):
+            return  # a scheduler took it over meanwhile and decides
         self.jobs.store.append_logs(
             job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
         )
@@ -603,7 +708,6 @@ class PoolNodeWorker:
             self.jobs.meta.set_run_status(
                 job.workspace, job.run_id, status, error=error, force=True
             )
-        self.jobs.store.update_job(job.run_id, state=JobState.DONE.value, release=True)
 
 
 # ------------------------------------------------------------------- hosting

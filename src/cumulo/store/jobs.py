@@ -5,12 +5,17 @@ Leases make scheduling safe with several processes: a job is taken with a
 conditional ``UPDATE ... WHERE state = 'queued'`` (one writer wins), and its
 owner renews ``lease_expires_at`` while it looks after the job; a job whose
 lease ran out is taken over by another scheduler, which finds its real state.
+
+Every later change a scheduler makes is a compare-and-set too: it passes the
+copy it acted on (``expect=as_seen(job)``) and the change applies only while
+the row still has that state, lease owner, attempt and handle. False means
+someone else moved the job; the caller then does nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
@@ -375,35 +380,41 @@ class JobStore:
                 ).rowcount
             )
 
-    def take_over_expired(self, owner: str, ttl_ms: int, limit: int = 50) -> list[JobInfo]:
-        """Active jobs whose owner stopped renewing: this owner becomes responsible."""
-        now = now_ms()
-        taken: list[JobInfo] = []
+    def renew_lease(self, run_id: str, ttl_ms: int, expect: Mapping[str, Any]) -> bool:
+        """Extend one job's lease while the row is still as ``expect`` says."""
+        cond = [j.jobs.c.run_id == run_id, *_still(expect)]
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                select(j.jobs.c.id, j.jobs.c.lease_owner, j.jobs.c.lease_expires_at)
-                .where(
-                    j.jobs.c.state == JobState.ACTIVE.value,
-                    or_(j.jobs.c.lease_expires_at.is_(None), j.jobs.c.lease_expires_at < now),
-                )
-                .limit(limit)
-            ).all()
-            for row in rows:
-                done = conn.execute(
+            renewed = conn.execute(
+                update(j.jobs).where(*cond).values(lease_expires_at=now_ms() + ttl_ms)
+            ).rowcount
+        return bool(renewed)
+
+    def take_over_expired(self, owner: str, ttl_ms: int, limit: int = 50) -> list[JobInfo]:
+        """Active jobs whose owner stopped renewing: this owner becomes responsible.
+
+        One conditional UPDATE: its WHERE is checked again on each row as it is
+        written (PostgreSQL re-reads a row a concurrent renewal changed), so a
+        lease renewed meanwhile is never taken.
+        """
+        now = now_ms()
+        c = j.jobs.c
+        expired = and_(
+            c.state == JobState.ACTIVE.value,
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
+        )
+        oldest = select(c.id).where(expired).order_by(c.id).limit(limit)
+        with self.db.transaction() as conn:
+            ids = (
+                conn.execute(
                     update(j.jobs)
-                    .where(
-                        j.jobs.c.id == row.id,
-                        j.jobs.c.state == JobState.ACTIVE.value,
-                        or_(
-                            j.jobs.c.lease_expires_at.is_(None),
-                            j.jobs.c.lease_expires_at == row.lease_expires_at,
-                        ),
-                    )
+                    .where(c.id.in_(oldest), expired)
                     .values(lease_owner=owner, lease_expires_at=now + ttl_ms, updated_at=now)
-                ).rowcount
-                if done:
-                    taken.extend(self._jobs(conn, [j.jobs.c.id == row.id]))
-        return taken
+                    .returning(c.id)
+                )
+                .scalars()
+                .all()
+            )
+            return self._jobs(conn, [c.id.in_(list(ids))]) if ids else []
 
     def update_job(
         self,
@@ -415,8 +426,13 @@ class JobStore:
         release: bool = False,
         config: dict[str, Any] | None = None,
         only_state: str | None = None,
+        expect: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Change a job; with ``owner`` only while that owner holds its lease."""
+        """Change a job; with ``owner`` only while that owner holds its lease; with
+        ``expect`` only while the row still has those values (see ``as_seen``).
+
+        False when no row matched: someone else moved the job first.
+        """
         values: dict[str, Any] = {"updated_at": now_ms()}
         if state is not None:
             values["state"] = state
@@ -426,7 +442,7 @@ class JobStore:
             values["config"] = json.dumps(config)
         if release:
             values.update(lease_owner=None, lease_expires_at=None)
-        cond = [j.jobs.c.run_id == run_id]
+        cond = [j.jobs.c.run_id == run_id, *_still(expect or {})]
         if owner is not None:
             cond.append(j.jobs.c.lease_owner == owner)
         if only_state is not None:
@@ -461,13 +477,17 @@ class JobStore:
             ).all()
         return [(r[0], r[1], int(r[2])) for r in rows]
 
-    def requeue(self, run_id: str, owner: str) -> bool:
-        """Put a job back in the queue (a retry), keeping its attempt count."""
+    def requeue(self, run_id: str, owner: str, expect: Mapping[str, Any] | None = None) -> bool:
+        """Put a job back in the queue (a retry), keeping its attempt count.
+
+        With ``expect``, only while the row is still as the caller saw it.
+        """
+        cond = [j.jobs.c.run_id == run_id, j.jobs.c.lease_owner == owner, *_still(expect or {})]
         with self.db.transaction() as conn:
             return bool(
                 conn.execute(
                     update(j.jobs)
-                    .where(j.jobs.c.run_id == run_id, j.jobs.c.lease_owner == owner)
+                    .where(*cond)
                     .values(
                         state=JobState.QUEUED.value,
                         lease_owner=None,
@@ -618,6 +638,31 @@ class JobStore:
                 .join(j.pool_nodes, j.pool_nodes.c.workspace_id == t.workspaces.c.id)
                 .where(j.pool_nodes.c.id == node_id)
             ).scalar()
+
+
+# ------------------------------------------------------------ compare-and-set
+SEEN_FIELDS = ("state", "lease_owner", "attempts", "handle")
+
+
+def as_seen(job: JobInfo, **changes: Any) -> dict[str, Any]:
+    """What a change made on the strength of ``job`` expects the row to still hold.
+
+    ``changes`` replaces fields the caller knows moved since (a handle it recorded).
+    """
+    seen = {name: getattr(job, name) for name in SEEN_FIELDS}
+    seen.update(changes)
+    return seen
+
+
+def _still(expect: Mapping[str, Any]) -> list[Any]:
+    """Conditions true while the row has these values (None matches SQL NULL)."""
+    cond = []
+    for name, value in expect.items():
+        column = j.jobs.c[name]
+        if name == "handle" and value is not None:
+            value = json.dumps(value)  # stored as written, so equal text is equal handle
+        cond.append(column.is_(None) if value is None else column == value)
+    return cond
 
 
 # ------------------------------------------------------------------ rows
