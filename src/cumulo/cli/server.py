@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import time
 from typing import Any
 
@@ -48,6 +50,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def default_advertise_host(listen: str) -> str:
+    """The address other machines reach this one at: loopback when listening on loopback,
+    else the listening address, else the address of the interface that routes outward."""
+    if is_loopback(listen):
+        return "127.0.0.1"
+    if listen not in ("0.0.0.0", "::", ""):
+        return listen
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        address = str(probe.getsockname()[0])
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    return socket.gethostname()
+
+
 @friendly_errors
 def server(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -64,13 +81,23 @@ def server(
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    advertise_host: str | None = typer.Option(
+        None,
+        "--advertise-host",
+        envvar="CUMULO_ADVERTISE_HOST",
+        help="Address other machines reach this one at; endpoint replicas listen on it "
+        "(default: loopback when --host is, else this machine's outward address).",
+    ),
 ) -> None:
     """Serve the workspaces of one store over HTTP (native API, MLflow API, studio)."""
     from cumulo.server.serve import serve
 
     if auth not in ("none", "token"):
         raise InvalidInput(f"--auth must be none or token, got {auth!r}.")
-    overrides: dict[str, Any] = {"auth": auth}
+    overrides: dict[str, Any] = {
+        "auth": auth,
+        "advertise_host": advertise_host or default_advertise_host(host),
+    }
     if max_request_bytes is not None:
         overrides["max_request_bytes"] = max_request_bytes
     settings = Settings.load(

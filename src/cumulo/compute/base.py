@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +21,30 @@ REGISTRY: dict[str, str] = {
 
 AGENT_MODULE = "cumulo.sdk.agent"  # the process that runs a job and reports on it
 JOB_FOLDER = ".cumulo_job"  # inside the job's working folder: spec, result, agent log
+LOOPBACK = "127.0.0.1"
+
+
+def host_id(advertise_host: str | None) -> str:
+    """This machine in this boot, as handles record it: a process id means something only here.
+
+    The boot id changes when the machine restarts (its old process ids name other
+    processes then); the hostname tells apart containers that share one kernel.
+    """
+    return f"{advertise_host or LOOPBACK}/{socket.gethostname()}/{_boot_id()}"
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:36]
+    except OSError:
+        return "-"
+
+
+def on_host(handle: dict[str, Any], host: str) -> bool:
+    """Whether ``handle``'s process runs on ``host`` (a handle without a host predates them)."""
+    recorded = handle.get("host")
+    return recorded is None or recorded == host
 
 
 @dataclass

@@ -444,6 +444,7 @@ class PoolNode(Record):
     heartbeat_at: int
     run_id: str | None = None
     stopped_at: int | None = None
+    host: str | None = None  # the host its pid belongs to
 
 
 # ------------------------------------------------------------------ reasons

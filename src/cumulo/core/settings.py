@@ -44,6 +44,9 @@ class Settings:
     auth_failures_per_minute: int = 30
     # Audit entries older than this are deleted (CUMULO_AUDIT_RETENTION_DAYS).
     audit_retention_days: int = 90
+    # The address other machines reach this server's processes at (endpoint replicas);
+    # None: the loopback address (CUMULO_ADVERTISE_HOST; `cumulo server` sets a default).
+    advertise_host: str | None = None
 
     @classmethod
     def load(
@@ -66,6 +69,8 @@ class Settings:
             overrides["auth"] = env["CUMULO_AUTH"]
         if "public_url" not in overrides and env.get("CUMULO_PUBLIC_URL"):
             overrides["public_url"] = env["CUMULO_PUBLIC_URL"]
+        if "advertise_host" not in overrides and env.get("CUMULO_ADVERTISE_HOST"):
+            overrides["advertise_host"] = env["CUMULO_ADVERTISE_HOST"]
         failures = env.get("CUMULO_AUTH_FAILURES_PER_MINUTE")
         if "auth_failures_per_minute" not in overrides and failures:
             if not failures.isdigit() or int(failures) < 1:

@@ -67,6 +67,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["CUMULO_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.public_url:
         env["CUMULO_PUBLIC_URL"] = settings.public_url
+    if settings.advertise_host:
+        env["CUMULO_ADVERTISE_HOST"] = settings.advertise_host
     return env
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
-from cumulo.compute.base import JOB_FOLDER, Backend, Launch, load_backend
+from cumulo.compute.base import JOB_FOLDER, Backend, Launch, host_id, load_backend, on_host
 from cumulo.compute.pool import PoolBackend
 from cumulo.compute.runner import run_job
 from cumulo.core.entities import now_ms
@@ -41,6 +41,7 @@ from cumulo.core.jobs import (
     JobInfo,
     JobState,
     LogStream,
+    PoolNode,
     Resources,
     TargetKind,
     signal_name,
@@ -177,6 +178,8 @@ class Scheduler:
         self.owner = (
             owner or f"sched-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
+        # Handles it records name this machine; it looks up the processes of no other.
+        self.host = host_id(self.jobs.settings.advertise_host)
         self._backends: dict[tuple[str, str], Backend] = {}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cumulo-dispatch")
         self._dispatching: set[str] = set()
@@ -340,6 +343,8 @@ class Scheduler:
             return
         backend = self.backend(job.workspace, job.target)
         handle = backend.submit(launch)
+        if job.kind != TargetKind.RAY:  # a Ray job is found through its cluster from anywhere
+            handle = {**handle, "host": self.host}
         self._at("launch-started", job.run_id)
         self._record(job, backend, handle)
 
@@ -428,12 +433,7 @@ class Scheduler:
     def _scale_pools(self) -> None:
         store = self.jobs.store
         for node in store.list_nodes():
-            proc = self._node_procs.get(node.id)
-            dead = proc is not None and proc.poll() is not None
-            if proc is None:
-                stale = now_ms() - node.heartbeat_at > self.lease_ms
-                dead = stale or (node.pid is not None and not processes.alive(node.pid, None))
-            if dead:
+            if self._node_dead(node):
                 store.update_node(node.id, state="stopped")
         for ws, target, waiting in store.queued_by_target(TargetKind.POOL.value):
             info = self.jobs.get_compute_target(ws, target)
@@ -449,11 +449,27 @@ class Scheduler:
                 _child, agent_env = job_env(self.jobs, "", ws, "pool", self.endpoint)
                 env = {k: v for k, v in agent_env.items() if not k.endswith("RUN_ID")}
                 env["CUMULO_LEASE_SECONDS"] = str(self.lease_ms / 1000)
+                if self.jobs.settings.advertise_host:  # the node's handles name this host
+                    env["CUMULO_ADVERTISE_HOST"] = self.jobs.settings.advertise_host
                 if self.endpoint.issue_tokens:  # the node issues its jobs' tokens
                     env["CUMULO_AUTH"] = "token"
                 proc = backend.start_node(ws, target, node_id, env)
                 self._node_procs[node_id] = proc
-                store.update_node(node_id, pid=proc.pid)
+                store.update_node(node_id, pid=proc.pid, host=self.host)
+
+    def _node_dead(self, node: PoolNode) -> bool:
+        """A node stopped: its process here ended, or its heartbeat stopped.
+
+        Its process id is looked up only when it runs on this host; a node of
+        another host is judged by its heartbeat alone.
+        """
+        proc = self._node_procs.get(node.id)
+        if proc is not None:
+            return proc.poll() is not None
+        if now_ms() - node.heartbeat_at > self.lease_ms:
+            return True
+        here = node.host is None or node.host == self.host
+        return here and node.pid is not None and not processes.alive(node.pid, None)
 
     # ------------------------------------------------------------------ watch
     def _watch(self) -> None:
@@ -484,6 +500,9 @@ class Scheduler:
             if now - first >= self.lease_ms / 1000:
                 self._lost(job, "it was interrupted before it started")
             return
+        if not on_host(job.handle, self.host):
+            self._check_elsewhere(job, now)
+            return
         backend = self.backend(job.workspace, job.target)
         state = backend.status(job.handle)
         if state.state == "running":
@@ -504,6 +523,20 @@ class Scheduler:
         elif job.node:
             reason = "the pool node running it stopped"
         self._lost(job, reason, exit_code=state.exit_code)
+
+    def _check_elsewhere(self, job: JobInfo, now: float) -> None:
+        """A job whose process runs on another host, taken over here: that host stopped.
+
+        Its host's scheduler (or pool node) renewed the lease while it watched the
+        process; this scheduler took the job over only once the renewals stopped.
+        A process id of another host means nothing here, so the job is lost unless
+        its run ends by itself (its agent reports to the service) within a grace.
+        """
+        first = self._seen.setdefault((job.run_id, str(job.attempts), "elsewhere"), now)
+        if now - first < LOST_GRACE_SECONDS:
+            return
+        host = str((job.handle or {}).get("host", "")).split("/")[0]
+        self._lost(job, f"its host {host} stopped renewing its lease")
 
     def _backstops(
         self, job: JobInfo, status: str, started_at: int | None, backend: Backend, now: float
@@ -625,7 +658,8 @@ class PoolNodeWorker:
 
     def run(self) -> None:
         store = self.jobs.store
-        store.update_node(self.node_id, state="idle", pid=os.getpid())
+        here = host_id(self.jobs.settings.advertise_host)
+        store.update_node(self.node_id, state="idle", pid=os.getpid(), host=here)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         idle_since = time.monotonic()
@@ -682,7 +716,12 @@ class PoolNodeWorker:
             return
 
         def _started(pid: int) -> None:
-            handle = {"pid": pid, "pgid": pid, "start": processes.start_time(pid)}
+            handle = {
+                "pid": pid,
+                "pgid": pid,
+                "start": processes.start_time(pid),
+                "host": host_id(jobs.settings.advertise_host),
+            }
             # A scheduler that took the job over (this node looked dead) watches it by this.
             unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
             if not jobs.store.update_job(job.run_id, handle=handle, expect=unrecorded):

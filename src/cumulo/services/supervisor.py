@@ -2,8 +2,11 @@
 
 The supervisor is a background thread. Several processes may run one on the
 same store (server workers, several servers): each deployment is leased by
-one supervisor at a time (a lease in the store, renewed every 2 s, taken over
-15 s after its holder stops renewing). For each leased deployment it prepares
+one supervisor at a time (a lease in the store, renewed every second on a
+thread of its own, taken over 3 s after its holder stops renewing, so an
+endpoint whose host died is served again within seconds). A supervisor whose
+store has endpoints keeps a warm preloader even while others host them, so a
+takeover forks its replicas at once. For each leased deployment it prepares
 the generation's files (model versions from the registry, the scoring code,
 the environment) in a worker thread, then moves its replicas there
 (``serving.local.LocalReplicaSet``), writing replica and deployment states to
@@ -38,7 +41,7 @@ from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthentica
 from cumulo.services.context import Services
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.ray_serving import RayServeSet, serve_port
-from cumulo.serving.local import LocalReplicaSet, Summary, Want
+from cumulo.serving.local import LocalReplicaSet, Summary, Want, listen_address, replica_url
 from cumulo.serving.metrics import MetricsBuffer
 from cumulo.serving.preload import Preloader
 from cumulo.serving.proxy import EndpointRouter
@@ -46,8 +49,10 @@ from cumulo.store.deployments import DeploymentStore
 
 log = logging.getLogger("cumulo.deployments")
 
-LEASE_TTL_MS = 15_000
-LEASE_EVERY_S = 2.0
+LOOPBACK = "127.0.0.1"  # where replicas listen when no advertise host is set
+
+LEASE_TTL_MS = 3_000
+LEASE_EVERY_S = 1.0  # on its own thread: a slow reconcile never lets the lease lapse
 TICK_S = 0.2
 FLUSH_EVERY_S = 5.0
 # Replicas answer small requests fastest with one math thread each.
@@ -73,12 +78,15 @@ class Supervisor:
         self._prepared: dict[tuple[int, int], Future[Want]] = {}
         self._states: dict[int, tuple[str, Any]] = {}
         self._leased: dict[int, dict[str, Any]] = {}
+        self._renewed: dict[int, dict[str, Any]] | None = None  # the lease thread's latest
+        self._standby = False  # the store has endpoints, hosted here or elsewhere
         self._wake = threading.Event()
+        self._lease_now = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lease_thread: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="cumulo-prepare")
         self._preload: Preloader | None = None
-        self._next_lease = 0.0
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
 
     def _preloader(self) -> Preloader | None:
@@ -101,6 +109,10 @@ class Supervisor:
                 target=self._loop, name="cumulo-supervisor", daemon=True
             )
             self._thread.start()
+            self._lease_thread = threading.Thread(
+                target=self._lease_loop, name="cumulo-supervisor-lease", daemon=True
+            )
+            self._lease_thread.start()
         return self
 
     @property
@@ -108,16 +120,18 @@ class Supervisor:
         return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
-        self._next_lease = 0.0
+        self._lease_now.set()
         self._wake.set()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop every replica this supervisor runs and give its leases back."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._lease_now.set()
+        for thread in (self._thread, self._lease_thread):
+            if thread is not None:
+                thread.join(timeout)
+        self._thread = self._lease_thread = None
         for replica_set in self._sets.values():
             replica_set.stop_all()
         self._sets.clear()
@@ -139,13 +153,30 @@ class Supervisor:
             self._wake.wait(TICK_S)
             self._wake.clear()
 
+    def _lease_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._renew()
+            except Exception:  # a store hiccup must not end renewing
+                log.exception("renewing the deployment leases failed")
+            self._lease_now.wait(LEASE_EVERY_S)
+            self._lease_now.clear()
+
+    def _renew(self) -> None:
+        """Take or renew the leases; the tick picks up what this supervisor holds."""
+        leased = self.store.lease_deployments(self.owner, LEASE_TTL_MS)
+        self._standby = self.store.has_local_deployments()
+        self._renewed = {d["id"]: d for d in leased}
+        self._wake.set()
+
     # ------------------------------------------------------------------ tick
     def tick(self) -> None:
         now = time.monotonic()
-        if now >= self._next_lease:
-            leased = self.store.lease_deployments(self.owner, LEASE_TTL_MS)
-            self._leased = {d["id"]: d for d in leased}
-            self._next_lease = now + LEASE_EVERY_S
+        renewed, self._renewed = self._renewed, None
+        if renewed is not None:
+            self._leased = renewed
+        if self._standby and _preload_enabled():
+            self._preloader()  # warm for a takeover, or for this supervisor's next replica
         for dep in list(self._leased.values()):
             if self._stop.is_set():
                 return
@@ -163,8 +194,6 @@ class Supervisor:
         dep_id, generation = dep["id"], dep["generation"]
         want = self._wants.get(dep_id)
         problem: dict[str, Any] | None = None
-        if not dep["spec"].get("compute_target") and _preload_enabled():
-            self._preloader()  # warming while the generation's files are prepared
         if want is None or want.generation != generation:
             key = (dep_id, generation)
             future = self._prepared.get(key)
@@ -307,6 +336,7 @@ class Supervisor:
             timeout_s=float(spec.get("liveness_timeout_s", 2.0)),
             failure_threshold=int(spec.get("failure_threshold", 3)),
             startup_timeout_s=float(spec.get("startup_timeout_s", 600.0)),
+            host=settings.advertise_host or LOOPBACK,
         )
 
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
@@ -368,15 +398,16 @@ def _extract(archive: Path, dest: Path) -> None:
 
 
 class EmbeddedHost:
-    """The router served from this process on a loopback port (embedded workspaces)."""
+    """The router served from this process on a port of the advertise address (loopback
+    unless one is set), for embedded workspaces."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, host: str = LOOPBACK) -> None:
         import uvicorn
 
         from cumulo.serving.replica import bind
 
-        sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock = bind(listen_address(host), 0)
+        self.url = replica_url(host, sock.getsockname()[1])
         http = "httptools"
         try:
             import httptools  # noqa: F401
@@ -454,7 +485,8 @@ class Hosting:
         self.start_supervisor()
         with self._lock:
             if self.host is None:
-                self.host = EmbeddedHost(self.router)
+                advertise = self.service.settings.advertise_host or LOOPBACK
+                self.host = EmbeddedHost(self.router, advertise)
             return self.host.url
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import logging
 import os
@@ -74,6 +75,9 @@ class Want:
     timeout_s: float = 2.0
     failure_threshold: int = 3
     startup_timeout_s: float = 600.0
+    # The address other machines reach this one at: replicas listen on it and are
+    # registered under it (each refuses calls without its secret).
+    host: str = "127.0.0.1"
 
 
 @dataclass
@@ -194,7 +198,14 @@ class LocalReplicaSet:
             r.status_path.unlink()
         spec_path = want.workdir / f"replica-{r.slot}-g{r.generation}.json"
         spec_path.write_text(
-            json.dumps({**want.spec, "status_file": str(r.status_path), "deployment": self.name})
+            json.dumps(
+                {
+                    **want.spec,
+                    "host": listen_address(want.host),
+                    "status_file": str(r.status_path),
+                    "deployment": self.name,
+                }
+            )
         )
         if r.log_fh is None:
             r.log_fh = open(r.log_path, "ab")  # noqa: SIM115 - kept open while it runs
@@ -281,7 +292,7 @@ class LocalReplicaSet:
         if r.state == ReplicaState.STARTING:
             status = _read_json(r.status_path)
             if status.get("state") == "ready" and status.get("port"):
-                url = f"http://127.0.0.1:{status['port']}"
+                url = replica_url(r.want.host, int(status["port"]))
                 if _probe(url, r.secret, r.want.timeout_s):
                     r.url = url
                     r.ready_since = now
@@ -406,9 +417,24 @@ class LocalReplicaSet:
         self._stopping.clear()
 
 
+def listen_address(host: str) -> str:
+    """Where a replica advertised as ``host`` listens: that address, or every interface
+    when ``host`` is a name (it resolves to an address of this machine for the others)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "0.0.0.0"
+    return host.strip("[]")
+
+
+def replica_url(host: str, port: int) -> str:
+    host = host.strip("[]")
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _probe(url: str, secret: str, timeout: float) -> bool:
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     try:
         conn.request("GET", "/health", headers={REPLICA_SECRET_HEADER: secret})
         return conn.getresponse().status == 200

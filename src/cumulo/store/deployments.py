@@ -345,6 +345,12 @@ class DeploymentStore:
                 for r in rows
             ]
 
+    def has_local_deployments(self) -> bool:
+        """Whether any deployment runs its replicas as local processes (not on Ray)."""
+        with self.db.transaction(write=False) as conn:
+            specs = conn.execute(select(d.deployments.c.spec)).scalars().all()
+        return any(not _split_spec(spec)[0].get("compute_target") for spec in specs)
+
     @staticmethod
     def _secret(conn: Connection, row: Row[Any]) -> str:
         """The deployment's secret (one is made for a deployment stored without one)."""

@@ -584,6 +584,7 @@ class JobStore:
         pid: int | None = None,
         run_id: str | None = None,
         clear_run: bool = False,
+        host: str | None = None,
     ) -> bool:
         now = now_ms()
         values: dict[str, Any] = {"heartbeat_at": now}
@@ -593,6 +594,8 @@ class JobStore:
                 values["stopped_at"] = now
         if pid is not None:
             values["pid"] = pid
+        if host is not None:
+            values["host"] = host
         if run_id is not None or clear_run:
             values["run_id"] = run_id
         with self.db.transaction() as conn:
@@ -627,6 +630,7 @@ class JobStore:
                 heartbeat_at=r.heartbeat_at,
                 run_id=r.run_id,
                 stopped_at=r.stopped_at,
+                host=r.host,
             )
             for r in rows
         ]

@@ -77,6 +77,7 @@ pool_nodes = Table(
     Column("target", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("pid", Integer),
+    Column("host", String(255)),  # where ``pid`` means something (compute.base.host_id)
     Column("run_id", String(32)),
     Column("started_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
