@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cumulo import Experiment, Unavailable, Workspace
+from cumulo import Experiment, InsufficientStorage, Unavailable, Workspace
+from cumulo.compute.spool import Spool
+from cumulo.core.entities import now_ms
 from cumulo.sdk.writer import MetricWriter
 
 
@@ -83,3 +87,78 @@ def test_per_call_logging_returns_without_waiting_for_the_store() -> None:
     flaky.fail_before = 0
     run.flush()
     assert len(run.get_metric_history("fast")["value"]) == 10_000
+
+
+# ------------------------------------------------------------ the job's spool
+def _down(ws: Workspace) -> Flaky:
+    """The store, unreachable until ``fail_before`` is set back to 0."""
+    return Flaky(ws._transport, fail_before=10**9, fail_after=0)
+
+
+def _log_points(writer: MetricWriter, run_id: str, count: int) -> None:
+    for step in range(count):
+        writer.put_metric(run_id, "m", float(step), step, now_ms())
+
+
+def _stored_steps(ws: Workspace, run_id: str) -> list[int]:
+    return sorted(ws._transport.get_metric_history(ws.name, run_id, "m")["step"])
+
+
+def test_points_wait_on_disk_while_the_store_is_down_and_are_stored_once(
+    tmp_path: Path,
+) -> None:
+    ws = Workspace.create("spooled")
+    run = Experiment(ws, "e").start_logging()
+    flaky, spool = _down(ws), Spool(tmp_path / "spool")
+    writer = MetricWriter(flaky, ws.name, spool=spool)
+    _log_points(writer, run.id, 100)
+    _wait(lambda: spool.points() == 100)
+    assert writer.buffered == 100 and not writer._pending  # on disk, not in memory
+    with flaky.lock:
+        flaky.fail_before = 0
+    writer.flush(timeout=30)
+    assert spool.files() == [] and _stored_steps(ws, run.id) == list(range(100))
+
+
+def test_at_exit_what_is_left_stays_on_disk_for_the_runner_and_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    ws = Workspace.create("left")
+    run = Experiment(ws, "e").start_logging()
+    spool = Spool(tmp_path / "spool")
+    writer = MetricWriter(_down(ws), ws.name, spool=spool)
+    _log_points(writer, run.id, 50)
+    writer.close()  # the script exits while no server answers
+    assert spool.points() == 50
+    copies = {path: path.read_bytes() for path in spool.files()}
+    assert spool.replay(lambda e: ws._transport.log_batch(**_batch_args(e)))
+    for path, data in copies.items():  # the same batches once more (a lost answer)
+        path.write_bytes(data)
+    assert spool.replay(lambda e: ws._transport.log_batch(**_batch_args(e)))
+    assert spool.files() == [] and _stored_steps(ws, run.id) == list(range(50))
+
+
+def test_a_full_spool_keeps_the_oldest_refuses_the_newest_and_says_so(tmp_path: Path) -> None:
+    ws = Workspace.create("full")
+    run = Experiment(ws, "e").start_logging()
+    spool = Spool(tmp_path / "spool", max_bytes=2000)
+    writer = MetricWriter(_down(ws), ws.name, spool=spool)
+    _log_points(writer, run.id, 10)
+    _wait(lambda: spool.points() == 10)
+    _log_points(writer, run.id, 200)  # more than the folder holds
+    _wait(lambda: spool.lost() == 200)
+    assert spool.points() == 10  # the oldest are kept
+    with pytest.raises(InsufficientStorage, match="200 metric points of run"):
+        writer.flush(timeout=1)
+
+
+def _batch_args(entry: dict[str, Any]) -> dict[str, Any]:
+    keys = ("workspace", "run_id", "metrics", "records", "batch_id")
+    return {key: entry[key] for key in keys}
+
+
+def _wait(check: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -6,6 +6,12 @@ runner dies), streams stdout and stderr live into the run's logs, uploads
 failure or cancel), enforces ``max_run_duration_seconds``, obeys a cancel
 request, and records the final status with a reason. It talks to the
 workspace only through a ``JobChannel``, so it works embedded or over HTTP.
+
+It outlives the script: metric batches the script could not deliver (no
+server answered) wait in the job's spool, and the runner delivers them
+before the final status; log lines wait, in order, until the store takes
+them. What is still undelivered after ``CUMULO_DELIVERY_SECONDS`` is named in
+the run's final report.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import IO, Any, Protocol
 
 from cumulo.compute import processes
 from cumulo.compute.base import JOB_FOLDER
+from cumulo.compute.spool import ENV_DIR, Spool
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError
 from cumulo.core.jobs import LOG_TAIL_LINES, LogStream, exit_reason
@@ -36,6 +43,11 @@ FLUSH_S = 0.2
 CANCEL_POLL_S = 0.5
 LOGS_SYNC_S = 1.0
 MAX_UPLOAD_FILES = 10_000
+# How long the runner keeps trying to deliver buffered metrics and log lines at the
+# end of a job while no server or store answers.
+DELIVERY_S = float(os.environ.get("CUMULO_DELIVERY_SECONDS", "300"))
+# Log lines held while the store is away; beyond this the oldest are kept, new ones counted.
+MAX_PENDING_LOG_BYTES = 64 * 1024 * 1024
 _STORE_VARS = (
     "CUMULO_HOME",
     "CUMULO_DATABASE_URL",
@@ -58,21 +70,31 @@ BuildEnv = Callable[[dict[str, Any], Callable[[str], None]], str]
 
 
 class LogSink:
-    """Collects lines from threads; ``flush`` sends them in one call per stream run."""
+    """Collects lines from threads; ``flush`` sends them in one call per stream run.
+
+    Lines the store cannot take yet are kept in order and sent first next time,
+    up to ``MAX_PENDING_LOG_BYTES``; lines beyond that are counted in ``lost``.
+    """
 
     def __init__(self, channel: JobChannel, local_copy: Path) -> None:
         self.channel = channel
         self._pending: list[tuple[str, str, int]] = []
+        self._pending_bytes = 0
+        self.lost = 0  # lines dropped: the store was away and the buffer full
         self._lock = threading.Lock()
         self._file = open(local_copy, "a", encoding="utf-8")  # noqa: SIM115
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
 
     def add(self, stream: str, text: str) -> None:
         with self._lock:
-            self._pending.append((stream, text, now_ms()))
             self._file.write(text)
             if stream == LogStream.STDERR:
                 self.stderr_tail.append(text)
+            if self._pending_bytes + len(text) > MAX_PENDING_LOG_BYTES:
+                self.lost += 1
+                return
+            self._pending.append((stream, text, now_ms()))
+            self._pending_bytes += len(text)
 
     def system(self, line: str) -> None:
         self.add(LogStream.SYSTEM.value, line.rstrip("\n") + "\n")
@@ -81,6 +103,7 @@ class LogSink:
         """Send what is pending; False when the store could not take it (kept for later)."""
         with self._lock:
             pending, self._pending = self._pending, []
+            sent_bytes, self._pending_bytes = self._pending_bytes, 0
             self._file.flush()
         if not pending:
             return True
@@ -92,19 +115,26 @@ class LogSink:
                 merged.append((stream, text, at))
         try:
             self.channel.append_logs(merged)
-        except Exception as exc:  # the store is briefly away: keep the lines, retry later
+        except Exception as exc:  # the store is away: keep the lines, in order, for later
             log.warning("could not store log lines (%s); retrying", exc)
             with self._lock:
                 self._pending[:0] = pending
+                self._pending_bytes += sent_bytes
             return False
         return True
 
-    def drain(self, attempts: int = 6) -> None:
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def drain(self, seconds: float = DELIVERY_S) -> None:
         """Flush, retrying with backoff: a run's last lines land before its final status."""
-        for attempt in range(attempts):
-            if self.flush():
-                return
-            time.sleep(0.2 * 2**attempt)
+        deadline = time.monotonic() + seconds
+        pause = 0.2
+        while not self.flush() and time.monotonic() < deadline:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 5.0)
 
     def close(self) -> None:
         self.flush()
@@ -220,7 +250,9 @@ def _run(
     if channel.get_status() == "CancelRequested":
         return _final(channel, sink, {"status": "Canceled", "error": _canceled()})
 
+    spool = Spool(workdir / JOB_FOLDER / "spool")  # where the script's writer buffers
     env = {**os.environ, **spec.get("env", {}), "PYTHONUNBUFFERED": "1"}
+    env[ENV_DIR] = str(spool.folder)
     if "CUMULO_URL" in spec.get("env", {}):
         for key in _STORE_VARS:  # the script talks to the server, never to its database
             env.pop(key, None)
@@ -297,7 +329,52 @@ def _run(
         else:
             ending = {"status": "Failed", "error": exit_reason(code, list(sink.stderr_tail))}
     ending["exit_code"] = code
+    lost = deliver_spooled(channel, spool, sink)
+    if lost:
+        _report_lost(spec, sink, ending, lost)
     return _final(channel, sink, ending)
+
+
+def deliver_spooled(channel: JobChannel, spool: Spool, sink: LogSink) -> int:
+    """Send the metric batches the script left in its spool; returns the points not delivered."""
+    tracking = _tracking(channel)
+    if spool.files() and tracking is not None:
+        sink.system(f"Delivering {spool.points()} buffered metric points.")
+        deadline = time.monotonic() + DELIVERY_S
+        pause = 0.2
+        while not spool.replay(lambda entry: _log_batch(tracking, entry)):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    return spool.lost() + spool.points()
+
+
+def _tracking(channel: JobChannel) -> Any:
+    """What takes metric batches behind ``channel``: its HTTP transport or tracking service."""
+    http = getattr(channel, "http", None)
+    if http is not None:
+        return http
+    return getattr(getattr(channel, "jobs", None), "tracking", None)
+
+
+def _log_batch(tracking: Any, entry: dict[str, Any]) -> None:
+    tracking.log_batch(
+        entry["workspace"],
+        entry["run_id"],
+        metrics=entry["metrics"],
+        records=entry["records"],
+        batch_id=entry["batch_id"],
+    )
+
+
+def _report_lost(spec: dict[str, Any], sink: LogSink, ending: dict[str, Any], lost: int) -> None:
+    """Say on the run that data is missing: its final error and its log."""
+    message = f"{lost} metric points could not be delivered (no server took them in time)."
+    sink.system(message)
+    log.warning("run %s: %s", spec.get("run_id"), message)
+    error = ending.get("error") or {"code": "MetricsNotDelivered", "message": message}
+    ending["error"] = {**error, "undelivered_metric_points": lost}
 
 
 def _canceled(by: str = "a user") -> dict[str, Any]:
@@ -306,6 +383,12 @@ def _canceled(by: str = "a user") -> dict[str, Any]:
 
 def _final(channel: JobChannel, sink: LogSink, result: dict[str, Any]) -> dict[str, Any]:
     sink.drain()
+    if sink.waiting or sink.lost:
+        lines = sink.waiting + sink.lost
+        message = f"{lines} log lines could not be delivered (no server took them in time)."
+        log.warning("%s", message)
+        error = result.get("error") or {"code": "LogsNotDelivered", "message": message}
+        result["error"] = {**error, "undelivered_log_lines": lines}
     try:
         channel.set_status(result["status"], result.get("error"))
     except CumuloError as exc:

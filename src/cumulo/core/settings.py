@@ -23,6 +23,12 @@ def default_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("CUMULO_HOME") or Path.home() / ".cumulo").expanduser()
 
 
+def parse_urls(text: str) -> tuple[str, ...]:
+    """Server addresses from a comma-separated list, without trailing slashes or repeats."""
+    urls = (part.strip().rstrip("/") for part in text.split(","))
+    return tuple(dict.fromkeys(url for url in urls if url))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where metadata and artifacts live, and how the server behaves.
@@ -44,6 +50,10 @@ class Settings:
     auth_failures_per_minute: int = 30
     # Audit entries older than this are deleted (CUMULO_AUDIT_RETENTION_DAYS).
     audit_retention_days: int = 90
+    # The workspace's service address: every server jobs may report to, or one load
+    # balancer in front of them (CUMULO_SERVICE_URLS, comma-separated). Empty: the
+    # server's own public_url.
+    service_urls: tuple[str, ...] = ()
     # The address other machines reach this server's processes at (endpoint replicas);
     # None: the loopback address (CUMULO_ADVERTISE_HOST; `cumulo server` sets a default).
     advertise_host: str | None = None
@@ -87,6 +97,8 @@ class Settings:
                     f"got {retention!r}."
                 )
             overrides["audit_retention_days"] = int(retention)
+        if "service_urls" not in overrides and env.get("CUMULO_SERVICE_URLS"):
+            overrides["service_urls"] = parse_urls(env["CUMULO_SERVICE_URLS"])
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

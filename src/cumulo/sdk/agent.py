@@ -4,7 +4,8 @@ spare); ``... node WORKSPACE TARGET NODE_ID`` is a pool node.
 
 Started by compute targets, never by users. It reaches the workspace through
 the store directly when ``CUMULO_DATABASE_URL`` is set (same machine), else
-through the server at ``CUMULO_URL``.
+through the servers at ``CUMULO_URLS`` (failing over between them), else
+``CUMULO_URL``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def channel_for(workspace: str, run_id: str) -> JobChannel:
         return ServiceChannel(job_service(open_services(Settings.load())), workspace, run_id)
     from cumulo.sdk.jobs import HttpChannel
 
-    return HttpChannel(os.environ["CUMULO_URL"], os.environ.get("CUMULO_TOKEN"), workspace, run_id)
+    # Every server of the workspace's service address: the job outlives any one of them.
+    urls = os.environ.get("CUMULO_URLS") or os.environ["CUMULO_URL"]
+    return HttpChannel(urls, os.environ.get("CUMULO_TOKEN"), workspace, run_id)
 
 
 def _build_env(env_def: dict[str, Any], log: Any) -> str:

@@ -5,16 +5,24 @@ twin, so ``Workspace`` cannot tell the two apart. One keep-alive connection
 pool serves all calls; errors come back as the server raised them (rebuilt
 from their ``error_code``), and a server that cannot be reached raises
 ``Unavailable``, which the background writer retries with the same batch id.
+
+A transport may know several servers of one workspace (its service address):
+when one does not answer, a call goes to the next, and the one that answered
+is tried first from then on. A call moves on after an answer was possibly
+lost only if repeating it is harmless (reads, PUT and DELETE, metric batches
+with a batch id, status and tag sets); any call moves on when the connection
+was never made.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import socket
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import quote
@@ -47,6 +55,11 @@ from cumulo.core.errors import (
 from cumulo.sdk.progress import CountingReader, transfer
 
 CHUNK = 1024 * 1024
+# Answers of a proxy or load balancer whose server is away: another server may answer.
+_AWAY = (502, 503, 504)
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# POSTs that set a value (or read): sent twice, they leave the same state.
+_REPEATABLE_POSTS = ("/status", "/tags", "/tags/delete", "/runs/search", "/runs/find")
 _JSON = {"content-type": "application/json"}
 _DUMPS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -65,8 +78,11 @@ class HttpTransport:
         t.list_workspaces()
     """
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(
+        self, url: str | Sequence[str], token: str | None = None, timeout: float = 120.0
+    ) -> None:
+        self.urls = service_urls(url)
+        self._current = 0  # the server that answered last
         headers = {"accept": "application/json", "user-agent": "cumulo-sdk"}
         if token:
             headers["authorization"] = f"Bearer {token}"
@@ -77,11 +93,16 @@ class HttpTransport:
             limits=httpx.Limits(max_connections=32, keepalive_expiry=15.0),
         )
         self._client = httpx.Client(
-            base_url=self.url + "/api/v1",
+            base_url=self.urls[0] + "/api/v1",
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
+
+    @property
+    def url(self) -> str:
+        """The server this transport talks to now (the first of its servers that answers)."""
+        return self.urls[self._current]
 
     def close(self) -> None:
         self._client.close()
@@ -90,24 +111,72 @@ class HttpTransport:
         return f"HttpTransport({self.url!r})"
 
     # ------------------------------------------------------------- plumbing
-    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
-        try:
-            response = self._client.send(request, stream=stream)
-        except httpx.TransportError as exc:
+    def _send(
+        self,
+        request: httpx.Request,
+        stream: bool = False,
+        *,
+        repeatable: bool | None = None,
+        rebuild: Callable[[], httpx.Request] | None = None,
+    ) -> httpx.Response:
+        """Send to the current server, then to the others while they do not answer.
+
+        ``repeatable`` says whether the call may be sent again after its answer
+        was lost (by default: by its method and path); ``rebuild`` makes a fresh
+        request when the body is a stream that was read.
+        """
+        if repeatable is None:
+            repeatable = _repeatable(request)
+        failures: list[str] = []
+        response = None
+        for attempt, index in enumerate(self._failover_order()):
+            if attempt and rebuild is not None:
+                request = rebuild()
+            # Requests are built on the first server's address; others get them moved.
+            target = request if index == 0 else self._rebase(request, index)
+            try:
+                answer = self._client.send(target, stream=stream)
+            except (httpx.TransportError, httpx.StreamConsumed) as exc:
+                failures.append(f"{self.urls[index]}: {type(exc).__name__}: {exc}")
+                if not _may_resend(exc, repeatable, request, rebuild):
+                    break
+                continue
+            if answer.status_code in _AWAY and repeatable and attempt < len(self.urls) - 1:
+                failures.append(f"{self.urls[index]}: answered {answer.status_code}")
+                _discard(answer, stream)
+                continue
+            self._current = index
+            response = answer
+            break
+        if response is None:
             raise Unavailable(
-                f"Cannot reach the Cumulo server at {self.url} ({type(exc).__name__}: {exc}); "
-                "check that `cumulo server` is running there."
-            ) from exc
+                f"Cannot reach the Cumulo server at {' or '.join(self.urls)} "
+                f"({'; '.join(failures)}); check that `cumulo server` is running there."
+            )
         if response.status_code >= 400:
-            if stream:
-                try:
-                    response.read()
-                except httpx.TransportError:
-                    pass
-                finally:
-                    response.close()
+            _discard(response, stream)
             raise _error(response)
         return response
+
+    def _failover_order(self) -> list[int]:
+        n = len(self.urls)
+        return [(self._current + k) % n for k in range(n)]
+
+    def _rebase(self, request: httpx.Request, index: int) -> httpx.Request:
+        """``request`` sent to another server: same path under that server's address."""
+        built_on = str(request.url)
+        base = str(self._client.base_url).rstrip("/")
+        tail = built_on[len(base) :] if built_on.startswith(base) else request.url.raw_path.decode()
+        url = httpx.URL(self.urls[index] + "/api/v1" + tail)
+        headers = request.headers.copy()
+        headers["host"] = url.netloc.decode("ascii")
+        return httpx.Request(
+            request.method,
+            url,
+            headers=headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
 
     def _call(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
@@ -395,13 +464,19 @@ class HttpTransport:
     def upload_artifact(self, workspace: str, run_id: str, path: str, stream: IO[bytes]) -> int:
         """Send a file's content in chunks, never whole in memory; returns its size."""
         url = self._artifact(workspace, run_id, path)
-        request = self._client.build_request(
-            "PUT",
-            url,
-            content=read_chunks(stream),
-            headers={"content-type": "application/octet-stream"},
-        )
-        response = self._send(request)
+        start = stream.tell() if stream.seekable() else None
+
+        def build() -> httpx.Request:
+            if start is not None:
+                stream.seek(start)  # another server gets the whole file again
+            return self._client.build_request(
+                "PUT",
+                url,
+                content=read_chunks(stream),
+                headers={"content-type": "application/octet-stream"},
+            )
+
+        response = self._send(build(), rebuild=build if start is not None else None)
         return int(orjson.loads(response.content)["size"])
 
     def list_artifacts(
@@ -648,6 +723,58 @@ class HttpTransport:
 
 
 # ----------------------------------------------------------------- helpers
+def service_urls(url: str | Sequence[str]) -> list[str]:
+    """The servers a transport may use: ``url`` (one, a comma-separated list, or a list),
+    then, when ``url`` is one of a job's ``CUMULO_URLS``, the others of that list."""
+    parts = url.split(",") if isinstance(url, str) else list(url)
+    urls = [p.strip().rstrip("/") for p in parts if p.strip()]
+    if not urls:
+        raise InvalidInput("Give the address of a Cumulo server.")
+    fellows = [u.strip().rstrip("/") for u in os.environ.get("CUMULO_URLS", "").split(",")]
+    if urls[0] in fellows:
+        urls += [u for u in fellows if u]
+    return list(dict.fromkeys(urls))
+
+
+def _repeatable(request: httpx.Request) -> bool:
+    if request.method in _REPEATABLE_METHODS:
+        return True
+    path = request.url.path
+    if request.method == "POST" and path.endswith("/log-batch"):
+        # Stored once per batch id: a batch sent twice is written once.
+        return b'"batch_id":"' in (request.content if _has_bytes(request) else b"")
+    return request.method == "POST" and path.endswith(_REPEATABLE_POSTS)
+
+
+def _has_bytes(request: httpx.Request) -> bool:
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+def _may_resend(
+    exc: Exception,
+    repeatable: bool,
+    request: httpx.Request,
+    rebuild: Callable[[], httpx.Request] | None,
+) -> bool:
+    """Whether another server may get this request after ``exc``."""
+    # Never connected: the server cannot have seen the request, nor read its body.
+    never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    body_again = _has_bytes(request) or rebuild is not None or never_sent
+    return body_again and (repeatable or never_sent)
+
+
+def _discard(response: httpx.Response, stream: bool) -> None:
+    """Read and close a response that will not be returned (a streamed one holds a connection)."""
+    if not stream:
+        return
+    try:
+        response.read()
+    except httpx.TransportError:
+        pass
+    finally:
+        response.close()
+
+
 def _error(response: httpx.Response) -> CumuloError:
     """The error the server raised, rebuilt from its JSON body."""
     try:

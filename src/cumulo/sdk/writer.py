@@ -6,6 +6,11 @@ its first send, so a retried batch is recognised by the store and never
 written twice. A tracking outage is retried with backoff and never raised
 into the training loop; ``flush()`` waits for everything queued so far and
 reports errors that retrying cannot fix.
+
+In a job (``CUMULO_SPOOL_DIR`` set by its runner) batches no server takes go
+to a bounded folder on disk instead of memory and are sent from there, in
+order, when a server answers again; at exit what is still there is left for
+the runner, which outlives the script and delivers it before the run ends.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from cumulo.compute.spool import Spool
 from cumulo.core.errors import CumuloError, InsufficientStorage, Unavailable
 
 if TYPE_CHECKING:
@@ -33,6 +39,9 @@ log = logging.getLogger("cumulo.sdk")
 # 10,000 about 500,000; 30,000 no more).
 MAX_BATCH = 10_000
 INTERVAL = 0.2
+# At exit with a spool the runner delivers what is left: the script need not wait long.
+CLOSE_WAIT_SPOOLED = 5.0
+CLOSE_WAIT = 30.0
 # A full disk is retried too: the batch waits (with its id, so it is stored once) until
 # space is freed, instead of being dropped.
 _RETRYABLE = (Unavailable, InsufficientStorage, ConnectionError, TimeoutError, OSError)
@@ -64,9 +73,12 @@ class _Batch:
 
 
 class MetricWriter:
-    def __init__(self, transport: Transport, workspace: str) -> None:
+    def __init__(self, transport: Transport, workspace: str, spool: Spool | None = None) -> None:
         self.transport = transport
         self.workspace = workspace
+        self._spool = spool if spool is not None else Spool.from_env()
+        # Batches wait on disk: they go before any new one.
+        self._spooled = self._spool is not None and bool(self._spool.files())
         # (run_id, key, value, step, ts) for a metric point, (run_id, record) for a record.
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._pending: list[_Batch] = []  # taken off the queue, not yet acknowledged
@@ -96,15 +108,20 @@ class MetricWriter:
         """Block until everything queued so far is stored; raise errors retrying cannot fix."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._queue or self._pending or self._busy:
+            while self._queue or self._pending or self._busy or self._spooled:
                 self._wake.set()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    self._raise_errors()  # data already dropped matters more than a wait
+                    where = "on disk" if self._spooled else "in memory"
                     raise Unavailable(
                         f"Metrics are still buffered after {timeout:.0f}s: the tracking store "
-                        "is not answering. They are kept and retried in the background."
+                        f"is not answering. They are kept {where} and retried in the background."
                     )
                 self._idle.wait(timeout=0.05 if remaining is None else min(remaining, 0.05))
+        self._raise_errors()
+
+    def _raise_errors(self) -> None:
         if self._errors:
             errors, self._errors = self._errors, []
             raise errors[0]
@@ -112,15 +129,34 @@ class MetricWriter:
     @property
     def buffered(self) -> int:
         with self._taking:
-            return len(self._queue) + sum(map(len, self._pending))
+            in_memory = len(self._queue) + sum(map(len, self._pending))
+        on_disk = self._spool.points() if self._spool is not None and self._spooled else 0
+        return in_memory + on_disk
 
     def close(self) -> None:
         try:
-            self.flush(timeout=30)
+            self.flush(timeout=CLOSE_WAIT if self._spool is None else CLOSE_WAIT_SPOOLED)
         except CumuloError as exc:
-            log.warning("cumulo: metrics not stored at exit: %s", exc)
+            if self._spool is None or not isinstance(exc, Unavailable):
+                log.warning("cumulo: metrics not stored at exit: %s", exc)
         self._closed = True
         self._wake.set()
+        if self._spool is not None:
+            self._leave_for_runner(self._spool)
+
+    def _leave_for_runner(self, spool: Spool) -> None:
+        """Put what is not stored yet into the spool: the job's runner delivers it."""
+        self._thread.join(timeout=10)
+        self._take()
+        self._spill(spool)
+        waiting = spool.points() if self._spooled else 0
+        if waiting:
+            log.warning(
+                "cumulo: %d metric points are not stored yet; they are kept in %s and the "
+                "job's runner delivers them.",
+                waiting,
+                spool.folder,
+            )
 
     # ------------------------------------------------------------ the thread
     def _loop(self) -> None:
@@ -132,7 +168,7 @@ class MetricWriter:
                 self._busy = True
             try:
                 self._take()
-                ok = self._send_pending()
+                ok = self._deliver()
                 backoff = 0.0 if ok else min(max(backoff * 2, 0.1), 5.0)
             finally:
                 with self._idle:
@@ -155,6 +191,52 @@ class MetricWriter:
             for run_id, run_items in by_run.items():
                 for start in range(0, len(run_items), MAX_BATCH):
                     self._pending.append(_batch(run_id, run_items[start : start + MAX_BATCH]))
+
+    def _deliver(self) -> bool:
+        """Send what is pending; True when nothing is left to send."""
+        spool = self._spool
+        if spool is None:
+            return self._send_pending()
+        if self._spooled:  # an outage left batches on disk: they go first, in order
+            self._spooled = not spool.replay(self._send_entry)
+            if self._spooled:
+                self._spill(spool)
+                return False
+        if self._send_pending():
+            return True
+        self._spill(spool)  # no server: wait on disk, not in memory
+        return False
+
+    def _spill(self, spool: Spool) -> None:
+        with self._taking:
+            batches, self._pending = self._pending, []
+        for batch in batches:
+            entry = {
+                "workspace": self.workspace,
+                "run_id": batch.run_id,
+                "batch_id": batch.batch_id,
+                "metrics": batch.metrics(),
+                "records": batch.records,
+            }
+            if spool.put(entry, len(batch)):
+                self._spooled = True
+                continue
+            message = (
+                f"The metric buffer {spool.folder} is full ({spool.max_bytes} bytes) while no "
+                f"server answers: {len(batch)} metric points of run {batch.run_id} are dropped."
+            )
+            log.error("cumulo: %s", message)
+            spool.note_lost(batch.run_id, len(batch), message)
+            self._errors.append(InsufficientStorage(message))
+
+    def _send_entry(self, entry: dict[str, Any]) -> None:
+        self.transport.log_batch(
+            entry["workspace"],
+            entry["run_id"],
+            metrics=entry["metrics"],
+            records=entry["records"],
+            batch_id=entry["batch_id"],
+        )
 
     def _send_pending(self) -> bool:
         while self._pending:

@@ -69,6 +69,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["CUMULO_PUBLIC_URL"] = settings.public_url
     if settings.advertise_host:
         env["CUMULO_ADVERTISE_HOST"] = settings.advertise_host
+    if settings.service_urls:
+        env["CUMULO_SERVICE_URLS"] = ",".join(settings.service_urls)
     return env
 
 

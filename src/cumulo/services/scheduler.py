@@ -96,9 +96,12 @@ def job_env(
         store_vars["CUMULO_S3_ENDPOINT_URL"] = s.s3_endpoint_url
     child = {"CUMULO_RUN_ID": run_id, "CUMULO_WORKSPACE": workspace}
     if endpoint.url:
+        # The workspace's service address when one is set: the job outlives this server.
+        urls = list(s.service_urls) or [endpoint.url]
         child.update(
-            CUMULO_URL=endpoint.url,
-            MLFLOW_TRACKING_URI=mlflow_tracking_uri(endpoint.url, workspace),
+            CUMULO_URL=urls[0],
+            CUMULO_URLS=",".join(urls),
+            MLFLOW_TRACKING_URI=mlflow_tracking_uri(urls[0], workspace),
             MLFLOW_RUN_ID=run_id,
         )
         if token:
