@@ -2,7 +2,8 @@
 
 MLflow clients write through the balancer; every server then answers the same
 runs, metrics and artifacts. A server killed with SIGKILL loses no acknowledged
-write and the balancer keeps serving through the others.
+write and the balancer keeps serving through the others. An endpoint's replica
+registers its host's address, and the other hosts score it.
 """
 
 from __future__ import annotations
@@ -333,3 +334,39 @@ def _wait_for(condition, timeout: float) -> None:  # type: ignore[no-untyped-def
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.05)
+
+
+def test_an_endpoint_hosted_on_one_host_is_scored_through_another(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.models.conftest import SCORE_PY, make_script_model
+
+    from cumulo import DeploymentConfig, InferenceConfig, Model, Workspace
+
+    live = [s for s in cluster.servers if s.proc.poll() is None]
+    name = f"ws-{uuid.uuid4().hex[:8]}"
+    with cluster.client(live[1].url) as direct:
+        direct.post("/api/v1/workspaces", json={"name": name}).raise_for_status()
+    code = tmp_path / "serve"
+    code.mkdir()
+    (code / "score.py").write_text(SCORE_PY)
+    ws = Workspace.connect(live[1].url, name, token=cluster.token)
+    model = Model.register(ws, make_script_model(tmp_path / "model", "v1"), "scaler")
+    endpoint = Model.deploy(
+        ws,
+        "scaler",
+        [model],
+        InferenceConfig(entry_script="score.py", source_directory=code),
+        DeploymentConfig(auth="none"),
+    )
+    replica = endpoint.deployments["blue"].replica_states[0]
+    assert replica.url is not None
+    # The replica registered its host's address, which the other hosts reach.
+    hosting = next(s for s in live if replica.url.startswith(f"http://{s.host.address}:"))
+    for server in live:
+        if server is hosting:
+            continue
+        uri = endpoint.scoring_uri.replace(live[1].url, server.url)
+        answer = httpx.post(uri, json={"data": [[1, 2]]}, timeout=30)
+        assert answer.status_code == 200, (server.url, answer.text[:300])
+        assert answer.json()["result"] == [6]
