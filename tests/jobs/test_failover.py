@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,8 +24,10 @@ import pytest
 from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
 from tests.jobs.conftest import wait_until
 
-from cumulo import Experiment, ScriptRunConfig, Workspace
+from cumulo import Experiment, ScriptRunConfig, Unavailable, Workspace
+from cumulo.compute.runner import run_job
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.jobs import HttpChannel
 
 TICKS = 80  # one point and one line every 0.1 s: about 8 s
 
@@ -181,3 +185,81 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# ------------------------------------------------------- transport and runner
+class Hangup:
+    """A listener that reads a request and closes the connection without answering,
+    as a server killed while it handles a call does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(65536):
+                    self.requests += 1
+
+
+def test_the_transport_goes_on_to_the_next_server_only_when_it_is_safe(
+    cumulo_server_url: str,
+) -> None:
+    name = f"ws-{uuid.uuid4().hex[:10]}"
+    refused = f"http://127.0.0.1:{free_port()}"  # nothing listens: never sent
+    http = HttpTransport([refused, cumulo_server_url])
+    http.create_workspace(name)  # not repeatable, but the first server never saw it
+    assert http.url == cumulo_server_url  # remembered: the next call goes there first
+    hangup = Hangup()
+    lost_answer = HttpTransport([hangup.url, cumulo_server_url])
+    with pytest.raises(Unavailable):  # the first server may have made it: not sent twice
+        lost_answer.create_workspace(f"{name}-twice")
+    assert hangup.requests == 1
+    assert f"{name}-twice" not in [w.name for w in http.list_workspaces()]
+    assert name in [w.name for w in lost_answer.list_workspaces()]  # a read goes on
+    assert lost_answer.url == cumulo_server_url
+
+
+LEAVES = """
+import os
+from cumulo.compute.spool import Spool
+spool, run_id = Spool.from_env(), os.environ["RUN"]
+metrics = {"key": ["m"] * 3, "value": [1.0, 2.0, 3.0], "step": [0, 1, 2], "timestamp": [1] * 3}
+entry = {"workspace": os.environ["WS"], "run_id": run_id, "batch_id": "b" * 32,
+         "metrics": metrics, "records": []}
+spool.put(entry, 3)  # what the writer leaves when no server answered at exit
+spool.note_lost(run_id, 7, "the buffer was full")  # what it had to refuse
+"""
+
+
+def test_the_runner_delivers_what_the_script_left_and_names_what_was_lost(
+    cumulo_server_url: str, tmp_path: Path
+) -> None:
+    name = f"ws-{uuid.uuid4().hex[:10]}"
+    HttpTransport(cumulo_server_url).create_workspace(name)
+    ws = Workspace.connect(cumulo_server_url, name)
+    run = Experiment(ws, "agent").start_logging()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "job.py").write_text(LEAVES)
+    spec = {
+        "run_id": run.id,
+        "workspace": name,
+        "script": "job.py",
+        "env": {"RUN": run.id, "WS": name},
+    }
+    result = run_job(spec, HttpChannel(cumulo_server_url, None, name, run.id), workdir)
+    assert result["status"] == "Completed"
+    assert result["error"]["code"] == "MetricsNotDelivered"
+    assert "7 metric points could not be delivered" in result["error"]["message"]
+    info = HttpTransport(cumulo_server_url).get_run(name, run.id)
+    assert info.status == "Completed" and info.error["undelivered_metric_points"] == 7
+    steps = HttpTransport(cumulo_server_url).get_metric_history(name, run.id, "m")["step"]
+    assert steps == [0, 1, 2]
