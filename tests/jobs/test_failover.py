@@ -240,8 +240,22 @@ spool.note_lost(run_id, 7, "the buffer was full")  # what it had to refuse
 
 
 def test_the_runner_delivers_what_the_script_left_and_names_what_was_lost(
-    cumulo_server_url: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
+    home, port = tmp_path / "home", free_port()
+    server = start_cumulo_server(home, port)
+    try:
+        _deliver_and_name_the_loss(f"http://127.0.0.1:{port}", tmp_path)
+    finally:
+        stop_cumulo_server(server)
+    # The server that took the final report says so in its log, naming the run.
+    warnings = [
+        line for line in (home / "server.log").read_text().splitlines() if "WARNING" in line
+    ]
+    assert any("data lost on the way" in line for line in warnings), warnings
+
+
+def _deliver_and_name_the_loss(cumulo_server_url: str, tmp_path: Path) -> None:
     name = f"ws-{uuid.uuid4().hex[:10]}"
     HttpTransport(cumulo_server_url).create_workspace(name)
     ws = Workspace.connect(cumulo_server_url, name)

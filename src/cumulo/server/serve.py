@@ -9,6 +9,7 @@ several servers on one PostgreSQL, run safely side by side.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -84,7 +85,19 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
 
 def app_from_env() -> FastAPI:
     """The app factory uvicorn calls in each worker."""
+    _log_to_stderr()
     return create_app(settings_from_env())
+
+
+def _log_to_stderr() -> None:
+    """The server's own messages (scheduler, supervisor, audit) with time, level and source,
+    beside uvicorn's; without a handler Python would print warnings bare and drop the rest."""
+    logger = logging.getLogger("cumulo")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def serve(

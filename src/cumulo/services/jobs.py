@@ -7,6 +7,7 @@ scheduler's (``services/scheduler.py``).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +43,10 @@ from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentService, env_cache_dir
 from cumulo.services.snapshots import SnapshotService
 from cumulo.store.jobs import JobStore
+
+log = logging.getLogger("cumulo.jobs")
+# What a job's runner could not deliver before it gave up (see compute.runner).
+UNDELIVERED = ("undelivered_metric_points", "undelivered_log_lines")
 
 
 class JobService:
@@ -294,6 +299,9 @@ class JobService:
             if asked and asked.get(SCRIPT_FAILED):  # the script called run.fail()
                 wanted, error = RunStatus.FAILED, asked
         run = self.meta.set_run_status(workspace, run_id, wanted, error=error)
+        lost = {k: error[k] for k in UNDELIVERED if error and error.get(k)}
+        if lost:  # the run says so too; operators learn it from the server's log
+            log.warning("run %s in %s ended with data lost on the way: %s", run_id, workspace, lost)
         if run.run_status.is_terminal:
             self.store.update_job(run_id, state=JobState.DONE.value, release=True)
             self.services.auth.revoke_job_tokens([run_id])  # the job's credentials end with it
