@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -296,6 +297,16 @@ class HostServer:
     def log(self) -> str:
         path = self.home / "server.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it does nothing, its scheduler included, until resumed.
+
+        Its port still takes connections (the kernel queues them): send it nothing meanwhile.
+        """
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
 
 
 def start_server(

@@ -2,13 +2,16 @@
 
 MLflow clients write through the balancer; every server then answers the same
 runs, metrics and artifacts. A server killed with SIGKILL loses no acknowledged
-write and the balancer keeps serving through the others. An endpoint's replica
-registers its host's address, and the other hosts score it.
+write and the balancer keeps serving through the others. A job whose server is
+killed goes on reporting to another host's server. A pool node started by host 3
+runs the jobs queued through host 1. An endpoint's replica registers its host's
+address, and the other hosts score it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -143,10 +147,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         args = ["--database-url", pg, "--artifact-root", "s3://cumulo/team", "--auth", "token"]
+        urls = [f"http://{host.address}:{SERVER_PORT}" for host in network.hosts]
         # All three start at once: they open (and migrate) the one database together.
+        # Jobs report to every server, their own host's first (CUMULO_SERVICE_URLS).
         servers = [
-            start_server(host, SERVER_PORT, root / host.name / "home", args, env)
-            for host in network.hosts
+            start_server(
+                host,
+                SERVER_PORT,
+                root / host.name / "home",
+                args,
+                {**env, "CUMULO_SERVICE_URLS": ",".join(urls[i:] + urls[:i])},
+            )
+            for i, host in enumerate(network.hosts)
         ]
         stack.callback(lambda: [stop_server(s) for s in servers])  # the list, as it is then
         wait_healthy(servers)
@@ -334,6 +346,206 @@ def _wait_for(condition, timeout: float) -> None:  # type: ignore[no-untyped-def
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.05)
+
+
+# ------------------------------------------------------------ jobs across hosts
+TICKS = 60  # one point and one line every 0.1 s: about 6 s
+
+TICKING = """
+import sys, time
+from cumulo import Run
+run = Run.get_context()
+for step in range(int(sys.argv[1])):
+    run.log("tick", float(step), step=step)
+    print("tick", step, flush=True)
+    time.sleep(0.1)
+"""
+
+
+def _until(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    """``condition()``'s first true value, polled until ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _new_workspace(cluster: Cluster, server: HostServer, tmp_path: Path) -> tuple[str, Path]:
+    """A fresh workspace (made through ``server``) and a source folder holding ticks.py."""
+    name = f"ws-{uuid.uuid4().hex[:8]}"
+    with cluster.client(server.url) as direct:
+        direct.post("/api/v1/workspaces", json={"name": name}).raise_for_status()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ticks.py").write_text(TICKING)
+    return name, src
+
+
+def _steps(cluster: Cluster, server: HostServer, workspace: str, run_id: str) -> list[int]:
+    from cumulo.sdk.http import HttpTransport
+
+    http = HttpTransport(server.url, token=cluster.token, timeout=10)
+    try:
+        return list(http.get_metric_history(workspace, run_id, "tick")["step"])
+    except Exception:  # not there yet
+        return []
+    finally:
+        http.close()
+
+
+def _ended(cluster: Cluster, server: HostServer, workspace: str, run_id: str) -> Any:
+    from cumulo.sdk.http import HttpTransport
+
+    http = HttpTransport(server.url, token=cluster.token, timeout=10)
+    try:
+        run = http.get_run(workspace, run_id)
+    finally:
+        http.close()
+    return run if run.status in ("Completed", "Failed", "Canceled") else None
+
+
+def _printed(cluster: Cluster, server: HostServer, workspace: str, run_id: str) -> list[str]:
+    with cluster.client(server.url) as direct:
+        logs = _ok(
+            direct.get(f"/api/v1/workspaces/{workspace}/jobs/{run_id}/logs", params={"limit": 5000})
+        )
+    text = "".join(chunk["text"] for chunk in logs["chunks"])
+    return [line for line in text.splitlines() if line.startswith("tick ")]
+
+
+def _job_pid(server: HostServer, run_id: str) -> int:
+    """The pid of a job's script, from the folder its agent runs in on ``server``'s host."""
+    for child in server.home.glob("jobs/**/child.json"):
+        if run_id in str(child):
+            return int(json.loads(child.read_text())["pid"])
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _restart(cluster: Cluster, which: int) -> None:
+    """Start server ``which`` again on its own home, as it was started."""
+    old = cluster.servers[which]
+    if old.proc.poll() is None:
+        stop_server(old)
+    cluster.servers[which] = new = start_server(old.host, old.port, old.home, old.args, old.env)
+    wait_healthy([new])
+
+
+def test_a_job_keeps_reporting_through_host_2_when_host_1s_server_is_killed(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from cumulo import Experiment, ScriptRunConfig, Workspace
+
+    first, second, third = cluster.servers
+    assert all(s.proc.poll() is None for s in cluster.servers)
+    workspace, src = _new_workspace(cluster, first, tmp_path)
+    ws = Workspace.connect(first.url, workspace, token=cluster.token)
+    run = Experiment(ws, "failover").submit(
+        ScriptRunConfig(src, "ticks.py", arguments=[str(TICKS)])
+    )
+    # The job runs on host 1, a child of its server (in a session of its own), and
+    # reports to host 1's server first. Once about 2 s of points are in, that
+    # server dies without a word.
+    _until(lambda: len(_steps(cluster, second, workspace, run.id)) >= 20, 90, "first points")
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    logged_before = len(_steps(cluster, second, workspace, run.id))
+    pid = _job_pid(first, run.id)
+    assert pid and _alive(pid), "the job died with the server that launched it"
+    assert logged_before < TICKS - 20  # most of the job is still to come
+    try:
+        # Its script fails over to host 2's server over the subnet; its agent writes
+        # status and output straight to the shared database. It ends well inside the
+        # lease (15 s): the other hosts would otherwise take it over and, unable to
+        # look at host 1's processes, give it up as lost.
+        ended = _until(lambda: _ended(cluster, second, workspace, run.id), 60, "the job to end")
+        assert ended.status == "Completed", ended.error
+        assert ended.error is None
+        for server in (second, third):
+            assert sorted(_steps(cluster, server, workspace, run.id)) == list(range(TICKS))
+            assert _printed(cluster, server, workspace, run.id) == [
+                f"tick {step}" for step in range(TICKS)
+            ]
+    finally:
+        _restart(cluster, 0)
+
+
+def _query(cluster: Cluster, sql: str, **params: Any) -> list[Any]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(cluster.database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sqlalchemy.text(sql), params).all())
+    finally:
+        engine.dispose()
+
+
+def test_a_pool_node_on_host_3_runs_jobs_queued_through_host_1(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from cumulo import ComputeTarget, Experiment, LocalPool, ScriptRunConfig, Workspace
+
+    first, second, third = cluster.servers
+    assert all(s.proc.poll() is None for s in cluster.servers)
+    workspace, src = _new_workspace(cluster, first, tmp_path)
+    ws1 = Workspace.connect(first.url, workspace, token=cluster.token)
+    # A pool of one node that idles a minute before it stops: once host 3 has
+    # started that node, no other host can start one, and every job of the pool
+    # runs there.
+    pool = ComputeTarget.create(
+        ws1, "pool", LocalPool(max_nodes=1, idle_seconds_before_scaledown=60)
+    )
+    config = ScriptRunConfig(src, "ticks.py", arguments=["5"], compute_target="pool")
+    # Every server's scheduler scales every pool; hosts 1 and 2 are frozen while
+    # host 3's scheduler starts the node for a first job queued through host 3.
+    first.pause()
+    second.pause()
+    try:
+        ws3 = Workspace.connect(third.url, workspace, token=cluster.token)
+        opener = Experiment(ws3, "pool").submit(config)
+        _until(lambda: _ended(cluster, third, workspace, opener.id), 60, "the first pool job")
+    finally:
+        first.resume()
+        second.resume()
+    queued = [Experiment(ws1, "pool").submit(config) for _ in range(3)]
+    try:
+        for run in [opener, *queued]:
+            ended = _until(lambda r=run: _ended(cluster, second, workspace, r.id), 60, "a pool job")
+            assert ended.status == "Completed", ended.error
+            assert _steps(cluster, second, workspace, run.id) == [0, 1, 2, 3, 4]
+            assert _printed(cluster, first, workspace, run.id) == [f"tick {i}" for i in range(5)]
+        nodes = _query(
+            cluster,
+            "SELECT n.id, n.host FROM pool_nodes n JOIN workspaces w ON w.id = n.workspace_id "
+            "WHERE w.name = :ws AND n.target = 'pool'",
+            ws=workspace,
+        )
+        # One node, on host 3: the host it records is host 3's advertise address.
+        assert len(nodes) == 1, nodes
+        node_id, host = nodes[0]
+        assert host.startswith(f"{third.host.address}/"), host
+        jobs = _query(
+            cluster,
+            "SELECT run_id, node, handle FROM jobs WHERE run_id = ANY(:ids)",
+            ids=[run.id for run in [opener, *queued]],
+        )
+        assert len(jobs) == 4
+        for run_id, node, handle in jobs:
+            assert node == node_id, run_id
+            assert json.loads(handle)["host"] == host, run_id
+    finally:
+        pool.delete()  # its node sees the pool gone and stops
 
 
 def test_an_endpoint_hosted_on_one_host_is_scored_through_another(
