@@ -72,6 +72,42 @@ class TargetState:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class HeadRecord:
+    """A managed head as the shared store records it: one per cluster (workspace + target).
+
+    ``owner`` started (or took over) the head and renews ``lease_expires_at``
+    (ms) while it looks after it; ``address`` is empty while the head starts.
+    ``host`` (``host_id``) says where ``pid`` means something.
+    """
+
+    owner: str
+    lease_expires_at: int
+    address: str = ""
+    host: str = ""
+    pid: int = 0
+    start: int | None = None  # the process's start time (processes.start_time)
+
+
+class HeadRegistry(Protocol):
+    """Where one cluster's managed head is recorded, shared by every process over a store.
+
+    The owner is this process's scheduler (``owner``); ``claim`` succeeds only
+    while no live record exists (none, or its lease expired), so one process at a
+    time starts or takes over the head; the others ``read`` it to use its address.
+    """
+
+    owner: str
+    advertise_host: str | None  # the address other machines reach this one at
+    lease_ms: int
+
+    def read(self) -> HeadRecord | None: ...
+    def claim(self) -> bool: ...
+    def publish(self, address: str, host: str, pid: int, start: int | None) -> bool: ...
+    def renew(self) -> bool: ...
+    def release(self, any_owner: bool = False) -> bool: ...
+
+
 class Backend(Protocol):
     kind: str
 
@@ -82,8 +118,14 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def load_backend(kind: str, config: dict[str, Any], home: Path) -> Backend:
-    """Instantiate the backend for a target of ``kind`` (importing its module now)."""
+def load_backend(
+    kind: str, config: dict[str, Any], home: Path, heads: HeadRegistry | None = None
+) -> Backend:
+    """Instantiate the backend for a target of ``kind`` (importing its module now).
+
+    ``heads`` records a Ray target's managed head in the shared store (without it,
+    in this home only).
+    """
     path = REGISTRY.get(kind)
     if path is None:
         raise InvalidInput(f"No compute backend for kind {kind!r}; known: {sorted(REGISTRY)}.")
@@ -95,5 +137,6 @@ def load_backend(kind: str, config: dict[str, Any], home: Path) -> Backend:
             f"The {kind!r} compute backend could not be loaded ({exc}); "
             f"install it with: pip install 'cumulo[{kind}]'"
         ) from exc
-    backend: Backend = getattr(module, cls_name)(config, home)
+    cls = getattr(module, cls_name)
+    backend: Backend = cls(config, home, heads) if kind == "ray" else cls(config, home)
     return backend

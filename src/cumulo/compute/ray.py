@@ -26,11 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
-from cumulo.compute.base import AGENT_MODULE, JOB_FOLDER, Launch, TargetState
+from cumulo.compute.base import (
+    AGENT_MODULE,
+    JOB_FOLDER,
+    LOOPBACK,
+    HeadRecord,
+    HeadRegistry,
+    Launch,
+    TargetState,
+    host_id,
+)
 from cumulo.core.errors import ConfigError, Unavailable
 
 _ENDED = {"SUCCEEDED", "FAILED", "STOPPED"}
-_heads: dict[str, ManagedRayHead] = {}
+# The heads this process runs as owner, by ``<home>/ray/<workspace>-<target>.json``.
+_heads: dict[str, _Managed] = {}
+_registries: dict[str, HeadRegistry] = {}  # the shared record of each, where one is kept
+_key_locks: dict[str, threading.Lock] = {}
 _heads_lock = threading.Lock()
 
 
@@ -47,33 +59,45 @@ def _job_submission() -> Any:
 class RayBackend:
     kind = "ray"
 
-    def __init__(self, config: dict[str, Any], home: Path) -> None:
+    def __init__(
+        self, config: dict[str, Any], home: Path, heads: HeadRegistry | None = None
+    ) -> None:
         self.config = config
         self.home = home
+        # Where a managed head is recorded for every server over the store; None: this home.
+        self.heads = heads
         self._client: Any = None
+        self._client_address = ""
 
     # ---------------------------------------------------------------- client
+    @property
+    def _key(self) -> str:
+        return str(self.config.get("_key", "managed"))
+
     @property
     def address(self) -> str:
         if self.config.get("address"):
             return str(self.config["address"])
-        state = self.home / "ray" / f"{self.config.get('_key', 'managed')}.json"
-        head = managed_head(state, self.config)
-        return head.address
+        state = self.home / "ray" / f"{self._key}.json"
+        if self.heads is not None:
+            return shared_head(state, self.config, self.heads)
+        return managed_head(state, self.config).address
 
     def client(self) -> Any:
-        if self._client is None:
+        address = self.address
+        if self._client is None or address != self._client_address:  # a head taken over
             js = _job_submission()
             headers = {}
             if self.config.get("token"):
                 headers["Authorization"] = f"Bearer {self.config['token']}"
             try:
-                self._client = js.JobSubmissionClient(self.address, headers=headers or None)
+                self._client = js.JobSubmissionClient(address, headers=headers or None)
             except Exception as exc:
                 raise Unavailable(
-                    f"Cannot reach the Ray cluster at {self.address}: {exc}. Check that its "
+                    f"Cannot reach the Ray cluster at {address}: {exc}. Check that its "
                     "dashboard (Jobs API) is up."
                 ) from exc
+            self._client_address = address
         return self._client
 
     # ------------------------------------------------------------ interface
@@ -128,7 +152,10 @@ class RayBackend:
             raise Unavailable(f"Ray did not stop the job: {exc}") from exc
 
     def close(self) -> None:
+        """Drop the client; a managed head this backend owns runs on, its lease left to lapse."""
         self._client = None
+        if self.heads is not None and not self.config.get("address"):
+            leave_head(self.home, self._key)
 
     def _is_loopback(self) -> bool:
         address = self.address
@@ -155,15 +182,32 @@ def head_environment() -> dict[str, str]:
 
 
 class ManagedRayHead:
-    """A single-node Ray head on 127.0.0.1 (``ray start --head --block``), ours to stop."""
+    """A single-node Ray head (``ray start --head --block``), ours to stop.
 
-    def __init__(self, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    It binds to ``host`` (the advertise host, so that other machines reach it), or
+    to 127.0.0.1 without one.
+    """
+
+    def __init__(
+        self, num_cpus: int | None = None, num_gpus: int | None = None, host: str | None = None
+    ) -> None:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.bind = host or LOOPBACK
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.temp = ""
         self.pid = 0
+        self.start_ticks: int | None = None  # the process's start time (processes.start_time)
+        self.local = True  # its process runs on this host (else only its address is ours)
+        self.host = ""  # compute.base.host_id of its host, where recorded
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self.local:
+            return bool(self.pid) and processes.alive(self.pid, self.start_ticks)
+        return _answers(self.address)
 
     def start(self, timeout: float = 90.0) -> ManagedRayHead:
         ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -171,9 +215,13 @@ class ManagedRayHead:
             raise ConfigError("Ray is not installed: pip install 'cumulo[ray]'.")
         self.temp = tempfile.mkdtemp(prefix="cray", dir="/tmp")  # socket paths must be short
         gcs, dash, client, agent = (_free_port() for _ in range(4))
+        try:
+            ip = socket.gethostbyname(self.bind)
+        except OSError as exc:
+            raise ConfigError(f"The advertise host {self.bind!r} does not resolve: {exc}") from exc
         argv = [
-            ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-            f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+            ray_bin, "start", "--head", "--block", f"--node-ip-address={ip}",
+            f"--port={gcs}", "--include-dashboard=true", f"--dashboard-host={ip}",
             f"--dashboard-port={dash}", f"--ray-client-server-port={client}",
             f"--dashboard-agent-listen-port={agent}", f"--temp-dir={self.temp}",
             "--disable-usage-stats",
@@ -190,7 +238,8 @@ class ManagedRayHead:
                 start_new_session=True,
             )  # fmt: skip
         self.pid = self.proc.pid
-        self.address = f"http://127.0.0.1:{dash}"
+        self.start_ticks = processes.start_time(self.pid)
+        self.address = f"http://{self.bind}:{dash}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -212,9 +261,9 @@ class ManagedRayHead:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 processes.end_groups([self.proc.pid], grace=0.0)
-        elif self.pid and not self.proc:
+        elif self.pid and not self.proc and self.local:
             processes.end_groups([self.pid], grace=10.0)
-        if self.temp:
+        if self.temp and self.local:
             _kill_mentioning(self.temp)
             shutil.rmtree(self.temp, ignore_errors=True)
 
@@ -235,43 +284,225 @@ def _kill_mentioning(text: str) -> None:
 
 
 def managed_head(state: Path, config: dict[str, Any]) -> ManagedRayHead:
-    """The managed head of a target: reused while alive (even across restarts), else started."""
+    """The managed head of a target known to this home only (no shared store to record it):
+    reused while alive (even across restarts), else started."""
     key = str(state)
-    with _heads_lock:
-        head = _heads.get(key)
-        if head is not None and head.proc is not None and head.proc.poll() is None:
-            return head
+    with _key_lock(key), _heads_lock:
+        entry = _heads.get(key)
+        if entry is not None and entry.head.running():
+            return entry.head
         saved = processes.read_json(state)
         if saved and processes.alive(int(saved["pid"]), saved.get("start")):
             head = ManagedRayHead(config.get("num_cpus"), config.get("num_gpus"))
             head.address, head.pid, head.temp = saved["address"], saved["pid"], saved["temp"]
-            _heads[key] = head
+            head.start_ticks = saved.get("start")
+            _heads[key] = _Managed(head)
             return head
         head = ManagedRayHead(config.get("num_cpus"), config.get("num_gpus")).start()
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(
-            json.dumps(
-                {
-                    "address": head.address,
-                    "pid": head.pid,
-                    "start": processes.start_time(head.pid),
-                    "temp": head.temp,
-                }
-            )
-        )
-        _heads[key] = head
+        _remember(state, head)
+        _heads[key] = _Managed(head)
         return head
 
 
+class _Managed:
+    """A head this process uses as its owner; with a registry, a thread renews its lease."""
+
+    def __init__(self, head: ManagedRayHead, registry: HeadRegistry | None = None) -> None:
+        self.head = head
+        self.registry = registry
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def renew_in_background(self, key: str) -> None:
+        self.thread = threading.Thread(
+            target=self._renew, args=(key,), name="cumulo-ray-head-lease", daemon=True
+        )
+        self.thread.start()
+
+    def stop_renewing(self) -> None:
+        self.done.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(10)
+
+    def _renew(self, key: str) -> None:
+        registry = self.registry
+        assert registry is not None
+        period = max(registry.lease_ms / 3000, 0.05)
+        while not self.done.wait(period):
+            try:
+                if self.head.address and not self.head.running():
+                    registry.release()  # the head ended: the next user starts one
+                    lost = True
+                else:
+                    lost = not registry.renew()
+            except Exception:  # the store is away a moment: the lease has slack
+                continue
+            if not lost:
+                continue
+            with _heads_lock:
+                if _heads.get(key) is self:
+                    del _heads[key]
+            if self.head.address and self.head.running():
+                with contextlib.suppress(Exception):
+                    record = registry.read()
+                    if record is None or record.address != self.head.address:
+                        self.head.stop()  # its target is gone, or another head replaced it
+            return
+
+
+def _usable(record: HeadRecord, here: str) -> bool:
+    """Whether this machine can reach the recorded head (loopback only on its own host)."""
+    host = record.address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return record.host == here or host not in ("127.0.0.1", "localhost")
+
+
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(address + "/api/version", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _temp_dir(pid: int) -> str:
+    """The temp dir a running head on this host was started with (its processes name it)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return ""
+    return next((a.split("=", 1)[1] for a in argv if a.startswith("--temp-dir=")), "")
+
+
+def shared_head(
+    state: Path, config: dict[str, Any], registry: HeadRegistry, timeout: float = 180.0
+) -> str:
+    """The address of a cluster's managed head, recorded in the shared store: one per cluster.
+
+    A live record is used as it is (waiting while its owner starts the head); with
+    none, or once its owner's lease ran out, this process claims it: it takes over
+    the head if that still answers, else starts one, and renews the lease while
+    it runs. ``state`` names the head in this process and this home.
+    """
+    key = str(state)
+    _registries[key] = registry
+    here = host_id(registry.advertise_host)
+    deadline = time.monotonic() + timeout
+    with _key_lock(key):
+        while True:
+            with _heads_lock:
+                entry = _heads.get(key)
+            if entry is not None and entry.head.running():
+                return entry.head.address
+            record = registry.read()
+            now = time.time() * 1000
+            if (
+                record is not None
+                and record.lease_expires_at > now
+                and record.owner != registry.owner
+            ):
+                if record.address:
+                    if _usable(record, here):
+                        return record.address
+                    raise Unavailable(
+                        f"The managed Ray head runs on another machine ({record.host}) at a "
+                        f"loopback address ({record.address}); set CUMULO_ADVERTISE_HOST on the "
+                        "servers so that their heads are reachable."
+                    )
+            elif registry.claim():
+                return _own(state, config, registry, record, here)
+            if time.monotonic() > deadline:
+                raise Unavailable(f"The managed Ray head did not come up within {timeout:.0f}s.")
+            time.sleep(0.3)  # another process is starting the head, or just claimed it
+
+
+def _own(
+    state: Path,
+    config: dict[str, Any],
+    registry: HeadRegistry,
+    record: HeadRecord | None,
+    here: str,
+) -> str:
+    """Run the head as its owner: take over the recorded one if it still answers, else start one."""
+    key = str(state)
+    head = ManagedRayHead(
+        config.get("num_cpus"), config.get("num_gpus"), host=registry.advertise_host
+    )
+    entry = _Managed(head, registry)
+    entry.renew_in_background(key)  # the lease is kept while the head starts
+    try:
+        if record and record.address and _usable(record, here) and _answers(record.address):
+            head.address, head.pid, head.start_ticks = record.address, record.pid, record.start
+            head.host, head.local = record.host, record.host == here
+            head.temp = _temp_dir(record.pid) if head.local else ""
+        else:
+            head.start()
+            head.host = here
+        if not registry.publish(head.address, head.host, head.pid, head.start_ticks):
+            raise Unavailable("Another process took over the managed Ray head as it started.")
+    except BaseException:
+        entry.stop_renewing()
+        with contextlib.suppress(Exception):
+            registry.release()
+        if head.proc is not None:
+            head.stop()
+        raise
+    if head.proc is not None:
+        _remember(state, head)
+    with _heads_lock:
+        _heads[key] = entry
+    return head.address
+
+
+def _remember(state: Path, head: ManagedRayHead) -> None:
+    """Note the head this home started (its processes are this host's to stop)."""
+    state.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "address": head.address,
+        "pid": head.pid,
+        "start": head.start_ticks,
+        "temp": head.temp,
+    }
+    state.write_text(json.dumps(record))
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _heads_lock:
+        return _key_locks.setdefault(key, threading.Lock())
+
+
+def leave_head(home: Path, key: str) -> None:
+    """Stop renewing the lease of target ``key``'s head here; the head goes on, and
+    another process takes it over once the lease runs out."""
+    state = str(home / "ray" / f"{key}.json")
+    with _heads_lock:
+        entry = _heads.get(state)
+        if entry is None or entry.registry is None:
+            return
+        del _heads[state]
+    entry.stop_renewing()
+
+
 def stop_managed_head(home: Path, key: str) -> bool:
-    """Stop the managed head of target ``key`` (``<workspace>-<target>``), if it runs."""
+    """Stop the managed head of target ``key`` (``<workspace>-<target>``), if it runs.
+
+    Its record in the shared store goes too: an owner elsewhere then stops its head.
+    """
     state = home / "ray" / f"{key}.json"
     with _heads_lock:
-        head = _heads.pop(str(state), None)
+        entry = _heads.pop(str(state), None)
+        registry = _registries.pop(str(state), None)
+    head = None
+    if entry is not None:
+        entry.stop_renewing()
+        head = entry.head
+        registry = entry.registry or registry
     saved = processes.read_json(state)
     if head is None and saved and processes.alive(int(saved["pid"]), saved.get("start")):
         head = ManagedRayHead()
         head.pid, head.temp, head.address = saved["pid"], saved["temp"], saved["address"]
+    if registry is not None:
+        with contextlib.suppress(Exception):
+            registry.release(any_owner=True)
     state.unlink(missing_ok=True)
     if head is None:
         return False
@@ -281,10 +512,14 @@ def stop_managed_head(home: Path, key: str) -> bool:
 
 def stop_managed_heads() -> None:
     with _heads_lock:
-        heads = list(_heads.values())
+        entries = list(_heads.values())
         _heads.clear()
-    for head in heads:
-        head.stop()
+    for entry in entries:
+        entry.stop_renewing()
+        if entry.registry is not None:
+            with contextlib.suppress(Exception):
+                entry.registry.release()
+        entry.head.stop()
 
 
 __all__ = [
@@ -292,6 +527,8 @@ __all__ = [
     "ManagedRayHead",
     "RayBackend",
     "head_environment",
+    "leave_head",
+    "shared_head",
     "stop_managed_head",
     "stop_managed_heads",
 ]

@@ -51,6 +51,7 @@ from cumulo.core.status import RunStatus
 from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
 from cumulo.services.jobs import JobService, ServiceChannel, job_service
+from cumulo.services.ray_heads import head_registry
 from cumulo.services.snapshots import extract
 from cumulo.store.jobs import as_seen
 
@@ -396,7 +397,18 @@ class Scheduler:
             if found is None:
                 info = self.jobs.get_compute_target(workspace, target)
                 config = {**info.config, "_key": f"{workspace}-{target}"}
-                found = self._backends[key] = load_backend(info.kind, config, self.jobs.home)
+                # A managed Ray head is recorded in the store: one per cluster, whichever
+                # server (with whatever home) needs it first starts it, the others use it.
+                heads = head_registry(
+                    self.jobs.store.db,
+                    workspace,
+                    target,
+                    owner=self.owner,
+                    lease_ms=self.lease_ms,
+                    advertise_host=self.jobs.settings.advertise_host,
+                )
+                found = load_backend(info.kind, config, self.jobs.home, heads)
+                self._backends[key] = found
         return found
 
     def _give_up(self, job: JobInfo) -> bool:

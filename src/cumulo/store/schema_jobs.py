@@ -114,3 +114,21 @@ snapshots = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("workspace_id", "hash"),
 )
+
+# The managed Ray head of a cluster (workspace + target): one per cluster, shared by
+# every server over the store. Its owner started or took over the head and renews
+# the lease while it runs it; ``address`` is NULL while the head starts.
+ray_heads = Table(
+    "ray_heads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("lease_expires_at", BigInteger, nullable=False),
+    Column("address", String(255)),
+    Column("host", String(255)),  # where ``pid`` means something (compute.base.host_id)
+    Column("pid", Integer),
+    Column("start", BigInteger),  # the process's start time, in clock ticks since boot
+    UniqueConstraint("workspace_id", "target"),
+)

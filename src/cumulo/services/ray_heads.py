@@ -1,0 +1,86 @@
+"""The head registry of a Ray target, over the shared store (``compute.base.HeadRegistry``).
+
+Every scheduler over one store sees the same record, so a cluster (workspace +
+target) gets one managed head however many servers (with whatever homes) need it.
+"""
+
+from __future__ import annotations
+
+from cumulo.compute.base import HeadRecord
+from cumulo.store.db import Database
+from cumulo.store.ray_heads import RayHeadStore
+
+
+class StoreHeadRegistry:
+    """The record of one cluster's managed head, claimed and renewed as ``owner``."""
+
+    def __init__(
+        self,
+        store: RayHeadStore,
+        workspace: str,
+        target: str,
+        *,
+        owner: str,
+        lease_ms: int,
+        advertise_host: str | None = None,
+    ) -> None:
+        self.store = store
+        self.workspace = workspace
+        self.target = target
+        self.owner = owner
+        self.lease_ms = lease_ms
+        self.advertise_host = advertise_host
+
+    def read(self) -> HeadRecord | None:
+        row = self.store.read(self.workspace, self.target)
+        if row is None:
+            return None
+        return HeadRecord(
+            owner=row["owner"],
+            lease_expires_at=int(row["lease_expires_at"]),
+            address=row["address"] or "",
+            host=row["host"] or "",
+            pid=int(row["pid"] or 0),
+            start=row["start"],
+        )
+
+    def claim(self) -> bool:
+        return self.store.claim(self.workspace, self.target, self.owner, self.lease_ms)
+
+    def publish(self, address: str, host: str, pid: int, start: int | None) -> bool:
+        return self.store.publish(
+            self.workspace,
+            self.target,
+            self.owner,
+            self.lease_ms,
+            address=address,
+            host=host,
+            pid=pid,
+            start=start,
+        )
+
+    def renew(self) -> bool:
+        return self.store.renew(self.workspace, self.target, self.owner, self.lease_ms)
+
+    def release(self, any_owner: bool = False) -> bool:
+        return self.store.release(self.workspace, self.target, None if any_owner else self.owner)
+
+
+def head_registry(
+    database: Database,
+    workspace: str,
+    target: str,
+    *,
+    owner: str,
+    lease_ms: int,
+    advertise_host: str | None = None,
+) -> StoreHeadRegistry:
+    """The registry a Ray backend of ``workspace``/``target`` is given."""
+    return StoreHeadRegistry(
+        RayHeadStore(database),
+        workspace,
+        target,
+        owner=owner,
+        lease_ms=lease_ms,
+        advertise_host=advertise_host,
+    )

@@ -1,0 +1,104 @@
+"""A managed Ray head is one per cluster (workspace + target), recorded in the shared
+store: servers over one database, each with a home of its own, share it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from tests.jobs.conftest import wait_until
+
+from cumulo import ComputeTarget, RayCluster, Workspace
+from cumulo.core.entities import now_ms
+from cumulo.services.context import open_services
+from cumulo.services.scheduler import Scheduler
+from cumulo.store.ray_heads import RayHeadStore
+
+pytestmark = pytest.mark.slow
+
+
+def _ray_starts() -> set[int]:
+    """The ``ray start --head`` processes that this test process started."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"start" in argv and b"--head" in argv:
+            found.add(int(entry.name))
+    return found
+
+
+def test_servers_with_their_own_homes_share_one_head_and_take_it_over(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    from cumulo.compute.ray import stop_managed_heads
+
+    ComputeTarget.create(ws, "shared-ray", RayCluster.managed(num_cpus=1))
+    assert ws._settings is not None
+    services = open_services(ws._settings)
+    heads = RayHeadStore(services.database)
+
+    def server(name: str) -> Scheduler:
+        """A scheduler as a server with home ``name`` runs it, over the same database."""
+        settings = dataclasses.replace(services.settings, home=tmp_path / name)
+        own = dataclasses.replace(services, settings=settings)
+        return Scheduler(own, owner=name, lease_seconds=3.0)
+
+    first, second = server("first"), server("second")
+    before = _ray_starts()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            addresses = list(
+                pool.map(lambda s: s.backend(ws.name, "shared-ray").address, [first, second])
+            )
+        started = _ray_starts() - before
+        assert len(started) == 1, "each server started a head"
+        assert addresses[0] == addresses[1]
+        address = addresses[0]
+        assert address.startswith("http://127.0.0.1:")  # no advertise host: loopback
+        record = heads.read(ws.name, "shared-ray")
+        assert record is not None and record["address"] == address
+        owner = record["owner"]
+        assert owner in ("first", "second") and record["pid"] in started
+
+        # Its owner renews the lease while it runs the head.
+        time.sleep(4.0)
+        record = heads.read(ws.name, "shared-ray")
+        assert record is not None and record["owner"] == owner
+        assert record["lease_expires_at"] > now_ms()
+
+        # The owner goes (its server stops): the head runs on, the lease runs out, and
+        # the other server takes the head over instead of starting one.
+        gone, other = (first, second) if owner == "first" else (second, first)
+        gone.stop()
+        wait_until(
+            lambda: heads.read(ws.name, "shared-ray")["lease_expires_at"] < now_ms(),  # type: ignore[index]
+            30,
+            "the owner's lease to run out",
+        )
+        assert other.backend(ws.name, "shared-ray").address == address
+        record = heads.read(ws.name, "shared-ray")
+        assert record is not None and record["owner"] == other.owner
+        assert _ray_starts() - before == started
+        time.sleep(4.0)
+        record = heads.read(ws.name, "shared-ray")
+        assert record is not None and record["owner"] == other.owner
+        assert record["lease_expires_at"] > now_ms()
+        with urllib.request.urlopen(address + "/api/version", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        stop_managed_heads()
+        first.stop()
+        second.stop()
+    assert heads.read(ws.name, "shared-ray") is None
