@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import create_engine, text, update
 from tests.jobs.conftest import wait_until, write_script
 
 from cumulo import Experiment, Workspace
@@ -295,13 +295,23 @@ def test_a_change_made_on_a_stale_copy_changes_nothing(
     _settle(jobs, shared_ws, run_id)
 
 
+def _fresh_database(postgres_url: str) -> str:
+    name = f"takeover_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
 def test_a_takeover_never_takes_a_lease_renewed_meanwhile(
     postgres_url: str, tmp_path: Path
 ) -> None:
     """The renewal commits while the takeover waits on the row: the takeover takes nothing."""
     ws = Workspace.create(
         f"ws-{uuid.uuid4().hex[:8]}",
-        database_url=postgres_url,
+        # A database of its own: other tests' expired jobs would fill the takeover's batch.
+        database_url=_fresh_database(postgres_url),
         artifact_root=str(tmp_path / "artifacts"),
     )
     jobs, run_id = _queued_job(ws, tmp_path)
