@@ -14,12 +14,19 @@ import pytest
 from tests.jobs.conftest import wait_until
 
 from cumulo import ComputeTarget, RayCluster, Workspace
+from cumulo.compute.base import host_id
 from cumulo.core.entities import now_ms
-from cumulo.services.context import open_services
-from cumulo.services.scheduler import Scheduler
+from cumulo.services.context import Services, open_services
+from cumulo.services.jobs import job_service
+from cumulo.services.ray_heads import StoreHeadRegistry
+from cumulo.services.scheduler import LEASE_SECONDS, Scheduler
+from cumulo.services.supervisor import Hosting, Supervisor
 from cumulo.store.ray_heads import RayHeadStore
 
-pytestmark = pytest.mark.slow
+
+def _server(services: Services, home: Path) -> Services:
+    """The services of a server with home ``home`` over the same database."""
+    return dataclasses.replace(services, settings=dataclasses.replace(services.settings, home=home))
 
 
 def _ray_starts() -> set[int]:
@@ -38,6 +45,7 @@ def _ray_starts() -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_servers_with_their_own_homes_share_one_head_and_take_it_over(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -102,3 +110,57 @@ def test_servers_with_their_own_homes_share_one_head_and_take_it_over(
         first.stop()
         second.stop()
     assert heads.read(ws.name, "shared-ray") is None
+
+
+def test_deleting_a_target_forgets_its_head_from_a_server_that_never_used_it(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ComputeTarget.create(ws, "gone-ray", RayCluster.managed(num_cpus=1))
+    assert ws._settings is not None
+    services = open_services(ws._settings)
+    heads = RayHeadStore(services.database)
+    assert heads.claim(ws.name, "gone-ray", "another-server", 60_000)
+
+    other = _server(services, tmp_path / "other")  # no scheduler of its own made a backend
+    job_service(other).delete_compute_target(ws.name, "gone-ray")
+    # Gone from the store: the owner's lease renewal finds it so and stops its head.
+    assert heads.read(ws.name, "gone-ray") is None
+
+
+def test_the_replica_supervisor_uses_the_head_the_store_records(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ComputeTarget.create(ws, "serve-ray", RayCluster.managed(num_cpus=1))
+    assert ws._settings is not None
+    services = open_services(ws._settings)
+    heads = RayHeadStore(services.database)
+    # Another server's scheduler runs the cluster's head (nothing listens there: the
+    # supervisor only reads the record, it neither reaches nor starts a head).
+    address = "http://127.0.0.1:9"
+    here = host_id(services.settings.advertise_host)
+    owner, ttl, name = "another-server", 60_000, ws.name
+    assert heads.claim(name, "serve-ray", owner, ttl)
+    assert heads.publish(name, "serve-ray", owner, ttl, address=address, host=here, pid=1, start=0)
+
+    other = _server(services, tmp_path / "other")
+    supervisor = Supervisor(Hosting(other))
+    scheduler = Scheduler(other)
+    before = _ray_starts()
+    try:
+        backend, _port = supervisor._ray_target(ws.name, "serve-ray")
+        assert backend.address == address
+        assert _ray_starts() == before
+        registry = backend.heads
+        assert isinstance(registry, StoreHeadRegistry)
+        assert (registry.workspace, registry.target) == (ws.name, "serve-ray")
+        assert registry.owner == supervisor._head_owner
+        # The same lease and advertise host as the scheduler's registry of the target.
+        theirs = scheduler.backend(ws.name, "serve-ray").heads  # type: ignore[attr-defined]
+        assert registry.lease_ms == theirs.lease_ms == int(LEASE_SECONDS * 1000)
+        assert registry.advertise_host == theirs.advertise_host == other.settings.advertise_host
+        record = heads.read(ws.name, "serve-ray")
+        assert record is not None and record["owner"] == owner
+    finally:
+        scheduler.stop()
+        supervisor._executor.shutdown()
+        heads.release(ws.name, "serve-ray", None)

@@ -43,6 +43,7 @@ from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentService, env_cache_dir
 from cumulo.services.snapshots import SnapshotService
 from cumulo.store.jobs import JobStore
+from cumulo.store.ray_heads import RayHeadStore
 
 log = logging.getLogger("cumulo.jobs")
 # What a job's runner could not deliver before it gave up (see compute.runner).
@@ -132,6 +133,10 @@ class JobService:
             raise InvalidInput("The built-in 'local' target cannot be deleted.")
         info = self.store.get_target(workspace, name)
         self.store.delete_target(workspace, name)
+        if info.kind == TargetKind.RAY:
+            # The record of its managed head goes, whichever server runs the head: that
+            # server's lease renewal then finds it gone and stops the head.
+            RayHeadStore(self.store.db).release(workspace, name, None)
         if info.kind == TargetKind.RAY and info.config.get("managed"):
             from cumulo.compute.ray import stop_managed_head  # Ray's module only when used
 

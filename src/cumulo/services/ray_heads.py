@@ -6,9 +6,17 @@ target) gets one managed head however many servers (with whatever homes) need it
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING
+
 from cumulo.compute.base import HeadRecord
 from cumulo.store.db import Database
 from cumulo.store.ray_heads import RayHeadStore
+
+if TYPE_CHECKING:
+    from cumulo.services.jobs import JobService
 
 
 class StoreHeadRegistry:
@@ -83,4 +91,27 @@ def head_registry(
         owner=owner,
         lease_ms=lease_ms,
         advertise_host=advertise_host,
+    )
+
+
+def head_owner(role: str) -> str:
+    """A unique owner id for ``role``'s head leases: ``<role>-<host>-<pid>-<random>``."""
+    return f"{role}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def target_heads(
+    jobs: JobService, workspace: str, target: str, *, owner: str, lease_ms: int
+) -> StoreHeadRegistry:
+    """The registry of ``workspace``/``target``'s head over ``jobs``' store and advertise host.
+
+    Everything in a process that makes a Ray backend (the scheduler, the replica
+    supervisor) goes through the same record, so it never starts a second head.
+    """
+    return head_registry(
+        jobs.store.db,
+        workspace,
+        target,
+        owner=owner,
+        lease_ms=lease_ms,
+        advertise_host=jobs.settings.advertise_host,
     )

@@ -40,6 +40,7 @@ from cumulo.core.deployments import DeploymentState, code_archive, code_id, code
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
 from cumulo.services.context import Services
 from cumulo.services.deployments import DeploymentService
+from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.ray_serving import RayServeSet, serve_port
 from cumulo.serving.local import LocalReplicaSet, Summary, Want, listen_address, replica_url
 from cumulo.serving.metrics import MetricsBuffer
@@ -74,6 +75,7 @@ class Supervisor:
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._sets: dict[int, LocalReplicaSet | RayServeSet] = {}
         self._ray: dict[int, tuple[Any, int]] = {}  # deployment -> (Ray backend, Serve port)
+        self._head_owner = head_owner("serve")  # of the managed Ray heads it starts
         self._wants: dict[int, Want] = {}
         self._prepared: dict[tuple[int, int], Future[Want]] = {}
         self._states: dict[int, tuple[str, Any]] = {}
@@ -340,11 +342,13 @@ class Supervisor:
         )
 
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
-        """A Ray target's Jobs API client (a managed head starts here) and Serve's port."""
+        """A Ray target's Jobs API client (a managed head starts if none runs) and Serve's port."""
         from cumulo.compute.base import load_backend
         from cumulo.services.jobs import job_service
+        from cumulo.services.scheduler import LEASE_SECONDS
 
-        info = job_service(self.hosting.services).get_compute_target(workspace, target)
+        jobs = job_service(self.hosting.services)
+        info = jobs.get_compute_target(workspace, target)
         if info.kind != "ray":
             raise InvalidInput(
                 f"Compute target {target!r} is a {info.kind} target; deployments run on this "
@@ -352,7 +356,12 @@ class Supervisor:
             )
         home = Path(self.hosting.service.settings.home)
         key = f"{workspace}-{target}"
-        backend: Any = load_backend("ray", {**info.config, "_key": key}, home)
+        # The head is the cluster's, recorded in the store as the scheduler records it:
+        # one that any server (this one's scheduler too) runs already is used, not doubled.
+        heads = target_heads(
+            jobs, workspace, target, owner=self._head_owner, lease_ms=int(LEASE_SECONDS * 1000)
+        )
+        backend: Any = load_backend("ray", {**info.config, "_key": key}, home, heads)
         _ = backend.address  # starts a managed head now, in this worker thread
         return backend, serve_port(home, key)
 
