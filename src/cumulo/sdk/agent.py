@@ -17,12 +17,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cumulo.compute.base import JOB_FOLDER
 from cumulo.compute.runner import JobChannel, run_job
 from cumulo.core.jobs import EnvironmentSpec
-from cumulo.core.settings import Settings
+from cumulo.core.settings import Settings, parse_urls
+
+if TYPE_CHECKING:
+    from cumulo.services.scheduler import Endpoint
 
 
 def _direct() -> bool:
@@ -82,13 +85,25 @@ def standby() -> int:
     return run(Path(message["workdir"]))
 
 
+def node_endpoint(settings: Settings) -> Endpoint:
+    """A pool node's service: its first address, and every one it may find a server at."""
+    from cumulo.services.scheduler import Endpoint
+
+    return Endpoint(
+        os.environ.get("CUMULO_URL"),
+        issue_tokens=settings.auth == "token",
+        urls=parse_urls(os.environ.get("CUMULO_URLS", "")),
+    )
+
+
 def node(workspace: str, target: str, node_id: str) -> int:
     from cumulo.services.context import open_services
-    from cumulo.services.scheduler import Endpoint, PoolNodeWorker
+    from cumulo.services.scheduler import PoolNodeWorker
 
     settings = Settings.load()
-    endpoint = Endpoint(os.environ.get("CUMULO_URL"), issue_tokens=settings.auth == "token")
-    worker = PoolNodeWorker(open_services(settings), workspace, target, node_id, endpoint)
+    worker = PoolNodeWorker(
+        open_services(settings), workspace, target, node_id, node_endpoint(settings)
+    )
     # SIGTERM: finish the job at hand, then stop.
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
     worker.run()

@@ -70,11 +70,13 @@ class Endpoint:
 
     With ``issue_tokens`` (a server that checks tokens) each job gets a token of
     its own, scoped to its workspace and revoked when it ends; no credential is
-    shared between jobs.
+    shared between jobs. ``urls`` lists every address of the service (``url``
+    among them) where a pool node looks for a server that still answers.
     """
 
     url: str | None = None
     issue_tokens: bool = False
+    urls: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------- preparation
@@ -648,21 +650,27 @@ class PoolNodeWorker:
         self._checked_at = 0.0
 
     def _server_gone(self) -> bool:
-        """True when the server this node reports to stopped answering.
+        """True when no address of the service answers any more.
 
-        A node outlives the server that started it; jobs it took then would
-        report to a dead address. It stops instead, and the next server's
-        scheduler starts nodes that report to it.
+        A node outlives the server that started it, and its jobs report to any
+        server of the service. Once none answers, jobs it took would report to
+        dead addresses: it stops instead, and the next server's scheduler starts
+        nodes that report to it.
         """
-        if not self.endpoint.url or time.monotonic() - self._checked_at < 2.0:
+        urls = self.endpoint.urls or ((self.endpoint.url,) if self.endpoint.url else ())
+        if not urls or time.monotonic() - self._checked_at < 2.0:
             return False
         self._checked_at = time.monotonic()
+        return not any(self._answers(url) for url in urls)
+
+    @staticmethod
+    def _answers(url: str) -> bool:
         import httpx
 
         try:
-            return httpx.get(self.endpoint.url + "/health", timeout=5).status_code != 200
+            return httpx.get(url.rstrip("/") + "/health", timeout=5).status_code == 200
         except httpx.HTTPError:
-            return True
+            return False
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(HEARTBEAT_SECONDS):
