@@ -94,6 +94,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "studio": run_studio,
     "serving": run_serving,
     "jobs": _module_run("job_latency"),
+    "failover": _module_run("failover"),
 }
 
 

@@ -126,6 +126,6 @@ def test_percentiles_and_targets() -> None:
 def test_run_py_runs_every_benchmark_by_default() -> None:
     import run
 
-    assert list(run.BENCHMARKS) == ["store", "server", "studio", "serving", "jobs"]
+    assert list(run.BENCHMARKS) == ["store", "server", "studio", "serving", "jobs", "failover"]
     args = run.parser().parse_args([])
     assert (args.submissions, args.targets, args.gap) == (20, "local,pool,ray", 1.0)
