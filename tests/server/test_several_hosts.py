@@ -165,7 +165,10 @@ def test_a_job_of_another_host_is_judged_by_its_lease_never_by_a_process_id_here
         assert jobs.get_job(ws.name, run_id).lease_owner == "there"
         assert jobs.meta.get_run(ws.name, run_id).status == "Running"
 
-        there.stop()  # its host stops renewing; the process it watched runs on
+        there.stop()  # its server stops; the job's agent on that host still renews the lease
+        time.sleep(3.0)
+        assert jobs.meta.get_run(ws.name, run_id).status == "Running"
+        processes.end_groups([int(job.handle["pgid"])], grace=0.0)  # then the host dies
         run = wait_until(
             lambda: (r := jobs.meta.get_run(ws.name, run_id)).status == "Failed" and r,
             30,

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from cumulo.core.settings import Settings, parse_urls
 
 if TYPE_CHECKING:
     from cumulo.services.scheduler import Endpoint
+
+log = logging.getLogger("cumulo.agent")
 
 
 def _direct() -> bool:
@@ -60,12 +63,50 @@ def _build_env(env_def: dict[str, Any], log: Any) -> str:
     return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
 
 
+def _attempt(run_id: str, workdir: Path) -> int | None:
+    """The attempt this agent runs: its folder is named ``RUN_ID-ATTEMPT`` by the scheduler."""
+    prefix, _, number = workdir.name.rpartition("-")
+    return int(number) if prefix == run_id and number.isdigit() else None
+
+
+def _keep_lease(renew: Callable[[int, int], bool], attempt: int, done: threading.Event) -> None:
+    """Renew the job's lease while its script runs, as its scheduler does.
+
+    The job then outlives the server that launched it: a scheduler that looks at
+    it finds a live lease and leaves it running. Only when this agent is gone
+    does the lease run out, and the job is judged lost. Stops when ``done`` is
+    set or the job is no longer active in this attempt.
+    """
+    seconds = float(os.environ.get("CUMULO_LEASE_SECONDS", "15"))  # the scheduler's lease
+    while True:
+        try:
+            if not renew(attempt, int(seconds * 1000)):
+                return  # it ended, or went on without this attempt: not this agent's lease
+        except Exception as exc:  # the store is away a moment: the lease outlasts a miss
+            log.warning("could not renew the job's lease (%s); retrying", exc)
+        if done.wait(seconds / 3):
+            return
+
+
 def run(workdir: Path) -> int:
     spec = json.loads((workdir / JOB_FOLDER / "spec.json").read_text())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     channel = channel_for(spec["workspace"], spec["run_id"])
-    run_job(spec, channel, workdir, build_env=_build_env, stop=stop)
+    done = threading.Event()
+    # Through the store only. An agent that reaches a server over HTTP runs on a Ray
+    # cluster, where any server's scheduler finds it through the cluster: it skips this.
+    renew = getattr(channel, "renew_lease", None)
+    attempt = _attempt(spec["run_id"], workdir)
+    if renew is not None and attempt is not None:
+        keeper = threading.Thread(
+            target=_keep_lease, args=(renew, attempt, done), name="cumulo-lease", daemon=True
+        )
+        keeper.start()
+    try:
+        run_job(spec, channel, workdir, build_env=_build_env, stop=stop)
+    finally:
+        done.set()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the job is over: nothing left to save
     return 0
 

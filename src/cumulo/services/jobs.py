@@ -379,6 +379,16 @@ class ServiceChannel:
         with open(path, "rb") as fh:
             self.jobs.tracking.upload_artifact(self.workspace, self.run_id, name, fh)
 
+    def renew_lease(self, attempt: int, ttl_ms: int) -> bool:
+        """Extend the job's lease while it is still active in ``attempt``, whoever owns it.
+
+        The agent running an attempt keeps its job's lease alive this way, so the job
+        outlives the server that launched it. False once the job ended, went back to
+        the queue or runs in another attempt: nothing to renew any more.
+        """
+        expect = {"state": JobState.ACTIVE.value, "attempts": attempt}
+        return self.jobs.store.renew_lease(self.run_id, ttl_ms, expect)
+
 
 _services: dict[int, JobService] = {}
 _lock = threading.Lock()

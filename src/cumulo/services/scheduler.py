@@ -341,7 +341,8 @@ class Scheduler:
             workspace=job.workspace,
             attempt=job.attempts,
             workdir=workdir,
-            env=agent_env,
+            # The agent renews the job's lease itself, as long as this scheduler would.
+            env={**agent_env, "CUMULO_LEASE_SECONDS": str(self.lease_ms / 1000)},
             resources=Resources.parse(job.job_config.resources),
         )
         self._at("launch-prepared", job.run_id)
