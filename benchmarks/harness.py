@@ -43,9 +43,10 @@ as a ratio, since absolute figures move with the machine and its load.
 
 Run every benchmark with `make bench` (`.venv/bin/python benchmarks/run.py`),
 or some by name with `.venv/bin/python benchmarks/run.py <name>...` (`store`,
-`server`, `studio`, `serving`, `jobs`; `--help` lists the options of each).
-The studio and serving benchmarks also run on their own
-(`.venv/bin/python benchmarks/studio.py`, `benchmarks/serving.py`); each
+`server`, `studio`, `serving`, `jobs`, `failover`; `--help` lists the options of
+each). The studio, serving, failover and several-servers benchmarks also run on
+their own (`.venv/bin/python benchmarks/studio.py`, `benchmarks/serving.py`,
+`benchmarks/failover.py`, `benchmarks/multi_host.py`, the last as root); each
 section names the command it came from. MLflow is installed in the
 benchmarks' own environment (`benchmarks/.work/mlflow-venv`,
 `mlflow==3.17.2`), FastTrackML in another (`benchmarks/.work/fml-venv`); both

@@ -1,6 +1,6 @@
 """Run Cumulo's benchmarks against their rivals and write docs/benchmarks.md.
 
-    python benchmarks/run.py              # every benchmark: store, server, studio, serving, jobs
+    python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover
     python benchmarks/run.py store jobs   # some, by name
 
 Each benchmark rewrites only its own section of the figures file. ``studio.py``
