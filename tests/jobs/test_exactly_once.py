@@ -8,7 +8,10 @@ whose lease ran out mid-launch while another one took the job over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import threading
 import uuid
@@ -29,12 +32,12 @@ from cumulo.services.scheduler import Scheduler
 from cumulo.store import schema_jobs
 from cumulo.store.jobs import as_seen
 
-# Appends one line to the file it is given each time it starts, then waits for the
-# gate file when it is given one.
+# Appends one line to the file it is given each time it starts (with its agent's
+# process id), then waits for the gate file when it is given one.
 COUNTED = (
     "import os, sys, time\n"
     "with open(sys.argv[1], 'a') as f:\n"
-    "    f.write('start\\n')\n"
+    "    f.write(f'start {os.getppid()}\\n')\n"
     "while len(sys.argv) > 2 and not os.path.exists(sys.argv[2]):\n"
     "    time.sleep(0.05)\n"
 )
@@ -105,7 +108,13 @@ def _agents_ended() -> None:
 
 
 def _starts(counter: Path) -> int:
-    return counter.read_text().count("start\n") if counter.exists() else 0
+    lines = counter.read_text().splitlines() if counter.exists() else []
+    return sum(1 for line in lines if line.startswith("start "))
+
+
+def _agent_of(counter: Path) -> int:
+    """The process id of the agent that runs the script (the script's parent)."""
+    return int(counter.read_text().splitlines()[-1].split()[1])
 
 
 @pytest.mark.parametrize("retries", [0, 1])
@@ -217,6 +226,7 @@ def test_a_takeover_while_the_process_starts_waits_for_its_handle(
     jobs, first, second = _two_schedulers(ws, second_lease=10.0)
     stalled, first_done = Gate(), threading.Event()
     passes_of_second: list[str] = []
+    frozen: list[int] = []
 
     def first_interleave(point: str, _run_id: str) -> None:
         if point == "launch-started":  # its process runs; the handle is not recorded yet
@@ -235,16 +245,32 @@ def test_a_takeover_while_the_process_starts_waits_for_its_handle(
         first.tick()
         assert stalled.reached.wait(60)
         wait_until(lambda: _starts(counter) == 1, 60, "the script to start")
+        # While its agent lives, the agent renews the lease the stalled launcher cannot.
+        held = jobs.get_job(ws.name, run_id).lease_expires_at or 0
+        wait_until(
+            lambda: (jobs.get_job(ws.name, run_id).lease_expires_at or 0) > held + 500,
+            60,
+            "the agent to renew the job's lease",
+        )
+        assert jobs.get_job(ws.name, run_id).lease_owner == "first"
+        # Its host freezes: nothing renews the lease any more, and the second one takes over.
+        agent = _agent_of(counter)
+        os.kill(agent, signal.SIGSTOP)
+        frozen.append(agent)
         second.start()
         _taken_over(jobs, ws, run_id)
         # A whole watch pass of the second one over the handle-less job, then the next.
         wait_until(lambda: passes_of_second.count(run_id) >= 2, 60, "two watch passes")
         stalled.opened.set()
         assert first_done.wait(60)
+        os.kill(agent, signal.SIGCONT)
         gate.write_text("open")
         run = _finished(jobs, ws, run_id)
     finally:
         stalled.opened.set()
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         gate.write_text("open")
         first.stop()
         second.stop()
