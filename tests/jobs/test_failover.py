@@ -8,6 +8,7 @@ each stored once, when one answers.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from cumulo import Experiment, ScriptRunConfig, Unavailable, Workspace
 from cumulo.compute.runner import run_job
 from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.jobs import HttpChannel
+from cumulo.sdk.progress import CountingReader
 
 TICKS = 80  # one point and one line every 0.1 s: about 8 s
 
@@ -207,6 +209,19 @@ class Hangup:
             with conn:
                 if conn.recv(65536):
                     self.requests += 1
+
+
+def test_a_file_read_through_a_progress_counter_uploads(cumulo_server_url: str) -> None:
+    """Readers without seek (the progress counter big uploads go through) upload as before."""
+    name = f"ws-{uuid.uuid4().hex[:10]}"
+    transport = HttpTransport(cumulo_server_url)
+    transport.create_workspace(name)
+    run = Experiment(Workspace.connect(cumulo_server_url, name), "uploads").start_logging()
+    counted: list[int] = []
+    reader = CountingReader(io.BytesIO(b"x" * 300_000), counted.append)
+    assert transport.upload_artifact(name, run.id, "outputs/model.pkl", reader) == 300_000
+    assert sum(counted) == 300_000
+    run.complete()
 
 
 def test_the_transport_goes_on_to_the_next_server_only_when_it_is_safe(

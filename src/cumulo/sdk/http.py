@@ -464,7 +464,7 @@ class HttpTransport:
     def upload_artifact(self, workspace: str, run_id: str, path: str, stream: IO[bytes]) -> int:
         """Send a file's content in chunks, never whole in memory; returns its size."""
         url = self._artifact(workspace, run_id, path)
-        start = stream.tell() if stream.seekable() else None
+        start = _position(stream)
 
         def build() -> httpx.Request:
             if start is not None:
@@ -890,3 +890,13 @@ class _ResponseReader(io.RawIOBase):
         if not self.closed:
             self._response.close()
         super().close()
+
+
+def _position(stream: IO[bytes]) -> int | None:
+    """Where a stream that can be read again from there stands (None: it cannot).
+
+    Plain readers (a progress counter, a socket) have no ``seekable``: their upload
+    is not resent to another server.
+    """
+    seekable = getattr(stream, "seekable", None)
+    return stream.tell() if seekable is not None and seekable() else None
