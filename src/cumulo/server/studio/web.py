@@ -111,6 +111,8 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(when=when, ago=ago, duration=duration, num=num, size=size, q=quote)
+# A short name for a text, for element ids that must stay the same while the text does.
+_env.filters["digest"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()[:12]
 _env.globals.update(
     qs=qs,
     static=lambda name: f"{STATIC_URL}/{name}?v={ASSET_VERSION}",
