@@ -12,7 +12,6 @@ import uuid
 from typing import TYPE_CHECKING
 
 from cumulo.compute.base import HeadRecord
-from cumulo.store.db import Database
 from cumulo.store.ray_heads import RayHeadStore
 
 if TYPE_CHECKING:
@@ -74,28 +73,8 @@ class StoreHeadRegistry:
         return self.store.release(self.workspace, self.target, None if any_owner else self.owner)
 
 
-def head_registry(
-    database: Database,
-    workspace: str,
-    target: str,
-    *,
-    owner: str,
-    lease_ms: int,
-    advertise_host: str | None = None,
-) -> StoreHeadRegistry:
-    """The registry a Ray backend of ``workspace``/``target`` is given."""
-    return StoreHeadRegistry(
-        RayHeadStore(database),
-        workspace,
-        target,
-        owner=owner,
-        lease_ms=lease_ms,
-        advertise_host=advertise_host,
-    )
-
-
 def head_owner(role: str) -> str:
-    """A unique owner id for ``role``'s head leases: ``<role>-<host>-<pid>-<random>``."""
+    """A unique owner id for the leases ``role`` takes (jobs, heads): ``<role>-<host>-<pid>-<rand>``."""
     return f"{role}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
@@ -107,8 +86,8 @@ def target_heads(
     Everything in a process that makes a Ray backend (the scheduler, the replica
     supervisor) goes through the same record, so it never starts a second head.
     """
-    return head_registry(
-        jobs.store.db,
+    return StoreHeadRegistry(
+        RayHeadStore(jobs.store.db),
         workspace,
         target,
         owner=owner,

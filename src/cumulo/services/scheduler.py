@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -51,7 +50,7 @@ from cumulo.core.status import RunStatus
 from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
 from cumulo.services.jobs import JobService, ServiceChannel, job_service
-from cumulo.services.ray_heads import head_registry
+from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.snapshots import extract
 from cumulo.store.jobs import as_seen
 
@@ -181,9 +180,7 @@ class Scheduler:
         self.jobs = job_service(services)
         self.endpoint = Endpoint(url.rstrip("/") if url else None, issue_tokens)
         self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
-        self.owner = (
-            owner or f"sched-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        )
+        self.owner = owner or head_owner("sched")
         # Handles it records name this machine; it looks up the processes of no other.
         self.host = host_id(self.jobs.settings.advertise_host)
         self._backends: dict[tuple[str, str], Backend] = {}
@@ -402,13 +399,8 @@ class Scheduler:
                 config = {**info.config, "_key": f"{workspace}-{target}"}
                 # A managed Ray head is recorded in the store: one per cluster, whichever
                 # server (with whatever home) needs it first starts it, the others use it.
-                heads = head_registry(
-                    self.jobs.store.db,
-                    workspace,
-                    target,
-                    owner=self.owner,
-                    lease_ms=self.lease_ms,
-                    advertise_host=self.jobs.settings.advertise_host,
+                heads = target_heads(
+                    self.jobs, workspace, target, owner=self.owner, lease_ms=self.lease_ms
                 )
                 found = load_backend(info.kind, config, self.jobs.home, heads)
                 self._backends[key] = found
