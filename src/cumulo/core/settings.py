@@ -29,6 +29,19 @@ def parse_urls(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(url for url in urls if url))
 
 
+# Settings that are whole numbers above 0, and their environment variables.
+_WHOLE_NUMBERS = {
+    "auth_failures_per_minute": "CUMULO_AUTH_FAILURES_PER_MINUTE",
+    "audit_retention_days": "CUMULO_AUDIT_RETENTION_DAYS",
+}
+
+
+def _whole_number(variable: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{variable} must be a whole number above 0, got {text!r}.")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where metadata and artifacts live, and how the server behaves.
@@ -81,22 +94,9 @@ class Settings:
             overrides["public_url"] = env["CUMULO_PUBLIC_URL"]
         if "advertise_host" not in overrides and env.get("CUMULO_ADVERTISE_HOST"):
             overrides["advertise_host"] = env["CUMULO_ADVERTISE_HOST"]
-        failures = env.get("CUMULO_AUTH_FAILURES_PER_MINUTE")
-        if "auth_failures_per_minute" not in overrides and failures:
-            if not failures.isdigit() or int(failures) < 1:
-                raise ValueError(
-                    f"CUMULO_AUTH_FAILURES_PER_MINUTE must be a whole number above 0, "
-                    f"got {failures!r}."
-                )
-            overrides["auth_failures_per_minute"] = int(failures)
-        retention = env.get("CUMULO_AUDIT_RETENTION_DAYS")
-        if "audit_retention_days" not in overrides and retention:
-            if not retention.isdigit() or int(retention) < 1:
-                raise ValueError(
-                    f"CUMULO_AUDIT_RETENTION_DAYS must be a whole number of days above 0, "
-                    f"got {retention!r}."
-                )
-            overrides["audit_retention_days"] = int(retention)
+        for name, variable in _WHOLE_NUMBERS.items():
+            if name not in overrides and env.get(variable):
+                overrides[name] = _whole_number(variable, env[variable])
         if "service_urls" not in overrides and env.get("CUMULO_SERVICE_URLS"):
             overrides["service_urls"] = parse_urls(env["CUMULO_SERVICE_URLS"])
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
