@@ -42,15 +42,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from tests.postgres import local_postgres  # noqa: E402
 
 import harness  # noqa: E402
 
@@ -109,43 +111,6 @@ def _until(condition: Callable[[], T], timeout: float, what: str, every: float =
             return found
         time.sleep(every)
     raise harness.BenchError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-# ------------------------------------------------------------------ PostgreSQL
-def _pg_tool(name: str) -> str:
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if found is None:
-        raise harness.BenchError(f"PostgreSQL binary {name!r} not found; install postgresql")
-    return found
-
-
-@contextlib.contextmanager
-def postgres(root: Path) -> Iterator[str]:
-    """A PostgreSQL server in ``root``, on a free loopback port; yields its URL."""
-    data = root / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    initdb = [*as_user, _pg_tool("initdb"), "-D", str(data), "-A", "trust", "-U", "cumulo"]
-    subprocess.run(initdb, check=True, capture_output=True)
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    )
-    pg_ctl = [*as_user, _pg_tool("pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*pg_ctl, "-l", str(root / "log"), "-w", "-o", options, "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://cumulo@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
 
 
 # --------------------------------------------------------------------- servers
@@ -473,10 +438,7 @@ def measure(rounds: int, work: Path) -> dict[str, Any]:
     servers = [Server(p, work / f"home{i + 1}", env) for i, p in enumerate(ports)]
     measured: dict[str, Any] = {"jobs": [], "endpoints": []}
     with contextlib.ExitStack() as stack:
-        # A folder of its own: the postgres user cannot enter ``work`` (mode 0700, root's).
-        pg_root = Path(tempfile.mkdtemp(prefix="cumulo-bench-failover-pg-"))
-        stack.callback(shutil.rmtree, pg_root, True)
-        database_url = stack.enter_context(postgres(pg_root))
+        database_url = stack.enter_context(local_postgres(_free_port()))
         for server in servers:
             stack.callback(server.stop)
         first, second = servers

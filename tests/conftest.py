@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.postgres import local_postgres
 
 from cumulo.services.context import close_all
 
@@ -22,8 +23,6 @@ from cumulo.services.context import close_all
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
 
 def free_port() -> int:
@@ -68,57 +67,14 @@ def _forget_mlflow_state() -> None:
 
 
 # ------------------------------------------------------------------ PostgreSQL
-def _pg_tool(name: str) -> str:
-    for folder in PG_BIN_DIRS:
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"PostgreSQL binary {name!r} not found; install the postgresql package.")
-    return found
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server from the machine's binaries, in a temporary folder, on a free port."""
-    root = Path(tempfile.mkdtemp(prefix="cumulo-pg-"))
-    data = root / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [*as_user, _pg_tool("initdb"), "-D", str(data), "-A", "trust", "-U", "cumulo"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            _pg_tool("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-w",
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=200",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://cumulo@127.0.0.1:{port}/postgres"
-    finally:
-        close_all()
-        subprocess.run(
-            [*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres(free_port()) as url:
+        try:
+            yield url
+        finally:
+            close_all()
 
 
 # ------------------------------------------------------------------------ S3

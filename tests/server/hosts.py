@@ -22,12 +22,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.postgres import local_postgres
 
 PREFIX = "cmh"  # every namespace and link this module makes starts with it
 
@@ -221,47 +222,11 @@ class RoundRobinProxy:
 
 
 # ------------------------------------------------------------ shared services
-def _pg_tool(name: str) -> str:
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"PostgreSQL binary {name!r} not found; install postgresql.")
-    return found
-
-
-@contextlib.contextmanager
-def shared_postgres(address: str, subnet: str, port: int = 5432) -> Iterator[str]:
+def shared_postgres(
+    address: str, subnet: str, port: int = 5432
+) -> contextlib.AbstractContextManager[str]:
     """A PostgreSQL listening on loopback and ``address``, open (trust) to ``subnet``."""
-    root = Path(tempfile.mkdtemp(prefix="cumulo-pg-hosts-"))
-    data = root / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, _pg_tool("initdb"), "-D", str(data), "-A", "trust", "-U", "cumulo"],
-        check=True,
-        capture_output=True,
-    )
-    with open(data / "pg_hba.conf", "a") as hba:
-        hba.write(f"host all all {subnet} trust\n")
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1,{address} -c fsync=off "
-        "-c max_connections=300"
-    )
-    pg_ctl = [*as_user, _pg_tool("pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*pg_ctl, "-l", str(root / "log"), "-w", "-o", options, "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://cumulo@{address}:{port}/postgres"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    return local_postgres(port, ("127.0.0.1", address), trust_subnet=subnet, max_connections=300)
 
 
 @contextlib.contextmanager
