@@ -74,7 +74,10 @@ class StoreHeadRegistry:
 
 
 def head_owner(role: str) -> str:
-    """A unique owner id for the leases ``role`` takes (jobs, heads): ``<role>-<host>-<pid>-<rand>``."""
+    """A unique owner id for the leases ``role`` takes (jobs, heads).
+
+    ``<role>-<host>-<pid>-<random>``.
+    """
     return f"{role}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
