@@ -7,7 +7,7 @@ import os
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from cumulo.core import validation
@@ -155,9 +155,10 @@ class Run:
         if (path is None) == (plot is None):
             raise InvalidInput("log_image takes exactly one of path= or plot=.")
         validation.key(name, "metric")
-        count = sum(
-            1 for r in self._t.get_run_metrics(self._ws, self.id)["records"] if r["name"] == name
-        )
+        # Uploads are stored before they return (records are not): number from the files.
+        taken = self._t.list_artifacts(self._ws, self.id, f"images/{name}")
+        stems = [PurePosixPath(f.path).stem for f in taken]
+        count = max((int(s) + 1 for s in stems if s.isdigit()), default=0)
         if plot is not None:
             figure = getattr(plot, "figure", plot)  # an Axes or pyplot module also works
             if hasattr(plot, "gcf"):

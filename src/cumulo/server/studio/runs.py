@@ -55,7 +55,8 @@ def overview(request: Request, ws: str, run_id: str) -> Response:
     tracking = web.services(request).tracking
     page = tracking.search_runs(ws, parent_id=run_id, order_by=["attributes.number ASC"])
     parent = tracking.get_run(ws, run.parent_id) if run.parent_id else None
-    traceback = (run.error or {}).get("traceback") or ""
+    # Errors differ by who wrote them (a script's fail(), a job's runner, a cancel).
+    error = {k: (run.error or {}).get(k) or "" for k in ("code", "message", "traceback")}
     return _page(
         request,
         run,
@@ -64,7 +65,8 @@ def overview(request: Request, ws: str, run_id: str) -> Response:
         children=page.runs[:20],
         child_count=len(page.runs),
         parent=parent,
-        frames=failing_lines(traceback),
+        error=error,
+        frames=failing_lines(error["traceback"]),
         details=_details(run),
         registered=models.versions_of_run(web.services(request), ws, run_id),
     )
