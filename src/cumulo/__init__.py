@@ -18,16 +18,10 @@ from cumulo.core.errors import (
     Unavailable,
 )
 from cumulo.core.status import RunStatus
+from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster
 from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.experiment import Experiment
-from cumulo.sdk.jobs import (
-    ComputeTarget,
-    Environment,
-    LocalPool,
-    RayCluster,
-    RunFailed,
-    ScriptRunConfig,
-)
+from cumulo.sdk.jobs import Environment, RunFailed, ScriptRunConfig
 from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
 from cumulo.sdk.run import OfflineRun, Run
 from cumulo.sdk.workspace import Workspace

@@ -30,16 +30,9 @@ from cumulo.cli.common import (
 from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
+from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster
 from cumulo.sdk.experiment import Experiment
-from cumulo.sdk.jobs import (
-    ComputeTarget,
-    Environment,
-    LocalPool,
-    RayCluster,
-    ScriptRunConfig,
-    iter_logs,
-    jobs_of,
-)
+from cumulo.sdk.jobs import Environment, ScriptRunConfig, iter_logs, jobs_of
 from cumulo.sdk.workspace import Workspace
 
 job_app = typer.Typer(help="Submit scripts as jobs to compute targets.", no_args_is_help=True)

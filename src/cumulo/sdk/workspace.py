@@ -14,8 +14,8 @@ from cumulo.sdk import display
 from cumulo.sdk.writer import MetricWriter
 
 if TYPE_CHECKING:
+    from cumulo.sdk.compute import ComputeTarget
     from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.jobs import ComputeTarget
     from cumulo.sdk.run import Run
     from cumulo.sdk.transport import Transport
 
@@ -140,7 +140,7 @@ class Workspace:
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
         """Compute targets by name, ``"local"`` included."""
-        from cumulo.sdk.jobs import ComputeTarget
+        from cumulo.sdk.compute import ComputeTarget
 
         return {t.name: t for t in ComputeTarget.list(self)}
 
