@@ -93,14 +93,17 @@ def test_token_login_sets_a_cookie_that_opens_the_workspace(
     assert home.status_code == 303 and home.headers["location"] == "/login?next=/"
     deep = client.get("/ws/vision/experiments")
     assert deep.headers["location"] == "/login?next=/ws/vision/experiments"
+    assert "Sign out" not in client.get("/login").text  # nobody to sign out yet
     bad = client.post("/login", data={"token": "nope", "next": "/"})
     assert bad.status_code == 401 and "Unknown token" in bad.text
+    assert "Sign out" not in bad.text
 
     _, reader = auth.create_token("vision", "reader")
     ok = client.post("/login", data={"token": reader, "next": "/ws/vision/experiments"})
     assert ok.status_code == 303 and ok.headers["location"] == "/ws/vision/experiments"
     assert client.cookies.get("cumulo_token") == reader
-    assert client.get("/ws/vision/experiments").status_code == 200
+    signed_in = client.get("/ws/vision/experiments")
+    assert signed_in.status_code == 200 and "Sign out" in signed_in.text
     listed = client.get("/").text
     assert "/ws/vision/experiments" in listed and "/ws/other/experiments" not in listed
     assert client.get("/ws/other/experiments").status_code == 403

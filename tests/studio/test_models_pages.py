@@ -160,6 +160,7 @@ def test_models_list_model_page_lineage_and_run_link(tab: Page, shop: Shop) -> N
     page.wait_for_url(re.compile(r"/ws/shop/models/scaler/versions/1$"))
     assert page.locator("#version-files a", has_text="weights.json").count() == 1
     assert "rmse" in page.inner_text("body")
+    assert "Stage" not in page.inner_text("body")  # MLflow's "None" stage is no stage
     with page.expect_download() as info:
         page.locator("#version-files a", has_text="weights.json").click()
     assert json.loads(Path(info.value.path()).read_text())["scale"] == 2.5
@@ -210,6 +211,8 @@ def test_endpoint_page_test_form_charts_snippets_and_logs(tab: Page, shop: Shop)
     page.click("#test-send")
     page.wait_for_selector("#test-answer[data-status='500']")
     assert "error id" in page.inner_text("#test-answer")
+    # The model's own error, from the replica's log, not a bare 500.
+    assert "TypeError: unsupported operand type" in page.inner_text("#model-error")
 
     # The three requests are in the charts (drawn from the stored per-minute metrics).
     page.wait_for_selector("#traffic-chart[data-drawn='3'] canvas", timeout=20_000)
@@ -344,3 +347,33 @@ def test_snippets_are_valid_python_and_samples_follow_the_signature() -> None:
     open_one = snippets("http://h:1", "ws", "iris", "none", None, '{"a": "it\'s"}', False)
     assert "Authorization" not in open_one["curl"] + open_one["python"]
     assert "-d '{\"a\": \"it'\\''s\"}'" in open_one["curl"]  # a quote inside the shell body
+
+
+def test_the_test_form_starts_from_the_models_input_example_or_tensor_shape() -> None:
+    from cumulo.core.deployments import DeploymentInfo
+    from cumulo.server.studio.endpoints import sample_body
+
+    def deployment(spec: dict[str, Any]) -> DeploymentInfo:
+        return DeploymentInfo(
+            endpoint="e",
+            name="blue",
+            kind="mlflow",
+            models=[{"name": "m", "version": 1}],
+            generation=1,
+            state="Healthy",
+            created_at=0,
+            updated_at=0,
+            spec=spec,
+        )
+
+    untyped = deployment({"signature": None})
+    assert json.loads(sample_body(untyped)) == {}  # nothing known: an empty object to fill
+    logged = {"columns": ["a", "b"], "data": [[1.5, 2.5]]}
+    assert json.loads(sample_body(untyped, logged)) == {"dataframe_split": logged}
+    records = [{"a": 1, "b": 2}]
+    assert json.loads(sample_body(untyped, records)) == {"dataframe_records": records}
+    served = {"inputs": [[0.1, 0.2]]}
+    assert json.loads(sample_body(untyped, served)) == served
+    tensor = [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}]
+    images = deployment({"signature": {"inputs": json.dumps(tensor)}})
+    assert json.loads(sample_body(images)) == {"inputs": [[0.0, 0.0, 0.0]]}

@@ -10,7 +10,9 @@ API's ``/keys`` route does.
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import PurePosixPath
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from cumulo.core.deployments import DeploymentInfo, EndpointInfo, scoring_path, 
 from cumulo.core.errors import CumuloError, InvalidInput
 from cumulo.server import auth
 from cumulo.server.studio import runs, web
+from cumulo.services.context import Services
 from cumulo.services.models_api import ModelsApi
 from cumulo.services.supervisor import router_app
 from cumulo.serving.openapi import deployment_schemas
@@ -40,6 +43,10 @@ CHART_MINUTES = (60, 360, 1440)
 LOG_LINES = 500
 REQUEST_ROWS = 50  # sampled requests the page lists
 SHOWN_BODY = 300  # characters of a sampled body shown in the list
+MAX_EXAMPLE_BYTES = 256 * 1024  # a logged input example larger than this is not prefilled
+# MLflow saves the body for /invocations itself (newer versions), or the raw example.
+_EXAMPLE_FILES = ("serving_input_example.json", "input_example.json")
+_INPUT_FORMS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _WORST_FIRST = ("Failed", "Unhealthy", "Updating", "Creating")
 # Frames of the scoring server itself (in this interpreter or in a deployment's environment).
 _SERVER_FRAMES = "/cumulo/serving/"
@@ -84,13 +91,71 @@ def _ordered(info: EndpointInfo) -> list[DeploymentInfo]:
     return sorted(info.deployments, key=lambda d: (-info.traffic.get(d.name, 0), d.name))
 
 
-def sample_body(dep: DeploymentInfo | None) -> str:
-    """A body to start the test form with: the deployment's sample or its schema's example."""
+def sample_body(dep: DeploymentInfo | None, model_example: Any = None) -> str:
+    """A body to start the test form with, one the model accepts.
+
+    In order: the deployment's sample input; the example its signature gives
+    (a row of zeros for columns); the input example logged with an MLflow model
+    (``model_example``, as read from its files); zeros shaped as its tensor input.
+    """
     if dep is None:
         return "{}"
     request_schema, _ = deployment_schemas({**dep.spec, "kind": dep.kind})
     example = request_schema.get("example")
+    if example is None and dep.kind == "mlflow":
+        example = serving_example(model_example)
+        if example is None:
+            example = _tensor_example(dep.spec.get("signature"))
     return json.dumps(example, indent=2) if example is not None else "{}"
+
+
+def serving_example(logged: Any) -> Any:
+    """An MLflow input example (``input_example.json``) as an ``/invocations`` body."""
+    if logged is None:
+        return None
+    if isinstance(logged, dict) and isinstance(logged.get("data"), list) and "columns" in logged:
+        return {"dataframe_split": {"columns": logged["columns"], "data": logged["data"]}}
+    if isinstance(logged, dict) and set(logged) & set(_INPUT_FORMS):
+        return logged  # already a serving body (serving_input_example.json)
+    if isinstance(logged, list) and logged and all(isinstance(r, dict) for r in logged):
+        return {"dataframe_records": logged}
+    return {"inputs": logged}
+
+
+def _tensor_example(signature: Any) -> Any:
+    """Zeros in the shape of a tensor signature's first input (-1 dimensions as 1)."""
+    try:
+        specs: Any = json.loads(signature["inputs"])
+        tensor = specs[0]["tensor-spec"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    zero: Any = 0 if "int" in str(tensor.get("dtype", "")) else 0.0
+    for dim in reversed(tensor.get("shape") or [-1]):
+        zero = [zero] * (dim if isinstance(dim, int) and dim > 0 else 1)
+    return {"inputs": zero}
+
+
+def _logged_example(services: Services, ws: str, dep: DeploymentInfo) -> Any:
+    """The input example saved with the deployment's first model, if it has one."""
+    if dep.kind != "mlflow" or not dep.models:
+        return None
+    name, version = dep.models[0]["name"], int(dep.models[0]["version"])
+    try:
+        found = services.registry.list_version_files(ws, name, version, recursive=True)
+    except CumuloError:
+        return None
+    by_name = {PurePosixPath(f.path).name: f for f in found if not f.is_dir}
+    for candidate in _EXAMPLE_FILES:
+        info = by_name.get(candidate)
+        if info is None or (info.size or 0) > MAX_EXAMPLE_BYTES:
+            continue
+        with services.registry.open_version_file(ws, name, version, info.path) as fh:
+            try:
+                logged = json.loads(fh.read())
+            except ValueError:
+                continue
+        return logged
+    return None
 
 
 def snippets(
@@ -140,7 +205,8 @@ def _context(request: Request, ws: str, info: EndpointInfo) -> dict[str, Any]:
     if may_write and info.auth_mode == "key":
         key = _api(request).get_keys(ws, info.name)["primary"]
     base = base_url(request)
-    samples = {d.name: sample_body(d) for d in deployments}
+    services = web.services(request)
+    samples = {d.name: sample_body(d, _logged_example(services, ws, d)) for d in deployments}
     first = samples[deployments[0].name] if deployments else "{}"
     return dict(
         workspace=ws,
@@ -298,11 +364,21 @@ async def _send(request: Request, ws: str, name: str, body: str, deployment: str
     elapsed = (time.perf_counter() - started) * 1000
     text = response.text
     try:
-        shown = json.dumps(json.loads(text), indent=2)
+        answered: Any = json.loads(text)
+        shown = json.dumps(answered, indent=2)
     except ValueError:
-        shown = text
+        answered, shown = None, text
+    failure = {"message": "", "traceback": ""}
+    error_id = answered.get("error_id") if isinstance(answered, dict) else None
+    if response.status_code >= 500 and isinstance(error_id, str):
+        # The model's own error is in the replica's log, under the id the caller was given.
+        who = response.headers.get("cumulo-model-deployment") or deployment or None
+        log_text = await run_in_threadpool(api.get_logs, ws, name, who, LOG_LINES)
+        failure = model_failure(log_text, error_id)
     return {
         "error": "",
+        "model_error": failure["message"],
+        "model_traceback": failure["traceback"],
         "status": response.status_code,
         "ok": response.is_success,
         "deployment": response.headers.get("cumulo-model-deployment", ""),
@@ -310,6 +386,24 @@ async def _send(request: Request, ws: str, name: str, body: str, deployment: str
         "body": shown[:SHOWN_ANSWER],
         "truncated": len(shown) > SHOWN_ANSWER,
     }
+
+
+_TRACEBACK_END = re.compile(r"^\S")  # the first unindented line after the frames
+
+
+def model_failure(log_text: str, error_id: str) -> dict[str, str]:
+    """The exception (last line) and traceback logged under ``error_id`` in a replica's log."""
+    lines = log_text.splitlines()
+    start = next((i for i in range(len(lines) - 1, -1, -1) if error_id in lines[i]), None)
+    if start is None:
+        return {"message": "", "traceback": ""}
+    block: list[str] = []
+    for line in lines[start + 1 :]:
+        block.append(line)
+        if block[0].startswith("Traceback") and len(block) > 1 and _TRACEBACK_END.match(line):
+            break
+    message = block[-1].strip() if block and block[0].startswith("Traceback") else ""
+    return {"message": message, "traceback": "\n".join(block) if message else ""}
 
 
 def _bearer(request: Request) -> str | None:

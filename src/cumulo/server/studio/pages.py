@@ -26,7 +26,9 @@ COLUMN_KINDS = ("metrics.", "params.", "tags.")
 # ---------------------------------------------------------------------- login
 @router.get("/login", response_class=HTMLResponse, dependencies=[web.PUBLIC])
 def login_page(request: Request, next: str = "/") -> Response:
-    response = web.render(request, "login.html", next=_local(next), message="", title="Sign in")
+    response = web.render(
+        request, "login.html", next=_local(next), message="", title="Sign in", signed_in=False
+    )
     if _has_bad_cookie(request):
         response.delete_cookie(web.COOKIE)  # an unknown or revoked token: sign in afresh
     return response
@@ -66,7 +68,13 @@ async def login(request: Request) -> Response:
         auth.current_token(probe)
     except CumuloError as exc:
         return web.render(
-            request, "login.html", 401, next=target, message=exc.message, title="Sign in"
+            request,
+            "login.html",
+            401,
+            next=target,
+            message=exc.message,
+            title="Sign in",
+            signed_in=False,
         )
     response = web.see_other(target)
     response.set_cookie(web.COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)

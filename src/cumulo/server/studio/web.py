@@ -126,6 +126,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("title", "Cumulo studio")
     workspace = context["workspace"]
     context.setdefault("may_manage", bool(workspace) and manages(request, workspace))
+    context.setdefault("signed_in", has_token(request))
     body = _env.get_template(template).render(request=request, auth_on=auth_on(request), **context)
     return HTMLResponse(body, status_code=status_code)
 

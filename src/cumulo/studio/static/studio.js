@@ -20,7 +20,7 @@
   }
 
   // serving.js (loaded after this file) uses the same helpers.
-  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON };
+  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, tickLabels: tickLabels };
 
   function runActive() {
     var head = $("#run-header");
@@ -53,9 +53,35 @@
     return out;
   }
 
+  // "1.50e-4" -> "1.5e-4": scientific notation without trailing zeros.
+  function trimExp(text) { return text.replace(/\.?0+e/, "e").replace("e+", "e"); }
+
   function formatValue(v) {
     if (v === null || v === undefined) { return "NaN"; }
-    return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-4) ? v.toExponential(4) : String(+v.toPrecision(6));
+    return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-4) ? trimExp(v.toExponential(5)) : String(+v.toPrecision(6));
+  }
+
+  // Tick labels for uPlot's axis `values` (uPlot places the ticks; this only writes them):
+  // enough significant digits to tell neighbouring ticks apart, scientific for tiny or huge.
+  function tickLabels(u, splits, axisIdx, space, incr) {
+    var top = 0;
+    splits.forEach(function (v) { if (v !== null && isFinite(v)) { top = Math.max(top, Math.abs(v)); } });
+    var logScale = u.scales[u.axes[axisIdx].scale].distr === 3;
+    return splits.map(function (v) {
+      if (v === null || !isFinite(v)) { return ""; }
+      if (v === 0) { return "0"; }
+      if (logScale) {
+        var a = Math.abs(v);
+        return a < 1e-3 || a >= 1e5 ? trimExp(v.toExponential(2)) : String(+v.toPrecision(3));
+      }
+      if (top < 1e-3 || top >= 1e6) {
+        var digits = Math.ceil(Math.log10(Math.abs(v) / incr) + 1e-9) + 1;
+        return trimExp(v.toExponential(Math.min(6, Math.max(1, digits)) - 1));
+      }
+      var decimals = 0;  // as many as the step between ticks has (0.0025 needs 4)
+      while (decimals < 10 && Math.abs(Math.round(incr * Math.pow(10, decimals)) - incr * Math.pow(10, decimals)) > 1e-6 * incr * Math.pow(10, decimals)) { decimals++; }
+      return v.toFixed(decimals);
+    });
   }
 
   function prepare(x, ys, c) {
@@ -74,8 +100,8 @@
       legend: { show: series.length > 2 },
       scales: { x: { time: c.axis === "timestamp" }, y: { distr: c.log ? 3 : 1 } },
       series: [{}].concat(series),
-      axes: [{ stroke: "#656d76", grid: { stroke: "#eef0f2" } },
-        { stroke: "#656d76", grid: { stroke: "#eef0f2" }, size: 56 }],
+      axes: [{ stroke: "#656d76", grid: { stroke: "#eef0f2" }, values: c.axis === "timestamp" ? undefined : tickLabels },
+        { stroke: "#656d76", grid: { stroke: "#eef0f2" }, size: 64, values: tickLabels }],
       cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: function () { return function () { return null; }; } } },
       hooks: {
         setSelect: [function (u) {
@@ -90,7 +116,7 @@
 
   function lineSeries(label, color, dim, few) {
     return { label: label, stroke: color, width: dim ? 1 : 1.5, alpha: dim ? 0.25 : 1, spanGaps: false,
-      points: { show: !!few, size: 6, fill: color } };
+      points: { show: !!few, size: 6, fill: color }, value: function (u, v) { return v === null ? "—" : formatValue(v); } };
   }
 
   // ------------------------------------------------------ one run, one metric
@@ -158,6 +184,7 @@
       self.load();
     });
     self.plot = new uPlot(opts, prepare(d.x, ys, c), self.el);
+    self.el._uplot = self.plot;
     self.plot.over.addEventListener("dblclick", function () {
       if (self.range) { self.range = null; self.load(); }
     });
@@ -379,7 +406,13 @@
       var ids = Array.from(chosen);
       link.textContent = "Compare (" + ids.length + ")";
       link.classList.toggle("disabled", ids.length < 1);
-      link.href = link.getAttribute("data-base") + "?" + ids.map(function (id) { return "runs=" + id; }).join("&");
+      if (ids.length) {
+        link.href = link.getAttribute("data-base") + "?" + ids.map(function (id) { return "runs=" + id; }).join("&");
+        link.removeAttribute("aria-disabled");
+      } else {  // nothing picked: not a link (the compare page needs a run)
+        link.removeAttribute("href");
+        link.setAttribute("aria-disabled", "true");
+      }
     }
     $$("input.pick", table).forEach(function (box) {
       box.checked = chosen.has(box.value);
