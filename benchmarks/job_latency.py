@@ -117,7 +117,7 @@ def side(workdir: Path, out: Path, submissions: int, targets: list[str], gap: fl
     """Runs in a fresh process with ``CUMULO_HOME`` set: every measurement, as JSON."""
     import cumulo
     from cumulo import Experiment, Workspace
-    from cumulo.services.scheduler import stop_all_schedulers
+    from cumulo.services.context import close_all
 
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def side(workdir: Path, out: Path, submissions: int, targets: list[str], gap: fl
                     {"key": target, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
                 )
     finally:
-        stop_all_schedulers(stop_nodes=True)
+        close_all(stop_nodes=True)
     out.write_text(json.dumps(result, indent=2))
 
 

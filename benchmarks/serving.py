@@ -350,9 +350,9 @@ def endpoint_side(model: Path, work: Path, args: argparse.Namespace) -> dict[str
     found["warm_ready_s"] = time.perf_counter() - started
     second.delete()
     ep.delete()
-    from cumulo.services.supervisor import stop_all
+    from cumulo.services.context import close_all
 
-    stop_all()
+    close_all()
     return found
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.postgres import local_postgres
 
-from cumulo.services.context import close_all
+from cumulo.services.context import close_all, open_keys
 
 # The local S3 API server takes any credentials; set them for the whole session
 # (before any test's environment snapshot, so no test's clean-up removes them).
@@ -42,9 +42,11 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")
     monkeypatch.chdir(tmp_path)
+    # Services opened by wider fixtures (a module's server) keep running for their tests.
+    kept = open_keys()
     yield
     _forget_mlflow_state()
-    close_all()
+    close_all(keep=kept)
     # Libraries set variables behind monkeypatch's back (mlflow.set_experiment does).
     for key in set(os.environ) - set(before):
         del os.environ[key]

@@ -16,7 +16,7 @@ import pytest
 
 from cumulo import ComputeTarget, LocalPool, RayCluster, Workspace
 from cumulo.compute import processes
-from cumulo.services.scheduler import stop_all_schedulers
+from cumulo.services.context import close_all
 
 TARGETS = ["local", "pool", pytest.param("ray", marks=pytest.mark.slow)]
 
@@ -36,7 +36,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 90.0, what: str = "con
 def _stop_jobs() -> Iterator[None]:
     """Stop this test's schedulers, pool nodes and leftover job processes."""
     yield
-    stop_all_schedulers(stop_nodes=True)
+    close_all(stop_nodes=True)
     with processes._lock:
         children = list(processes._children.values())
         processes._children.clear()

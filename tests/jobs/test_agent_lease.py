@@ -123,7 +123,7 @@ def test_a_pool_node_stops_only_when_no_server_of_the_service_answers(
 
     def gone(*urls: str) -> bool:
         endpoint = Endpoint(urls[0], urls=urls)
-        return PoolNodeWorker(services, ws.name, "pool", "node", endpoint)._server_gone()
+        return PoolNodeWorker(services.jobs, ws.name, "pool", "node", endpoint)._server_gone()
 
     assert not gone(dead[0], cumulo_server_url)  # the first address is down, not the service
     assert not gone(cumulo_server_url, dead[0])

@@ -27,7 +27,7 @@ from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.jobs import JobInfo
 from cumulo.core.status import RunStatus
 from cumulo.services.context import open_services
-from cumulo.services.jobs import JobService, job_service
+from cumulo.services.jobs import JobService
 from cumulo.services.scheduler import Scheduler
 from cumulo.store import schema_jobs
 from cumulo.store.jobs import as_seen
@@ -123,8 +123,8 @@ def test_a_watch_pass_reading_a_launch_in_flight_does_not_lose_the_job(
 ) -> None:
     assert ws._settings is not None
     services = open_services(ws._settings)
-    jobs = job_service(services)
-    scheduler = Scheduler(services, owner="solo")
+    jobs = services.jobs
+    scheduler = Scheduler(jobs, owner="solo")
     launch_started, launch_done = Gate(), threading.Event()
     listed_in_flight = threading.Event()
 
@@ -161,10 +161,10 @@ def _two_schedulers(ws: Workspace, second_lease: float) -> tuple[JobService, Sch
     """``first`` is driven by hand (no loop, so no renewals): its lease runs out mid-launch."""
     assert ws._settings is not None
     services = open_services(ws._settings)
-    first = Scheduler(services, owner="first", lease_seconds=1.0)
+    first = Scheduler(services.jobs, owner="first", lease_seconds=1.0)
     # The second one's lease is also how long it waits for a handle a launcher may record.
-    second = Scheduler(services, owner="second", lease_seconds=second_lease)
-    return job_service(services), first, second
+    second = Scheduler(services.jobs, owner="second", lease_seconds=second_lease)
+    return services.jobs, first, second
 
 
 def _taken_over(jobs: JobService, ws: Workspace, run_id: str) -> None:
@@ -287,7 +287,7 @@ def test_a_takeover_while_the_process_starts_waits_for_its_handle(
 def _queued_job(ws: Workspace, tmp_path: Path) -> tuple[JobService, str]:
     """A queued job and no scheduler: the test makes every move itself."""
     assert ws._settings is not None
-    jobs = job_service(open_services(ws._settings))
+    jobs = open_services(ws._settings).jobs
     return jobs, _submit(jobs, ws, tmp_path / "src", tmp_path / "starts.txt", retries=1)
 
 

@@ -15,7 +15,6 @@ from tests.jobs.conftest import kill, pid_alive, wait_until, write_script
 from cumulo import ComputeTarget, Experiment, LocalPool, ScriptRunConfig, Workspace
 from cumulo.services import scheduler as scheduler_module
 from cumulo.services.context import open_services
-from cumulo.services.jobs import job_service
 from cumulo.services.scheduler import Scheduler
 
 GATED = (
@@ -34,7 +33,7 @@ def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _job(ws: Workspace, run_id: str):  # type: ignore[no-untyped-def]
     assert ws._settings is not None
-    return job_service(open_services(ws._settings)).get_job(ws.name, run_id)
+    return open_services(ws._settings).jobs.get_job(ws.name, run_id)
 
 
 def test_a_killed_worker_fails_its_run_naming_the_signal(ws: Workspace, tmp_path: Path) -> None:
@@ -134,13 +133,13 @@ def test_scheduler_restart_finds_each_jobs_real_state(
 def test_two_schedulers_dispatch_each_job_once(ws: Workspace, tmp_path: Path) -> None:
     assert ws._settings is not None
     services = open_services(ws._settings)
-    first = Scheduler(services, owner="first").start()
-    second = Scheduler(services, owner="second").start()
+    first = Scheduler(services.jobs, owner="first").start()
+    second = Scheduler(services.jobs, owner="second").start()
     try:
         src = tmp_path / "src"
         write_script(src, "hi.py", "print('hi')\n")
         exp = Experiment(ws, "two")
-        jobs = job_service(services)
+        jobs = services.jobs
         # Submitted through the service so this process hosts no third scheduler.
         from cumulo.sdk.jobs import _snapshot
 

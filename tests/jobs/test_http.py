@@ -20,7 +20,6 @@ from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.jobs import HttpChannel
 from cumulo.server.app import create_app
 from cumulo.services.context import open_services
-from cumulo.services.scheduler import start_scheduler
 
 
 @pytest.fixture
@@ -37,12 +36,11 @@ def server(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=http.run, daemon=True)
     thread.start()
     wait_until(lambda: http.started, 30, "the server to start")
-    scheduler = start_scheduler(services, url=url)
+    services.scheduler.start(url=url)
     try:
         yield url
     finally:
-        scheduler.stop()
-        scheduler.stop_nodes()
+        services.scheduler.stop(stop_nodes=True)
         http.should_exit = True
         thread.join(10)
 

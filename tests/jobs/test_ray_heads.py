@@ -17,16 +17,28 @@ from cumulo import ComputeTarget, RayCluster, Workspace
 from cumulo.compute.base import host_id
 from cumulo.core.entities import now_ms
 from cumulo.services.context import Services, open_services
-from cumulo.services.jobs import job_service
+from cumulo.services.deployments import DeploymentService
+from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import StoreHeadRegistry
 from cumulo.services.scheduler import LEASE_SECONDS, Scheduler
 from cumulo.services.supervisor import Hosting, Supervisor
+from cumulo.store.deployments import DeploymentStore
 from cumulo.store.ray_heads import RayHeadStore
 
 
-def _server(services: Services, home: Path) -> Services:
-    """The services of a server with home ``home`` over the same database."""
-    return dataclasses.replace(services, settings=dataclasses.replace(services.settings, home=home))
+def _server(services: Services, home: Path) -> JobService:
+    """The job service of a server with home ``home`` over the same database."""
+    settings = dataclasses.replace(services.settings, home=home)
+    return JobService(settings, services.database, services.tracking, services.auth)
+
+
+def _hosting(services: Services, jobs: JobService) -> Hosting:
+    """The endpoint hosting of the server whose job service is ``jobs``."""
+    store = DeploymentStore(services.database)
+    deployments = DeploymentService(
+        store, services.registry, services.tracking.artifacts, jobs.settings
+    )
+    return Hosting(deployments, services.auth, jobs)
 
 
 def _ray_starts() -> set[int]:
@@ -59,9 +71,7 @@ def test_servers_with_their_own_homes_share_one_head_and_take_it_over(
 
     def server(name: str) -> Scheduler:
         """A scheduler as a server with home ``name`` runs it, over the same database."""
-        settings = dataclasses.replace(services.settings, home=tmp_path / name)
-        own = dataclasses.replace(services, settings=settings)
-        return Scheduler(own, owner=name, lease_seconds=3.0)
+        return Scheduler(_server(services, tmp_path / name), owner=name, lease_seconds=3.0)
 
     first, second = server("first"), server("second")
     before = _ray_starts()
@@ -122,7 +132,7 @@ def test_deleting_a_target_forgets_its_head_from_a_server_that_never_used_it(
     assert heads.claim(ws.name, "gone-ray", "another-server", 60_000)
 
     other = _server(services, tmp_path / "other")  # no scheduler of its own made a backend
-    job_service(other).delete_compute_target(ws.name, "gone-ray")
+    other.delete_compute_target(ws.name, "gone-ray")
     # Gone from the store: the owner's lease renewal finds it so and stops its head.
     assert heads.read(ws.name, "gone-ray") is None
 
@@ -143,7 +153,7 @@ def test_the_replica_supervisor_uses_the_head_the_store_records(
     assert heads.publish(name, "serve-ray", owner, ttl, address=address, host=here, pid=1, start=0)
 
     other = _server(services, tmp_path / "other")
-    supervisor = Supervisor(Hosting(other))
+    supervisor = Supervisor(_hosting(services, other))
     scheduler = Scheduler(other)
     before = _ray_starts()
     try:

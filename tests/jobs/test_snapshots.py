@@ -11,13 +11,12 @@ import pytest
 from cumulo import Experiment, ScriptRunConfig, Workspace
 from cumulo.core.errors import PayloadTooLarge
 from cumulo.services.context import open_services
-from cumulo.services.jobs import job_service
 from cumulo.services.snapshots import collect
 
 
 def _jobs(ws: Workspace):  # type: ignore[no-untyped-def]
     assert ws._settings is not None
-    return job_service(open_services(ws._settings))
+    return open_services(ws._settings).jobs
 
 
 def test_ignore_files_and_always_ignored(tmp_path: Path) -> None:

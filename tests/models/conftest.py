@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from cumulo.services.supervisor import stop_all
 
 IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
@@ -53,13 +50,6 @@ SCORE_PY = textwrap.dedent(
         }
     """
 )
-
-
-@pytest.fixture(autouse=True)
-def _stop_endpoints() -> Iterator[None]:
-    """Endpoints served by the test process stop with the test (before the stores close)."""
-    yield
-    stop_all()
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ def ray_target(ws) -> Iterator[str]:
     try:
         yield "my-ray"
     finally:
-        from cumulo.services.supervisor import stop_all
+        from cumulo.services.context import close_all
 
-        stop_all()
+        close_all()  # the endpoints this process serves stop before the head
         stop_managed_heads()
 
 

@@ -27,7 +27,7 @@ from cumulo import DeploymentConfig, Endpoint, Experiment, InferenceConfig, Mode
 from cumulo.compute import processes
 from cumulo.compute.base import host_id
 from cumulo.services.context import open_services
-from cumulo.services.jobs import JobService, job_service
+from cumulo.services.jobs import JobService
 from cumulo.services.scheduler import Scheduler
 
 ELSEWHERE = "10.20.30.40/elsewhere/0"  # the host id of a machine this one is not
@@ -145,12 +145,12 @@ def test_a_job_of_another_host_is_judged_by_its_lease_never_by_a_process_id_here
     tmp_path: Path,
 ) -> None:
     ws = Workspace.create(f"ws-{uuid.uuid4().hex[:8]}")
-    jobs = job_service(_services(ws))
+    jobs = _services(ws).jobs
     # The job's process runs on this machine, but its handle names another host: a
     # process id found alive here says nothing about it.
-    there = Scheduler(_services(ws), owner="there", lease_seconds=1.0)
+    there = Scheduler(_services(ws).jobs, owner="there", lease_seconds=1.0)
     there.host = ELSEWHERE
-    here = Scheduler(_services(ws), owner="here", lease_seconds=1.0)
+    here = Scheduler(_services(ws).jobs, owner="here", lease_seconds=1.0)
     gate = tmp_path / "gate"
     try:
         there.start()
@@ -185,11 +185,11 @@ def test_a_job_of_another_host_is_judged_by_its_lease_never_by_a_process_id_here
 
 def test_a_pool_node_of_another_host_is_judged_by_its_heartbeat(tmp_path: Path) -> None:
     ws = Workspace.create(f"ws-{uuid.uuid4().hex[:8]}")
-    jobs = job_service(_services(ws))
+    jobs = _services(ws).jobs
     jobs.create_compute_target(ws.name, "pool", "pool", {"max_nodes": 2})
     ended = subprocess.Popen(["true"])
     ended.wait()  # a process id that names no process here
-    scheduler = Scheduler(_services(ws), owner="here")
+    scheduler = Scheduler(_services(ws).jobs, owner="here")
     for node_id, host in (("there", ELSEWHERE), ("here", scheduler.host)):
         assert jobs.store.add_node(ws.name, "pool", node_id, 2)
         jobs.store.update_node(node_id, pid=ended.pid, host=host)

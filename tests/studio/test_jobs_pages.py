@@ -26,7 +26,7 @@ print("second line", flush=True)
 @pytest.fixture
 def job_tab(browser: Any, tmp_path: Path) -> Iterator[tuple[Page, Any, Path]]:
     from cumulo import ComputeTarget, Environment, Experiment, LocalPool, ScriptRunConfig, Workspace
-    from cumulo.services.scheduler import stop_all_schedulers
+    from cumulo.services.context import open_services
 
     home = tmp_path / "home"
     ws = Workspace.create("jobs", home=home)
@@ -49,7 +49,7 @@ def job_tab(browser: Any, tmp_path: Path) -> Iterator[tuple[Page, Any, Path]]:
             assert page.errors == [], f"JavaScript errors on the page: {page.errors}"
     finally:
         gate.touch()
-        stop_all_schedulers(stop_nodes=True)
+        open_services(Settings.load(home=home)).stop_workers(stop_nodes=True)
 
 
 def test_job_logs_tail_live_and_pages_show_target_code_and_environment(

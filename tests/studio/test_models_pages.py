@@ -66,8 +66,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A workspace with a model registered from a run, deployed behind endpoint ``pricer``."""
     from cumulo import DeploymentConfig, Experiment, InferenceConfig, Model, Workspace
     from cumulo.core.entities import DatasetInput
-    from cumulo.services.context import open_services
-    from cumulo.services.supervisor import stop_all
+    from cumulo.services.context import close_all, open_services
 
     root = tmp_path_factory.mktemp("models-studio")
     home = root / "home"
@@ -115,7 +114,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             key = endpoint.get_keys()[0]
             yield Shop(server, "shop", run.id, key, code)
     finally:
-        stop_all()
+        close_all()
 
 
 @pytest.fixture

@@ -38,9 +38,9 @@ def _direct() -> bool:
 def channel_for(workspace: str, run_id: str) -> JobChannel:
     if _direct():
         from cumulo.services.context import open_services
-        from cumulo.services.jobs import ServiceChannel, job_service
+        from cumulo.services.jobs import ServiceChannel
 
-        return ServiceChannel(job_service(open_services(Settings.load())), workspace, run_id)
+        return ServiceChannel(open_services(Settings.load()).jobs, workspace, run_id)
     from cumulo.sdk.jobs import HttpChannel
 
     # Every server of the workspace's service address: the job outlives any one of them.
@@ -54,9 +54,8 @@ def _build_env(env_def: dict[str, Any], log: Any) -> str:
     if _direct():  # record the build (status and log) with the environment
         from cumulo.core.jobs import EnvironmentInfo
         from cumulo.services.context import open_services
-        from cumulo.services.jobs import job_service
 
-        jobs = job_service(open_services(Settings.load()))
+        jobs = open_services(Settings.load()).jobs
         return jobs.environments.build(EnvironmentInfo.from_dict(env_def), log)
     cache = Path(os.environ.get("CUMULO_ENV_CACHE") or Path.home() / ".cumulo" / "envs")
     spec = EnvironmentSpec.parse(env_def["spec"])
@@ -143,7 +142,7 @@ def node(workspace: str, target: str, node_id: str) -> int:
 
     settings = Settings.load()
     worker = PoolNodeWorker(
-        open_services(settings), workspace, target, node_id, node_endpoint(settings)
+        open_services(settings).jobs, workspace, target, node_id, node_endpoint(settings)
     )
     # SIGTERM: finish the job at hand, then stop.
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())

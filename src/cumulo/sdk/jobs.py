@@ -102,14 +102,12 @@ def jobs_of(workspace: Workspace, host_scheduler: bool = True) -> JobTransport:
     if workspace.url is not None:
         return HttpJobs(cast("HttpTransport", transport))
     from cumulo.services.context import open_services
-    from cumulo.services.jobs import job_service
-    from cumulo.services.scheduler import ensure_scheduler
 
     assert workspace._settings is not None
     services = open_services(workspace._settings)
     if host_scheduler:
-        ensure_scheduler(services)
-    return job_service(services)
+        services.scheduler.ensure_started()
+    return services.jobs
 
 
 class HttpJobs:

@@ -28,20 +28,22 @@ log = logging.getLogger("cumulo.server")
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work of a server: the job scheduler (safe in several workers at once).
-
-    With token checks on, each job gets a token of its own (see ``Endpoint``).
+    """The server's background workers, started and stopped here only (both are safe
+    in several workers and servers at once): the replica supervisor, so endpoints are
+    served for as long as the server runs, and the job scheduler. With token checks on,
+    each job gets a token of its own (see ``Endpoint``).
     """
-    from cumulo.services.scheduler import start_scheduler
-
     settings: Settings = app.state.settings
-    scheduler = start_scheduler(
-        app.state.services, url=settings.public_url, issue_tokens=settings.auth == "token"
-    )
+    services: Services = app.state.services
+    services.hosting.start()
     try:
-        yield
+        services.scheduler.start(url=settings.public_url, issue_tokens=settings.auth == "token")
+        try:
+            yield
+        finally:
+            services.scheduler.stop()
     finally:
-        scheduler.stop()
+        services.hosting.stop()
         app.state.audit.close()
 
 

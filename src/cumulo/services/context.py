@@ -1,33 +1,91 @@
-"""Open the services for a settings object, once per process and store."""
+"""The composition root: every service and background worker of a process, per store.
+
+``open_services(settings)`` builds them once per process and store (two
+settings with one ``key`` share them): tracking, registry, deployments, jobs,
+environments and auth over one database engine, and the two background
+workers, each with ``start()``/``stop()``:
+
+- ``scheduler``: the job scheduler (``services/scheduler.py``), started by the
+  server's lifespan, or by an embedded process on its first submit;
+- ``hosting``: the replica supervisor and endpoint router
+  (``services/supervisor.py``), started by the server's lifespan, or by an
+  embedded process when it deploys or scores.
+
+``Services.close()`` stops both workers and closes the engine.
+"""
 
 from __future__ import annotations
 
+import atexit
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cumulo.core.settings import Settings
 from cumulo.services.auth import AuthService
+from cumulo.services.deployments import DeploymentService
+from cumulo.services.environments import EnvironmentService
+from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
+from cumulo.services.scheduler import SchedulerWorker
+from cumulo.services.supervisor import Hosting
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.audit import AuditStore
 from cumulo.store.db import Database
+from cumulo.store.deployments import DeploymentStore
 from cumulo.store.logged_models import LoggedModelStore
 from cumulo.store.metadata import MetadataStore
 from cumulo.store.registry import RegistryStore
 from cumulo.store.tokens import TokenStore
 
 
-@dataclass
+@dataclass(eq=False)
 class Services:
     settings: Settings
     database: Database
     tracking: TrackingService
     registry: RegistryService
     auth: AuthService
+    jobs: JobService
+    deployments: DeploymentService
+    scheduler: SchedulerWorker
+    hosting: Hosting
 
-    def close(self) -> None:
+    @property
+    def environments(self) -> EnvironmentService:
+        return self.jobs.environments
+
+    def stop_workers(self, stop_nodes: bool = False) -> None:
+        """Stop the scheduler (with ``stop_nodes``, its pool nodes too) and the hosting."""
+        self.scheduler.stop(stop_nodes=stop_nodes)
+        self.hosting.stop()
+
+    def close(self, stop_nodes: bool = False) -> None:
+        self.stop_workers(stop_nodes)
         self.database.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """A new root over the settings' stores; processes use ``open_services``."""
+    database = Database(settings.database_url)
+    artifacts = ArtifactStore(settings.artifact_root, settings.s3_endpoint_url)
+    tracking = TrackingService(MetadataStore(database), artifacts)
+    registry = RegistryService(RegistryStore(database), LoggedModelStore(database), tracking)
+    auth = AuthService(TokenStore(database), tracking.store, AuditStore(database))
+    jobs = JobService(settings, database, tracking, auth)
+    deployments = DeploymentService(DeploymentStore(database), registry, artifacts, settings)
+    return Services(
+        settings=settings,
+        database=database,
+        tracking=tracking,
+        registry=registry,
+        auth=auth,
+        jobs=jobs,
+        deployments=deployments,
+        scheduler=SchedulerWorker(jobs),
+        hosting=Hosting(deployments, auth, jobs),
+    )
 
 
 _open: dict[tuple[str, str], Services] = {}
@@ -35,27 +93,36 @@ _lock = threading.Lock()
 
 
 def open_services(settings: Settings) -> Services:
-    """Services over the settings' stores; engines are shared within a process."""
+    """The services over the settings' stores, built once per process and store."""
     with _lock:
         found = _open.get(settings.key)
-        if found is not None:
-            return found
-        database = Database(settings.database_url)
-        artifacts = ArtifactStore(settings.artifact_root, settings.s3_endpoint_url)
-        tracking = TrackingService(MetadataStore(database), artifacts)
-        services = Services(
-            settings=settings,
-            database=database,
-            tracking=tracking,
-            registry=RegistryService(RegistryStore(database), LoggedModelStore(database), tracking),
-            auth=AuthService(TokenStore(database), tracking.store, AuditStore(database)),
-        )
-        _open[settings.key] = services
-        return services
+        if found is None:
+            found = _open[settings.key] = build_services(settings)
+        return found
 
 
-def close_all() -> None:
+def open_keys() -> frozenset[tuple[str, str]]:
+    """The settings keys of the services objects open in this process."""
     with _lock:
-        for services in _open.values():
-            services.close()
-        _open.clear()
+        return frozenset(_open)
+
+
+def close_all(stop_nodes: bool = False, keep: Collection[tuple[str, str]] = ()) -> None:
+    """Close every open services object (but those of the settings keys in ``keep``):
+    its workers stop (with ``stop_nodes``, the pool nodes its scheduler started too)
+    and its engine closes."""
+    with _lock:
+        found = [_open.pop(key) for key in list(_open) if key not in keep]
+    for services in found:
+        services.close(stop_nodes)
+
+
+def _stop_hosting() -> None:
+    """At exit no replica outlives its process; jobs go on (their agents report alone)."""
+    with _lock:
+        found = list(_open.values())
+    for services in found:
+        services.hosting.stop()
+
+
+atexit.register(_stop_hosting)

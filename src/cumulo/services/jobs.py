@@ -8,7 +8,6 @@ scheduler's (``services/scheduler.py``).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -38,10 +37,13 @@ from cumulo.core.jobs import (
     target_config,
     target_name,
 )
+from cumulo.core.settings import Settings
 from cumulo.core.status import RunStatus, parse_status
-from cumulo.services.context import Services
+from cumulo.services.auth import AuthService
 from cumulo.services.environments import EnvironmentService, env_cache_dir
 from cumulo.services.snapshots import SnapshotService
+from cumulo.services.tracking import TrackingService
+from cumulo.store.db import Database
 from cumulo.store.jobs import JobStore
 from cumulo.store.ray_heads import RayHeadStore
 
@@ -51,13 +53,15 @@ UNDELIVERED = ("undelivered_metric_points", "undelivered_log_lines")
 
 
 class JobService:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.settings = services.settings
-        self.tracking = services.tracking
-        self.meta = services.tracking.store
-        self.store = JobStore(services.database)
-        self.snapshots = SnapshotService(self.store, services.tracking.artifacts)
+    def __init__(
+        self, settings: Settings, database: Database, tracking: TrackingService, auth: AuthService
+    ) -> None:
+        self.settings = settings
+        self.tracking = tracking
+        self.auth = auth
+        self.meta = tracking.store
+        self.store = JobStore(database)
+        self.snapshots = SnapshotService(self.store, tracking.artifacts)
         self.environments = EnvironmentService(self.store, env_cache_dir(self.settings.home))
         self.home = self.settings.home
         self._listeners: list[Callable[[], None]] = []
@@ -309,13 +313,13 @@ class JobService:
             log.warning("run %s in %s ended with data lost on the way: %s", run_id, workspace, lost)
         if run.run_status.is_terminal:
             self.store.update_job(run_id, state=JobState.DONE.value, release=True)
-            self.services.auth.revoke_job_tokens([run_id])  # the job's credentials end with it
+            self.auth.revoke_job_tokens([run_id])  # the job's credentials end with it
         return run
 
     def issue_job_token(self, job: JobInfo) -> str:
         """A fresh token for this attempt of ``job`` (see ``AuthService.create_job_token``)."""
-        self.services.auth.revoke_job_tokens([job.run_id])  # an earlier attempt's, if any
-        _info, token = self.services.auth.create_job_token(
+        self.auth.revoke_job_tokens([job.run_id])  # an earlier attempt's, if any
+        _info, token = self.auth.create_job_token(
             job.workspace,
             job.run_id,
             job.submitter_role,
@@ -327,12 +331,12 @@ class JobService:
         """Revoke the live tokens of jobs that ended or expired, e.g. while no server ran."""
         ended = []
         at = now_ms()
-        for info in self.services.auth.live_job_tokens():
+        for info in self.auth.live_job_tokens():
             assert info.run_id is not None
             job = self.store.find_job(info.run_id)
             if info.expired(at) or job is None or job.state == JobState.DONE.value:
                 ended.append(info.run_id)
-        return self.services.auth.revoke_job_tokens(ended)
+        return self.auth.revoke_job_tokens(ended)
 
     # ------------------------------------------------------------------ logs
     def append_logs(self, workspace: str, run_id: str, chunks: Sequence[Sequence[Any]]) -> None:
@@ -388,19 +392,6 @@ class ServiceChannel:
         """
         expect = {"state": JobState.ACTIVE.value, "attempts": attempt}
         return self.jobs.store.renew_lease(self.run_id, ttl_ms, expect)
-
-
-_services: dict[int, JobService] = {}
-_lock = threading.Lock()
-
-
-def job_service(services: Services) -> JobService:
-    """The job service over ``services`` (one per open services object)."""
-    with _lock:
-        found = _services.get(id(services))
-        if found is None or found.services is not services:
-            found = _services[id(services)] = JobService(services)
-        return found
 
 
 def require_job(jobs: JobService, workspace: str, run_id: str) -> JobInfo:

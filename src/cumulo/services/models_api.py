@@ -19,7 +19,6 @@ from cumulo.core.entities import FileInfo, ModelVersionInfo
 from cumulo.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from cumulo.core.search import Clause, OrderBy
 from cumulo.services.context import Services
-from cumulo.services.supervisor import hosting, serve_embedded
 
 PROPERTY_TAG = "cumulo.property/"
 FRAMEWORK_TAG = "cumulo.framework"
@@ -36,7 +35,7 @@ class ModelsApi:
         self.services = services
         self.embedded = embedded
         self.registry = services.registry
-        self.deployments = hosting(services).service
+        self.deployments = services.deployments
 
     # -------------------------------------------------------------- registry
     def register_version(
@@ -145,7 +144,7 @@ class ModelsApi:
     # ------------------------------------------------------------- endpoints
     def serving_url(self) -> str:
         """Where this workspace's endpoints answer: hosted by this process (embedded)."""
-        return serve_embedded(self.services)
+        return self.services.hosting.serve_embedded()
 
     def create_endpoint(
         self,
@@ -199,7 +198,7 @@ class ModelsApi:
     ) -> DeploymentInfo:
         info = self.deployments.create_deployment(workspace, endpoint, name, models, config)
         if self.embedded:
-            serve_embedded(self.services)
+            self.services.hosting.serve_embedded()
         return info
 
     def update_deployment(
@@ -212,7 +211,7 @@ class ModelsApi:
     ) -> DeploymentInfo:
         info = self.deployments.update_deployment(workspace, endpoint, name, models, config)
         if self.embedded:
-            serve_embedded(self.services)
+            self.services.hosting.serve_embedded()
         return info
 
     def delete_deployment(self, workspace: str, endpoint: str, name: str) -> None:
@@ -237,6 +236,6 @@ class ModelsApi:
 
     def _flush(self) -> None:
         """Metrics counted by this process's router are stored before they are read."""
-        found = hosting(self.services).supervisor
+        found = self.services.hosting.supervisor
         if found is not None:
             found.flush()

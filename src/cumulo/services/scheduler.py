@@ -7,9 +7,10 @@ another scheduler takes the jobs over and finds their real state from the
 target (still running, finished, or lost). A lost job fails with the reason,
 or goes back to the queue while ``max_retries`` allows.
 
-The server calls ``start_scheduler(services, url=...)`` at start-up and
-``stop()`` on the returned scheduler at shutdown; embedded, the submitting
-process hosts one (``ensure_scheduler``) in a daemon thread while it lives.
+Each ``Services`` object owns one ``SchedulerWorker`` (``services.scheduler``):
+the server's lifespan starts it with the server's address and stops it at
+shutdown; embedded, the submitting process starts it on its first submit
+(``ensure_started``) and it runs in a daemon thread while the process lives.
 """
 
 from __future__ import annotations
@@ -47,9 +48,8 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
-from cumulo.services.context import Services
 from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
-from cumulo.services.jobs import JobService, ServiceChannel, job_service
+from cumulo.services.jobs import JobService, ServiceChannel
 from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.snapshots import extract
 from cumulo.store.jobs import as_seen
@@ -169,15 +169,14 @@ class Scheduler:
 
     def __init__(
         self,
-        services: Services,
+        jobs: JobService,
         *,
         url: str | None = None,
         issue_tokens: bool = False,
         lease_seconds: float | None = None,
         owner: str | None = None,
     ) -> None:
-        self.services = services
-        self.jobs = job_service(services)
+        self.jobs = jobs
         self.endpoint = Endpoint(url.rstrip("/") if url else None, issue_tokens)
         self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
         self.owner = owner or head_owner("sched")
@@ -630,9 +629,9 @@ class PoolNodeWorker:
     """One node of a managed pool: takes queued jobs of its pool one at a time."""
 
     def __init__(
-        self, services: Services, workspace: str, target: str, node_id: str, endpoint: Endpoint
+        self, jobs: JobService, workspace: str, target: str, node_id: str, endpoint: Endpoint
     ) -> None:
-        self.jobs = job_service(services)
+        self.jobs = jobs
         self.workspace = workspace
         self.target = target
         self.node_id = node_id
@@ -765,37 +764,39 @@ class PoolNodeWorker:
             )
 
 
-# ------------------------------------------------------------------- hosting
-_hosted: dict[int, Scheduler] = {}
-_hosted_lock = threading.Lock()
+# ------------------------------------------------------------------- worker
+class SchedulerWorker:
+    """The job scheduler of one ``Services`` object, started and stopped as a whole.
 
-
-def start_scheduler(
-    services: Services, *, url: str | None = None, issue_tokens: bool = False
-) -> Scheduler:
-    """Start the scheduler of a server (or embedded process); call ``.stop()`` at shutdown.
-
-    One per ``services`` object: a second call returns the running one.
+    The server's lifespan starts it with the server's address (``start``); an
+    embedded process starts it on its first submit (``ensure_started``). A
+    started worker is returned as it is by a second start.
     """
-    with _hosted_lock:
-        found = _hosted.get(id(services))
-        if found is not None and found.services is services and found.running:
-            return found
-        scheduler = Scheduler(services, url=url, issue_tokens=issue_tokens).start()
-        _hosted[id(services)] = scheduler
-        return scheduler
 
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+        self.current: Scheduler | None = None
+        self._lock = threading.Lock()
 
-def ensure_scheduler(services: Services) -> Scheduler:
-    """Embedded: host a scheduler in this process while it lives (a daemon thread)."""
-    return start_scheduler(services)
+    def start(self, *, url: str | None = None, issue_tokens: bool = False) -> Scheduler:
+        with self._lock:
+            if self.current is None or not self.current.running:
+                self.current = Scheduler(self.jobs, url=url, issue_tokens=issue_tokens).start()
+            return self.current
 
+    def ensure_started(self) -> Scheduler:
+        """Embedded: host the scheduler in this process while it lives (a daemon thread)."""
+        return self.start()
 
-def stop_all_schedulers(stop_nodes: bool = False) -> None:
-    with _hosted_lock:
-        hosted = list(_hosted.values())
-        _hosted.clear()
-    for scheduler in hosted:
-        scheduler.stop()
-        if stop_nodes:
-            scheduler.stop_nodes()
+    @property
+    def running(self) -> bool:
+        return self.current is not None and self.current.running
+
+    def stop(self, stop_nodes: bool = False) -> None:
+        """Stop dispatching (running jobs go on); with ``stop_nodes`` end its pool nodes too."""
+        with self._lock:
+            scheduler, self.current = self.current, None
+        if scheduler is not None:
+            scheduler.stop()
+            if stop_nodes:
+                scheduler.stop_nodes()

@@ -13,15 +13,14 @@ the environment) in a worker thread, then moves its replicas there
 the store, where the router of every process reads them. Request metrics
 counted by this process's router are written once every few seconds.
 
-The server calls ``start_supervisor(services)`` when it starts and
-``stop_supervisor(services)`` when it stops, and mounts ``router_app(services)``.
-An embedded workspace calls ``serve_embedded(services)``: the same supervisor
-and router, hosted by the calling process on a loopback port.
+Each ``Services`` object owns one ``Hosting`` (``services.hosting``): the
+server's lifespan calls its ``start()`` and ``stop()`` and mounts its
+``router``; an embedded workspace calls its ``serve_embedded()``: the same
+supervisor and router, hosted by the calling process on a loopback port.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -38,15 +37,15 @@ from typing import Any
 
 from cumulo.core.deployments import DeploymentState, code_archive, code_id, code_prefix
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
-from cumulo.services.context import Services
+from cumulo.services.auth import AuthService
 from cumulo.services.deployments import DeploymentService
+from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.ray_serving import RayServeSet, serve_port
 from cumulo.serving.local import LocalReplicaSet, Summary, Want, listen_address, replica_url
 from cumulo.serving.metrics import MetricsBuffer
 from cumulo.serving.preload import Preloader
 from cumulo.serving.proxy import EndpointRouter
-from cumulo.store.deployments import DeploymentStore
 
 log = logging.getLogger("cumulo.deployments")
 
@@ -344,10 +343,9 @@ class Supervisor:
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
         """A Ray target's Jobs API client (a managed head starts if none runs) and Serve's port."""
         from cumulo.compute.base import load_backend
-        from cumulo.services.jobs import job_service
         from cumulo.services.scheduler import LEASE_SECONDS
 
-        jobs = job_service(self.hosting.services)
+        jobs = self.hosting.jobs
         info = jobs.get_compute_target(workspace, target)
         if info.kind != "ray":
             raise InvalidInput(
@@ -449,14 +447,10 @@ class EmbeddedHost:
 class Hosting:
     """What serves endpoints from one process over one store."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.service = DeploymentService(
-            DeploymentStore(services.database),
-            services.registry,
-            services.tracking.artifacts,
-            services.settings,
-        )
+    def __init__(self, service: DeploymentService, auth: AuthService, jobs: JobService) -> None:
+        self.service = service
+        self.auth = auth
+        self.jobs = jobs  # a deployment on a Ray target finds the target's cluster through it
         self.router = EndpointRouter(self.service.store.routes, self._token_ok, MetricsBuffer())
         self.service.listeners.append(self.router.invalidate)
         self.supervisor: Supervisor | None = None
@@ -464,15 +458,14 @@ class Hosting:
         self._lock = threading.Lock()
 
     def _token_ok(self, workspace: str, token: str) -> bool:
-        from cumulo.services.auth import AuthService
-
         try:
-            who = self.services.auth.authenticate(token)
+            who = self.auth.authenticate(token)
         except Unauthenticated:
             return False
         return AuthService.can_read(who, workspace)
 
-    def start_supervisor(self) -> Supervisor:
+    def start(self) -> Supervisor:
+        """Start supervising replicas for the endpoints in the store (a second call: no-op)."""
         with self._lock:
             if self.supervisor is None or not self.supervisor.running:
                 self.supervisor = Supervisor(self).start()
@@ -480,6 +473,7 @@ class Hosting:
             return self.supervisor
 
     def stop(self) -> None:
+        """Stop this process's replicas, supervisor and embedded host."""
         with self._lock:
             supervisor, self.supervisor = self.supervisor, None
             host, self.host = self.host, None
@@ -491,60 +485,10 @@ class Hosting:
             host.stop()
 
     def serve_embedded(self) -> str:
-        self.start_supervisor()
+        """Host endpoints from this process; returns the base URL of their scoring URIs."""
+        self.start()
         with self._lock:
             if self.host is None:
                 advertise = self.service.settings.advertise_host or LOOPBACK
                 self.host = EmbeddedHost(self.router, advertise)
             return self.host.url
-
-
-_hostings: dict[int, Hosting] = {}
-_lock = threading.Lock()
-
-
-def hosting(services: Services) -> Hosting:
-    """The hosting of endpoints over ``services`` (one per open services object)."""
-    with _lock:
-        found = _hostings.get(id(services))
-        if found is None or found.services is not services:
-            found = _hostings[id(services)] = Hosting(services)
-        return found
-
-
-def deployment_service(services: Services) -> DeploymentService:
-    return hosting(services).service
-
-
-def router_app(services: Services) -> EndpointRouter:
-    """The ASGI app the server mounts at ``/endpoints``."""
-    return hosting(services).router
-
-
-def start_supervisor(services: Services) -> Supervisor:
-    """Start supervising replicas for the endpoints in ``services``' store (idempotent)."""
-    return hosting(services).start_supervisor()
-
-
-def stop_supervisor(services: Services) -> None:
-    """Stop this process's replicas and supervisor (the server's shutdown calls it)."""
-    found = _hostings.get(id(services))
-    if found is not None:
-        found.stop()
-
-
-def serve_embedded(services: Services) -> str:
-    """Host endpoints from this process; returns the base URL of their scoring URIs."""
-    return hosting(services).serve_embedded()
-
-
-def stop_all() -> None:
-    """Stop every supervisor and host of this process (at exit, and between tests)."""
-    with _lock:
-        found = list(_hostings.values())
-        _hostings.clear()
-    for h in found:
-        h.stop()
-
-
-atexit.register(stop_all)

@@ -1,16 +1,14 @@
 """``/api/v1/workspaces/{workspace}/endpoints``: endpoints, deployments, keys, logs, metrics.
 
 Scoring itself is not here: ``include`` mounts the endpoint router at
-``/endpoints/<workspace>/<endpoint>/score`` (keys or tokens checked there), and
-hooks the replica supervisor into the app's lifespan, so endpoints are served
-for as long as the server runs and outlive the clients that deployed them.
+``/endpoints/<workspace>/<endpoint>/score`` (keys or tokens checked there); the
+app's lifespan (``server/app.py``) runs the replica supervisor, so endpoints are
+served for as long as the server runs and outlive the clients that deployed them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -23,7 +21,6 @@ from cumulo.server.api.common import WS, Readable, Writable
 from cumulo.server.auth import require
 from cumulo.server.responses import JsonResponse
 from cumulo.services.models_api import ModelsApi
-from cumulo.services.supervisor import router_app, start_supervisor, stop_supervisor
 
 router = APIRouter(prefix=WS + "/endpoints", tags=["endpoints"])
 
@@ -231,24 +228,12 @@ def get_request_logs(
 
 
 def include(app: FastAPI) -> None:
-    """Management routes, the scoring router at ``/endpoints``, and the supervisor's lifespan."""
+    """Management routes and the scoring router at ``/endpoints``."""
     from cumulo.server.api import models
 
     app.include_router(models.router)
     app.include_router(router)
-    services = app.state.services
+    router_app = app.state.services.hosting.router
     # First in the routing table: a scoring request matches at once instead of after
     # every API and studio route (Starlette tries routes in order).
-    app.router.routes.insert(0, Mount("/endpoints", app=router_app(services), name="endpoints"))
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(scope_app: Any) -> AsyncIterator[Any]:
-        start_supervisor(services)
-        try:
-            async with inner(scope_app) as state:
-                yield state
-        finally:
-            stop_supervisor(services)
-
-    app.router.lifespan_context = lifespan
+    app.router.routes.insert(0, Mount("/endpoints", app=router_app, name="endpoints"))

@@ -18,7 +18,7 @@ from cumulo.server.auth import current_token
 from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse, run_dict
 from cumulo.services.auth import AuthService
-from cumulo.services.jobs import JobService, job_service
+from cumulo.services.jobs import JobService
 
 router = APIRouter(prefix=WS, tags=["jobs"])
 
@@ -33,7 +33,8 @@ Int64 = Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 
 async def _jobs(request: Request) -> JobService:
-    return job_service(request.app.state.services)
+    jobs: JobService = request.app.state.services.jobs
+    return jobs
 
 
 Jobs = Annotated[JobService, Depends(_jobs)]

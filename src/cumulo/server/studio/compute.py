@@ -12,7 +12,6 @@ from cumulo.core.entities import RunInfo
 from cumulo.core.errors import NotFound
 from cumulo.core.jobs import BuildStatus
 from cumulo.server.studio import web
-from cumulo.services.jobs import job_service
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
@@ -23,7 +22,7 @@ RECENT_JOBS = 10  # finished ones
 @router.get("/ws/{ws}/compute", response_class=HTMLResponse)
 def compute(request: Request, ws: str) -> Response:
     services = web.services(request)
-    jobs = job_service(services)
+    jobs = services.jobs
     tracking = services.tracking
     targets = []
     for target in jobs.list_compute_targets(ws):
@@ -66,7 +65,7 @@ def _runs(tracking: Any, ws: str, run_ids: list[str]) -> list[RunInfo]:
 
 @router.get("/ws/{ws}/environments", response_class=HTMLResponse)
 def environments(request: Request, ws: str) -> Response:
-    infos = job_service(web.services(request)).list_environments(ws)
+    infos = web.services(request).jobs.list_environments(ws)
     by_name: dict[str, list[Any]] = {}
     for e in sorted(infos, key=lambda e: (e.name, -e.version)):
         by_name.setdefault(e.name, []).append(e)
@@ -82,7 +81,7 @@ def environments(request: Request, ws: str) -> Response:
 
 @router.get("/ws/{ws}/environments/{name}", response_class=HTMLResponse)
 def environment(request: Request, ws: str, name: str, version: int | None = None) -> Response:
-    jobs = job_service(web.services(request))
+    jobs = web.services(request).jobs
     info = jobs.get_environment(ws, name, version)
     versions = sorted(
         (e for e in jobs.list_environments(ws) if e.name == name), key=lambda e: -e.version

@@ -26,7 +26,6 @@ from cumulo.server import auth
 from cumulo.server.studio import runs, web
 from cumulo.services.context import Services
 from cumulo.services.models_api import ModelsApi
-from cumulo.services.supervisor import router_app
 from cumulo.serving.openapi import deployment_schemas
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
@@ -355,7 +354,7 @@ async def _send(request: Request, ws: str, name: str, body: str, deployment: str
     if deployment:
         headers["cumulo-model-deployment"] = deployment
     # The endpoint router of this process answers, as it would a client of the scoring URI.
-    transport = httpx.ASGITransport(app=router_app(web.services(request)))
+    transport = httpx.ASGITransport(app=web.services(request).hosting.router)
     started = time.perf_counter()
     async with httpx.AsyncClient(transport=transport, base_url="http://studio") as client:
         response = await client.post(

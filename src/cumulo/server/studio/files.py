@@ -21,7 +21,6 @@ from fastapi.responses import StreamingResponse
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import NotFound
 from cumulo.services.context import Services
-from cumulo.services.jobs import job_service
 
 PREVIEW_BYTES = 512 * 1024
 CSV_ROWS = 500
@@ -69,7 +68,7 @@ class SnapshotSource:
     """The files of a content-addressed code snapshot (a zip kept by the job service)."""
 
     def __init__(self, services: Services, workspace: str, digest: str) -> None:
-        self.jobs = job_service(services)
+        self.jobs = services.jobs
         self.workspace, self.digest = workspace, digest
         info = self.jobs.get_snapshot(workspace, digest)
         self.files = {str(f["path"]): int(f["size"]) for f in info.files}

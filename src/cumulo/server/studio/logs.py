@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from cumulo.core.errors import NotFound
 from cumulo.services.context import Services
-from cumulo.services.jobs import job_service
 
 LOG_FOLDERS = ("logs", "user_logs", "system_logs")
 JOB_LOGS = {"job/output": None, "job/stderr": "stderr", "job/system": "system"}
@@ -51,7 +50,7 @@ def read(services: Services, workspace: str, run_id: str, name: str, cursor: int
 def _read_job(
     services: Services, workspace: str, run_id: str, stream: str | None, after: int
 ) -> LogPiece:
-    page = job_service(services).get_logs(workspace, run_id, after=after, limit=READ_CHUNKS)
+    page = services.jobs.get_logs(workspace, run_id, after=after, limit=READ_CHUNKS)
     text = "".join(c.text for c in page.chunks if stream is None or c.stream == stream)
     return LogPiece(text, max(page.next_seq, after), len(page.chunks) >= READ_CHUNKS)
 

@@ -22,7 +22,6 @@ from cumulo.core.search import Clause, OrderBy
 from cumulo.server.studio import files, web
 from cumulo.services.context import Services
 from cumulo.services.models_api import DATASETS_TAG, FRAMEWORK_TAG, PROPERTY_TAG, RESERVED
-from cumulo.services.supervisor import deployment_service
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
@@ -34,7 +33,7 @@ SHOWN_FILES = 500  # files listed on a version's page
 
 # ------------------------------------------------------------------ helpers
 def _endpoints(services: Services, ws: str) -> list[EndpointInfo]:
-    return deployment_service(services).list_endpoints(ws)
+    return services.deployments.list_endpoints(ws)
 
 
 def serving(endpoints: list[EndpointInfo]) -> dict[tuple[str, int], list[dict[str, Any]]]:
