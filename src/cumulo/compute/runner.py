@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -187,10 +188,41 @@ def upload_outputs(channel: JobChannel, root: Path, sink: LogSink) -> int:
     return count
 
 
-def _pump(stream: IO[bytes], name: str, sink: LogSink) -> None:
-    for raw in iter(stream.readline, b""):
-        sink.add(name, raw.decode("utf-8", errors="replace"))
-    stream.close()
+def _pump(stdout: IO[bytes], stderr: IO[bytes], sink: LogSink) -> None:
+    """Read both streams in one thread, in the order the script wrote them.
+
+    Whatever stderr holds was written after what stdout held when it came, so
+    stdout is drained before each read of stderr: a traceback never lands above
+    the lines printed before it (two reader threads would race).
+    """
+    names = {stdout.fileno(): "stdout", stderr.fileno(): "stderr"}
+    partial = {fd: b"" for fd in names}
+    with selectors.DefaultSelector() as selector:
+        for stream in (stdout, stderr):
+            os.set_blocking(stream.fileno(), False)
+            selector.register(stream.fileno(), selectors.EVENT_READ)
+        while selector.get_map():
+            selector.select()
+            # All of stdout, then one read of stderr; the next select comes back at once
+            # while stderr has more, and stdout is drained again before it.
+            for fd in sorted(selector.get_map(), key=lambda f: names[f] != "stdout"):
+                while True:
+                    try:
+                        data = os.read(fd, 65536)
+                    except BlockingIOError:
+                        break
+                    if not data:  # the script closed it: its last line may lack a newline
+                        if partial[fd]:
+                            sink.add(names[fd], partial[fd].decode("utf-8", errors="replace"))
+                        selector.unregister(fd)
+                        break
+                    *lines, partial[fd] = (partial[fd] + data).split(b"\n")
+                    for line in lines:
+                        sink.add(names[fd], (line + b"\n").decode("utf-8", errors="replace"))
+                    if names[fd] == "stderr":
+                        break
+    stdout.close()
+    stderr.close()
 
 
 def run_job(
@@ -277,10 +309,8 @@ def _run(
     )
     if on_child is not None:
         on_child(proc.pid)
-    readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", sink), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", sink), daemon=True),
-    ]
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, proc.stderr, sink), daemon=True)]
     for r in readers:
         r.start()
     with contextlib.suppress(CumuloError):
