@@ -197,15 +197,16 @@ def _pump(stdout: IO[bytes], stderr: IO[bytes], sink: LogSink) -> None:
     """
     names = {stdout.fileno(): "stdout", stderr.fileno(): "stderr"}
     partial = {fd: b"" for fd in names}
+    open_fds = list(names)  # stdout first
     with selectors.DefaultSelector() as selector:
-        for stream in (stdout, stderr):
-            os.set_blocking(stream.fileno(), False)
-            selector.register(stream.fileno(), selectors.EVENT_READ)
-        while selector.get_map():
+        for fd in open_fds:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        while open_fds:
             selector.select()
             # All of stdout, then one read of stderr; the next select comes back at once
             # while stderr has more, and stdout is drained again before it.
-            for fd in sorted(selector.get_map(), key=lambda f: names[f] != "stdout"):
+            for fd in list(open_fds):
                 while True:
                     try:
                         data = os.read(fd, 65536)
@@ -215,6 +216,7 @@ def _pump(stdout: IO[bytes], stderr: IO[bytes], sink: LogSink) -> None:
                         if partial[fd]:
                             sink.add(names[fd], partial[fd].decode("utf-8", errors="replace"))
                         selector.unregister(fd)
+                        open_fds.remove(fd)
                         break
                     *lines, partial[fd] = (partial[fd] + data).split(b"\n")
                     for line in lines:
