@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,3 +97,94 @@ def test_compare_link_is_no_link_until_a_run_is_picked(tab: Page, sweep: Sweep) 
     assert link.get_attribute("href", timeout=2000).endswith(f"runs={sweep.runs['run-03']}")
     page.locator("#runs tbody tr", has_text="run-03").locator("input.pick").uncheck()
     assert link.get_attribute("href") is None
+
+
+def _loss(i: int, step: int) -> float:
+    return (1 + i % 3) * math.exp(-step / 20) + i / 100
+
+
+def _hover(page: Any, panel: str, fraction: float) -> dict[str, Any]:
+    """Move over a panel at ``fraction`` of its width; what its tooltip says."""
+    over = page.locator(f"{panel} .u-over")
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.5)
+    tip = page.locator(f"{panel} .chart-tip")
+    tip.wait_for()
+    rows = {}
+    for row in tip.locator(".tip-row").all():
+        name = row.locator("span").nth(1).inner_text()
+        rows[name] = float(row.locator("b").inner_text())
+    return {"x": tip.locator(".tip-x").inner_text(), "rows": rows}
+
+
+def test_charts_view_overlays_every_run_with_values_at_the_cursor(tab: Page, sweep: Sweep) -> None:
+    base = f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}"
+    page = tab.open(base)
+    page.click("#charts-link")
+    page.wait_for_url(re.compile(r"/charts"))
+    page.wait_for_selector("body[data-charts-ready=true]")
+    keys = page.locator(".panel").evaluate_all("els => els.map(e => e.dataset.key)")
+    assert keys == ["accuracy", "grad_norm", "loss", "lr"]
+    page.wait_for_selector(".panel[data-key=loss][data-drawn='12']")
+    # Axis titles and readable ticks.
+    axes = page.evaluate(
+        "document.querySelector('.panel[data-key=loss] .plot')._uplot.axes.map(a => a.label)"
+    )
+    assert axes == ["step", "loss"]
+    tip = _hover(page, ".panel[data-key=loss]", 0.5)
+    step = int(tip["x"].split()[1])
+    assert len(tip["rows"]) == 10  # the ten nearest the cursor, of twelve
+    for name, value in tip["rows"].items():
+        i = int(name.split("-")[1])
+        assert value == pytest.approx(_loss(i, step), rel=1e-4), (name, step)
+    tab.shot("30-charts-view")
+
+    # Colours are the run's own, the same in the runs table and the charts.
+    run_id = sweep.runs["run-04"]
+    in_charts = page.locator(f"#chart-runs tr[data-run='{run_id}'] .swatch").get_attribute("style")
+    table = tab.open(base)
+    in_table = table.locator(f"#runs tr[data-run='{run_id}'] .swatch").get_attribute("style")
+    assert in_charts == in_table and "hsl(" in (in_table or "")
+
+
+def test_charts_view_hides_groups_and_shares_its_view_by_url(
+    tab: Page, sweep: Sweep, browser: Any
+) -> None:
+    page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
+    page.wait_for_selector(".panel[data-key=loss][data-drawn='12']")
+    page.locator(f"#chart-runs tr[data-run='{sweep.runs['run-05']}'] input.eye").uncheck()
+    page.wait_for_selector(".panel[data-key=loss][data-drawn='11']")
+    assert page.inner_text("#runs-visible") == "11"
+    assert "run-05" not in _hover(page, ".panel[data-key=loss]", 0.3)["rows"]
+
+    # Group by optimizer: one mean line per value, with its min-max band.
+    page.select_option("#charts-group", "params.optimizer")
+    page.wait_for_selector(".panel[data-key=loss][data-series='3']")
+    tip = _hover(page, ".panel[data-key=loss]", 0.4)
+    step = int(tip["x"].split()[1])
+    adam = [i for i in range(12) if i % 3 == 0]  # runs 0, 3, 6, 9: none hidden
+    mean = sum(_loss(i, step) for i in adam) / len(adam)
+    assert tip["rows"]["adam (4 runs, mean)"] == pytest.approx(mean, rel=1e-4)
+    assert page.locator(".panel[data-key=loss] .u-legend .u-series:visible").count() == 3
+    page.fill("#panel-search", "lo")
+    assert page.locator(".panel:visible").count() == 1  # loss only
+    url = page.url
+    assert "group=params.optimizer" in url and sweep.runs["run-05"] in url and "q=lo" in url
+
+    # The URL alone opens the same view elsewhere (a fresh browser profile).
+    other = Page(browser, sweep.server.url)
+    try:
+        shared = other.open(url.removeprefix(sweep.server.url))
+        shared.wait_for_selector(".panel[data-key=loss][data-series='3']")
+        assert shared.input_value("#charts-group") == "params.optimizer"
+        assert shared.input_value("#panel-search") == "lo"
+        eye = shared.locator(f"#chart-runs tr[data-run='{sweep.runs['run-05']}'] input.eye")
+        assert not eye.is_checked()
+        assert other.errors == []
+    finally:
+        other.context.close()
+    # Opened again without a view in the URL, the experiment's last view comes back.
+    page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
+    page.wait_for_selector(".panel[data-key=loss][data-series='3']")
+    assert "group=params.optimizer" in page.url

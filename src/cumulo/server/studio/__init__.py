@@ -10,14 +10,26 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from cumulo.server.studio import audit, compare, compute, data, endpoints, models, pages, runs, web
+from cumulo.server.studio import (
+    audit,
+    charts,
+    compare,
+    compute,
+    data,
+    endpoints,
+    models,
+    pages,
+    runs,
+    web,
+)
 
 
 def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
-    for module in (pages, runs, compare, compute, data, models, endpoints, audit):
+    for module in (pages, runs, charts, compare, compute, data, models, endpoints, audit):
         app.include_router(module.router)
     app.include_router(endpoints.data_router)
+    app.include_router(charts.data_router)
 
 
 def run_url(workspace: str, run_id: str) -> str:

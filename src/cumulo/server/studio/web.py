@@ -32,7 +32,7 @@ COOKIE = "cumulo_token"
 ASSET_VERSION = hashlib.sha256(
     b"".join(
         (STATIC / n).read_bytes()
-        for n in ("studio.js", "studio.css", "VERSIONS", "serving.js", "serving.css")
+        for n in ("studio.js", "studio.css", "VERSIONS", "serving.js", "serving.css", "charts.js")
     )
 ).hexdigest()[:10]
 
@@ -91,6 +91,12 @@ def size(n: int | None) -> str:
     return str(n)
 
 
+def run_colour(run_id: str) -> str:
+    """A run's colour, the same in the runs table, the charts and compare (from its id)."""
+    h = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
+    return f"hsl({h % 360}, {55 + (h >> 9) % 3 * 10}%, {38 + (h >> 11) % 3 * 7}%)"
+
+
 def qs(params: dict[str, Any], **changes: Any) -> str:
     """A query string from ``params`` with ``changes`` applied (None removes a key)."""
     merged = {**params, **changes}
@@ -110,7 +116,9 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, ago=ago, duration=duration, num=num, size=size, q=quote)
+_env.filters.update(
+    when=when, ago=ago, duration=duration, num=num, size=size, q=quote, colour=run_colour
+)
 # A short name for a text, for element ids that must stay the same while the text does.
 _env.filters["digest"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()[:12]
 _env.globals.update(

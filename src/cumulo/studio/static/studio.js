@@ -20,7 +20,7 @@
   }
 
   // serving.js (loaded after this file) uses the same helpers.
-  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, tickLabels: tickLabels };
+  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, tickLabels: tickLabels, smoothed: smoothed };
 
   function runActive() {
     var head = $("#run-header");
@@ -256,6 +256,7 @@
     var el = $(".plot", card), plot = null, data = null, range = null;
     var runs = card.getAttribute("data-runs").split(",");
     var names = JSON.parse(card.getAttribute("data-names"));
+    var colours = JSON.parse(card.getAttribute("data-colours") || "[]");  // as in the runs table
     function load() {
       var c = controls();
       var q = card.getAttribute("data-url") + "?key=" + encodeURIComponent(card.getAttribute("data-key")) +
@@ -277,7 +278,7 @@
       var joined = uPlot.join(tables);
       var series = data.series.filter(function (s) { return s.x.length > 0; }).map(function (s) {
         var i = runs.indexOf(s.run_id);
-        return lineSeries(names[i] || s.run_id, PALETTE[i % PALETTE.length], false, s.x.length <= 60);
+        return lineSeries(names[i] || s.run_id, colours[i] || PALETTE[i % PALETTE.length], false, s.x.length <= 60);
       });
       var opts = plotOptions(el, series, c, function (lo, hi) {
         if (c.axis === "timestamp") { lo *= 1000; hi *= 1000; }
@@ -288,6 +289,7 @@
       opts.height = 300;
       series.forEach(function (s) { s.spanGaps = true; });
       plot = new uPlot(opts, joined, el);
+      el._uplot = plot;
       plot.over.addEventListener("dblclick", function () { if (range) { range = null; load(); } });
       card.setAttribute("data-drawn", String(series.length));
     }
