@@ -1,22 +1,35 @@
-"""The interface every compute backend implements, and the plugin registry."""
+"""What a compute target is (``TargetType``), the interface its backend implements,
+and the registry of target kinds.
+
+A target kind is one module of this package that defines ``TARGET``, a
+``TargetType``, and is named in ``REGISTRY`` under its kind. The module is
+imported the first time a target of that kind is created or used; its optional
+libraries (Ray, an SSH client) are imported only by its backend, when it runs.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import socket
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cumulo.core.errors import ConfigError, InvalidInput
 from cumulo.core.jobs import Resources
 
-# kind -> "module:Class", imported on first use.
-REGISTRY: dict[str, str] = {
-    "local": "cumulo.compute.local:LocalBackend",
-    "pool": "cumulo.compute.pool:PoolBackend",
-    "ray": "cumulo.compute.ray:RayBackend",
+log = logging.getLogger("cumulo.compute")
+
+# kind -> the module that declares it (``TARGET``), replaced by that declaration
+# once the module is imported.
+REGISTRY: dict[str, str | TargetType] = {
+    "local": "cumulo.compute.local",
+    "pool": "cumulo.compute.pool",
+    "ray": "cumulo.compute.ray",
 }
 
 AGENT_MODULE = "cumulo.sdk.agent"  # the process that runs a job and reports on it
@@ -118,25 +131,112 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class NodeBackend(Backend, Protocol):
+    """The backend of a target whose nodes take queued jobs themselves (``pulls_from_queue``)."""
+
+    def start_node(
+        self, workspace: str, target: str, node_id: str, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]: ...
+
+
+@dataclass(frozen=True)
+class TargetType:
+    """What a kind of compute target is, and all the scheduler asks of it.
+
+    ``parse_config`` checks a target's settings and fills in their defaults
+    (raising ``InvalidInput``); what it returns is stored with the target and
+    given to ``backend(config, home, heads)``, the class that runs its jobs.
+
+    The capabilities (all off by default, as for ``local``):
+
+    - ``remote_agent``: the job's agent runs on another machine. The job's
+      environment is built there, the agent reaches the workspace through a
+      server's URL (not the store) when one is set, and any server finds the job
+      through the target (its handle names no host of this service).
+    - ``pulls_from_queue``: the target's nodes take its queued jobs themselves:
+      the scheduler hands out none, it starts nodes (``NodeBackend.start_node``)
+      while jobs wait, up to ``config["max_nodes"]``; a node stops after
+      ``config["idle_seconds_before_scaledown"]`` without work.
+    - ``keeps_head``: the backend gets a ``HeadRegistry``, the store's record of
+      the target's head (shared by every server); it goes with the target.
+    - ``serves_deployments``: model deployments may run on the target.
+
+    ``on_delete(config, home, key)``, when set, is called after such a target
+    was deleted (``key`` is ``WORKSPACE-TARGET``), e.g. to stop what it started.
+    """
+
+    kind: str
+    backend: Callable[[dict[str, Any], Path, HeadRegistry | None], Backend]
+    parse_config: Callable[[dict[str, Any]], dict[str, Any]]
+    remote_agent: bool = False
+    pulls_from_queue: bool = False
+    keeps_head: bool = False
+    serves_deployments: bool = False
+    on_delete: Callable[[dict[str, Any], Path, str], None] | None = None
+
+
+_unloadable: set[str] = set()
+
+
+def register(target: TargetType | str, kind: str | None = None) -> None:
+    """Add a kind: a ``TargetType``, or the name of the module that declares it as ``TARGET``."""
+    if isinstance(target, TargetType):
+        REGISTRY[target.kind] = target
+    elif kind:
+        REGISTRY[kind] = target
+    else:
+        raise ValueError("register a module by name with the kind it declares")
+
+
+def target_type(kind: Any) -> TargetType:
+    """The declaration of ``kind`` (importing its module now); InvalidInput for an unknown kind."""
+    entry = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if entry is None:
+        raise InvalidInput(
+            f"Unknown compute target kind {kind!r}; use one of: {', '.join(REGISTRY)}"
+        )
+    if isinstance(entry, TargetType):
+        return entry
+    try:
+        module = importlib.import_module(entry)
+    except ImportError as exc:
+        raise ConfigError(
+            f"The {kind!r} compute target could not be loaded ({exc}); "
+            f"install it with: pip install 'cumulo[{kind}]'"
+        ) from exc
+    declared = getattr(module, "TARGET", None)
+    if not isinstance(declared, TargetType) or declared.kind != kind:
+        raise ConfigError(f"Module {entry} declares no TARGET of kind {kind!r}.")
+    REGISTRY[kind] = declared
+    return declared
+
+
+def kinds(**capabilities: bool) -> list[str]:
+    """The registered kinds whose capabilities are as given, e.g. ``kinds(pulls_from_queue=True)``.
+
+    A kind whose module cannot be imported here is left out (and said in the log, once).
+    """
+    found = []
+    for kind in list(REGISTRY):
+        try:
+            declared = target_type(kind)
+        except ConfigError as exc:
+            if kind not in _unloadable:
+                _unloadable.add(kind)
+                log.warning("%s", exc.message)
+            continue
+        if all(getattr(declared, name) == value for name, value in capabilities.items()):
+            found.append(kind)
+    return found
+
+
 def load_backend(
     kind: str, config: dict[str, Any], home: Path, heads: HeadRegistry | None = None
 ) -> Backend:
     """Instantiate the backend for a target of ``kind`` (importing its module now).
 
-    ``heads`` records a Ray target's managed head in the shared store (without it,
-    in this home only).
+    ``heads`` records the target's head in the shared store (``keeps_head``;
+    without it, in this home only).
     """
-    path = REGISTRY.get(kind)
-    if path is None:
-        raise InvalidInput(f"No compute backend for kind {kind!r}; known: {sorted(REGISTRY)}.")
-    module_name, cls_name = path.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"The {kind!r} compute backend could not be loaded ({exc}); "
-            f"install it with: pip install 'cumulo[{kind}]'"
-        ) from exc
-    cls = getattr(module, cls_name)
-    backend: Backend = cls(config, home, heads) if kind == "ray" else cls(config, home)
-    return backend
+    return target_type(kind).backend(config, home, heads)

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
-from cumulo.compute.base import AGENT_MODULE, JOB_FOLDER, Launch, TargetState
+from cumulo.compute.base import (
+    AGENT_MODULE,
+    JOB_FOLDER,
+    HeadRegistry,
+    Launch,
+    TargetState,
+    TargetType,
+)
+from cumulo.core.errors import InvalidInput
 
 # Spare agents kept warm. One is not enough: a spare started after a job took the
 # last one needs about a second to import, and a job submitted right behind
@@ -31,7 +39,9 @@ class LocalBackend:
 
     kind = "local"
 
-    def __init__(self, config: dict[str, Any], home: Path) -> None:
+    def __init__(
+        self, config: dict[str, Any], home: Path, heads: HeadRegistry | None = None
+    ) -> None:
         self.config = config
         self.home = home
         self._spares: list[subprocess.Popen[bytes]] = []
@@ -144,3 +154,15 @@ def cancel_agent(handle: dict[str, Any], force: bool) -> None:
     if child and child.get("pgid"):
         groups.append(int(child["pgid"]))
     processes.end_groups(groups, grace=0.0)
+
+
+def parse_config(config: dict[str, Any]) -> dict[str, Any]:
+    if config:
+        raise InvalidInput(
+            "A local target takes no settings (it starts every job at once); use "
+            "LocalPool(max_nodes=N) to run at most N jobs at a time."
+        )
+    return {}
+
+
+TARGET = TargetType(kind="local", backend=LocalBackend, parse_config=parse_config)

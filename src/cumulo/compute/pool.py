@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
-from cumulo.compute.base import AGENT_MODULE, Launch, TargetState
+from cumulo.compute.base import AGENT_MODULE, HeadRegistry, Launch, TargetState, TargetType
+from cumulo.core.errors import InvalidInput
 
 
 class PoolBackend:
     kind = "pool"
 
-    def __init__(self, config: dict[str, Any], home: Path) -> None:
+    def __init__(
+        self, config: dict[str, Any], home: Path, heads: HeadRegistry | None = None
+    ) -> None:
         self.config = config
         self.home = home
 
@@ -70,3 +73,18 @@ class PoolBackend:
 
     def close(self) -> None:
         return None
+
+
+def parse_config(config: dict[str, Any]) -> dict[str, Any]:
+    nodes = config.get("max_nodes", 2)
+    idle = config.get("idle_seconds_before_scaledown", 120)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 256:
+        raise InvalidInput(f"max_nodes must be an integer from 1 to 256, got {nodes!r}.")
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or idle < 0:
+        raise InvalidInput(f"idle_seconds_before_scaledown must be a number >= 0, got {idle!r}.")
+    return {"max_nodes": nodes, "idle_seconds_before_scaledown": float(idle)}
+
+
+TARGET = TargetType(
+    kind="pool", backend=PoolBackend, parse_config=parse_config, pulls_from_queue=True
+)

@@ -34,9 +34,10 @@ from cumulo.compute.base import (
     HeadRegistry,
     Launch,
     TargetState,
+    TargetType,
     host_id,
 )
-from cumulo.core.errors import ConfigError, Unavailable
+from cumulo.core.errors import ConfigError, InvalidInput, Unavailable
 
 _ENDED = {"SUCCEEDED", "FAILED", "STOPPED"}
 # The heads this process runs as owner, by ``<home>/ray/<workspace>-<target>.json``.
@@ -522,12 +523,54 @@ def stop_managed_heads() -> None:
         entry.head.stop()
 
 
+def parse_config(config: dict[str, Any]) -> dict[str, Any]:
+    address, managed = config.get("address"), bool(config.get("managed", False))
+    if managed == bool(address):
+        raise InvalidInput(
+            "A Ray target needs either address='http://HEAD:8265' (an existing cluster) "
+            "or managed=True (a local head started for the workspace)."
+        )
+    if address is not None and (
+        not isinstance(address, str) or not address.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput(
+            f"Ray address must be the dashboard URL, e.g. http://127.0.0.1:8265; got {address!r}."
+        )
+    out: dict[str, Any] = {"address": address, "managed": managed}
+    for key in ("num_cpus", "num_gpus"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidInput(f"{key} must be an integer, got {value!r}.")
+        out[key] = value
+    if config.get("token") is not None:
+        out["token"] = str(config["token"])
+    return out
+
+
+def _on_delete(config: dict[str, Any], home: Path, key: str) -> None:
+    if config.get("managed"):
+        stop_managed_head(home, key)
+
+
+TARGET = TargetType(
+    kind="ray",
+    backend=RayBackend,
+    parse_config=parse_config,
+    remote_agent=True,
+    keeps_head=True,
+    serves_deployments=True,
+    on_delete=_on_delete,
+)
+
+
 __all__ = [
     "JOB_FOLDER",
+    "TARGET",
     "ManagedRayHead",
     "RayBackend",
     "head_environment",
     "leave_head",
+    "parse_config",
     "shared_head",
     "stop_managed_head",
     "stop_managed_heads",

@@ -37,12 +37,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class TargetKind(StrEnum):
-    LOCAL = "local"
-    POOL = "pool"
-    RAY = "ray"
-
-
 class JobState(StrEnum):
     """Where the scheduler stands with a job (the run status is what users see)."""
 
@@ -302,62 +296,13 @@ class EnvironmentInfo(Record):
 # ---------------------------------------------------------------- targets
 @dataclass(frozen=True)
 class ComputeTargetInfo(Record):
+    """A compute target: ``kind`` names its type (``cumulo.compute``), ``config`` its settings."""
+
     workspace: str
     name: str
     kind: str
     config: dict[str, Any]
     created_at: int
-
-
-def target_config(kind: Any, config: dict[str, Any] | None) -> tuple[TargetKind, dict[str, Any]]:
-    """Check a target's settings and fill in defaults."""
-    try:
-        k = TargetKind(kind)
-    except ValueError:
-        raise InvalidInput(
-            f"Unknown compute target kind {kind!r}; use one of: "
-            + ", ".join(t.value for t in TargetKind)
-        ) from None
-    cfg = dict(config or {})
-    if k == TargetKind.POOL:
-        nodes = cfg.get("max_nodes", 2)
-        idle = cfg.get("idle_seconds_before_scaledown", 120)
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 256:
-            raise InvalidInput(f"max_nodes must be an integer from 1 to 256, got {nodes!r}.")
-        if isinstance(idle, bool) or not isinstance(idle, int | float) or idle < 0:
-            raise InvalidInput(
-                f"idle_seconds_before_scaledown must be a number >= 0, got {idle!r}."
-            )
-        return k, {"max_nodes": nodes, "idle_seconds_before_scaledown": float(idle)}
-    if k == TargetKind.RAY:
-        address, managed = cfg.get("address"), bool(cfg.get("managed", False))
-        if managed == bool(address):
-            raise InvalidInput(
-                "A Ray target needs either address='http://HEAD:8265' (an existing cluster) "
-                "or managed=True (a local head started for the workspace)."
-            )
-        if address is not None and (
-            not isinstance(address, str) or not address.startswith(("http://", "https://"))
-        ):
-            raise InvalidInput(
-                f"Ray address must be the dashboard URL, e.g. http://127.0.0.1:8265; "
-                f"got {address!r}."
-            )
-        out: dict[str, Any] = {"address": address, "managed": managed}
-        for key in ("num_cpus", "num_gpus"):
-            value = cfg.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InvalidInput(f"{key} must be an integer, got {value!r}.")
-            out[key] = value
-        if cfg.get("token") is not None:
-            out["token"] = str(cfg["token"])
-        return k, out
-    if cfg:
-        raise InvalidInput(
-            "A local target takes no settings (it starts every job at once); use "
-            "LocalPool(max_nodes=N) to run at most N jobs at a time."
-        )
-    return k, {}
 
 
 # --------------------------------------------------------------- snapshots

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cumulo.compute.base import target_type
 from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import (
@@ -27,14 +28,12 @@ from cumulo.core.jobs import (
     LogPage,
     Resources,
     SnapshotInfo,
-    TargetKind,
     arguments,
     environment_name,
     max_retries,
     max_run_duration,
     priority,
     script_path,
-    target_config,
     target_name,
 )
 from cumulo.core.settings import Settings
@@ -117,8 +116,9 @@ class JobService:
         target_name(name)
         if name == LOCAL_TARGET:
             raise InvalidInput("'local' is the built-in target; pick another name.")
-        k, clean = target_config(kind, config)
-        return self.store.create_target(workspace, name, k.value, clean)
+        declared = target_type(kind)
+        clean = declared.parse_config(dict(config or {}))
+        return self.store.create_target(workspace, name, declared.kind, clean)
 
     def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
         if name == LOCAL_TARGET:
@@ -137,21 +137,21 @@ class JobService:
             raise InvalidInput("The built-in 'local' target cannot be deleted.")
         info = self.store.get_target(workspace, name)
         self.store.delete_target(workspace, name)
-        if info.kind == TargetKind.RAY:
-            # The record of its managed head goes, whichever server runs the head: that
+        declared = target_type(info.kind)
+        if declared.keeps_head:
+            # The record of its head goes, whichever server runs the head: that
             # server's lease renewal then finds it gone and stops the head.
             RayHeadStore(self.store.db).release(workspace, name, None)
-        if info.kind == TargetKind.RAY and info.config.get("managed"):
-            from cumulo.compute.ray import stop_managed_head  # Ray's module only when used
-
-            stop_managed_head(self.home, f"{workspace}-{name}")
+        if declared.on_delete is not None:
+            declared.on_delete(info.config, self.home, f"{workspace}-{name}")
 
     def compute_status(self, workspace: str, name: str) -> dict[str, Any]:
         """Nodes, their states and the queue of a target."""
         info = self.get_compute_target(workspace, name)
         queued = self.store.list_jobs(workspace, target=name, states=[JobState.QUEUED.value])
         active = self.store.list_jobs(workspace, target=name, states=[JobState.ACTIVE.value])
-        nodes = self.store.list_nodes(workspace, name) if info.kind == TargetKind.POOL else []
+        pulls = target_type(info.kind).pulls_from_queue
+        nodes = self.store.list_nodes(workspace, name) if pulls else []
         counts: dict[str, int] = {}
         for n in nodes:
             counts[n.state] = counts.get(n.state, 0) + 1

@@ -31,8 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
-from cumulo.compute.base import JOB_FOLDER, Backend, Launch, host_id, load_backend, on_host
-from cumulo.compute.pool import PoolBackend
+from cumulo.compute.base import (
+    JOB_FOLDER,
+    Backend,
+    Launch,
+    NodeBackend,
+    host_id,
+    kinds,
+    load_backend,
+    on_host,
+    target_type,
+)
 from cumulo.compute.runner import run_job
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError, InvalidState, Unavailable
@@ -43,7 +52,6 @@ from cumulo.core.jobs import (
     LogStream,
     PoolNode,
     Resources,
-    TargetKind,
     signal_name,
 )
 from cumulo.core.settings import mlflow_tracking_uri
@@ -83,11 +91,14 @@ def job_env(
     jobs: JobService,
     run_id: str,
     workspace: str,
-    kind: str,
+    remote_agent: bool,
     endpoint: Endpoint,
     token: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(the script's variables, the agent's variables); ``token`` is the job's own."""
+    """(the script's variables, the agent's variables); ``token`` is the job's own.
+
+    ``remote_agent``: the agent runs on another machine (see ``TargetType``).
+    """
     s = jobs.settings
     store_vars = {
         "CUMULO_HOME": str(s.home),
@@ -111,7 +122,7 @@ def job_env(
     else:
         child.update(store_vars)
     agent = {**child, "CUMULO_ENV_CACHE": str(env_cache_dir(s.home))}
-    if kind != TargetKind.RAY or not endpoint.url:
+    if not remote_agent or not endpoint.url:
         agent.update(store_vars)  # same machine (or embedded): the agent opens the store
     return child, agent
 
@@ -122,7 +133,7 @@ def prepare(
     """Unpack the snapshot into a fresh folder and write the runner's spec.
 
     With ``build_here`` the environment is built now (status ``Preparing``);
-    otherwise the runner builds it where it runs (a Ray node).
+    otherwise the runner builds it where it runs (another machine).
     """
     cfg = job.job_config
     workdir = jobs.home / "jobs" / job.workspace / f"{job.run_id}-{job.attempts}"
@@ -143,7 +154,8 @@ def prepare(
 
         python = jobs.environments.build(env_info, _log)
     token = jobs.issue_job_token(job) if endpoint.url and endpoint.issue_tokens else None
-    child, agent = job_env(jobs, job.run_id, job.workspace, job.kind, endpoint, token)
+    remote = target_type(job.kind).remote_agent
+    child, agent = job_env(jobs, job.run_id, job.workspace, remote, endpoint, token)
     spec = {
         "run_id": job.run_id,
         "workspace": job.workspace,
@@ -165,7 +177,7 @@ def _set(jobs: JobService, job: JobInfo, status: RunStatus, error: dict | None =
 
 # --------------------------------------------------------------- scheduler
 class Scheduler:
-    """Dispatches local and Ray jobs, scales pools, watches every job it owns."""
+    """Hands out jobs to their targets, starts the nodes of pools, watches every job it owns."""
 
     def __init__(
         self,
@@ -293,7 +305,7 @@ class Scheduler:
     def _dispatch_new(self) -> None:
         while len(self._dispatching) < 8 and not self._stop.is_set():
             job = self.jobs.store.lease_next(
-                self.owner, self.lease_ms, kinds=[TargetKind.LOCAL.value, TargetKind.RAY.value]
+                self.owner, self.lease_ms, kinds=kinds(pulls_from_queue=False)
             )
             if job is None:
                 return
@@ -326,9 +338,8 @@ class Scheduler:
         if not self._still_mine(job):
             return
         _set(self.jobs, job, RunStatus.PREPARING)
-        workdir, _spec, agent_env = prepare(
-            self.jobs, job, self.endpoint, build_here=job.kind != TargetKind.RAY
-        )
+        remote = target_type(job.kind).remote_agent
+        workdir, _spec, agent_env = prepare(self.jobs, job, self.endpoint, build_here=not remote)
         if not self._still_mine(job):
             return
         _set(self.jobs, job, RunStatus.STARTING)
@@ -346,7 +357,7 @@ class Scheduler:
             return
         backend = self.backend(job.workspace, job.target)
         handle = backend.submit(launch)
-        if job.kind != TargetKind.RAY:  # a Ray job is found through its cluster from anywhere
+        if not remote:  # a remote agent's job is found through its target from any host
             handle = {**handle, "host": self.host}
         self._at("launch-started", job.run_id)
         self._record(job, backend, handle)
@@ -396,10 +407,14 @@ class Scheduler:
             if found is None:
                 info = self.jobs.get_compute_target(workspace, target)
                 config = {**info.config, "_key": f"{workspace}-{target}"}
-                # A managed Ray head is recorded in the store: one per cluster, whichever
+                # A target's head is recorded in the store: one per cluster, whichever
                 # server (with whatever home) needs it first starts it, the others use it.
-                heads = target_heads(
-                    self.jobs, workspace, target, owner=self.owner, lease_ms=self.lease_ms
+                heads = (
+                    target_heads(
+                        self.jobs, workspace, target, owner=self.owner, lease_ms=self.lease_ms
+                    )
+                    if target_type(info.kind).keeps_head
+                    else None
                 )
                 found = load_backend(info.kind, config, self.jobs.home, heads)
                 self._backends[key] = found
@@ -444,7 +459,10 @@ class Scheduler:
         for node in store.list_nodes():
             if self._node_dead(node):
                 store.update_node(node.id, state="stopped")
-        for ws, target, waiting in store.queued_by_target(TargetKind.POOL.value):
+        waiting_at = [
+            found for kind in kinds(pulls_from_queue=True) for found in store.queued_by_target(kind)
+        ]
+        for ws, target, waiting in waiting_at:
             info = self.jobs.get_compute_target(ws, target)
             nodes = store.list_nodes(ws, target)
             free = sum(1 for n in nodes if n.state in ("starting", "idle"))
@@ -454,8 +472,9 @@ class Scheduler:
                 if not store.add_node(ws, target, node_id, int(info.config["max_nodes"])):
                     break
                 backend = self.backend(ws, target)
-                assert isinstance(backend, PoolBackend)
-                _child, agent_env = job_env(self.jobs, "", ws, "pool", self.endpoint)
+                assert isinstance(backend, NodeBackend), f"{info.kind} starts no nodes"
+                remote = target_type(info.kind).remote_agent
+                _child, agent_env = job_env(self.jobs, "", ws, remote, self.endpoint)
                 env = {k: v for k, v in agent_env.items() if not k.endswith("RUN_ID")}
                 env["CUMULO_LEASE_SECONDS"] = str(self.lease_ms / 1000)
                 if self.jobs.settings.advertise_host:  # the node's handles name this host
@@ -681,15 +700,16 @@ class PoolNodeWorker:
         try:
             while not self.stop.is_set():
                 try:
-                    cfg = self.jobs.get_compute_target(self.workspace, self.target).config
+                    info = self.jobs.get_compute_target(self.workspace, self.target)
                 except CumuloError:
                     return  # the target was deleted
+                cfg, kind = info.config, info.kind
                 if self._server_gone():
                     return
                 job = store.lease_next(
                     self.node_id,
                     self.lease_ms,
-                    kinds=[TargetKind.POOL.value],
+                    kinds=[kind],
                     workspace=self.workspace,
                     target=self.target,
                     node=self.node_id,

@@ -342,12 +342,12 @@ class Supervisor:
 
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
         """A Ray target's Jobs API client (a managed head starts if none runs) and Serve's port."""
-        from cumulo.compute.base import load_backend
+        from cumulo.compute.base import load_backend, target_type
         from cumulo.services.scheduler import LEASE_SECONDS
 
         jobs = self.hosting.jobs
         info = jobs.get_compute_target(workspace, target)
-        if info.kind != "ray":
+        if not target_type(info.kind).serves_deployments:
             raise InvalidInput(
                 f"Compute target {target!r} is a {info.kind} target; deployments run on this "
                 "machine (no compute_target) or on a Ray cluster target."
@@ -359,7 +359,7 @@ class Supervisor:
         heads = target_heads(
             jobs, workspace, target, owner=self._head_owner, lease_ms=int(LEASE_SECONDS * 1000)
         )
-        backend: Any = load_backend("ray", {**info.config, "_key": key}, home, heads)
+        backend: Any = load_backend(info.kind, {**info.config, "_key": key}, home, heads)
         _ = backend.address  # starts a managed head now, in this worker thread
         return backend, serve_port(home, key)
 
