@@ -297,8 +297,12 @@ class TrackingService:
         start: int | None = None,
         end: int | None = None,
         points: int = 2000,
+        run: RunInfo | None = None,
     ) -> dict[str, Any]:
         """A series sized for a chart of about ``points`` points over ``axis`` in a range.
+
+        ``run``: the run as just read from this workspace (a chart of many runs
+        has them from its search), so it is not looked up once more.
 
         Short ranges come whole; longer ones by largest-triangle-three-buckets;
         very long ones (more than ``8 * points``) as min/max buckets computed
@@ -309,7 +313,8 @@ class TrackingService:
         if not 16 <= points <= 20_000:
             raise InvalidInput(f"Ask for 16 to 20000 chart points, got {points}.")
         # A finished run's series no longer change: its charts are kept (until it resumes).
-        run = self.store.get_run(workspace, run_id)
+        if run is None or run.id != run_id or run.workspace != workspace:
+            run = self.store.get_run(workspace, run_id)
         cache_key = (workspace, run_id, key, axis, start, end, points, run.ended_at)
         finished = RunStatus(run.status).is_terminal
         if finished and (found := self._charts.get(cache_key)) is not None:

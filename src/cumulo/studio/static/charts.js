@@ -69,7 +69,7 @@
     var self = this, axis = self.serverAxis(), q = self.ctx.query;
     var width = Math.max(200, self.el.clientWidth || 400);
     var url = self.ctx.url + "?key=" + encodeURIComponent(self.key) + "&axis=" + axis +
-      "&points=" + Math.min(2000, Math.max(200, Math.round(width * 1.5))) +
+      "&points=" + Math.min(4000, Math.max(1000, Math.round(width * 2))) +
       "&filter=" + encodeURIComponent(q.filter) + "&order=" + encodeURIComponent(q.order) + "&size=" + q.size;
     if (self.range) { url += "&start=" + Math.floor(self.range[0]) + "&end=" + Math.ceil(self.range[1]); }
     self.loading = true;
