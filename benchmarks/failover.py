@@ -174,7 +174,7 @@ def _history(url: str, run_id: str) -> dict[int, float]:
 
     http = HttpTransport(url, timeout=5)
     try:
-        series = http.get_metric_history(WORKSPACE, run_id, METRIC)
+        series = http.tracking.get_metric_history(WORKSPACE, run_id, METRIC)
         return dict(zip(series["step"], series["value"], strict=True))
     except Exception:  # not there yet, or the server is busy
         return {}
@@ -187,7 +187,7 @@ def _status(url: str, run_id: str) -> str:
 
     http = HttpTransport(url, timeout=5)
     try:
-        return str(http.get_run(WORKSPACE, run_id).status)
+        return str(http.tracking.get_run(WORKSPACE, run_id).status)
     except Exception:
         return ""
     finally:

@@ -234,7 +234,6 @@ def ray_rows(
     from ray.job_submission import JobSubmissionClient
 
     from cumulo import ComputeTarget, RayCluster
-    from cumulo.sdk.jobs import jobs_of
 
     result["ray_version"] = ray.__version__
     target = ComputeTarget.create(ws, "bench-ray", RayCluster.managed(num_cpus=2))
@@ -243,7 +242,7 @@ def ray_rows(
         cold = submit_and_wait(exp, config, timeout=300)  # starts the head
         if "failure" in cold:
             raise h.BenchError(f"the first Ray job did not complete: {cold['failure']}")
-        handle = jobs_of(ws, host_scheduler=False).get_job(ws.name, cold["run"]).handle or {}
+        handle = ws.transport.jobs.get_job(ws.name, cold["run"]).handle or {}
         address = handle["address"]
         client = JobSubmissionClient(address)
         cli_cold = ray_cli(client, address, src)

@@ -97,7 +97,7 @@ def seed_cumulo(home: Path, runs: int, metrics: int, points: int) -> dict[str, A
     from cumulo import Workspace
 
     ws = Workspace.create("bench", home=home, exist_ok=True)
-    t = ws._transport
+    t = ws.transport.tracking
     exp = t.get_or_create_experiment(ws.name, "studio-bench")
     for i in range(runs):
         run = t.create_run(

@@ -176,7 +176,7 @@ def workspace(
 
         url = request.getfixturevalue("cumulo_server_url")
         admin = HttpTransport(url)
-        admin.create_workspace(name)
+        admin.tracking.create_workspace(name)
         admin.close()
         return Workspace.connect(url, name)
     raise AssertionError(backend)

@@ -74,7 +74,7 @@ def servers(postgres_url: str, tmp_path: Path) -> Iterator[Servers]:
 
 
 def _ended(url: str, workspace: str, run_id: str) -> Any:
-    run = HttpTransport(url).get_run(workspace, run_id)
+    run = HttpTransport(url).tracking.get_run(workspace, run_id)
     return run if run.status in ("Completed", "Failed", "Canceled") else None
 
 
@@ -83,7 +83,7 @@ def test_a_local_job_outlives_its_server_while_its_agent_renews_the_lease(
     servers: Servers, tmp_path: Path
 ) -> None:
     workspace = f"ws-{uuid.uuid4().hex[:10]}"
-    HttpTransport(servers.urls[0]).create_workspace(workspace)
+    HttpTransport(servers.urls[0]).tracking.create_workspace(workspace)
     src, starts = tmp_path / "src", tmp_path / "starts.txt"
     src.mkdir()
     (src / "sleeps.py").write_text(SCRIPT)

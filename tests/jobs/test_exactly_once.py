@@ -74,10 +74,9 @@ def _submit(
     retries: int,
     gate: Path | None = None,
 ) -> str:
-    from cumulo.sdk.jobs import _snapshot
 
     write_script(src, "counted.py", COUNTED)
-    snap = _snapshot(jobs, ws.name, src)
+    snap = jobs.take_snapshot(ws.name, src)
     exp = Experiment(ws, "once")
     args = [str(counter)] + ([str(gate)] if gate is not None else [])
     config = {"script": "counted.py", "snapshot": snap.hash, "arguments": args}

@@ -27,8 +27,7 @@ from tests.jobs.conftest import wait_until
 
 from cumulo import Experiment, ScriptRunConfig, Unavailable, Workspace
 from cumulo.compute.runner import run_job
-from cumulo.sdk.http import HttpTransport
-from cumulo.sdk.jobs import HttpChannel
+from cumulo.sdk.http import HttpChannel, HttpTransport
 from cumulo.sdk.progress import CountingReader
 
 TICKS = 80  # one point and one line every 0.1 s: about 8 s
@@ -89,7 +88,7 @@ def servers(postgres_url: str, tmp_path: Path) -> Iterator[Servers]:
 def _submit(servers: Servers, tmp_path: Path) -> tuple[str, str]:
     """Submit the ticking job through the first server: (workspace, run id)."""
     name = f"ws-{uuid.uuid4().hex[:10]}"
-    HttpTransport(servers.urls[0]).create_workspace(name)
+    HttpTransport(servers.urls[0]).tracking.create_workspace(name)
     src = tmp_path / "src"
     src.mkdir()
     (src / "ticks.py").write_text(SCRIPT)
@@ -114,14 +113,14 @@ def _job_pid(servers: Servers, run_id: str) -> int:
 def _ticking(servers: Servers, workspace: str, run_id: str, url: str, at_least: int) -> bool:
     try:
         http = HttpTransport(url)
-        return len(http.get_metric_history(workspace, run_id, "tick")["step"]) >= at_least
+        return len(http.tracking.get_metric_history(workspace, run_id, "tick")["step"]) >= at_least
     except Exception:
         return False
 
 
 def _finished(workspace: str, run_id: str, url: str) -> Any:
     try:
-        run = HttpTransport(url).get_run(workspace, run_id)
+        run = HttpTransport(url).tracking.get_run(workspace, run_id)
     except Exception:
         return None
     return run if run.status in ("Completed", "Failed", "Canceled") else None
@@ -132,7 +131,7 @@ def _check_everything_stored(workspace: str, run_id: str, url: str) -> None:
     run = wait_until(lambda: _finished(workspace, run_id, url), 120, "the job to end")
     assert run.status == "Completed", run.error
     assert run.error is None
-    steps = http.get_metric_history(workspace, run_id, "tick")["step"]
+    steps = http.tracking.get_metric_history(workspace, run_id, "tick")["step"]
     assert sorted(steps) == list(range(TICKS))  # every point, none twice
     logs = httpx.get(
         f"{url}/api/v1/workspaces/{workspace}/jobs/{run_id}/logs", params={"limit": 5000}
@@ -215,11 +214,11 @@ def test_a_file_read_through_a_progress_counter_uploads(cumulo_server_url: str) 
     """Readers without seek (the progress counter big uploads go through) upload as before."""
     name = f"ws-{uuid.uuid4().hex[:10]}"
     transport = HttpTransport(cumulo_server_url)
-    transport.create_workspace(name)
+    transport.tracking.create_workspace(name)
     run = Experiment(Workspace.connect(cumulo_server_url, name), "uploads").start_logging()
     counted: list[int] = []
     reader = CountingReader(io.BytesIO(b"x" * 300_000), counted.append)
-    assert transport.upload_artifact(name, run.id, "outputs/model.pkl", reader) == 300_000
+    assert transport.tracking.upload_artifact(name, run.id, "outputs/model.pkl", reader) == 300_000
     assert sum(counted) == 300_000
     run.complete()
 
@@ -230,15 +229,15 @@ def test_the_transport_goes_on_to_the_next_server_only_when_it_is_safe(
     name = f"ws-{uuid.uuid4().hex[:10]}"
     refused = f"http://127.0.0.1:{free_port()}"  # nothing listens: never sent
     http = HttpTransport([refused, cumulo_server_url])
-    http.create_workspace(name)  # not repeatable, but the first server never saw it
+    http.tracking.create_workspace(name)  # not repeatable, but the first server never saw it
     assert http.url == cumulo_server_url  # remembered: the next call goes there first
     hangup = Hangup()
     lost_answer = HttpTransport([hangup.url, cumulo_server_url])
     with pytest.raises(Unavailable):  # the first server may have made it: not sent twice
-        lost_answer.create_workspace(f"{name}-twice")
+        lost_answer.tracking.create_workspace(f"{name}-twice")
     assert hangup.requests == 1
     assert f"{name}-twice" not in [w.name for w in http.list_workspaces()]
-    assert name in [w.name for w in lost_answer.list_workspaces()]  # a read goes on
+    assert name in [w.name for w in lost_answer.tracking.list_workspaces()]  # a read goes on
     assert lost_answer.url == cumulo_server_url
 
 
@@ -272,7 +271,7 @@ def test_the_runner_delivers_what_the_script_left_and_names_what_was_lost(
 
 def _deliver_and_name_the_loss(cumulo_server_url: str, tmp_path: Path) -> None:
     name = f"ws-{uuid.uuid4().hex[:10]}"
-    HttpTransport(cumulo_server_url).create_workspace(name)
+    HttpTransport(cumulo_server_url).tracking.create_workspace(name)
     ws = Workspace.connect(cumulo_server_url, name)
     run = Experiment(ws, "agent").start_logging()
     workdir = tmp_path / "work"
@@ -288,7 +287,7 @@ def _deliver_and_name_the_loss(cumulo_server_url: str, tmp_path: Path) -> None:
     assert result["status"] == "Completed"
     assert result["error"]["code"] == "MetricsNotDelivered"
     assert "7 metric points could not be delivered" in result["error"]["message"]
-    info = HttpTransport(cumulo_server_url).get_run(name, run.id)
+    info = HttpTransport(cumulo_server_url).tracking.get_run(name, run.id)
     assert info.status == "Completed" and info.error["undelivered_metric_points"] == 7
-    steps = HttpTransport(cumulo_server_url).get_metric_history(name, run.id, "m")["step"]
+    steps = HttpTransport(cumulo_server_url).tracking.get_metric_history(name, run.id, "m")["step"]
     assert steps == [0, 1, 2]

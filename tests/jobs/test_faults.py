@@ -141,9 +141,8 @@ def test_two_schedulers_dispatch_each_job_once(ws: Workspace, tmp_path: Path) ->
         exp = Experiment(ws, "two")
         jobs = services.jobs
         # Submitted through the service so this process hosts no third scheduler.
-        from cumulo.sdk.jobs import _snapshot
 
-        snap = _snapshot(jobs, ws.name, src)
+        snap = jobs.take_snapshot(ws.name, src)
         ids = [
             jobs.submit_job(ws.name, exp.id, {"script": "hi.py", "snapshot": snap.hash}).id
             for _ in range(12)

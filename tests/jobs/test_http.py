@@ -16,8 +16,7 @@ from tests.jobs.conftest import wait_until, write_script
 from cumulo import ComputeTarget, Environment, Experiment, LocalPool, ScriptRunConfig, Workspace
 from cumulo.compute.runner import run_job
 from cumulo.core.settings import Settings
-from cumulo.sdk.http import HttpTransport
-from cumulo.sdk.jobs import HttpChannel
+from cumulo.sdk.http import HttpChannel, HttpTransport
 from cumulo.server.app import create_app
 from cumulo.services.context import open_services
 
@@ -48,7 +47,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def remote(server: str) -> Workspace:
     name = f"ws-{uuid.uuid4().hex[:8]}"
-    HttpTransport(server).create_workspace(name)
+    HttpTransport(server).tracking.create_workspace(name)
     return Workspace.connect(server, name)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cumulo import Experiment, ScriptRunConfig, Workspace
+from cumulo.compute.snapshots import collect
 from cumulo.core.errors import PayloadTooLarge
 from cumulo.services.context import open_services
-from cumulo.services.snapshots import collect
 
 
 def _jobs(ws: Workspace):  # type: ignore[no-untyped-def]

@@ -97,22 +97,3 @@ def test_endpoints_hosted_by_the_server(
     assert Endpoint.list(ws) == []
     gone = httpx.post(created["scoring_uri"], json=body, headers={"authorization": f"Bearer {key}"})
     assert gone.status_code == 404
-
-
-def test_both_sides_of_the_model_transport_take_the_same_arguments() -> None:
-    import inspect
-
-    from cumulo.sdk.http import HttpTransport
-    from cumulo.sdk.transport import ModelTransport
-    from cumulo.services.models_api import ModelsApi
-
-    def shape(fn: object) -> list[tuple[str, object, object]]:
-        params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
-        return [(p.name, p.kind, p.default) for p in params]
-
-    names = [n for n, _ in inspect.getmembers(ModelTransport, inspect.isfunction)]
-    assert "register_version" in names and "create_deployment" in names
-    for name in (n for n in names if not n.startswith("_")):
-        protocol = shape(getattr(ModelTransport, name))
-        assert shape(getattr(ModelsApi, name)) == protocol, name
-        assert shape(getattr(HttpTransport, name)) == protocol, name

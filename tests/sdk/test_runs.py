@@ -281,9 +281,9 @@ def test_get_runs_filters_orders_and_pages(workspace: Workspace) -> None:
         "tags": [],
     }
     # pages of the store are walked transparently
-    page = workspace._transport.search_runs(workspace.name, [exp.id], max_results=5)
+    page = workspace.transport.tracking.search_runs(workspace.name, [exp.id], max_results=5)
     assert len(page.runs) == 5 and page.next_page_token
-    second = workspace._transport.search_runs(
+    second = workspace.transport.tracking.search_runs(
         workspace.name, [exp.id], max_results=5, page_token=page.next_page_token
     )
     assert {r.id for r in page.runs}.isdisjoint({r.id for r in second.runs})
@@ -341,18 +341,18 @@ def test_runs_of_another_workspace_are_invisible(workspace: Workspace) -> None:
     with pytest.raises(NotFound):
         other.get_run(run.id)
     with pytest.raises(NotFound):
-        other._transport.log_batch(other.name, run.id, metrics=[("m", 1.0, 0, 0)])
+        other.transport.tracking.log_batch(other.name, run.id, metrics=[("m", 1.0, 0, 0)])
 
 
 def _fresh_remote(workspace: Workspace) -> str:
     name = "other-" + workspace.name[-6:]
-    workspace._transport.create_workspace(name, exist_ok=True)
+    workspace.transport.tracking.create_workspace(name, exist_ok=True)
     return name
 
 
 def test_logging_to_a_deleted_run_is_refused(workspace: Workspace) -> None:
     run = Experiment(workspace, "soft").start_logging()
-    workspace._transport.update_run(workspace.name, run.id, deleted=True)
+    workspace.transport.tracking.update_run(workspace.name, run.id, deleted=True)
     with pytest.raises(InvalidState, match="deleted"):
         run.log_params({"a": 1})
 

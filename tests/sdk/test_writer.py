@@ -42,12 +42,12 @@ class Flaky:
 def test_outages_are_retried_and_each_point_stored_once() -> None:
     ws = Workspace.create("writer")
     run = Experiment(ws, "e").start_logging()
-    flaky = Flaky(ws._transport, fail_before=2, fail_after=2)
+    flaky = Flaky(ws.transport.tracking, fail_before=2, fail_after=2)
     writer = MetricWriter(flaky, ws.name)  # type: ignore[arg-type]
     for i in range(2500):
         writer.put_metric(run.id, "m", float(i), i, 1000 + i)
     writer.flush(timeout=30)
-    history = ws._transport.get_metric_history(ws.name, run.id, "m")
+    history = ws.transport.tracking.get_metric_history(ws.name, run.id, "m")
     assert history["value"] == [float(i) for i in range(2500)]
     assert flaky.calls >= 4
 
@@ -55,18 +55,18 @@ def test_outages_are_retried_and_each_point_stored_once() -> None:
 def test_flush_reports_errors_retrying_cannot_fix() -> None:
     ws = Workspace.create("writer2")
     run = Experiment(ws, "e").start_logging()
-    writer = MetricWriter(ws._transport, ws.name)
+    writer = MetricWriter(ws.transport.tracking, ws.name)
     writer.put_metric("0" * 32, "m", 1.0, 0, 0)  # a run that does not exist
     writer.put_metric(run.id, "m", 1.0, 0, 0)
     with pytest.raises(Exception, match="does not exist"):
         writer.flush(timeout=10)
-    assert ws._transport.get_metric_history(ws.name, run.id, "m")["value"] == [1.0]
+    assert ws.transport.tracking.get_metric_history(ws.name, run.id, "m")["value"] == [1.0]
 
 
 def test_flush_times_out_while_the_store_is_down_and_keeps_the_points() -> None:
     ws = Workspace.create("writer3")
     run = Experiment(ws, "e").start_logging()
-    flaky = Flaky(ws._transport, fail_before=10**9, fail_after=0)
+    flaky = Flaky(ws.transport.tracking, fail_before=10**9, fail_after=0)
     writer = MetricWriter(flaky, ws.name)  # type: ignore[arg-type]
     writer.put_metric(run.id, "m", 1.0, 0, 0)
     with pytest.raises(Unavailable, match="still buffered"):
@@ -74,13 +74,13 @@ def test_flush_times_out_while_the_store_is_down_and_keeps_the_points() -> None:
     assert writer.buffered == 1
     flaky.fail_before = 0  # the store comes back
     writer.flush(timeout=10)
-    assert ws._transport.get_metric_history(ws.name, run.id, "m")["value"] == [1.0]
+    assert ws.transport.tracking.get_metric_history(ws.name, run.id, "m")["value"] == [1.0]
 
 
 def test_per_call_logging_returns_without_waiting_for_the_store() -> None:
     ws = Workspace.create("writer4")
     run = Experiment(ws, "e").start_logging()
-    flaky = Flaky(ws._transport, fail_before=10**9, fail_after=0)
+    flaky = Flaky(ws.transport.tracking, fail_before=10**9, fail_after=0)
     ws._writer = MetricWriter(flaky, ws.name)  # type: ignore[arg-type]
     for i in range(10_000):
         run.log("fast", float(i))  # the store is down: calls still return
@@ -93,7 +93,7 @@ def test_per_call_logging_returns_without_waiting_for_the_store() -> None:
 # ------------------------------------------------------------ the job's spool
 def _down(ws: Workspace) -> Flaky:
     """The store, unreachable until ``fail_before`` is set back to 0."""
-    return Flaky(ws._transport, fail_before=10**9, fail_after=0)
+    return Flaky(ws.transport.tracking, fail_before=10**9, fail_after=0)
 
 
 def _log_points(writer: MetricWriter, run_id: str, count: int) -> None:
@@ -102,7 +102,7 @@ def _log_points(writer: MetricWriter, run_id: str, count: int) -> None:
 
 
 def _stored_steps(ws: Workspace, run_id: str) -> list[int]:
-    return sorted(ws._transport.get_metric_history(ws.name, run_id, "m")["step"])
+    return sorted(ws.transport.tracking.get_metric_history(ws.name, run_id, "m")["step"])
 
 
 def test_points_wait_on_disk_while_the_store_is_down_and_are_stored_once(
@@ -132,10 +132,10 @@ def test_at_exit_what_is_left_stays_on_disk_for_the_runner_and_is_stored_once(
     writer.close()  # the script exits while no server answers
     assert spool.points() == 50
     copies = {path: path.read_bytes() for path in spool.files()}
-    assert spool.replay(lambda e: ws._transport.log_batch(**_batch_args(e)))
+    assert spool.replay(lambda e: ws.transport.tracking.log_batch(**_batch_args(e)))
     for path, data in copies.items():  # the same batches once more (a lost answer)
         path.write_bytes(data)
-    assert spool.replay(lambda e: ws._transport.log_batch(**_batch_args(e)))
+    assert spool.replay(lambda e: ws.transport.tracking.log_batch(**_batch_args(e)))
     assert spool.files() == [] and _stored_steps(ws, run.id) == list(range(50))
 
 

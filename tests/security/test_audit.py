@@ -29,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     proc = start_cumulo_server(home, port, "--auth", "token", env=env)
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
-    HttpTransport(url, token=admin).create_workspace("team-a")
+    HttpTransport(url, token=admin).tracking.create_workspace("team-a")
     tokens = {role: new_token(home, "team-a", role) for role in ("reader", "contributor", "owner")}
     yield {"url": url, "home": home, "tokens": tokens}
     stop_cumulo_server(proc)

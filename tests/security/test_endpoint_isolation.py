@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
     for name in ("wsa", "wsb"):
-        HttpTransport(url, token=admin).create_workspace(name)
+        HttpTransport(url, token=admin).tracking.create_workspace(name)
     tokens = {
         (ws, role): new_token(home, ws, role)
         for ws in ("wsa", "wsb")

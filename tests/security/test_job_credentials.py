@@ -53,7 +53,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
     for name in ("team-a", "team-b"):
-        HttpTransport(url, token=admin).create_workspace(name)
+        HttpTransport(url, token=admin).tracking.create_workspace(name)
     state = {"url": url, "home": home, "port": port, "proc": proc, "env": env}
     yield state
     stop_cumulo_server(state["proc"])

@@ -106,7 +106,7 @@ def callers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
     for name in ("wsa", "wsb"):
-        HttpTransport(url, token=admin).create_workspace(name)
+        HttpTransport(url, token=admin).tracking.create_workspace(name)
     auth = open_services(Settings.load(home=home)).auth
     revoked_info, revoked = auth.create_token("wsa", "owner", "revoked")
     auth.revoke_token(revoked_info.id)

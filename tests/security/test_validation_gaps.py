@@ -144,7 +144,7 @@ def test_embedded_sdk_refuses_steps_beyond_64_bits(tmp_path: Path, step: Any) ->
         run.log("m", 2.0, step=step)
         run.flush()
     assert ws.get_run(run.id).get_metric_history("m")["step"] in ([], [0])
-    service = ws._transport  # embedded: the tracking service itself
+    service = ws.transport.tracking  # embedded: the tracking service itself
     with pytest.raises(InvalidInput):
         service.log_batch("embedded", run.id, metrics=[("k", 1.0, 0, 1), ("k", 2.0, step, 2)])
     assert list(service.get_metric_history("embedded", run.id, "k")["step"]) == []

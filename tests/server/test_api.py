@@ -25,15 +25,15 @@ from cumulo.core.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.http import HttpTracking, HttpTransport
 
 
 @pytest.fixture
-def api(cumulo_server_url: str) -> Iterator[tuple[HttpTransport, str]]:
+def api(cumulo_server_url: str) -> Iterator[tuple[HttpTracking, str]]:
     transport = HttpTransport(cumulo_server_url)
     name = f"api-{uuid.uuid4().hex[:8]}"
-    transport.create_workspace(name)
-    yield transport, name
+    transport.tracking.create_workspace(name)
+    yield transport.tracking, name
     transport.close()
 
 
@@ -43,11 +43,11 @@ def test_health_docs_and_the_default_workspace(cumulo_server_url: str) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = httpx.get(f"{cumulo_server_url}/openapi.json").json()
     assert "/api/v1/workspaces/{workspace}/runs/{run_id}/log-batch" in spec["paths"]
-    names = [w.name for w in HttpTransport(cumulo_server_url).list_workspaces()]
+    names = [w.name for w in HttpTransport(cumulo_server_url).tracking.list_workspaces()]
     assert "default" in names
 
 
-def test_errors_come_back_as_the_class_the_server_raised(api: tuple[HttpTransport, str]) -> None:
+def test_errors_come_back_as_the_class_the_server_raised(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     with pytest.raises(NotFound, match="does not exist"):
         t.get_workspace("no-such-workspace")
@@ -85,7 +85,7 @@ def test_unknown_routes_and_bad_bodies_answer_json(cumulo_server_url: str) -> No
     assert wrong.status_code == 400 and "experiment_id" in wrong.json()["message"]
 
 
-def test_nan_and_infinities_travel_both_ways(api: tuple[HttpTransport, str]) -> None:
+def test_nan_and_infinities_travel_both_ways(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "floats").id)
     points = [
@@ -106,7 +106,7 @@ def test_nan_and_infinities_travel_both_ways(api: tuple[HttpTransport, str]) -> 
     assert math.isnan(series["w"]["value"][0]) and series["v"]["value"][1] == math.inf
 
 
-def test_a_retried_batch_is_written_once(api: tuple[HttpTransport, str]) -> None:
+def test_a_retried_batch_is_written_once(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "retry").id)
     points = [("loss", 1.0 / (i + 1), i, 1000 + i) for i in range(500)]
@@ -116,7 +116,7 @@ def test_a_retried_batch_is_written_once(api: tuple[HttpTransport, str]) -> None
     assert t.get_run(ws, run.id).params == {"lr": "0.1"}
 
 
-def test_a_bad_point_rejects_the_whole_batch(api: tuple[HttpTransport, str]) -> None:
+def test_a_bad_point_rejects_the_whole_batch(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "atomic").id)
     with pytest.raises(InvalidInput):
@@ -149,7 +149,7 @@ class _CountingStream(io.RawIOBase):
         return n
 
 
-def test_artifacts_stream_both_ways(api: tuple[HttpTransport, str]) -> None:
+def test_artifacts_stream_both_ways(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "files").id)
     size = 24 * 1024 * 1024 + 7
@@ -180,7 +180,7 @@ def test_artifacts_stream_both_ways(api: tuple[HttpTransport, str]) -> None:
 def test_an_unreachable_server_raises_unavailable() -> None:
     transport = HttpTransport(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(Unavailable, match="Cannot reach"):
-        transport.list_workspaces()
+        transport.tracking.list_workspaces()
 
 
 # ------------------------------------------------------------- body limit
@@ -236,11 +236,13 @@ def test_a_chunked_body_over_the_limit_is_refused(small_server: str) -> None:
     assert response.json()["error_code"] == "PAYLOAD_TOO_LARGE"
     # Under the limit the same server answers normally; artifact uploads are not limited.
     t, ws = HttpTransport(small_server), "default"
-    run = t.create_run(ws, t.get_or_create_experiment(ws, "limits").id)
-    assert t.log_batch(ws, run.id, metrics=[("m", 1.0, i, 1) for i in range(1000)])
-    assert t.upload_artifact(ws, run.id, "big.bin", io.BytesIO(b"z" * 1_000_000)) == 1_000_000
+    run = t.tracking.create_run(ws, t.tracking.get_or_create_experiment(ws, "limits").id)
+    assert t.tracking.log_batch(ws, run.id, metrics=[("m", 1.0, i, 1) for i in range(1000)])
+    assert (
+        t.tracking.upload_artifact(ws, run.id, "big.bin", io.BytesIO(b"z" * 1_000_000)) == 1_000_000
+    )
     with pytest.raises(PayloadTooLarge):
-        t.log_batch(ws, run.id, metrics=[("m", 1.0, i, 1) for i in range(10_000)])
+        t.tracking.log_batch(ws, run.id, metrics=[("m", 1.0, i, 1) for i in range(10_000)])
 
 
 def test_a_code_snapshot_streams_past_the_request_limit(
@@ -248,16 +250,16 @@ def test_a_code_snapshot_streams_past_the_request_limit(
 ) -> None:
     """Snapshots go up to their own limit (300 MiB), not the API's request limit."""
     from cumulo import Experiment, Workspace
-    from cumulo.sdk.jobs import HttpJobs, _snapshot
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "train.py").write_text("print('hi')\n")
     (src / "weights.bin").write_bytes(random_bytes := os.urandom(1_280_000))  # does not compress
-    jobs = HttpJobs(HttpTransport(small_server))
+    jobs = HttpTransport(small_server).jobs
+    jobs.show_progress = True
     ws = Workspace.connect(small_server, "default")
     Experiment(ws, "snapshots")  # the workspace is there
-    info = _snapshot(jobs, "default", src, show_progress=True)
+    info = jobs.take_snapshot("default", src)
     assert info.size == len(random_bytes) + len("print('hi')\n")  # 1.28 MB through a 100 kB limit
     assert "Uploading the code snapshot" in capsys.readouterr().err
 
@@ -268,20 +270,7 @@ def test_refusals_are_answers_not_crashes(small_server: str) -> None:
     assert "internal error" not in log and "Traceback" not in log
 
 
-def test_the_http_transport_mirrors_the_tracking_service() -> None:
-    import inspect
-
-    from cumulo.services.tracking import TrackingService
-
-    public = [n for n, _ in inspect.getmembers(TrackingService, inspect.isfunction)]
-    for name in (n for n in public if not n.startswith("_")):
-        mine = getattr(HttpTransport, name, None)
-        assert mine is not None, f"HttpTransport lacks {name}"
-        theirs = inspect.signature(getattr(TrackingService, name))
-        assert inspect.signature(mine) == theirs, name
-
-
-def test_charts_and_records_over_http(api: tuple[HttpTransport, str]) -> None:
+def test_charts_and_records_over_http(api: tuple[HttpTracking, str]) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "charts").id)
     points = [("loss", 1.0 / (i + 1), i, 1000 + i) for i in range(5000)]

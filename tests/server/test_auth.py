@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
     for name in ("team-a", "team-b"):
-        HttpTransport(url, token=admin).create_workspace(name)
+        HttpTransport(url, token=admin).tracking.create_workspace(name)
     tokens = {
         (ws, role): new_token(home, ws, role)
         for ws in ("team-a", "team-b")
@@ -94,17 +94,20 @@ def test_a_token_for_one_workspace_cannot_reach_another(server: dict[str, Any]) 
         assert response.status_code == 403, role
     with pytest.raises(PermissionDenied, match="team-a"):
         Workspace.connect(url, "team-b", token=tokens["team-a", "owner"])
-    listed = HttpTransport(url, token=tokens["team-a", "reader"]).list_workspaces()
+    listed = HttpTransport(url, token=tokens["team-a", "reader"]).tracking.list_workspaces()
     assert [w.name for w in listed] == ["team-a"]
-    everything = HttpTransport(url, token=server["admin"]).list_workspaces()
+    everything = HttpTransport(url, token=server["admin"]).tracking.list_workspaces()
     assert {"default", "team-a", "team-b"} <= {w.name for w in everything}
 
 
 def test_only_a_server_wide_owner_creates_workspaces(server: dict[str, Any]) -> None:
     url, tokens = server["url"], server["tokens"]
     with pytest.raises(PermissionDenied):
-        HttpTransport(url, token=tokens["team-a", "owner"]).create_workspace("team-c")
-    assert HttpTransport(url, token=server["admin"]).create_workspace("team-c").name == "team-c"
+        HttpTransport(url, token=tokens["team-a", "owner"]).tracking.create_workspace("team-c")
+    assert (
+        HttpTransport(url, token=server["admin"]).tracking.create_workspace("team-c").name
+        == "team-c"
+    )
 
 
 def test_owners_manage_their_workspace_tokens(server: dict[str, Any]) -> None:
@@ -119,13 +122,13 @@ def test_owners_manage_their_workspace_tokens(server: dict[str, Any]) -> None:
     assert created.status_code == 201
     token, info = created.json()["token"], created.json()["info"]
     assert info["role"] == "reader" and "hash" not in str(info)
-    assert HttpTransport(url, token=token).get_workspace("team-a").name == "team-a"
+    assert HttpTransport(url, token=token).tracking.get_workspace("team-a").name == "team-a"
     listed = httpx.get(base, headers=owner).json()["tokens"]
     assert info["id"] in [t["id"] for t in listed]
     assert all(t["workspace"] == "team-a" for t in listed)
     assert httpx.delete(f"{base}/{info['id']}", headers=owner).json()["revoked_at"]
     with pytest.raises(Unauthenticated, match="revoked"):
-        HttpTransport(url, token=token).get_workspace("team-a")
+        HttpTransport(url, token=token).tracking.get_workspace("team-a")
 
 
 def test_tokens_from_the_command_line(server: dict[str, Any]) -> None:
@@ -142,10 +145,10 @@ def test_tokens_from_the_command_line(server: dict[str, Any]) -> None:
     (token_id,) = set(after) - set(before)
     assert after[token_id]["role"] == "contributor"
     assert token not in json.dumps(after)  # only its hash is stored
-    assert HttpTransport(url, token=token).get_workspace("team-b").name == "team-b"
+    assert HttpTransport(url, token=token).tracking.get_workspace("team-b").name == "team-b"
     assert "revoked" in cli(home, "token", "revoke", token_id)
     with pytest.raises(Unauthenticated, match="revoked"):
-        HttpTransport(url, token=token).get_workspace("team-b")
+        HttpTransport(url, token=token).tracking.get_workspace("team-b")
     assert token_id not in listed() and listed("--all")[token_id]["revoked_at"]
     missing = runner.invoke(app, ["token", "revoke", "nope", "--home", str(home)])
     assert missing.exit_code == 1 and "does not exist" in missing.output

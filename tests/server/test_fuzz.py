@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.http import HttpTracking, HttpTransport
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,8 @@ EXAMPLES = 20
 def target(cumulo_server_url: str) -> dict[str, Any]:
     transport = HttpTransport(cumulo_server_url)
     name = f"fuzz-{uuid.uuid4().hex[:6]}"
-    transport.create_workspace(name)
-    return {"url": cumulo_server_url, "t": transport, "ws": name}
+    transport.tracking.create_workspace(name)
+    return {"url": cumulo_server_url, "t": transport.tracking, "ws": name}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -45,7 +45,7 @@ def test_no_request_makes_a_server_error(target: dict[str, Any], mode: Generatio
         if not case.path_parameters or next(turn) % 4 == 0:
             return
         # A fresh experiment and run each time: fuzzed requests may delete them.
-        transport: HttpTransport = target["t"]
+        transport: HttpTracking = target["t"]
         experiment = transport.create_experiment(target["ws"], uuid.uuid4().hex)
         run = transport.create_run(target["ws"], experiment.id)
         params = dict(case.path_parameters)

@@ -13,17 +13,17 @@ import pytest
 
 from cumulo import Experiment, Workspace
 from cumulo.core.errors import InvalidInput
-from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.http import HttpTracking, HttpTransport
 from cumulo.sdk.writer import MAX_BATCH
 from cumulo.services.tracking import TrackingService
 
 
 @pytest.fixture
-def api(cumulo_server_url: str) -> Iterator[tuple[HttpTransport, str]]:
+def api(cumulo_server_url: str) -> Iterator[tuple[HttpTracking, str]]:
     transport = HttpTransport(cumulo_server_url)
     name = f"ingest-{uuid.uuid4().hex[:8]}"
-    transport.create_workspace(name)
-    yield transport, name
+    transport.tracking.create_workspace(name)
+    yield transport.tracking, name
     transport.close()
 
 
@@ -43,7 +43,7 @@ def _post(url: str, ws: str, run_id: str, body: Any) -> httpx.Response:
 
 
 def test_the_server_stores_columns_once_per_batch_id(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "columns").id)
@@ -67,7 +67,7 @@ def test_the_server_stores_columns_once_per_batch_id(
 
 
 def test_null_steps_and_timestamps_in_columns_mean_zero_and_now(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "nulls").id)
@@ -79,7 +79,7 @@ def test_null_steps_and_timestamps_in_columns_mean_zero_and_now(
 
 
 def test_nan_and_infinities_in_columns_round_trip(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "floats").id)
@@ -109,7 +109,7 @@ def test_nan_and_infinities_in_columns_round_trip(
 
 
 def test_bare_nan_literals_and_invalid_json(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "literals").id)
@@ -150,7 +150,7 @@ BAD_COLUMNS = [
 
 @pytest.mark.parametrize(("metrics", "message"), BAD_COLUMNS)
 def test_bad_columns_get_a_400_and_write_nothing(
-    api: tuple[HttpTransport, str], cumulo_server_url: str, metrics: Any, message: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str, metrics: Any, message: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "bad").id)
@@ -163,7 +163,7 @@ def test_bad_columns_get_a_400_and_write_nothing(
 
 
 def test_a_value_beyond_the_float_range_is_refused_not_a_server_error(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "huge").id)
@@ -178,7 +178,7 @@ def test_a_value_beyond_the_float_range_is_refused_not_a_server_error(
 
 
 def test_a_column_longer_than_the_batch_limit_is_refused(
-    api: tuple[HttpTransport, str], cumulo_server_url: str
+    api: tuple[HttpTracking, str], cumulo_server_url: str
 ) -> None:
     t, ws = api
     run = t.create_run(ws, t.get_or_create_experiment(ws, "long").id)
@@ -210,7 +210,7 @@ SAME_RULES: list[list[tuple[Any, ...]]] = [
 @pytest.fixture
 def tracking() -> TrackingService:
     ws = Workspace.create("same-rules")
-    service = ws._transport
+    service = ws.transport.tracking
     assert isinstance(service, TrackingService)
     return service
 
@@ -270,7 +270,7 @@ def test_columns_must_be_the_four_lists(tracking: TrackingService) -> None:
 def test_the_writer_delivers_interleaved_runs_and_records_exactly_once(
     cumulo_server_url: str,
 ) -> None:
-    HttpTransport(cumulo_server_url).create_workspace("writer-http", exist_ok=True)
+    HttpTransport(cumulo_server_url).tracking.create_workspace("writer-http", exist_ok=True)
     ws = Workspace.connect(cumulo_server_url, "writer-http")
     exp = Experiment(ws, "interleaved")
     first, second = exp.start_logging(), exp.start_logging()
@@ -288,5 +288,5 @@ def test_the_writer_delivers_interleaved_runs_and_records_exactly_once(
     assert loss["value"][10:] == [i / n for i in range(10, n)]
     acc = second.get_metric_history("acc")
     assert acc["step"] == [2 * i for i in range(n)] and acc["value"] == [float(i) for i in range(n)]
-    records = ws._transport.get_run_records("writer-http", first.id)
+    records = ws.transport.tracking.get_run_records("writer-http", first.id)
     assert [r.value for r in records if r.name == "marks"] == [[i] for i in range(0, n, 5000)]

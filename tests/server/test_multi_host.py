@@ -389,7 +389,7 @@ def _steps(cluster: Cluster, server: HostServer, workspace: str, run_id: str) ->
 
     http = HttpTransport(server.url, token=cluster.token, timeout=10)
     try:
-        return list(http.get_metric_history(workspace, run_id, "tick")["step"])
+        return list(http.tracking.get_metric_history(workspace, run_id, "tick")["step"])
     except Exception:  # not there yet
         return []
     finally:
@@ -401,7 +401,7 @@ def _ended(cluster: Cluster, server: HostServer, workspace: str, run_id: str) ->
 
     http = HttpTransport(server.url, token=cluster.token, timeout=10)
     try:
-        run = http.get_run(workspace, run_id)
+        run = http.tracking.get_run(workspace, run_id)
     finally:
         http.close()
     return run if run.status in ("Completed", "Failed", "Canceled") else None

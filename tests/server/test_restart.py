@@ -22,7 +22,7 @@ def test_every_point_arrives_exactly_once_across_a_sigkill(tmp_path: Path) -> No
     url = f"http://127.0.0.1:{port}"
     server = start_cumulo_server(home, port)
     try:
-        HttpTransport(url).create_workspace("crash")
+        HttpTransport(url).tracking.create_workspace("crash")
         workspace = Workspace.connect(url, "crash")
         run = Experiment(workspace, "sigkill").start_logging()
         killed_at = POINTS // 3

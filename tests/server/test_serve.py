@@ -52,7 +52,7 @@ def test_several_workers_serve_one_store_side_by_side(tmp_path: Path) -> None:
     server = start_cumulo_server(tmp_path / "home", port, "--workers", "2")
     url = f"http://127.0.0.1:{port}"
     try:
-        HttpTransport(url).create_workspace("shared")
+        HttpTransport(url).tracking.create_workspace("shared")
         workspace = Workspace.connect(url, "shared")
         runs = [Experiment(workspace, "many").start_logging() for _ in range(6)]
         for run in runs:
@@ -104,11 +104,11 @@ def test_start_with_a_stopped_and_restarted_server_keeps_data(tmp_path: Path) ->
     port, home = free_port(), tmp_path / "home"
     server = start_cumulo_server(home, port)
     url = f"http://127.0.0.1:{port}"
-    HttpTransport(url).create_workspace("kept")
+    HttpTransport(url).tracking.create_workspace("kept")
     stop_cumulo_server(server)
     server = start_cumulo_server(home, port)
     try:
-        names = [w.name for w in HttpTransport(url).list_workspaces()]
+        names = [w.name for w in HttpTransport(url).tracking.list_workspaces()]
         assert names == ["default", "kept"]
     finally:
         stop_cumulo_server(server)
@@ -126,15 +126,17 @@ def test_two_servers_share_one_postgresql(postgres_url: str, tmp_path: Path) -> 
     try:
         a, b = (HttpTransport(f"http://127.0.0.1:{p}") for p in ports)
         name = f"pg-{uuid.uuid4().hex[:6]}"
-        a.create_workspace(name)
-        run = a.create_run(name, a.get_or_create_experiment(name, "e").id)
-        b.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one")
-        assert a.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one") is False
-        b.upload_artifact(name, run.id, "f.txt", io.BytesIO(b"hello"))
-        with a.open_artifact(name, run.id, "f.txt") as fh:
+        a.tracking.create_workspace(name)
+        run = a.tracking.create_run(name, a.tracking.get_or_create_experiment(name, "e").id)
+        b.tracking.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one")
+        assert (
+            a.tracking.log_batch(name, run.id, metrics=[("m", 1.0, 0, 1)], batch_id="one") is False
+        )
+        b.tracking.upload_artifact(name, run.id, "f.txt", io.BytesIO(b"hello"))
+        with a.tracking.open_artifact(name, run.id, "f.txt") as fh:
             assert fh.read() == b"hello"
-        assert a.get_metric_history(name, run.id, "m")["step"] == [0]
-        assert "default" in [w.name for w in b.list_workspaces()]
+        assert a.tracking.get_metric_history(name, run.id, "m")["step"] == [0]
+        assert "default" in [w.name for w in b.tracking.list_workspaces()]
     finally:
         for server in servers:
             stop_cumulo_server(server)

@@ -133,10 +133,9 @@ def _agents_ended() -> None:
 
 
 def _submit_gated(jobs: JobService, ws: Workspace, src: Path, gate: Path) -> str:
-    from cumulo.sdk.jobs import _snapshot
 
     write_script(src, "gated.py", GATED)
-    snap = _snapshot(jobs, ws.name, src)
+    snap = jobs.take_snapshot(ws.name, src)
     config = {"script": "gated.py", "snapshot": snap.hash, "arguments": [str(gate)]}
     return jobs.submit_job(ws.name, Experiment(ws, "hosts").id, config, max_retries_=0).id
 

@@ -18,7 +18,7 @@ def ws(workspace: Workspace) -> Workspace:
 
 
 def _chunks(ws: Workspace, run_id: str) -> int:
-    store = ws._transport.store  # type: ignore[attr-defined]
+    store = ws.transport.tracking.store  # type: ignore[attr-defined]
     with store.db.transaction(write=False) as conn:
         q = select(func.count()).where(t.metric_chunks.c.run_id == run_id)
         return int(conn.execute(q).scalar_one())
@@ -26,7 +26,7 @@ def _chunks(ws: Workspace, run_id: str) -> int:
 
 def test_small_appends_are_merged_and_big_batches_stand_alone(ws: Workspace) -> None:
     run = Experiment(ws, "chunks").start_logging()
-    svc = ws._transport
+    svc = ws.transport.tracking
     for i in range(50):  # 50 appends of 10 points -> one chunk
         svc.log_batch(
             ws.name, run.id, metrics=[("m", float(i * 10 + j), i * 10 + j, 0) for j in range(10)]
@@ -42,7 +42,7 @@ def test_small_appends_are_merged_and_big_batches_stand_alone(ws: Workspace) -> 
 
 def test_out_of_order_steps_come_back_sorted_ties_in_logging_order(ws: Workspace) -> None:
     run = Experiment(ws, "order").start_logging()
-    svc = ws._transport
+    svc = ws.transport.tracking
     svc.log_batch(ws.name, run.id, metrics=[("m", 5.0, 5, 100), ("m", 1.0, 1, 100)])
     svc.log_batch(
         ws.name, run.id, metrics=[("m", 3.0, 3, 100), ("m", 30.0, 3, 100), ("m", 2.0, 3, 50)]
@@ -60,9 +60,9 @@ def test_out_of_order_steps_come_back_sorted_ties_in_logging_order(ws: Workspace
 def test_several_series_in_one_batch_and_specials(ws: Workspace) -> None:
     run = Experiment(ws, "multi").start_logging()
     points = [(k, v, s, 7) for s in range(3) for k, v in (("a", float(s)), ("b", math.nan))]
-    ws._transport.log_batch(ws.name, run.id, metrics=points)
-    a = ws._transport.get_metric_history(ws.name, run.id, "a")
-    b = ws._transport.get_metric_history(ws.name, run.id, "b")
+    ws.transport.tracking.log_batch(ws.name, run.id, metrics=points)
+    a = ws.transport.tracking.get_metric_history(ws.name, run.id, "a")
+    b = ws.transport.tracking.get_metric_history(ws.name, run.id, "b")
     assert a["value"] == [0.0, 1.0, 2.0] and all(math.isnan(v) for v in b["value"])
     assert math.isnan(run.refresh().info.metrics["b"].value)
 

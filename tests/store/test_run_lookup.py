@@ -12,7 +12,7 @@ from cumulo.core.errors import InvalidInput, NotFound
 
 def test_a_unique_start_of_an_id_finds_the_run(workspace: Workspace) -> None:
     exp = Experiment(workspace, "lookup")
-    store = workspace._transport.store  # type: ignore[attr-defined]
+    store = workspace.transport.tracking.store  # type: ignore[attr-defined]
     first = store.create_run(workspace.name, exp.id, run_id="abcdef01" + "0" * 24)
     store.create_run(workspace.name, exp.id, run_id="abcdef02" + "0" * 24)
     assert workspace.get_run("abcdef01").id == first.id
@@ -27,7 +27,7 @@ def test_a_unique_start_of_an_id_finds_the_run(workspace: Workspace) -> None:
     with pytest.raises(NotFound):
         store.get_run(workspace.name, "abcdef01")
     with pytest.raises(NotFound):
-        workspace._transport.upload_artifact(  # type: ignore[attr-defined]
+        workspace.transport.tracking.upload_artifact(  # type: ignore[attr-defined]
             workspace.name, "abcdef01", "x.txt", io.BytesIO(b"x")
         )
     other = Workspace.create("lookup-other", home=workspace._settings.home)  # type: ignore[union-attr]

@@ -43,7 +43,7 @@ def _all_at_once(create_one: Callable[[int], Any]) -> tuple[list[Any], list[Base
 
 
 def _store(workspace: Workspace) -> MetadataStore:
-    return workspace._transport.store  # type: ignore[attr-defined,no-any-return]
+    return workspace.transport.tracking.store  # type: ignore[attr-defined,no-any-return]
 
 
 def test_concurrent_creators_in_one_experiment_get_numbers_one_to_n(
@@ -185,7 +185,7 @@ def two_servers(postgres_url: str, tmp_path: Path) -> Iterator[list[str]]:
 def test_mlflow_create_run_through_two_servers_never_fails(two_servers: list[str]) -> None:
     name = f"ws-{uuid.uuid4().hex[:10]}"
     admin = HttpTransport(two_servers[0])
-    admin.create_workspace(name)
+    admin.tracking.create_workspace(name)
     admin.close()
     bases = [f"{url}/ws/{name}{API}" for url in two_servers]
     created = httpx.post(f"{bases[0]}/experiments/create", json={"name": "crowded"})

@@ -93,7 +93,9 @@ def seed(home: Path) -> Seeded:
     best.upload_file("outputs/model/weights.bin", io.BytesIO(bytes(range(256)) * 4))
     best.upload_file("snapshot/train.py", io.BytesIO(b"import cumulo\n\nprint('training')\n"))
     points = [("val_loss", 1 / (1 + s / 1000) + 0.05 * math.sin(s / 50), s) for s in range(30_000)]
-    ws._transport.log_batch(ws.name, best.id, metrics=[(k, v, s, None) for k, v, s in points])
+    ws.transport.tracking.log_batch(
+        ws.name, best.id, metrics=[(k, v, s, None) for k, v, s in points]
+    )
     best.log("accuracy", 0.95, 0)
     best.complete()
     out.runs["best"] = best.id

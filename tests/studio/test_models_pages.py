@@ -279,11 +279,9 @@ def test_failed_deployment_shows_its_init_traceback(tab: Page, shop: Shop) -> No
 def test_endpoint_keys_only_reach_those_who_may_change_the_workspace(tmp_path: Path) -> None:
     import httpx
 
-    from cumulo.services.models_api import ModelsApi
-
     with LiveServer(Settings.load(home=tmp_path / "home", auth="token")) as server:
         app = server.server.config.app
-        api = ModelsApi(app.state.services)
+        api = app.state.services.deployments
         app.state.services.tracking.create_workspace("shop")
         api.create_endpoint("shop", "pricer")
         _, reader = app.state.auth.create_token("shop", "reader")

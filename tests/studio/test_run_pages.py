@@ -137,7 +137,7 @@ def test_images_logged_under_one_name_are_all_kept(tmp_path: Path) -> None:
 
     paths = run.get_metrics()["confusion_matrix"]
     assert len(set(paths)) == 3, paths
-    stored = [ws._transport.open_artifact(ws.name, run.id, p).read() for p in paths]
+    stored = [ws.transport.tracking.open_artifact(ws.name, run.id, p).read() for p in paths]
     assert stored == [png(8, 8, rgb) for rgb in colours]  # each image, in the order logged
 
     # A run opened again later numbers on from what is stored.

@@ -32,7 +32,7 @@ from cumulo.core.status import RunStatus
 from cumulo.sdk import display
 from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster
 from cumulo.sdk.experiment import Experiment
-from cumulo.sdk.jobs import Environment, ScriptRunConfig, iter_logs, jobs_of
+from cumulo.sdk.jobs import Environment, ScriptRunConfig, iter_logs
 from cumulo.sdk.workspace import Workspace
 
 job_app = typer.Typer(help="Submit scripts as jobs to compute targets.", no_args_is_help=True)
@@ -192,7 +192,8 @@ def run_logs(
 def run_cancel(run_id: str, workspace: str | None = WorkspaceOption) -> None:
     """Cancel a job: a queued one at once, a running one is stopped (its outputs kept)."""
     ws = open_workspace(workspace)
-    info = jobs_of(ws).cancel_job(ws.name, run_id)
+    ws.transport.host_jobs()
+    info = ws.transport.jobs.cancel_job(ws.name, run_id)
     if ws.url is None and info.status == RunStatus.CANCEL_REQUESTED.value:
         run = ws.get_run(run_id)  # embedded: this process carries the cancel out
         while not RunStatus(run.get_status()).is_terminal:

@@ -126,7 +126,7 @@ def experiment_list(
 def experiment_archive(name: str, workspace: str | None = WorkspaceOption) -> None:
     """Hide an experiment from listings (its runs are kept)."""
     ws = open_workspace(workspace)
-    ws._transport.get_experiment(ws.name, name=name)
+    ws.transport.tracking.get_experiment(ws.name, name=name)
     Experiment(ws, name).archive()
     console.print(f"Archived experiment {name!r}.")
 
@@ -140,12 +140,12 @@ def experiment_delete(
 ) -> None:
     """Delete an experiment, all its runs and their files, for good."""
     ws = open_workspace(workspace)
-    info = ws._transport.get_experiment(ws.name, name=name)
+    info = ws.transport.tracking.get_experiment(ws.name, name=name)
     if not yes:
         typer.confirm(
             f"Delete experiment {name!r} and its {info.run_count} runs for good?", abort=True
         )
-    ws._transport.delete_experiment(ws.name, info.id)
+    ws.transport.tracking.delete_experiment(ws.name, info.id)
     console.print(f"Deleted experiment {name!r} ({info.run_count} runs).")
 
 
@@ -169,7 +169,7 @@ def run_list(
 ) -> None:
     """List the runs of an experiment, filtered and ordered like MLflow's search."""
     ws = open_workspace(workspace)
-    ws._transport.get_experiment(ws.name, name=experiment)
+    ws.transport.tracking.get_experiment(ws.name, name=experiment)
     runs = list(
         Experiment(ws, experiment).get_runs(
             filter=filter, order_by=order_by or None, max_results=limit, include_children=True
@@ -252,7 +252,7 @@ def run_metrics(
 ) -> None:
     """Show a run's metrics: last value, count, min, max and a sparkline per series."""
     ws = open_workspace(workspace)
-    data = ws._transport.get_run_metrics(ws.name, run_id)
+    data = ws.transport.tracking.get_run_metrics(ws.name, run_id)
     if json:
         series = {
             k: {**s, "value": [encode_float(v) for v in s["value"]]}
@@ -305,5 +305,5 @@ def run_delete(
     run = ws.get_run(run_id)
     if not yes:
         typer.confirm(f"Delete run {run.display_name!r} ({run.id}) for good?", abort=True)
-    removed = ws._transport.delete_run(ws.name, run.id)
+    removed = ws.transport.tracking.delete_run(ws.name, run.id)
     console.print(f"Deleted {len(removed)} run(s).")

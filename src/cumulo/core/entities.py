@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
 
 
@@ -214,6 +216,14 @@ MODEL_STATUSES = ("PENDING", "READY", "FAILED")
 MODEL_STAGES = ("None", "Staging", "Production", "Archived")
 
 
+# A version's properties, framework and datasets travel as reserved tags, set once
+# at registration and searchable like any tag; people cannot set these themselves.
+PROPERTY_TAG = "cumulo.property/"
+FRAMEWORK_TAG = "cumulo.framework"
+DATASETS_TAG = "cumulo.datasets"
+RESERVED_TAGS = (PROPERTY_TAG, FRAMEWORK_TAG, DATASETS_TAG)
+
+
 @dataclass(frozen=True)
 class ModelVersionInfo(Record):
     """One version of a registered model; its files live under ``storage_prefix``."""
@@ -238,6 +248,65 @@ class ModelVersionInfo(Record):
     run_link: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+
+    @property
+    def user_tags(self) -> dict[str, str]:
+        """Tags a person set (the reserved ones are read through the properties below)."""
+        return {k: v for k, v in self.tags.items() if not k.startswith(RESERVED_TAGS)}
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Properties given at registration."""
+        cut = len(PROPERTY_TAG)
+        return {k[cut:]: v for k, v in self.tags.items() if k.startswith(PROPERTY_TAG)}
+
+    @property
+    def model_framework(self) -> str | None:
+        """The framework given at registration, else the one the files' MLmodel names."""
+        return self.tags.get(FRAMEWORK_TAG) or self.framework
+
+    @property
+    def datasets(self) -> list[dict[str, str]]:
+        """Datasets given at registration: ``{"scenario": ..., "dataset": ...}`` each."""
+        try:
+            found = json.loads(self.tags.get(DATASETS_TAG) or "[]")
+        except ValueError:
+            return []
+        return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
+
+def registration_tags(
+    tags: dict[str, Any] | None,
+    properties: dict[str, Any] | None = None,
+    framework: str | None = None,
+    datasets: list[Any] | None = None,
+) -> dict[str, str]:
+    """A new version's tags: the person's own, then the reserved ones built from the rest."""
+    out = {str(k): str(v) for k, v in (tags or {}).items()}
+    check_user_tags(out)
+    for key, value in (properties or {}).items():
+        out[PROPERTY_TAG + str(key)] = str(value)
+    if framework:
+        out[FRAMEWORK_TAG] = str(framework)
+    if datasets:
+        out[DATASETS_TAG] = json.dumps([_dataset_ref(d) for d in datasets])
+    return out
+
+
+def check_user_tags(tags: dict[str, Any]) -> None:
+    """Refuses tags a person may not set (the reserved prefixes)."""
+    for key in tags:
+        if str(key).startswith(RESERVED_TAGS):
+            raise InvalidInput(
+                f"Tag {key!r} uses a reserved prefix ({', '.join(RESERVED_TAGS)}); "
+                "it is set at registration."
+            )
+
+
+def _dataset_ref(item: Any) -> dict[str, str]:
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return {"scenario": str(item[0]), "dataset": str(getattr(item[1], "name", item[1]))}
+    return {"scenario": "", "dataset": str(getattr(item, "name", item))}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def channel_for(workspace: str, run_id: str) -> JobChannel:
         from cumulo.services.jobs import ServiceChannel
 
         return ServiceChannel(open_services(Settings.load()).jobs, workspace, run_id)
-    from cumulo.sdk.jobs import HttpChannel
+    from cumulo.sdk.http import HttpChannel
 
     # Every server of the workspace's service address: the job outlives any one of them.
     urls = os.environ.get("CUMULO_URLS") or os.environ["CUMULO_URL"]

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from cumulo.core.jobs import ComputeTargetInfo
 
 if TYPE_CHECKING:
-    from cumulo.sdk.jobs import JobTransport
     from cumulo.sdk.workspace import Workspace
 
 
@@ -102,31 +101,25 @@ class ComputeTarget:
             kind, cfg = config.get("kind"), {k: v for k, v in config.items() if k != "kind"}
         else:
             kind, cfg = config.kind, config.to_config()
-        info = _jobs(workspace).create_compute_target(workspace.name, name, str(kind), cfg)
+        info = workspace.transport.jobs.create_compute_target(workspace.name, name, str(kind), cfg)
         return ComputeTarget(workspace, info)
 
     @staticmethod
     def get(workspace: Workspace, name: str) -> ComputeTarget:
-        jobs = _jobs(workspace)
+        jobs = workspace.transport.jobs
         return ComputeTarget(workspace, jobs.get_compute_target(workspace.name, name))
 
     @staticmethod
     def list(workspace: Workspace) -> builtins.list[ComputeTarget]:
-        jobs = _jobs(workspace)
+        jobs = workspace.transport.jobs
         return [ComputeTarget(workspace, i) for i in jobs.list_compute_targets(workspace.name)]
 
     def get_status(self) -> dict[str, Any]:
         """Nodes and their states, and the queue (run ids in the order they will start)."""
-        return _jobs(self.workspace).compute_status(self.workspace.name, self.name)
+        return self.workspace.transport.jobs.compute_status(self.workspace.name, self.name)
 
     def delete(self) -> None:
-        _jobs(self.workspace).delete_compute_target(self.workspace.name, self.name)
+        self.workspace.transport.jobs.delete_compute_target(self.workspace.name, self.name)
 
     def __repr__(self) -> str:
         return f"ComputeTarget(name={self.name!r}, kind={self.kind!r}, config={self.config})"
-
-
-def _jobs(workspace: Workspace) -> JobTransport:
-    from cumulo.sdk.jobs import jobs_of
-
-    return jobs_of(workspace, host_scheduler=False)

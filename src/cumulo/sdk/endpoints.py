@@ -17,7 +17,7 @@ import orjson
 from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
 from cumulo.sdk import display
-from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model, models_api
+from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
 
 if TYPE_CHECKING:
     from cumulo.sdk.workspace import Workspace
@@ -41,14 +41,15 @@ class Endpoint:
 
     def __init__(self, workspace: Workspace, name: str, *, _info: EndpointInfo | None = None):
         self.workspace = workspace
-        self._api = models_api(workspace)
+        self._transport = workspace.transport
+        self._api = workspace.transport.endpoints
         self._info = _info or self._api.get_endpoint(workspace.name, name)
         self._base_url: str | None = None
         self._key: str | None = None  # the primary key, read once for run()
 
     @classmethod
     def list(cls, workspace: Workspace) -> builtins.list[Endpoint]:
-        api = models_api(workspace)
+        api = workspace.transport.endpoints
         return [cls(workspace, e.name, _info=e) for e in api.list_endpoints(workspace.name)]
 
     @classmethod
@@ -56,7 +57,9 @@ class Endpoint:
         cls, workspace: Workspace, name: str, auth: str = "key", description: str = ""
     ) -> Endpoint:
         """An endpoint without deployments yet (add them with ``add_deployment``)."""
-        info = models_api(workspace).create_endpoint(workspace.name, name, auth, description)
+        info = workspace.transport.endpoints.create_endpoint(
+            workspace.name, name, auth, description
+        )
         return cls(workspace, name, _info=info)
 
     # ------------------------------------------------------------ attributes
@@ -98,7 +101,7 @@ class Endpoint:
             if self.workspace.url:
                 self._base_url = self.workspace.url
             else:
-                self._base_url = self._api.serving_url()
+                self._base_url = self._transport.serving_url()
         return self._base_url
 
     @property
@@ -138,6 +141,7 @@ class Endpoint:
         info = self._api.create_deployment(
             self.workspace.name, self.name, name, _refs(models), config
         )
+        self._transport.serving_url()  # an embedded home serves it from this process
         if wait:
             info = self.wait_for_deployment(name, timeout=timeout)
         self.refresh()
@@ -176,6 +180,7 @@ class Endpoint:
             None if models is None else _refs(models),
             config,
         )
+        self._transport.serving_url()  # an embedded home serves it from this process
         if wait:
             self.wait_for_deployment(name, timeout=timeout)
         return self.refresh()

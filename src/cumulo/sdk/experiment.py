@@ -29,7 +29,9 @@ class Experiment:
 
     def __init__(self, workspace: Workspace, name: str, *, _info: ExperimentInfo | None = None):
         self.workspace = workspace
-        self._info = _info or workspace._transport.get_or_create_experiment(workspace.name, name)
+        self._info = _info or workspace.transport.tracking.get_or_create_experiment(
+            workspace.name, name
+        )
         self.name = self._info.name
 
     @property
@@ -42,11 +44,11 @@ class Experiment:
 
     @staticmethod
     def list(workspace: Workspace, include_archived: bool = False) -> builtins.list[Experiment]:
-        infos = workspace._transport.list_experiments(workspace.name, include_archived)
+        infos = workspace.transport.tracking.list_experiments(workspace.name, include_archived)
         return [Experiment(workspace, i.name, _info=i) for i in infos]
 
     def refresh(self) -> Experiment:
-        self._info = self.workspace._transport.get_experiment(self.workspace.name, self.id)
+        self._info = self.workspace.transport.tracking.get_experiment(self.workspace.name, self.id)
         return self
 
     # ------------------------------------------------------------------ runs
@@ -59,7 +61,7 @@ class Experiment:
         """Start an interactive run; use it as a context manager to complete or fail it."""
         from cumulo.sdk.run import Run
 
-        info = self.workspace._transport.create_run(
+        info = self.workspace.transport.tracking.create_run(
             self.workspace.name,
             self.id,
             display_name=display_name,
@@ -97,7 +99,7 @@ class Experiment:
         token: str | None = None
         yielded = 0
         while True:
-            page = self.workspace._transport.search_runs(
+            page = self.workspace.transport.tracking.search_runs(
                 self.workspace.name,
                 [self.id],
                 filter=filter,
@@ -119,23 +121,23 @@ class Experiment:
 
     def get_run_keys(self) -> dict[str, builtins.list[str]]:
         """The metric, param and tag keys this experiment's runs use, to filter or compare on."""
-        return self.workspace._transport.run_keys(self.workspace.name, self.id)
+        return self.workspace.transport.tracking.run_keys(self.workspace.name, self.id)
 
     # ------------------------------------------------------------- lifecycle
     def archive(self) -> None:
         """Hide the experiment from listings (its runs are kept)."""
-        self._info = self.workspace._transport.update_experiment(
+        self._info = self.workspace.transport.tracking.update_experiment(
             self.workspace.name, self.id, archived=True
         )
 
     def reactivate(self) -> None:
-        self._info = self.workspace._transport.update_experiment(
+        self._info = self.workspace.transport.tracking.update_experiment(
             self.workspace.name, self.id, archived=False
         )
 
     def delete(self) -> None:
         """Delete the experiment, all its runs and their files, for good."""
-        self.workspace._transport.delete_experiment(self.workspace.name, self.id)
+        self.workspace.transport.tracking.delete_experiment(self.workspace.name, self.id)
 
     def __repr__(self) -> str:
         return f"Experiment(workspace={self.workspace.name!r}, name={self.name!r}, id={self.id})"

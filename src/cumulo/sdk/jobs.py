@@ -17,271 +17,30 @@ import builtins
 import getpass
 import io
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
-from cumulo.core.entities import RunInfo
 from cumulo.core.errors import InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     LOCAL_TARGET,
-    ComputeTargetInfo,
     EnvironmentInfo,
     EnvironmentSpec,
-    JobInfo,
-    LogPage,
     Resources,
-    SnapshotInfo,
     arguments,
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget
-from cumulo.sdk.progress import CountingReader, transfer
 
 if TYPE_CHECKING:
     from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.http import HttpTransport
     from cumulo.sdk.run import Run
     from cumulo.sdk.workspace import Workspace
 
 POLL_SECONDS = 0.25
-
-
-# ---------------------------------------------------------------- transport
-class JobTransport(Protocol):
-    """Job, compute, environment and snapshot calls (embedded ``JobService`` or HTTP)."""
-
-    def put_snapshot(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo: ...
-    def get_snapshot(self, workspace: str, digest: str) -> SnapshotInfo: ...
-    def list_snapshots(self, workspace: str) -> list[SnapshotInfo]: ...
-    def open_snapshot(self, workspace: str, digest: str) -> IO[bytes]: ...
-    def register_environment(
-        self, workspace: str, name: str, spec: dict[str, Any]
-    ) -> EnvironmentInfo: ...
-    def get_environment(
-        self, workspace: str, name: str, version: int | None = None
-    ) -> EnvironmentInfo: ...
-    def list_environments(self, workspace: str) -> list[EnvironmentInfo]: ...
-    def build_environment(
-        self, workspace: str, name: str, version: int | None = None, log: Any = None
-    ) -> EnvironmentInfo: ...
-    def create_compute_target(
-        self, workspace: str, name: str, kind: str, config: dict[str, Any] | None = None
-    ) -> ComputeTargetInfo: ...
-    def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo: ...
-    def list_compute_targets(self, workspace: str) -> list[ComputeTargetInfo]: ...
-    def delete_compute_target(self, workspace: str, name: str) -> None: ...
-    def compute_status(self, workspace: str, name: str) -> dict[str, Any]: ...
-    def submit_job(
-        self,
-        workspace: str,
-        experiment_id: int,
-        config: dict[str, Any],
-        *,
-        tags: dict[str, str] | None = None,
-        properties: dict[str, str] | None = None,
-        display_name: str | None = None,
-        user: str = "",
-        priority_: int = 0,
-        max_retries_: int = 0,
-    ) -> RunInfo: ...
-    def get_job(self, workspace: str, run_id: str) -> JobInfo: ...
-    def cancel_job(self, workspace: str, run_id: str) -> RunInfo: ...
-    def get_logs(
-        self, workspace: str, run_id: str, after: int = 0, limit: int = 5000
-    ) -> LogPage: ...
-
-
-def jobs_of(workspace: Workspace, host_scheduler: bool = True) -> JobTransport:
-    """The job calls of a workspace; embedded, this process also hosts a scheduler."""
-    transport = workspace._transport
-    if workspace.url is not None:
-        return HttpJobs(cast("HttpTransport", transport))
-    from cumulo.services.context import open_services
-
-    assert workspace._settings is not None
-    services = open_services(workspace._settings)
-    if host_scheduler:
-        services.scheduler.ensure_started()
-    return services.jobs
-
-
-class HttpJobs:
-    """``JobTransport`` over a ``cumulo server``'s ``/api/v1`` (its routes: ``server/api/jobs``)."""
-
-    def __init__(self, http: HttpTransport) -> None:
-        self.http = http
-
-    def _ws(self, workspace: str) -> str:
-        return self.http._ws(workspace)
-
-    def put_snapshot(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo:
-        from cumulo.sdk.http import read_chunks
-
-        request = self.http._client.build_request(
-            "PUT",
-            self._ws(workspace) + "/snapshots",
-            content=read_chunks(stream),
-            headers={"content-type": "application/zip"},
-        )
-        import orjson
-
-        return SnapshotInfo.from_dict(orjson.loads(self.http._send(request).content))
-
-    def get_snapshot(self, workspace: str, digest: str) -> SnapshotInfo:
-        return SnapshotInfo.from_dict(
-            self.http._call("GET", f"{self._ws(workspace)}/snapshots/{digest}")
-        )
-
-    def list_snapshots(self, workspace: str) -> list[SnapshotInfo]:
-        data = self.http._call("GET", f"{self._ws(workspace)}/snapshots")
-        return [SnapshotInfo.from_dict(s) for s in data["snapshots"]]
-
-    def open_snapshot(self, workspace: str, digest: str) -> IO[bytes]:
-        request = self.http._client.build_request(
-            "GET", f"{self._ws(workspace)}/snapshots/{digest}/zip"
-        )
-        return io.BytesIO(self.http._send(request).content)
-
-    def register_environment(
-        self, workspace: str, name: str, spec: dict[str, Any]
-    ) -> EnvironmentInfo:
-        body = {"name": name, "spec": spec}
-        return EnvironmentInfo.from_dict(
-            self.http._call("POST", f"{self._ws(workspace)}/environments", body)
-        )
-
-    def get_environment(
-        self, workspace: str, name: str, version: int | None = None
-    ) -> EnvironmentInfo:
-        data = self.http._call(
-            "GET", f"{self._ws(workspace)}/environments/{name}", params={"version": version}
-        )
-        return EnvironmentInfo.from_dict(data)
-
-    def list_environments(self, workspace: str) -> list[EnvironmentInfo]:
-        data = self.http._call("GET", f"{self._ws(workspace)}/environments")
-        return [EnvironmentInfo.from_dict(e) for e in data["environments"]]
-
-    def build_environment(
-        self, workspace: str, name: str, version: int | None = None, log: Any = None
-    ) -> EnvironmentInfo:
-        data = self.http._call(
-            "POST",
-            f"{self._ws(workspace)}/environments/{name}/build",
-            params={"version": version},
-        )
-        info = EnvironmentInfo.from_dict(data)
-        if log is not None:
-            for line in info.build_log.splitlines():
-                log(line)
-        return info
-
-    def create_compute_target(
-        self, workspace: str, name: str, kind: str, config: dict[str, Any] | None = None
-    ) -> ComputeTargetInfo:
-        body = {"name": name, "kind": kind, "config": config or {}}
-        return ComputeTargetInfo.from_dict(
-            self.http._call("POST", f"{self._ws(workspace)}/compute", body)
-        )
-
-    def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
-        return ComputeTargetInfo.from_dict(
-            self.http._call("GET", f"{self._ws(workspace)}/compute/{name}")
-        )
-
-    def list_compute_targets(self, workspace: str) -> list[ComputeTargetInfo]:
-        data = self.http._call("GET", f"{self._ws(workspace)}/compute")
-        return [ComputeTargetInfo.from_dict(t) for t in data["targets"]]
-
-    def delete_compute_target(self, workspace: str, name: str) -> None:
-        self.http._call("DELETE", f"{self._ws(workspace)}/compute/{name}")
-
-    def compute_status(self, workspace: str, name: str) -> dict[str, Any]:
-        return cast(
-            dict[str, Any], self.http._call("GET", f"{self._ws(workspace)}/compute/{name}/status")
-        )
-
-    def submit_job(
-        self,
-        workspace: str,
-        experiment_id: int,
-        config: dict[str, Any],
-        *,
-        tags: dict[str, str] | None = None,
-        properties: dict[str, str] | None = None,
-        display_name: str | None = None,
-        user: str = "",
-        priority_: int = 0,
-        max_retries_: int = 0,
-    ) -> RunInfo:
-        body = {
-            "experiment_id": experiment_id,
-            "config": config,
-            "tags": tags,
-            "properties": properties,
-            "display_name": display_name,
-            "user": user,
-            "priority": priority_,
-            "max_retries": max_retries_,
-        }
-        return RunInfo.from_dict(self.http._call("POST", f"{self._ws(workspace)}/jobs", body))
-
-    def get_job(self, workspace: str, run_id: str) -> JobInfo:
-        return JobInfo.from_dict(self.http._call("GET", f"{self._ws(workspace)}/jobs/{run_id}"))
-
-    def cancel_job(self, workspace: str, run_id: str) -> RunInfo:
-        return RunInfo.from_dict(
-            self.http._call("POST", f"{self._ws(workspace)}/jobs/{run_id}/cancel")
-        )
-
-    def set_job_status(
-        self, workspace: str, run_id: str, status: str, error: dict[str, Any] | None = None
-    ) -> RunInfo:
-        body = {"status": status, "error": error}
-        data = self.http._call("POST", f"{self._ws(workspace)}/jobs/{run_id}/status", body)
-        return RunInfo.from_dict(data)
-
-    def get_logs(self, workspace: str, run_id: str, after: int = 0, limit: int = 5000) -> LogPage:
-        data = self.http._call(
-            "GET",
-            f"{self._ws(workspace)}/jobs/{run_id}/logs",
-            params={"after": after, "limit": limit},
-        )
-        return LogPage.from_dict(data)
-
-    def append_logs(self, workspace: str, run_id: str, chunks: Sequence[Sequence[Any]]) -> None:
-        body = {"chunks": [list(c) for c in chunks]}
-        self.http._call("POST", f"{self._ws(workspace)}/jobs/{run_id}/logs", body)
-
-
-class HttpChannel:
-    """The job runner's line to the workspace through a server (a remote Ray node)."""
-
-    def __init__(self, url: str, token: str | None, workspace: str, run_id: str) -> None:
-        from cumulo.sdk.http import HttpTransport
-
-        self.http = HttpTransport(url, token=token)
-        self.jobs = HttpJobs(self.http)
-        self.workspace = workspace
-        self.run_id = run_id
-
-    def get_status(self) -> str:
-        return self.http.get_run(self.workspace, self.run_id).status
-
-    def set_status(self, status: str, error: dict[str, Any] | None = None) -> None:
-        self.jobs.set_job_status(self.workspace, self.run_id, status, error)
-
-    def append_logs(self, chunks: list[tuple[str, str, int]]) -> None:
-        self.jobs.append_logs(self.workspace, self.run_id, chunks)
-
-    def upload_file(self, name: str, path: Path) -> None:
-        with open(path, "rb") as fh:
-            self.http.upload_artifact(self.workspace, self.run_id, name, fh)
 
 
 # ---------------------------------------------------------------- environment
@@ -331,7 +90,7 @@ class Environment:
 
     def register(self, workspace: Workspace) -> Environment:
         """Store this spec as the next version (or find the same spec's version)."""
-        info = jobs_of(workspace, host_scheduler=False).register_environment(
+        info = workspace.transport.jobs.register_environment(
             workspace.name, self.name, self.spec.to_dict()
         )
         return self._adopt(info)
@@ -342,9 +101,7 @@ class Environment:
 
     @staticmethod
     def get(workspace: Workspace, name: str, version: int | None = None) -> Environment:
-        info = jobs_of(workspace, host_scheduler=False).get_environment(
-            workspace.name, name, version
-        )
+        info = workspace.transport.jobs.get_environment(workspace.name, name, version)
         spec = info.env_spec
         env = Environment(name, spec.pip_requirements, spec.python, spec.environment_variables)
         return env._adopt(info)
@@ -352,7 +109,7 @@ class Environment:
     @staticmethod
     def list(workspace: Workspace) -> builtins.list[Environment]:
         out = []
-        for info in jobs_of(workspace, host_scheduler=False).list_environments(workspace.name):
+        for info in workspace.transport.jobs.list_environments(workspace.name):
             spec = info.env_spec
             env = Environment(info.name, spec.pip_requirements, spec.python)
             out.append(env._adopt(info))
@@ -365,7 +122,7 @@ class Environment:
     def build(self, workspace: Workspace, show_output: bool = True) -> Environment:
         """Build the environment now (reused by every later run), showing pip's progress."""
         self.register(workspace)
-        jobs = jobs_of(workspace, host_scheduler=False)
+        jobs = workspace.transport.jobs
         assert self.version is not None
         if not show_output:
             info = jobs.build_environment(workspace.name, self.name, self.version)
@@ -410,39 +167,20 @@ class ScriptRunConfig:
     display_name: str | None = None
 
 
-def _snapshot(
-    jobs: JobTransport, workspace: str, source: Path, show_progress: bool | None = None
-) -> SnapshotInfo:
-    take = getattr(jobs, "take_snapshot", None)
-    if take is not None:  # embedded: packed straight into the store
-        return cast(SnapshotInfo, take(workspace, source))
-    from cumulo.services.snapshots import pack
-
-    with tempfile.TemporaryDirectory(prefix="cumulo-snap-") as tmp:
-        zip_path = Path(tmp) / "snapshot.zip"
-        digest, _files = pack(source, zip_path)
-        try:
-            return jobs.get_snapshot(workspace, digest)  # the same code is sent once
-        except NotFound:
-            size = zip_path.stat().st_size
-            label = "Uploading the code snapshot"
-            with open(zip_path, "rb") as fh, transfer(label, size, show_progress) as done:
-                return jobs.put_snapshot(workspace, cast(IO[bytes], CountingReader(fh, done)))
-
-
 def submit(
     experiment: Experiment, config: ScriptRunConfig, tags: dict[str, str] | None = None
 ) -> Run:
     """Snapshot the code, register the environment, queue the run; returns at once."""
+    from cumulo.compute.snapshots import git_properties
     from cumulo.sdk.run import Run
-    from cumulo.services.snapshots import git_properties
 
     if not isinstance(config, ScriptRunConfig):
         raise InvalidInput("submit() takes a ScriptRunConfig.")
     ws = experiment.workspace
-    jobs = jobs_of(ws)
+    ws.transport.host_jobs()
+    jobs = ws.transport.jobs
     source = Path(config.source_directory).expanduser()
-    snapshot = _snapshot(jobs, ws.name, source)
+    snapshot = jobs.take_snapshot(ws.name, source)
     env_name, env_version = CURRENT_ENVIRONMENT, None
     env = config.environment
     if isinstance(env, Environment):
@@ -482,11 +220,13 @@ def iter_logs(
     run: Run, follow: bool = True, after: int = 0, poll: float = POLL_SECONDS
 ) -> Iterator[tuple[str, str]]:
     """``(stream, text)`` chunks of a run's logs as they come; ends when the run does."""
-    jobs = jobs_of(run.workspace, host_scheduler=follow)
+    transport = run.workspace.transport
+    if follow:
+        transport.host_jobs()
     while True:
-        status = run.workspace._transport.get_run(run.workspace.name, run.id).status
+        status = transport.tracking.get_run(run.workspace.name, run.id).status
         while True:
-            page = jobs.get_logs(run.workspace.name, run.id, after=after)
+            page = transport.jobs.get_logs(run.workspace.name, run.id, after=after)
             for chunk in page.chunks:
                 yield chunk.stream, chunk.text
             after = page.next_seq
@@ -507,11 +247,12 @@ def wait_for_completion(
     """Wait for the run to end, printing its logs live; returns ``run.get_details()``."""
     stream = out or sys.stdout
     deadline = None if timeout is None else time.monotonic() + timeout
-    jobs = jobs_of(run.workspace)
+    transport = run.workspace.transport
+    transport.host_jobs()
     after = 0
     while True:
-        status = run.workspace._transport.get_run(run.workspace.name, run.id).status
-        page = jobs.get_logs(run.workspace.name, run.id, after=after)
+        status = transport.tracking.get_run(run.workspace.name, run.id).status
+        page = transport.jobs.get_logs(run.workspace.name, run.id, after=after)
         after = page.next_seq
         if show_output:
             for chunk in page.chunks:
@@ -540,14 +281,13 @@ def get_logs(run: Run) -> str:
 
 def restore_snapshot(run: Run, path: str | Path | None = None) -> Path:
     """Unpack the run's code snapshot into ``path`` (default ``./snapshot-<run id>``)."""
-    from cumulo.services.snapshots import extract
+    from cumulo.compute.snapshots import extract
 
     digest = run.get_properties().get("snapshot")
     if not digest:
         raise NotFound(f"Run {run.id} has no code snapshot (it was not submitted as a job).")
     dest = Path(path or f"snapshot-{run.id[:8]}")
-    jobs = jobs_of(run.workspace, host_scheduler=False)
-    with jobs.open_snapshot(run.workspace.name, digest) as src:
+    with run.workspace.transport.jobs.open_snapshot(run.workspace.name, digest) as src:
         data = io.BytesIO(src.read())
     return extract(data, dest)
 

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import builtins
 import getpass
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cumulo.core.entities import ModelVersionInfo
+from cumulo.core.entities import ModelVersionInfo, registration_tags
 from cumulo.core.errors import AlreadyExists, InvalidInput, NotFound
 from cumulo.sdk import display
 
 if TYPE_CHECKING:
     from cumulo.sdk.endpoints import Endpoint
     from cumulo.sdk.run import Run
-    from cumulo.sdk.transport import ModelTransport
+    from cumulo.sdk.transport import ModelClient
     from cumulo.sdk.workspace import Workspace
-
-PROPERTY_TAG = "cumulo.property/"
-FRAMEWORK_TAG = "cumulo.framework"
-DATASETS_TAG = "cumulo.datasets"
-_RESERVED = (PROPERTY_TAG, FRAMEWORK_TAG, DATASETS_TAG)
-
-
-def models_api(workspace: Workspace) -> ModelTransport:
-    """The registry and endpoint calls of ``workspace``: over HTTP, or in this process."""
-    transport: Any = workspace._transport
-    if hasattr(transport, "register_version"):
-        return transport
-    from cumulo.services.context import open_services
-    from cumulo.services.models_api import ModelsApi
-
-    assert workspace._settings is not None
-    return ModelsApi(open_services(workspace._settings), embedded=True)
 
 
 class InferenceConfig:
@@ -165,7 +147,7 @@ class Model:
         if _info is None:
             if version is not None and alias is not None:
                 raise InvalidInput("Give a version or an alias, not both.")
-            _info = models_api(workspace).get_version(workspace.name, name, version, alias)
+            _info = workspace.transport.models.resolve_version(workspace.name, name, version, alias)
         self._info = _info
 
     # -------------------------------------------------------------- register
@@ -189,12 +171,12 @@ class Model:
         path = Path(model_path)
         if not path.exists():
             raise NotFound(f"Model path {str(path)!r} does not exist.")
-        info = models_api(workspace).register_version(
+        info = workspace.transport.models.register_version(
             workspace.name,
             model_name,
             local_dir=str(path.resolve()),
             description=description or "",
-            tags=_registration_tags(tags, properties, model_framework, datasets),
+            tags=registration_tags(tags, properties, model_framework, datasets),
             user=_user(),
         )
         return cls(workspace, model_name, _info=info)
@@ -212,13 +194,13 @@ class Model:
         datasets: builtins.list[Any] | None = None,
     ) -> Model:
         run.flush()
-        info = models_api(run.workspace).register_version(
+        info = run.workspace.transport.models.register_version(
             run.workspace.name,
             model_name,
             run_id=run.id,
             path=model_path.strip("/"),
             description=description or "",
-            tags=_registration_tags(tags, properties, model_framework, datasets),
+            tags=registration_tags(tags, properties, model_framework, datasets),
             user=run.info.user or _user(),
         )
         return cls(run.workspace, model_name, _info=info)
@@ -233,7 +215,7 @@ class Model:
         latest: bool = False,
     ) -> builtins.list[Model]:
         """Model versions, newest first per name (all tags must match)."""
-        found = models_api(workspace).list_versions(
+        found = workspace.transport.models.list_versions(
             workspace.name, name, {str(k): str(v) for k, v in (tags or {}).items()}, run_id, latest
         )
         return [cls(workspace, v.name, _info=v) for v in found]
@@ -295,7 +277,7 @@ class Model:
         from cumulo.sdk.endpoints import Endpoint
 
         config = deployment_config or DeploymentConfig()
-        api = models_api(workspace)
+        api = workspace.transport.endpoints
         try:
             api.create_endpoint(workspace.name, name, config.auth)
             created = True
@@ -352,24 +334,19 @@ class Model:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {k: v for k, v in self._info.tags.items() if not k.startswith(_RESERVED)}
+        return self._info.user_tags
 
     @property
     def properties(self) -> dict[str, str]:
-        return {
-            k[len(PROPERTY_TAG) :]: v
-            for k, v in self._info.tags.items()
-            if k.startswith(PROPERTY_TAG)
-        }
+        return self._info.properties
 
     @property
     def model_framework(self) -> str | None:
-        return self._info.tags.get(FRAMEWORK_TAG) or self._info.framework
+        return self._info.model_framework
 
     @property
     def datasets(self) -> builtins.list[dict[str, str]]:
-        raw = self._info.tags.get(DATASETS_TAG)
-        return json.loads(raw) if raw else []
+        return self._info.datasets
 
     @property
     def flavors(self) -> dict[str, Any]:
@@ -408,42 +385,44 @@ class Model:
         run = self.run
         return run.info.experiment_name if run is not None else None
 
+    @property
+    def _models(self) -> ModelClient:
+        return self.workspace.transport.models
+
     def refresh(self) -> Model:
-        self._info = models_api(self.workspace).get_version(
-            self.workspace.name, self.name, self.version
-        )
+        self._info = self._models.resolve_version(self.workspace.name, self.name, self.version)
         return self
 
     # --------------------------------------------------------------- changes
     def set_alias(self, alias: str) -> None:
         """Point ``alias`` (e.g. ``"champion"``) at this version (moving it from another)."""
-        models_api(self.workspace).set_alias(self.workspace.name, self.name, alias, self.version)
+        self._models.set_alias(self.workspace.name, self.name, alias, self.version)
         self.refresh()
 
     def remove_alias(self, alias: str) -> None:
-        models_api(self.workspace).delete_alias(self.workspace.name, self.name, alias)
+        self._models.delete_alias(self.workspace.name, self.name, alias)
         self.refresh()
 
     def add_tags(self, tags: dict[str, Any]) -> None:
-        self._info = models_api(self.workspace).set_version_tags(
+        self._info = self._models.set_version_tags(
             self.workspace.name, self.name, self.version, {k: str(v) for k, v in tags.items()}
         )
 
     def remove_tags(self, keys: builtins.list[str]) -> None:
-        self._info = models_api(self.workspace).delete_version_tags(
+        self._info = self._models.delete_version_tags(
             self.workspace.name, self.name, self.version, list(keys)
         )
 
     def get_file_names(self) -> builtins.list[str]:
-        files = models_api(self.workspace).list_version_files(
-            self.workspace.name, self.name, self.version
+        files = self._models.list_version_files(
+            self.workspace.name, self.name, self.version, recursive=True
         )
         return [f.path for f in files if not f.is_dir]
 
     def download(self, target_dir: str | Path = ".", exist_ok: bool = False) -> str:
         """Copy the version's files into ``target_dir``; returns the folder."""
         target = Path(target_dir)
-        api = models_api(self.workspace)
+        api = self._models
         names = self.get_file_names()
         clashes = [n for n in names if (target / n).exists()]
         if clashes and not exist_ok:
@@ -465,7 +444,7 @@ class Model:
 
     def delete(self) -> None:
         """Delete this version (refused while an endpoint serves it)."""
-        models_api(self.workspace).delete_version(self.workspace.name, self.name, self.version)
+        self._models.unregister_version(self.workspace.name, self.name, self.version)
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -507,31 +486,6 @@ class Model:
         ]
         rows += [(f"tag {k}", v) for k, v in sorted(self.tags.items())]
         return display.table(["", ""], rows)
-
-
-def _registration_tags(
-    tags: dict[str, Any] | None,
-    properties: dict[str, Any] | None,
-    framework: str | None,
-    datasets: builtins.list[Any] | None,
-) -> dict[str, str]:
-    out = {str(k): str(v) for k, v in (tags or {}).items()}
-    for key in out:
-        if key.startswith(_RESERVED):
-            raise InvalidInput(f"Tag {key!r} uses a reserved prefix ({', '.join(_RESERVED)}).")
-    for key, value in (properties or {}).items():
-        out[PROPERTY_TAG + str(key)] = str(value)
-    if framework:
-        out[FRAMEWORK_TAG] = str(framework)
-    if datasets:
-        out[DATASETS_TAG] = json.dumps([_dataset_ref(d) for d in datasets])
-    return out
-
-
-def _dataset_ref(item: Any) -> dict[str, str]:
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        return {"scenario": str(item[0]), "dataset": str(getattr(item[1], "name", item[1]))}
-    return {"scenario": "", "dataset": str(getattr(item, "name", item))}
 
 
 def _user() -> str:

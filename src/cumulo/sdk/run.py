@@ -19,6 +19,7 @@ from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
     from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.transport import TrackingClient
     from cumulo.sdk.workspace import Workspace
 
 ENV_RUN_ID = "CUMULO_RUN_ID"
@@ -65,8 +66,8 @@ class Run:
 
     # ------------------------------------------------------------ attributes
     @property
-    def _t(self) -> Any:
-        return self.workspace._transport
+    def _t(self) -> TrackingClient:
+        return self.workspace.transport.tracking
 
     @property
     def _ws(self) -> str:

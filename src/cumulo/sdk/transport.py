@@ -1,12 +1,16 @@
-"""The seam under the SDK: the same calls answered in-process or over HTTP.
+"""The seam under the SDK: one ``Transport``, a sub-client per resource.
 
-``TrackingService`` is the embedded transport as it is; ``HttpTransport``
-speaks the native REST API of ``cumulo server`` and raises the same errors.
+``transport.tracking``, ``.jobs``, ``.models`` and ``.endpoints`` answer the
+same calls in-process (``sdk/embedded.py``: the services themselves) or over
+HTTP (``sdk/http/``: a client per resource). The SDK and the CLI reach a
+workspace only through ``Workspace.transport``. A test holds both sides of
+every sub-client to the same signatures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from cumulo.core.deployments import DeploymentInfo, EndpointInfo
@@ -18,9 +22,33 @@ from cumulo.core.entities import (
     RunPage,
     WorkspaceInfo,
 )
+from cumulo.core.jobs import ComputeTargetInfo, EnvironmentInfo, JobInfo, LogPage, SnapshotInfo
 
 
 class Transport(Protocol):
+    """A workspace home's calls, by resource: embedded or on a ``cumulo server``."""
+
+    @property
+    def tracking(self) -> TrackingClient: ...
+    @property
+    def jobs(self) -> JobClient: ...
+    @property
+    def models(self) -> ModelClient: ...
+    @property
+    def endpoints(self) -> EndpointClient: ...
+
+    def serving_url(self) -> str:
+        """Where endpoints answer; an embedded home serves them from this process from now on."""
+        ...
+
+    def host_jobs(self) -> None:
+        """An embedded home runs its queued jobs from this process from now on (a server does)."""
+        ...
+
+
+class TrackingClient(Protocol):
+    """Workspaces, experiments, runs, metrics and files (``TrackingService``, ``HttpTracking``)."""
+
     def create_workspace(
         self, name: str, exist_ok: bool = False, description: str = ""
     ) -> WorkspaceInfo: ...
@@ -122,14 +150,56 @@ class Transport(Protocol):
         self, workspace: str, run_id: str, path: str = "", recursive: bool = False
     ) -> list[FileInfo]: ...
     def open_artifact(self, workspace: str, run_id: str, path: str) -> IO[bytes]: ...
+    def artifact_size(self, workspace: str, run_id: str, path: str) -> int: ...
 
 
-class ModelTransport(Protocol):
-    """The registry and endpoint calls of ``Model`` and ``Endpoint``.
+class JobClient(Protocol):
+    """Snapshots, environments, compute targets and jobs (``JobService``, ``HttpJobs``)."""
 
-    ``services.models_api.ModelsApi`` answers them in-process (embedded);
-    ``HttpTransport`` sends them to a ``cumulo server``.
-    """
+    def take_snapshot(self, workspace: str, source: str | Path) -> SnapshotInfo: ...
+    def put_snapshot(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo: ...
+    def get_snapshot(self, workspace: str, digest: str) -> SnapshotInfo: ...
+    def list_snapshots(self, workspace: str) -> list[SnapshotInfo]: ...
+    def open_snapshot(self, workspace: str, digest: str) -> IO[bytes]: ...
+    def register_environment(
+        self, workspace: str, name: str, spec: dict[str, Any]
+    ) -> EnvironmentInfo: ...
+    def get_environment(
+        self, workspace: str, name: str, version: int | None = None
+    ) -> EnvironmentInfo: ...
+    def list_environments(self, workspace: str) -> list[EnvironmentInfo]: ...
+    def build_environment(
+        self, workspace: str, name: str, version: int | None = None, log: Any = None
+    ) -> EnvironmentInfo: ...
+    def create_compute_target(
+        self, workspace: str, name: str, kind: str, config: dict[str, Any] | None = None
+    ) -> ComputeTargetInfo: ...
+    def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo: ...
+    def list_compute_targets(self, workspace: str) -> list[ComputeTargetInfo]: ...
+    def delete_compute_target(self, workspace: str, name: str) -> None: ...
+    def compute_status(self, workspace: str, name: str) -> dict[str, Any]: ...
+    def submit_job(
+        self,
+        workspace: str,
+        experiment_id: int,
+        config: dict[str, Any],
+        *,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        display_name: str | None = None,
+        user: str = "",
+        priority_: int = 0,
+        max_retries_: int = 0,
+    ) -> RunInfo: ...
+    def get_job(self, workspace: str, run_id: str) -> JobInfo: ...
+    def cancel_job(self, workspace: str, run_id: str) -> RunInfo: ...
+    def get_logs(
+        self, workspace: str, run_id: str, after: int = 0, limit: int = 5000
+    ) -> LogPage: ...
+
+
+class ModelClient(Protocol):
+    """Registered model versions (``RegistryService``, ``HttpModels``)."""
 
     def register_version(
         self,
@@ -143,8 +213,8 @@ class ModelTransport(Protocol):
         tags: dict[str, str] | None = None,
         user: str = "",
     ) -> ModelVersionInfo: ...
-    def get_version(
-        self, workspace: str, name: str, version: int | None = None, alias: str | None = None
+    def resolve_version(
+        self, workspace: str, name: str, version: Any = None, alias: str | None = None
     ) -> ModelVersionInfo: ...
     def list_versions(
         self,
@@ -154,7 +224,7 @@ class ModelTransport(Protocol):
         run_id: str | None = None,
         latest: bool = False,
     ) -> list[ModelVersionInfo]: ...
-    def set_alias(self, workspace: str, name: str, alias: str, version: int) -> None: ...
+    def set_alias(self, workspace: str, name: str, alias: str, version: Any) -> None: ...
     def delete_alias(self, workspace: str, name: str, alias: str) -> None: ...
     def set_version_tags(
         self, workspace: str, name: str, version: int, tags: dict[str, Any]
@@ -162,13 +232,18 @@ class ModelTransport(Protocol):
     def delete_version_tags(
         self, workspace: str, name: str, version: int, keys: list[str]
     ) -> ModelVersionInfo: ...
-    def delete_version(self, workspace: str, name: str, version: int) -> None: ...
-    def list_version_files(self, workspace: str, name: str, version: int) -> list[FileInfo]: ...
+    def unregister_version(self, workspace: str, name: str, version: int) -> None: ...
+    def list_version_files(
+        self, workspace: str, name: str, version: Any, path: str = "", recursive: bool = False
+    ) -> list[FileInfo]: ...
     def open_version_file(
-        self, workspace: str, name: str, version: int, path: str
+        self, workspace: str, name: str, version: Any, path: str
     ) -> IO[bytes]: ...
 
-    def serving_url(self) -> str: ...
+
+class EndpointClient(Protocol):
+    """Endpoints, their keys and deployments (``DeploymentService``, ``HttpEndpoints``)."""
+
     def create_endpoint(
         self,
         workspace: str,

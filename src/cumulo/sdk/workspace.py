@@ -11,6 +11,7 @@ from cumulo.core import validation
 from cumulo.core.errors import ConfigError, NotFound
 from cumulo.core.settings import Settings, mlflow_tracking_uri
 from cumulo.sdk import display
+from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.writer import MetricWriter
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class Workspace:
         token: str | None = None,
     ) -> None:
         self.name = name
-        self._transport = transport
+        self.transport = transport  # the one seam: tracking, jobs, models, endpoints
         self._settings = settings
         self.url = url
         self._token = token
@@ -63,7 +64,7 @@ class Workspace:
         """Create a workspace in an embedded home (``$CUMULO_HOME`` or ``~/.cumulo``)."""
         validation.workspace_name(name)
         transport, settings = _embedded(home, database_url, artifact_root)
-        transport.create_workspace(name, exist_ok=exist_ok)
+        transport.tracking.create_workspace(name, exist_ok=exist_ok)
         return cls(name, transport, settings=settings)
 
     @classmethod
@@ -76,7 +77,7 @@ class Workspace:
     ) -> Workspace:
         """Open an existing embedded workspace; raises NotFound if there is none."""
         transport, settings = _embedded(home, database_url, artifact_root)
-        transport.get_workspace(name)
+        transport.tracking.get_workspace(name)
         return cls(name, transport, settings=settings)
 
     @classmethod
@@ -84,15 +85,14 @@ class Workspace:
         cls, home: str | Path | None = None, database_url: str | None = None
     ) -> list[Workspace]:
         transport, settings = _embedded(home, database_url, None)
-        return [cls(w.name, transport, settings=settings) for w in transport.list_workspaces()]
+        found = transport.tracking.list_workspaces()
+        return [cls(w.name, transport, settings=settings) for w in found]
 
     @classmethod
     def connect(cls, url: str, name: str, token: str | None = None) -> Workspace:
         """Connect to a workspace on a ``cumulo server``."""
-        from cumulo.sdk.http import HttpTransport
-
         transport = HttpTransport(url, token=token)
-        transport.get_workspace(name)
+        transport.tracking.get_workspace(name)
         return cls(name, transport, url=url.rstrip("/"), token=token)
 
     @classmethod
@@ -148,7 +148,7 @@ class Workspace:
         """A run by its id, or by a unique start of it (6+ characters, as tables show)."""
         from cumulo.sdk.run import Run
 
-        return Run._from_info(self, self._transport.find_run(self.name, run_id))
+        return Run._from_info(self, self.transport.tracking.find_run(self.name, run_id))
 
     def get_mlflow_tracking_uri(self) -> str:
         """The ``MLFLOW_TRACKING_URI`` that makes MLflow code log into this workspace."""
@@ -170,7 +170,7 @@ class Workspace:
     @property
     def writer(self) -> MetricWriter:
         if self._writer is None:
-            self._writer = MetricWriter(self._transport, self.name)
+            self._writer = MetricWriter(self.transport.tracking, self.name)
         return self._writer
 
     def flush(self, timeout: float | None = 60.0) -> None:
@@ -190,7 +190,7 @@ class Workspace:
         return hash((self.name, self.location))
 
     def _repr_html_(self) -> str:
-        exps = self._transport.list_experiments(self.name)
+        exps = self.transport.tracking.list_experiments(self.name)
         rows = [
             (e.name, e.run_count, display.when(e.last_activity))
             for e in sorted(exps, key=lambda e: -e.last_activity)
@@ -202,10 +202,11 @@ class Workspace:
 def _embedded(
     home: str | Path | None, database_url: str | None, artifact_root: str | None
 ) -> tuple[Transport, Settings]:
-    from cumulo.services.context import open_services
+    # Loaded here: a client of a server never imports the services and their database driver.
+    from cumulo.sdk.embedded import EmbeddedTransport
 
     settings = Settings.load(home=home, database_url=database_url, artifact_root=artifact_root)
-    return open_services(settings).tracking, settings
+    return EmbeddedTransport(settings), settings
 
 
 def _find_config(start: Path) -> Path:

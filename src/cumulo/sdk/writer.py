@@ -30,7 +30,7 @@ from cumulo.compute.spool import Spool
 from cumulo.core.errors import CumuloError, InsufficientStorage, Unavailable
 
 if TYPE_CHECKING:
-    from cumulo.sdk.transport import Transport
+    from cumulo.sdk.transport import TrackingClient
 
 log = logging.getLogger("cumulo.sdk")
 
@@ -73,7 +73,9 @@ class _Batch:
 
 
 class MetricWriter:
-    def __init__(self, transport: Transport, workspace: str, spool: Spool | None = None) -> None:
+    def __init__(
+        self, transport: TrackingClient, workspace: str, spool: Spool | None = None
+    ) -> None:
         self.transport = transport
         self.workspace = workspace
         self._spool = spool if spool is not None else Spool.from_env()

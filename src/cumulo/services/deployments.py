@@ -1,7 +1,8 @@
 """Endpoints and deployments: create, update, route, watch.
 
-``DeploymentService`` is the embedded side of the SDK's ``DeploymentTransport``;
-the server's ``/api/v1/.../endpoints`` routes call the same methods. Replicas
+``DeploymentService`` answers the SDK's endpoint calls in-process (its HTTP twin
+is ``sdk/http/endpoints.py``); the server's ``/api/v1/.../endpoints`` routes call
+the same methods. A model version it serves cannot be unregistered. Replicas
 are run by the supervisor (``services/supervisor.py``), which reads what
 these methods write. A deployment's spec keeps everything a replica needs:
 its kind (``mlflow`` or ``script``), the entry script and the stored code
@@ -16,6 +17,7 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +36,7 @@ from cumulo.core.deployments import (
     traffic_split,
 )
 from cumulo.core.entities import ModelVersionInfo
-from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.errors import Conflict, InvalidInput, NotFound
 from cumulo.core.jobs import EnvironmentSpec
 from cumulo.core.settings import Settings
 from cumulo.services.registry import RegistryService
@@ -78,6 +80,22 @@ class DeploymentService:
         self.artifacts = artifacts
         self.settings = settings
         self.listeners: list[Any] = []  # called after a change, so a supervisor wakes up
+        # Called before metrics are read, so what a router here counted is stored first.
+        self.before_reading: list[Callable[[], None]] = []
+        registry.unregister_guards.append(self._refuse_if_served)
+
+    def _refuse_if_served(self, workspace: str, name: str, version: int) -> None:
+        for ep in self.list_endpoints(workspace):
+            for dep in ep.deployments:
+                if any(m["name"] == name and m["version"] == version for m in dep.models):
+                    raise Conflict(
+                        f"Version {version} of {name!r} is served by endpoint {ep.name!r} "
+                        f"(deployment {dep.name!r}); delete or update that deployment first."
+                    )
+
+    def _read_counts(self) -> None:
+        for flush in list(self.before_reading):
+            flush()
 
     def _changed(self) -> None:
         for listener in list(self.listeners):
@@ -358,6 +376,7 @@ class DeploymentService:
         """Per deployment and minute: requests, errors, mean and p50/p95/p99 latency (ms)."""
         if not 1 <= minutes <= 60 * 24 * 31:
             raise InvalidInput("minutes must be between 1 and 44,640 (31 days).")
+        self._read_counts()
         ids = self.store.deployment_ids(workspace, endpoint)
         if deployment is not None:
             if deployment not in ids:
@@ -392,6 +411,7 @@ class DeploymentService:
         """Sampled requests and responses (see ``request_logging``), newest first."""
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000.")
+        self._read_counts()
         ids = self.store.deployment_ids(workspace, endpoint)
         if deployment is not None:
             if deployment not in ids:

@@ -6,13 +6,20 @@ or a local folder) to ``<workspace>/models/<name>/<version>/``, so deleting the
 run or the logged model later does not break the version. A version whose
 source is outside the workspace's artifact store (``s3://...`` elsewhere) keeps
 only its source, which is what its download URI then names.
+
+The SDK's calls (``register_version``, ``list_versions``, ``set_version_tags``,
+``unregister_version``...) add its rules to the MLflow-shaped ones: a model is
+created on its first registration and deleted with its last version, lists show
+ready versions only, the reserved tags are set at registration only, and a
+version an endpoint serves is not deleted (``unregister_guards``, which the
+deployment service fills).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,8 +35,9 @@ from cumulo.core.entities import (
     ModelVersionInfo,
     RegisteredModelInfo,
     RunLineage,
+    check_user_tags,
 )
-from cumulo.core.errors import CumuloError, InvalidInput, NotFound
+from cumulo.core.errors import AlreadyExists, Conflict, CumuloError, InvalidInput, NotFound
 from cumulo.core.search import Clause, OrderBy
 from cumulo.services.tracking import TrackingService, run_prefix
 from cumulo.store.logged_models import LoggedModelStore
@@ -114,6 +122,8 @@ class RegistryService:
         self.logged = logged
         self.tracking = tracking
         self.artifacts = tracking.artifacts
+        # Called before a version is unregistered; each raises to refuse it.
+        self.unregister_guards: list[Callable[[str, str, int], None]] = []
 
     # ------------------------------------------------------ registered models
     def create_model(
@@ -378,6 +388,87 @@ class RegistryService:
         signature = spec.get("signature") if isinstance(spec.get("signature"), dict) else None
         return flavors or {}, signature
 
+    # ------------------------------------------------------- the SDK's calls
+    def register_version(
+        self,
+        workspace: str,
+        name: str,
+        *,
+        local_dir: str | Path | None = None,
+        run_id: str | None = None,
+        path: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersionInfo:
+        """The next version of ``name`` (created on first use) from a folder or a run's files."""
+        with contextlib.suppress(AlreadyExists, Conflict):
+            self.create_model(workspace, name, user=user)
+        if (local_dir is None) == (run_id is None):
+            raise InvalidInput("Register from a local folder or from a run's files, not both.")
+        return self.create_version(
+            workspace,
+            name,
+            run_id=run_id,
+            path=path if run_id is not None else None,
+            local_dir=local_dir,
+            description=description,
+            tags=tags,
+            user=user,
+        )
+
+    def list_versions(
+        self,
+        workspace: str,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        run_id: str | None = None,
+        latest: bool = False,
+    ) -> list[ModelVersionInfo]:
+        """Ready versions (newest first per name); ``latest`` keeps the newest of each name."""
+        clauses = [Clause("attribute", "name", "=", name)] if name else []
+        clauses += [Clause("tag", k, "=", str(v)) for k, v in (tags or {}).items()]
+        if run_id:
+            clauses.append(Clause("attribute", "run_id", "=", run_id))
+        order = [OrderBy("attribute", "name"), OrderBy("attribute", "version", False)]
+        out: list[ModelVersionInfo] = []
+        token: str | None = None
+        while True:
+            page, token = self.search_versions(workspace, clauses, order, 10_000, token)
+            out.extend(v for v in page if v.status == "READY")
+            if token is None:
+                break
+        if latest:
+            seen: set[str] = set()
+            out = [v for v in out if not (v.name in seen or seen.add(v.name))]  # type: ignore[func-returns-value]
+        return out
+
+    def set_version_tags(
+        self, workspace: str, name: str, version: int, tags: dict[str, Any]
+    ) -> ModelVersionInfo:
+        """Set a person's tags on a version (never the reserved ones)."""
+        check_user_tags(tags)
+        for key, value in tags.items():
+            self.set_version_tag(workspace, name, version, key, value)
+        return self.get_version(workspace, name, version)
+
+    def delete_version_tags(
+        self, workspace: str, name: str, version: int, keys: list[str]
+    ) -> ModelVersionInfo:
+        for key in keys:
+            self.delete_version_tag(workspace, name, version, key)
+        return self.get_version(workspace, name, version)
+
+    def unregister_version(self, workspace: str, name: str, version: int) -> None:
+        """Delete one version, and the model with its last one; refused while it is served."""
+        for guard in list(self.unregister_guards):
+            guard(workspace, name, version)
+        self.delete_version(workspace, name, version)
+        if not self.list_versions(workspace, name):
+            with contextlib.suppress(NotFound):
+                self.delete_model(workspace, name)
+
+    # ------------------------------------------------------------- reading
     def get_version(self, workspace: str, name: str, version: Any) -> ModelVersionInfo:
         return self.store.get_version(workspace, name, _version_number(version))
 

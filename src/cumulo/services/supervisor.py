@@ -470,6 +470,7 @@ class Hosting:
             if self.supervisor is None or not self.supervisor.running:
                 self.supervisor = Supervisor(self).start()
                 self.service.listeners.append(self.supervisor.wake)
+                self.service.before_reading.append(self.supervisor.flush)
             return self.supervisor
 
     def stop(self) -> None:
@@ -480,6 +481,8 @@ class Hosting:
         if supervisor is not None:
             with contextlib.suppress(ValueError):
                 self.service.listeners.remove(supervisor.wake)
+            with contextlib.suppress(ValueError):
+                self.service.before_reading.remove(supervisor.flush)
             supervisor.stop()
         if host is not None:
             host.stop()

@@ -20,7 +20,7 @@ from cumulo.core.errors import PermissionDenied
 from cumulo.server.api.common import WS, Readable, Writable
 from cumulo.server.auth import require
 from cumulo.server.responses import JsonResponse
-from cumulo.services.models_api import ModelsApi
+from cumulo.services.deployments import DeploymentService
 
 router = APIRouter(prefix=WS + "/endpoints", tags=["endpoints"])
 
@@ -29,11 +29,12 @@ DeploymentName = Annotated[str, Path(max_length=64)]
 Text = Annotated[str, Field(max_length=10_000)]
 
 
-async def _api(request: Request) -> ModelsApi:
-    return ModelsApi(request.app.state.services)
+async def _deployments(request: Request) -> DeploymentService:
+    service: DeploymentService = request.app.state.services.deployments
+    return service
 
 
-Api = Annotated[ModelsApi, Depends(_api)]
+Api = Annotated[DeploymentService, Depends(_deployments)]
 
 
 class EndpointCreate(BaseModel):

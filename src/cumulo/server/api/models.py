@@ -27,8 +27,7 @@ from cumulo.core.errors import InvalidInput, PayloadTooLarge
 from cumulo.server.api.common import WS, Readable, Writable
 from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse
-from cumulo.services.models_api import ModelsApi
-from cumulo.services.registry import model_name
+from cumulo.services.registry import RegistryService, model_name
 from cumulo.store.artifacts import storage_error
 
 router = APIRouter(prefix=WS, tags=["models"])
@@ -41,11 +40,12 @@ MAX_ARCHIVE_FILES = 10_000
 MAX_MODEL_UPLOAD_BYTES = 64 * 2**30  # packed, and again unpacked
 
 
-async def _api(request: Request) -> ModelsApi:
-    return ModelsApi(request.app.state.services)
+async def _registry(request: Request) -> RegistryService:
+    service: RegistryService = request.app.state.services.registry
+    return service
 
 
-Api = Annotated[ModelsApi, Depends(_api)]
+Api = Annotated[RegistryService, Depends(_registry)]
 
 
 class VersionFromRun(BaseModel):
@@ -152,7 +152,7 @@ def get_version(
     alias: Annotated[str | None, Query(max_length=255)] = None,
 ) -> JsonResponse:
     """A version by number, by alias, or the latest."""
-    return JsonResponse(api.get_version(workspace, name, version, alias).to_dict())
+    return JsonResponse(api.resolve_version(workspace, name, version, alias).to_dict())
 
 
 @router.get("/model-versions")
@@ -212,13 +212,21 @@ def delete_tags(
 def delete_version(
     workspace: Writable, name: ModelName, version: Version, api: Api
 ) -> JsonResponse:
-    api.delete_version(workspace, name, version)
+    api.unregister_version(workspace, name, version)
     return JsonResponse({})
 
 
 @router.get("/models/{name}/versions/{version}/files")
-def list_files(workspace: Readable, name: ModelName, version: Version, api: Api) -> JsonResponse:
-    found = api.list_version_files(workspace, name, version)
+def list_files(
+    workspace: Readable,
+    name: ModelName,
+    version: Version,
+    api: Api,
+    path: Annotated[str, Query(max_length=4096)] = "",
+    recursive: bool = True,
+) -> JsonResponse:
+    """The version's files under ``path`` (the whole tree unless ``recursive=false``)."""
+    found = api.list_version_files(workspace, name, version, path, recursive)
     return JsonResponse({"files": [f.to_dict() for f in found]})
 
 

@@ -25,7 +25,7 @@ from cumulo.core.errors import CumuloError, InvalidInput
 from cumulo.server import auth
 from cumulo.server.studio import runs, web
 from cumulo.services.context import Services
-from cumulo.services.models_api import ModelsApi
+from cumulo.services.deployments import DeploymentService
 from cumulo.serving.openapi import deployment_schemas
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
@@ -51,8 +51,8 @@ _WORST_FIRST = ("Failed", "Unhealthy", "Updating", "Creating")
 _SERVER_FRAMES = "/cumulo/serving/"
 
 
-def _api(request: Request) -> ModelsApi:
-    return ModelsApi(web.services(request))
+def _api(request: Request) -> DeploymentService:
+    return web.services(request).deployments
 
 
 def writable(request: Request, ws: str) -> bool:

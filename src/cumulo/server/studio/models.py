@@ -21,7 +21,6 @@ from cumulo.core.pages import encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.server.studio import files, web
 from cumulo.services.context import Services
-from cumulo.services.models_api import DATASETS_TAG, FRAMEWORK_TAG, PROPERTY_TAG, RESERVED
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
@@ -55,26 +54,20 @@ def serving(endpoints: list[EndpointInfo]) -> dict[tuple[str, int], list[dict[st
 
 def user_tags(version: ModelVersionInfo) -> dict[str, str]:
     """Tags a person set (framework, properties and datasets are shown apart)."""
-    return {k: v for k, v in version.tags.items() if not k.startswith(RESERVED)}
+    return version.user_tags
 
 
 def properties(version: ModelVersionInfo) -> dict[str, str]:
-    return {
-        k[len(PROPERTY_TAG) :]: v for k, v in version.tags.items() if k.startswith(PROPERTY_TAG)
-    }
+    return version.properties
 
 
 def framework(version: ModelVersionInfo) -> str:
-    return version.tags.get(FRAMEWORK_TAG) or version.framework or ""
+    return version.model_framework or ""
 
 
 def named_datasets(version: ModelVersionInfo) -> list[dict[str, str]]:
     """Datasets given at registration (``datasets=[("training", ds), ...]``)."""
-    try:
-        found = json.loads(version.tags.get(DATASETS_TAG) or "[]")
-    except ValueError:
-        return []
-    return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+    return version.datasets
 
 
 def _runs(services: Services, ws: str, run_ids: set[str]) -> dict[str, RunInfo]:

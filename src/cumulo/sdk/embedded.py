@@ -1,0 +1,54 @@
+"""``EmbeddedTransport``: a workspace home answered in this process by the services themselves.
+
+The one SDK module that imports ``cumulo.services`` (an import-linter contract
+holds the rest of the SDK to that). Its sub-clients are the services, with the
+signatures of their HTTP twins in ``sdk/http/``: ``tracking`` is the
+``TrackingService``, ``jobs`` the ``JobService``, ``models`` the
+``RegistryService`` and ``endpoints`` the ``DeploymentService``. What a server
+does for its clients, this process does for itself: it runs queued jobs once it
+submits or waits for one, and serves endpoints once it deploys one.
+"""
+
+from __future__ import annotations
+
+from cumulo.core.settings import Settings
+from cumulo.services.context import Services, open_services
+from cumulo.services.deployments import DeploymentService
+from cumulo.services.jobs import JobService
+from cumulo.services.registry import RegistryService
+from cumulo.services.tracking import TrackingService
+
+
+class EmbeddedTransport:
+    """The services over ``settings``' stores (shared by every workspace of this process)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services = open_services(settings)
+
+    @property
+    def tracking(self) -> TrackingService:
+        return self.services.tracking
+
+    @property
+    def jobs(self) -> JobService:
+        return self.services.jobs
+
+    @property
+    def models(self) -> RegistryService:
+        return self.services.registry
+
+    @property
+    def endpoints(self) -> DeploymentService:
+        return self.services.deployments
+
+    def serving_url(self) -> str:
+        """Endpoints are served by this process from now on, while it lives."""
+        return self.services.hosting.serve_embedded()
+
+    def host_jobs(self) -> None:
+        """Queued jobs run from this process from now on, while it lives."""
+        self.services.scheduler.ensure_started()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedTransport({self.settings.database_url!r})"

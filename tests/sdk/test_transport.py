@@ -1,0 +1,79 @@
+"""The SDK's one seam: each sub-client takes the same arguments over HTTP as in-process."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cumulo.sdk import transport
+from cumulo.sdk.http import HttpEndpoints, HttpJobs, HttpModels, HttpTracking
+from cumulo.services.deployments import DeploymentService
+from cumulo.services.jobs import JobService
+from cumulo.services.registry import RegistryService
+from cumulo.services.tracking import TrackingService
+
+# protocol, its HTTP client, the service the embedded transport hands back
+SUB_CLIENTS = [
+    (transport.TrackingClient, HttpTracking, TrackingService),
+    (transport.JobClient, HttpJobs, JobService),
+    (transport.ModelClient, HttpModels, RegistryService),
+    (transport.EndpointClient, HttpEndpoints, DeploymentService),
+]
+# What only a server passes: the role of the token that submitted a job caps the job's own.
+SERVER_ONLY = {("submit_job", "submitter_role")}
+
+
+def _shape(fn: Callable[..., Any]) -> list[tuple[str, object, object]]:
+    params = inspect.signature(fn).parameters.values()
+    return [(p.name, p.kind, p.default) for p in params if (fn.__name__, p.name) not in SERVER_ONLY]
+
+
+def _calls(cls: type) -> list[str]:
+    return [n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")]
+
+
+@pytest.mark.parametrize(("protocol", "http", "service"), SUB_CLIENTS, ids=lambda c: c.__name__)
+def test_both_sides_of_every_sub_client_take_the_same_arguments(
+    protocol: type, http: type, service: type
+) -> None:
+    names = _calls(protocol)
+    assert len(names) >= 4
+    for name in names:
+        expected = _shape(getattr(protocol, name))
+        assert _shape(getattr(service, name)) == expected, f"{service.__name__}.{name}"
+        assert _shape(getattr(http, name)) == expected, f"{http.__name__}.{name}"
+
+
+def test_the_http_tracking_client_mirrors_the_whole_tracking_service() -> None:
+    for name in _calls(TrackingService):
+        mine = getattr(HttpTracking, name, None)
+        assert mine is not None, f"HttpTracking lacks {name}"
+        assert inspect.signature(mine) == inspect.signature(getattr(TrackingService, name)), name
+
+
+def test_both_transports_offer_every_sub_client() -> None:
+    from cumulo.sdk.embedded import EmbeddedTransport
+    from cumulo.sdk.http import HttpTransport
+
+    members = [*_calls(transport.Transport), "tracking", "jobs", "models", "endpoints"]
+    for side in (EmbeddedTransport, HttpTransport("http://127.0.0.1:9")):
+        missing = [
+            m for m in members if not hasattr(side, m) and m not in side.__init__.__code__.co_names
+        ]
+        assert missing == [], repr(side)
+
+
+def test_the_http_client_imports_no_service_and_no_database_driver() -> None:
+    code = (
+        "import sys, cumulo.sdk.http, cumulo\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
+        " or m.startswith(('cumulo.services', 'cumulo.store'))]\n"
+        "print(','.join(sorted(bad)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
