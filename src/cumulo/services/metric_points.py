@@ -23,7 +23,7 @@ import numpy as np
 from cumulo.core import validation
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import InvalidInput
-from cumulo.store.metric_series import Points
+from cumulo.core.points import Points
 
 COLUMNS = ("key", "value", "step", "timestamp")
 Point = tuple[str, float, int, int]

@@ -36,6 +36,7 @@ from cumulo.core.entities import (
 from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound, Unavailable
 from cumulo.core.names import run_display_name
 from cumulo.core.pages import decode_token, encode_token
+from cumulo.core.points import Points
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
 from cumulo.store import metric_series
@@ -296,7 +297,7 @@ class MetadataStore(ExperimentStore):
         workspace: str,
         run_id: str,
         *,
-        metrics: Sequence[tuple[str, float, int, int]] | metric_series.Points = (),
+        metrics: Sequence[tuple[str, float, int, int]] | Points = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         records: Sequence[MetricRecord] = (),
@@ -305,7 +306,7 @@ class MetadataStore(ExperimentStore):
         """Write one batch in one transaction. Returns False for a batch already written.
 
         ``metrics`` holds validated ``(key, value, step, timestamp_ms)`` tuples,
-        or the same points as columns (``metric_series.Points``).
+        or the same points as columns (``core.points.Points``).
         """
         with self.db.transaction() as conn:
             ws_id = self._workspace_id(conn, workspace)
@@ -378,7 +379,7 @@ class MetadataStore(ExperimentStore):
         self,
         conn: Connection,
         run_id: str,
-        points: Sequence[tuple[str, float, int, int]] | metric_series.Points,
+        points: Sequence[tuple[str, float, int, int]] | Points,
     ) -> None:
         latest = metric_series.append(conn, run_id, points, lock=not self.db.is_sqlite)
         conn.execute(

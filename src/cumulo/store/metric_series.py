@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, delete, insert, select, update
 
+from cumulo.core.points import Points
 from cumulo.store import schema as t
 
 # A batch this big becomes a chunk of its own; smaller ones join the last chunk
@@ -42,19 +43,6 @@ class Series:
 
     def where(self, mask: np.ndarray) -> Series:
         return Series(self.step[mask], self.timestamp[mask], self.value[mask])
-
-
-@dataclass(frozen=True)
-class Points:
-    """Checked points of one batch as columns, stored without making a tuple per point."""
-
-    key: Sequence[str]
-    value: np.ndarray
-    step: np.ndarray
-    timestamp: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.key)
 
 
 def _is_ordered(steps: np.ndarray, stamps: np.ndarray) -> bool:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from cumulo.server.api.common import MAX_INT64, WS, Managed
+from cumulo.core.validation import INT64_MAX
+from cumulo.server.api.common import WS, Managed
 from cumulo.server.responses import JsonResponse
 from cumulo.services.auth import AuthService
 
@@ -18,7 +19,7 @@ def audit_log(
     request: Request,
     workspace: Managed,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     refused_only: bool = False,
 ) -> JsonResponse:
     """Writes and refused requests, newest first; page on with ``before`` = the last id."""

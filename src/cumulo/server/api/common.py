@@ -13,9 +13,6 @@ from cumulo.services.tracking import TrackingService
 
 PREFIX = "/api/v1"
 WS = PREFIX + "/workspaces/{workspace}"
-# The store keeps ids, steps and times in signed 64-bit columns.
-MAX_INT64 = 2**63 - 1
-MIN_INT64 = -(2**63)
 
 WorkspaceName = Annotated[str, Path(max_length=200)]
 

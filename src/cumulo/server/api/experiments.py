@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from cumulo.server.api.common import MAX_INT64, WS, Readable, Tracking, Writable
+from cumulo.core.validation import INT64_MAX
+from cumulo.server.api.common import WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse
 
 router = APIRouter(prefix=WS + "/experiments", tags=["experiments"])
 
-ExperimentId = Annotated[int, Path(ge=0, le=MAX_INT64)]
+ExperimentId = Annotated[int, Path(ge=0, le=INT64_MAX)]
 View = Literal["active", "deleted", "all"]
 
 

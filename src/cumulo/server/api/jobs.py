@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cumulo.core.errors import PermissionDenied
 from cumulo.core.jobs import SNAPSHOT_MAX_BYTES
-from cumulo.server.api.common import MAX_INT64, WS, Readable, Writable
+from cumulo.core.validation import INT64_MAX
+from cumulo.server.api.common import WS, Readable, Writable
 from cumulo.server.auth import current_token
 from cumulo.server.limits import receive_upload
 from cumulo.server.responses import JsonResponse, run_dict
@@ -29,7 +30,7 @@ SPOOL_BYTES = 8 * 2**20  # kept in memory below this, on disk above
 RunId = Annotated[str, Path(max_length=64)]
 Name = Annotated[str, Path(max_length=64)]
 Digest = Annotated[str, Path(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")]
-Int64 = Annotated[int, Field(ge=0, le=MAX_INT64)]
+Int64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 async def _jobs(request: Request) -> JobService:
@@ -144,7 +145,7 @@ def get_logs(
     workspace: Readable,
     run_id: RunId,
     jobs: Jobs,
-    after: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
 ) -> JsonResponse:
     """Log chunks after sequence number ``after``; poll with ``next_seq`` to follow."""

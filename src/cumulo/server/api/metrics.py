@@ -20,9 +20,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.json_schema import JsonDict
 
-from cumulo.core import validation
-from cumulo.core.errors import InvalidInput
-from cumulo.server.api.common import MAX_INT64, MIN_INT64, WS, Readable, Tracking, Writable
+from cumulo.core.validation import INT64_MAX, INT64_MIN
+from cumulo.server.api.common import WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse, encode_series, encode_values
 
 
@@ -54,7 +53,7 @@ class OrjsonRoute(APIRoute):
 router = APIRouter(prefix=WS + "/runs/{run_id}", tags=["metrics"], route_class=OrjsonRoute)
 
 RunId = Annotated[str, Path(max_length=64)]
-Millis = Annotated[int, Field(ge=0, le=MAX_INT64)]
+Millis = Annotated[int, Field(ge=0, le=INT64_MAX)]
 # Values, steps and times are checked by the tracking service itself, so a
 # batch is judged the same over HTTP as in-process (no coercion of true to 1).
 _VALUE_SCHEMA: JsonDict = {
@@ -130,14 +129,7 @@ def log_batch(
         m = body.metrics
         metrics = {"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
     else:
-        metrics = body.metrics
-        for point in metrics:
-            # Python numbers are unbounded; the store's 64-bit columns are not.
-            for what, number in (("step", point[2]), ("timestamp", point[3])):
-                if isinstance(number, (int, float)) and not validation.fits_int64(number):
-                    raise InvalidInput(
-                        f"The {what} {number} of metric {point[0]!r} is out of range."
-                    )
+        metrics = body.metrics  # checked by the service, 64-bit ranges included
     written = service.log_batch(
         workspace,
         run_id,
@@ -156,10 +148,10 @@ def get_metric_history(
     run_id: RunId,
     service: Tracking,
     key: Annotated[str, Query(max_length=1000)],
-    start_step: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
-    end_step: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
-    limit: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
+    start_step: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
+    end_step: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    limit: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
 ) -> JsonResponse:
     """One series in columns: ``{"step": [...], "timestamp": [...], "value": [...]}``."""
     series = service.get_metric_history(
@@ -187,8 +179,8 @@ def get_metric_chart(
     service: Tracking,
     key: Annotated[str, Query(max_length=1000)],
     axis: Literal["step", "timestamp"] = "step",
-    start: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
-    end: Annotated[int | None, Query(ge=MIN_INT64, le=MAX_INT64)] = None,
+    start: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
+    end: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
     points: Annotated[int, Query(ge=16, le=20_000)] = 2000,
 ) -> JsonResponse:
     """A series downsampled for a chart of about ``points`` points (NaN as null)."""

@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from cumulo.server.api.common import MAX_INT64, WS, Readable, Tracking, Writable
+from cumulo.core.validation import INT64_MAX
+from cumulo.server.api.common import WS, Readable, Tracking, Writable
 from cumulo.server.responses import JsonResponse, run_dict
 
 router = APIRouter(prefix=WS + "/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(max_length=64)]
-Int64 = Annotated[int, Field(ge=0, le=MAX_INT64)]
+Int64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Text = Annotated[str, Field(max_length=100_000)]
 
 
