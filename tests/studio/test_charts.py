@@ -35,7 +35,7 @@ def _seed(home: Path) -> tuple[str, int, dict[str, str]]:
     for i in range(12):
         optimizer = ["adam", "sgd", "rmsprop"][i % 3]
         run = exp.start_logging(display_name=f"run-{i:02d}")
-        run.log_params({"optimizer": optimizer, "seed": i})
+        run.log_params({"optimizer": optimizer, "seed": i, "batch": 32})
         points = []
         for step in range(50):
             points.append(("lr", 3e-4 * (1 - step / 100), step))
@@ -188,3 +188,22 @@ def test_charts_view_hides_groups_and_shares_its_view_by_url(
     page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
     page.wait_for_selector(".panel[data-key=loss][data-series='3']")
     assert "group=params.optimizer" in page.url
+
+
+def test_runs_table_shows_what_varies_and_the_best_of_each_metric(tab: Page, sweep: Sweep) -> None:
+    page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}")
+    headers = page.locator("#runs thead th a[title]").evaluate_all("els => els.map(e => e.title)")
+    assert "params.optimizer" in headers and "params.seed" in headers
+    assert "params.batch" not in headers  # the same in every run: tells none apart
+    assert page.inner_text("#runs-count") == "Runs 1–12 of 12"
+    best = page.locator("#runs td.best")
+    column = headers.index("metrics.accuracy")
+    accuracy = page.locator(f"#runs tbody tr td.num:nth-child({9 + column})")
+    assert accuracy.count() == 12
+    best_accuracy = page.locator("#runs tbody tr", has=page.locator("td.best")).filter(
+        has_text="run-11"
+    )
+    assert best_accuracy.count() == 1  # the highest accuracy (0.775) is run-11's
+    loss_best = page.locator("#runs tbody tr", has_text="run-00").locator("td.best")
+    assert loss_best.count() >= 1  # the lowest last loss is run-00's (a loss: lowest wins)
+    assert best.count() == len([h for h in headers if h.startswith("metrics.")])

@@ -234,6 +234,10 @@ def runs_table(
         live=any(r.status in ACTIVE for r in runs),
         sort_link=lambda col: _sort_link(col, order),
         cell=_cell,
+        best=_best(runs, columns),
+        total=_total(
+            runs, more, page, size, experiment.run_count if children and not filter else None
+        ),
         nav="experiments",
         title=f"{experiment.name} · {ws}",
     )
@@ -260,9 +264,37 @@ def run_columns(
 
 
 def _default_columns(runs: list[RunInfo]) -> list[str]:
-    metrics = sorted({k for r in runs for k in r.metrics})[:DEFAULT_COLUMNS]
-    params = sorted({k for r in runs for k in r.params})[:DEFAULT_COLUMNS]
-    return [f"metrics.{k}" for k in metrics] + [f"params.{k}" for k in params]
+    """The metrics and params whose values differ between the shown runs (what tells them
+    apart); where none differ (one run), the first ones."""
+    out = []
+    for kind in ("metrics", "params"):
+        keys = sorted({k for r in runs for k in getattr(r, kind)})
+        varying = [k for k in keys if len({repr(_cell(r, f"{kind}.{k}")) for r in runs}) > 1]
+        chosen = (varying or keys)[:DEFAULT_COLUMNS]
+        out += [f"{kind}.{k}" for k in sorted(chosen)]
+    return out
+
+
+def _total(runs: list[RunInfo], more: bool, page: int, size: int, known: int | None) -> int | None:
+    """How many runs the filter finds, where that is known without counting them all."""
+    return (page - 1) * size + len(runs) if not more else known
+
+
+# A metric whose name says it is an error or a cost is best when lowest.
+LOWER_IS_BETTER = ("loss", "error", "err", "rmse", "mse", "mae", "perplexity", "latency", "time")
+
+
+def _best(runs: list[RunInfo], columns: list[str]) -> dict[str, float]:
+    """The best value of each metric column among the shown runs (highest, or lowest for losses)."""
+    best = {}
+    for column in columns:
+        if not column.startswith("metrics."):
+            continue
+        values = [v for r in runs if isinstance(v := _cell(r, column), float) and v == v]
+        if len(values) > 1:
+            lower = any(word in column.lower() for word in LOWER_IS_BETTER)
+            best[column] = min(values) if lower else max(values)
+    return best
 
 
 def _available_columns(runs: list[RunInfo], chosen: list[str]) -> list[str]:
