@@ -41,7 +41,9 @@ def _seed(home: Path) -> tuple[str, int, dict[str, str]]:
             points.append(("lr", 3e-4 * (1 - step / 100), step))
             points.append(("loss", (1 + i % 3) * math.exp(-step / 20) + i / 100, step))
             points.append(("grad_norm", 10 ** (-5 + 3 * step / 49), step))
-        ws._transport.log_batch(ws.name, run.id, metrics=[(k, v, s, None) for k, v, s in points])
+        ws.transport.tracking.log_batch(
+            ws.name, run.id, metrics=[(k, v, s, None) for k, v, s in points]
+        )
         run.log("accuracy", 0.5 + i / 40)
         run.complete()
         runs[run.display_name] = run.id
@@ -166,7 +168,12 @@ def test_charts_view_hides_groups_and_shares_its_view_by_url(
     adam = [i for i in range(12) if i % 3 == 0]  # runs 0, 3, 6, 9: none hidden
     mean = sum(_loss(i, step) for i in adam) / len(adam)
     assert tip["rows"]["adam (4 runs, mean)"] == pytest.approx(mean, rel=1e-4)
-    assert page.locator(".panel[data-key=loss] .u-legend .u-series:visible").count() == 3
+    legend = page.locator(".panel[data-key=loss] .u-legend .u-series:visible .u-label")
+    assert legend.all_inner_texts() == [
+        "adam (4 runs, mean)",
+        "rmsprop (3 runs, mean)",  # run-05 is hidden
+        "sgd (4 runs, mean)",
+    ]
     page.fill("#panel-search", "lo")
     assert page.locator(".panel:visible").count() == 1  # loss only
     url = page.url
@@ -207,3 +214,92 @@ def test_runs_table_shows_what_varies_and_the_best_of_each_metric(tab: Page, swe
     loss_best = page.locator("#runs tbody tr", has_text="run-00").locator("td.best")
     assert loss_best.count() >= 1  # the lowest last loss is run-00's (a loss: lowest wins)
     assert best.count() == len([h for h in headers if h.startswith("metrics.")])
+
+
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _context_page(browser: Any, base: str, **options: Any) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return context, page, errors
+
+
+def _background(page: Any) -> str:
+    return str(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+
+
+def test_dark_mode_follows_the_system_and_the_toggle(browser: Any, sweep: Sweep) -> None:
+    base = sweep.server.url
+    charts = f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts"
+    context, page, errors = _context_page(
+        browser, base, viewport={"width": 1366, "height": 768}, color_scheme="dark"
+    )
+    try:
+        page.goto(base + charts + "?group=params.optimizer")
+        page.wait_for_selector(".panel[data-key=loss][data-series='3']")
+        assert _background(page) == "rgb(13, 17, 23)"  # the system asks for dark
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_SHOTS / "charts-dark.png"))
+        page.click("#theme-toggle")  # the person prefers light here
+        assert page.get_attribute("html", "data-theme") == "light"
+        assert _background(page) == "rgb(246, 247, 249)"
+        page.goto(base + f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}")
+        page.wait_for_selector("body[data-ready=true]")
+        assert _background(page) == "rgb(246, 247, 249)"  # kept across pages
+        page.click("#theme-toggle")
+        assert _background(page) == "rgb(13, 17, 23)"
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_phone_width_keeps_name_status_and_a_metric(browser: Any, sweep: Sweep) -> None:
+    base = sweep.server.url
+    context, page, errors = _context_page(
+        browser, base, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    try:
+        page.goto(base + f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}")
+        page.wait_for_selector("body[data-ready=true]")
+        shown = page.locator("#runs thead th:visible").all_inner_texts()
+        assert [h.split()[0] for h in shown] == ["Run", "Status", "accuracy"], shown
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390 + 1  # nothing wider than the screen
+        page.screenshot(path=str(DOCS_SHOTS / "phone-runs.png"))
+        page.goto(base + f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
+        page.wait_for_selector(".panel[data-key=loss][data-drawn='12']")
+        boxes = page.locator(".panel").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect()).map(r => [r.x, r.width])"
+        )
+        assert len({round(x) for x, _ in boxes}) == 1  # one chart a row
+        assert all(w > 300 for _, w in boxes)
+        page.screenshot(path=str(DOCS_SHOTS / "phone-charts.png"))
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_screenshots_of_the_charts_view_and_compare(tab: Page, sweep: Sweep) -> None:
+    page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
+    page.wait_for_selector(".panel[data-key=loss][data-drawn='12']")
+    page.wait_for_selector(".panel[data-key=lr][data-drawn='12']")
+    _hover(page, ".panel[data-key=loss]", 0.35)
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SHOTS / "charts.png"))
+    ids = "&".join(f"runs={sweep.runs[f'run-{i:02d}']}" for i in (0, 4, 8))
+    page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}&metric=loss")
+    page.wait_for_selector("#overlay[data-drawn='3']")
+    colours = page.evaluate(
+        "document.querySelector('#overlay .plot')._uplot.series.slice(1).map(s => s.stroke())"
+    )
+    table = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}")
+    for i, colour in zip((0, 4, 8), colours, strict=True):
+        swatch = table.locator(f"#runs tr[data-run='{sweep.runs[f'run-{i:02d}']}'] .swatch")
+        assert colour.replace(" ", "") in (swatch.get_attribute("style") or "").replace(" ", "")
+    page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}&metric=loss")
+    page.wait_for_selector("#overlay[data-drawn='3']")
+    page.screenshot(path=str(DOCS_SHOTS / "compare.png"))

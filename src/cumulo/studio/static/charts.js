@@ -203,9 +203,11 @@
     };
     self.plot = new uPlot(opts, data, self.el);
     self.el._uplot = self.plot;
-    [0].concat(helpers).forEach(function (i) {  // x and the band edges are not series to toggle
-      var row = self.plot.root.querySelectorAll(".u-legend .u-series")[i];
-      if (row) { row.style.display = "none"; }
+    // x and the band edges are not series a person toggles: only the means stay in the legend.
+    var kept = new Set(series.filter(function (s, i) { return i > 0 && helpers.indexOf(i) < 0; }).map(function (s) { return s.label; }));
+    $$(".u-legend .u-series", self.plot.root).forEach(function (row) {
+      var label = $(".u-label", row);
+      if (!label || !kept.has(label.textContent)) { row.style.display = "none"; }
     });
     self.plot.over.addEventListener("dblclick", function () {
       if (self.range) { self.range = null; self.load(); } else if (self.plot) { self.plot.setScale("x", { min: t.x[0], max: t.x[t.x.length - 1] }); }
@@ -439,6 +441,12 @@
     });
     view.save();
     window.addEventListener("resize", function () { panels.forEach(function (p) { p.resize(); }); });
+    window.addEventListener("cumulo:theme", function () {
+      var now = getComputedStyle(document.documentElement);
+      ctx.ink = now.getPropertyValue("--muted").trim();
+      ctx.gridInk = now.getPropertyValue("--line").trim();
+      panels.forEach(function (p) { p.draw(); });
+    });
     window.cumuloCharts = { panels: panels, view: view };
     document.body.setAttribute("data-charts-ready", "true");
   }

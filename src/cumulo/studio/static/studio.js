@@ -100,8 +100,8 @@
       legend: { show: series.length > 2 },
       scales: { x: { time: c.axis === "timestamp" }, y: { distr: c.log ? 3 : 1 } },
       series: [{}].concat(series),
-      axes: [{ stroke: "#656d76", grid: { stroke: "#eef0f2" }, values: c.axis === "timestamp" ? undefined : tickLabels },
-        { stroke: "#656d76", grid: { stroke: "#eef0f2" }, size: 64, values: tickLabels }],
+      axes: [{ stroke: ink().text, grid: { stroke: ink().grid }, values: c.axis === "timestamp" ? undefined : tickLabels },
+        { stroke: ink().text, grid: { stroke: ink().grid }, size: 64, values: tickLabels }],
       cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: function () { return function () { return null; }; } } },
       hooks: {
         setSelect: [function (u) {
@@ -229,6 +229,7 @@
       });
     }
     window.addEventListener("resize", function () { charts.forEach(function (ch) { ch.resize(); }); });
+    window.addEventListener("cumulo:theme", function () { charts.forEach(function (ch) { ch.draw(); }); });
     if (cards[0].getAttribute("data-live") === "true") {
       var timer = setInterval(function () {
         if (!runActive()) { clearInterval(timer); }
@@ -469,8 +470,27 @@
     return true;
   }
 
+  // Dark or light: the system's choice until the header's button makes one (kept per browser).
+  function initTheme() {
+    var button = $("#theme-toggle");
+    if (!button) { return; }
+    button.addEventListener("click", function () {
+      var root = document.documentElement, now = root.getAttribute("data-theme");
+      var dark = now ? now === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
+      root.setAttribute("data-theme", dark ? "light" : "dark");
+      try { localStorage.setItem("cumulo.theme", dark ? "light" : "dark"); } catch (e) { /* not kept */ }
+      window.dispatchEvent(new Event("cumulo:theme"));  // charts redraw in the new colours
+    });
+  }
+
+  function ink() {
+    var styles = getComputedStyle(document.documentElement);
+    return { text: styles.getPropertyValue("--muted").trim() || "#656d76", grid: styles.getPropertyValue("--line").trim() || "#eef0f2" };
+  }
+
   function init() {
     if (followMlflowLink()) { return; }
+    initTheme();
     initForms();
     initSelection();
     initRunCharts();
