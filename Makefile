@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint fmt bench clean chromium postgres
+.PHONY: demo test lint fmt bench clean chromium postgres sshd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ chromium:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 
-test: lint chromium postgres
+# The SSH target's tests start OpenSSH's server; its user builds venvs with Debian's python3.
+sshd:
+	@(test -x /usr/sbin/sshd && /usr/bin/python3 -c "import ensurepip" 2>/dev/null) || (apt-get update -qq && apt-get install -y -qq openssh-server python3-venv)
+
+test: lint chromium postgres sshd
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 fmt: $(STAMP_TEST)

@@ -18,7 +18,7 @@ from cumulo.core.errors import (
     Unavailable,
 )
 from cumulo.core.status import RunStatus
-from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster
+from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
 from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.jobs import Environment, RunFailed, ScriptRunConfig
@@ -53,6 +53,7 @@ __all__ = [
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",
+    "SshMachine",
     "Unauthenticated",
     "Unavailable",
     "Workspace",

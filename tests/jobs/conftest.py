@@ -1,11 +1,14 @@
-"""Fixtures of the jobs suite: a workspace, each compute target, a real Ray head."""
+"""Fixtures of the jobs suite: a workspace, each compute target, a real Ray head, a real sshd."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,12 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import free_port
+from tests.jobs.sshd import Sshd, local_sshd, unavailable
 
-from cumulo import ComputeTarget, LocalPool, RayCluster, Workspace
+from cumulo import ComputeTarget, LocalPool, RayCluster, SshMachine, Workspace
 from cumulo.compute import processes
 from cumulo.services.context import close_all
 
-TARGETS = ["local", "pool", pytest.param("ray", marks=pytest.mark.slow)]
+TARGETS = [
+    "local",
+    "pool",
+    pytest.param("ray", marks=pytest.mark.slow),
+    pytest.param("ssh", marks=pytest.mark.slow),
+]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
@@ -49,8 +59,89 @@ def _stop_jobs() -> Iterator[None]:
 
 
 @pytest.fixture
-def ws() -> Workspace:
+def ws(request: pytest.FixtureRequest) -> Workspace:
+    if _target_of(request) == "ssh":
+        # A job on an SSH machine reports to a server over HTTP: its workspace is served.
+        return request.getfixturevalue("served_ws")  # type: ignore[no-any-return]
     return Workspace.create(f"ws-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def served_ws(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace of a server in this process (uvicorn on a free port, its scheduler here)."""
+    import uvicorn
+
+    from cumulo.core.settings import Settings
+    from cumulo.sdk.http import HttpTransport
+    from cumulo.server.app import create_app
+    from cumulo.services.context import open_services
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings.load(home=tmp_path / "server-home", public_url=url)
+    services = open_services(settings)
+    config = uvicorn.Config(
+        create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"
+    )
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, daemon=True)
+    thread.start()
+    wait_until(lambda: http.started, 30, "the server to start")
+    services.scheduler.start(url=url)  # the one its lifespan started
+    name = f"ws-{uuid.uuid4().hex[:8]}"
+    HttpTransport(url).tracking.create_workspace(name)
+    try:
+        yield Workspace.connect(url, name)
+    finally:
+        services.scheduler.stop(stop_nodes=True)
+        http.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A real OpenSSH server on loopback, with a user of its own that jobs run as."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with local_sshd(free_port(), tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+def ssh_machine(server: Sshd, **settings: Any) -> SshMachine:
+    return SshMachine(
+        server.host, server.user, key_file=server.key_file, port=server.port, **settings
+    )
+
+
+@contextlib.contextmanager
+def shared_folder() -> Iterator[Path]:
+    """A folder the SSH machine's user (another account here) reads and writes.
+
+    pytest keeps its folders to this account alone; jobs on the machine answer
+    the tests through files here, as they would through a shared folder.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="cumulo-ssh-", dir="/tmp"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _target_of(request: pytest.FixtureRequest) -> str | None:
+    callspec = getattr(request.node, "callspec", None)
+    return None if callspec is None else callspec.params.get("target")
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """pytest's ``tmp_path``, or for the SSH target a ``shared_folder``."""
+    if _target_of(request) != "ssh":
+        yield tmp_path
+        return
+    with shared_folder() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +164,13 @@ def target(request: pytest.FixtureRequest, ws: Workspace) -> str:
     if request.param == "pool":
         ComputeTarget.create(ws, "pool", LocalPool(max_nodes=2, idle_seconds_before_scaledown=2))
         return "pool"
+    if request.param == "ssh":
+        server = request.getfixturevalue("sshd")
+        # Each test meets a machine without job environments (the runtime is kept).
+        for folder in ("envs", "jobs"):
+            shutil.rmtree(server.home / ".cumulo-jobs" / folder, ignore_errors=True)
+        ComputeTarget.attach(ws, "ssh", ssh_machine(server))
+        return "ssh"
     address = request.getfixturevalue("ray_head")
     ComputeTarget.create(ws, "ray", RayCluster(address=address))
     return "ray"

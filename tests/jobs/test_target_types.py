@@ -46,7 +46,7 @@ def test_settings_are_stored_with_their_defaults(ws: Workspace) -> None:
 
 def test_capabilities_of_the_built_in_kinds() -> None:
     assert kinds(pulls_from_queue=True) == ["pool"]
-    assert kinds(remote_agent=True) == ["ray"]
+    assert kinds(remote_agent=True) == ["ray", "ssh"]
     assert set(kinds(pulls_from_queue=False)) >= {"local", "ray"}
     ray = target_type("ray")
     assert ray.keeps_head and ray.serves_deployments and ray.on_delete is not None

@@ -31,6 +31,7 @@ PUBLIC = {
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",
+    "SshMachine",
     "Unauthenticated",
     "Unavailable",
     "Workspace",

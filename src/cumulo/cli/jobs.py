@@ -3,7 +3,7 @@
 cumulo job submit --experiment E [--compute NAME] [--env FILE] [--dir DIR] -- train.py ARGS
 cumulo job submit -f job.yml
 cumulo run logs RUN [--follow]        cumulo run cancel RUN
-cumulo compute create|list|show|delete
+cumulo compute create|attach-ssh|list|show|delete
 cumulo env list|show|build
 """
 
@@ -30,7 +30,7 @@ from cumulo.cli.common import (
 from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
-from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster
+from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
 from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.jobs import Environment, ScriptRunConfig, iter_logs
 from cumulo.sdk.workspace import Workspace
@@ -225,6 +225,35 @@ def compute_create(
         raise InvalidInput(f"--kind must be pool or ray, got {kind!r}.")
     target = ComputeTarget.create(ws, name, config)
     err_console.print(f"Created {target.kind} target {target.name}: {target.config}")
+
+
+@compute_app.command("attach-ssh")
+@friendly_errors
+def compute_attach_ssh(
+    name: str,
+    host: str = typer.Option(..., "--host", help="The machine's address."),
+    user: str = typer.Option(..., "--user", help="The account jobs run as."),
+    key_file: Path | None = typer.Option(None, "--key-file", help="Private key (read here)."),
+    port: int = typer.Option(22, "--port", help="SSH port."),
+    password: bool = typer.Option(
+        False, "--password", help="Ask for the key's passphrase (or the account's password)."
+    ),
+    python: str = typer.Option("python3", "--python", help="The machine's Python."),
+    work_dir: str = typer.Option("~/.cumulo-jobs", "--work-dir", help="Jobs' folder there."),
+    max_jobs: int = typer.Option(1, "--max-concurrent-jobs", help="Jobs at once there."),
+    host_key: str | None = typer.Option(
+        None, "--host-key", help="'ssh-ed25519 AAAA...' to pin (else trusted on first use)."
+    ),
+    workspace: str | None = WorkspaceOption,
+) -> None:
+    """Attach a machine reached over SSH; its secrets are stored encrypted, never shown."""
+    secret = typer.prompt("Password", hide_input=True) if password else None
+    machine = SshMachine(
+        host, user, key_file=key_file, port=port, password=secret, python=python,
+        work_dir=work_dir, max_concurrent_jobs=max_jobs, host_key=host_key,
+    )  # fmt: skip
+    target = ComputeTarget.attach(open_workspace(workspace), name, machine)
+    err_console.print(f"Attached {target.kind} target {target.name}: {target.config}")
 
 
 @compute_app.command("list")

@@ -30,6 +30,7 @@ REGISTRY: dict[str, str | TargetType] = {
     "local": "cumulo.compute.local",
     "pool": "cumulo.compute.pool",
     "ray": "cumulo.compute.ray",
+    "ssh": "cumulo.compute.ssh",
 }
 
 AGENT_MODULE = "cumulo.sdk.agent"  # the process that runs a job and reports on it
@@ -164,6 +165,8 @@ class TargetType:
 
     ``on_delete(config, home, key)``, when set, is called after such a target
     was deleted (``key`` is ``WORKSPACE-TARGET``), e.g. to stop what it started.
+    ``seal(config, home)``, when set, encrypts the secrets among the checked
+    settings (values starting with ``core.jobs.SEALED``) before they are stored.
     """
 
     kind: str
@@ -174,6 +177,7 @@ class TargetType:
     keeps_head: bool = False
     serves_deployments: bool = False
     on_delete: Callable[[dict[str, Any], Path, str], None] | None = None
+    seal: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
 
 
 _unloadable: set[str] = set()

@@ -294,6 +294,10 @@ class EnvironmentInfo(Record):
 
 
 # ---------------------------------------------------------------- targets
+# The start of a target setting its server stored encrypted (a key, a password): never shown.
+SEALED = "sealed:"
+
+
 @dataclass(frozen=True)
 class ComputeTargetInfo(Record):
     """A compute target: ``kind`` names its type (``cumulo.compute``), ``config`` its settings."""
@@ -303,6 +307,17 @@ class ComputeTargetInfo(Record):
     kind: str
     config: dict[str, Any]
     created_at: int
+
+    @property
+    def public_config(self) -> dict[str, Any]:
+        """The settings as shown: a sealed secret as ``"***"``."""
+        return {
+            k: "***" if isinstance(v, str) and v.startswith(SEALED) else v
+            for k, v in self.config.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "config": self.public_config}
 
 
 # --------------------------------------------------------------- snapshots

@@ -1,4 +1,5 @@
-"""Where jobs run: ``ComputeTarget`` and the configs of its kinds (``LocalPool``, ``RayCluster``).
+"""Where jobs run: ``ComputeTarget`` and the configs of its kinds (``LocalPool``,
+``RayCluster``, ``SshMachine``).
 
 Example::
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cumulo.core.errors import NotFound
 from cumulo.core.jobs import ComputeTargetInfo
 
 if TYPE_CHECKING:
@@ -68,8 +71,67 @@ class RayCluster:
         return config
 
 
+@dataclass(frozen=True)
+class SshMachine:
+    """A machine of one's own, reached over SSH: jobs run there as ``user``.
+
+    The server copies each job there, installs cumulo once (a virtual environment
+    under ``work_dir`` made from the machine's ``python``), builds the job's
+    environment there (cached), and runs at most ``max_concurrent_jobs`` jobs at
+    once; the machine reports back to the server's address, which it must reach.
+    The key file is read here and stored encrypted by the server, never shown.
+    Example::
+
+        gpu = SshMachine("gpu-box.lan", user="ml", key_file="~/.ssh/id_ed25519")
+        ComputeTarget.attach(ws, "gpu-box", gpu)
+    """
+
+    host: str
+    user: str
+    key_file: str | Path | None = None
+    port: int = 22
+    password: str | None = None  # the key's passphrase, or the account's password
+    python: str = "python3"
+    work_dir: str = "~/.cumulo-jobs"
+    max_concurrent_jobs: int = 1
+    lost_after_seconds: float = 60.0  # unreachable this long: its jobs are lost (and stopped)
+    host_key: str | None = None  # "ssh-ed25519 AAAA...": pinned; else trusted on first use
+    kind = "ssh"
+
+    def to_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "python": self.python,
+            "work_dir": self.work_dir,
+            "max_concurrent_jobs": self.max_concurrent_jobs,
+            "lost_after_seconds": self.lost_after_seconds,
+        }
+        if self.key_file is not None:
+            path = Path(self.key_file).expanduser()
+            if not path.is_file():
+                raise NotFound(f"Key file {str(path)!r} does not exist.")
+            config["private_key"] = path.read_text()
+        if self.password is not None:
+            config["password"] = self.password
+        if self.host_key is not None:
+            config["host_key"] = self.host_key
+        return config
+
+    def __repr__(self) -> str:  # the password stays out of logs and notebooks
+        return (
+            f"SshMachine(host={self.host!r}, user={self.user!r}, port={self.port}, "
+            f"key_file={self.key_file!r}, max_concurrent_jobs={self.max_concurrent_jobs})"
+        )
+
+
+TargetConfig = LocalPool | RayCluster | SshMachine
+
+
 class ComputeTarget:
-    """A place to run jobs: ``"local"`` (built in), a ``LocalPool`` or a ``RayCluster``.
+    """A place to run jobs: ``"local"`` (built in), a ``LocalPool``, a ``RayCluster``
+    or an ``SshMachine``.
 
     Example::
 
@@ -91,11 +153,12 @@ class ComputeTarget:
 
     @property
     def config(self) -> dict[str, Any]:
-        return dict(self._info.config)
+        """Its settings; a secret (an SSH key, a password) shows as ``"***"``."""
+        return self._info.public_config
 
     @staticmethod
     def create(
-        workspace: Workspace, name: str, config: LocalPool | RayCluster | dict[str, Any]
+        workspace: Workspace, name: str, config: TargetConfig | dict[str, Any]
     ) -> ComputeTarget:
         if isinstance(config, dict):
             kind, cfg = config.get("kind"), {k: v for k, v in config.items() if k != "kind"}
@@ -103,6 +166,11 @@ class ComputeTarget:
             kind, cfg = config.kind, config.to_config()
         info = workspace.transport.jobs.create_compute_target(workspace.name, name, str(kind), cfg)
         return ComputeTarget(workspace, info)
+
+    @staticmethod
+    def attach(workspace: Workspace, name: str, machine: SshMachine) -> ComputeTarget:
+        """Attach a machine of one's own (``SshMachine``) as a target named ``name``."""
+        return ComputeTarget.create(workspace, name, machine)
 
     @staticmethod
     def get(workspace: Workspace, name: str) -> ComputeTarget:

@@ -118,6 +118,8 @@ class JobService:
             raise InvalidInput("'local' is the built-in target; pick another name.")
         declared = target_type(kind)
         clean = declared.parse_config(dict(config or {}))
+        if declared.seal is not None:  # secrets are stored encrypted under this server's key
+            clean = declared.seal(clean, self.home)
         return self.store.create_target(workspace, name, declared.kind, clean)
 
     def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
@@ -158,7 +160,7 @@ class JobService:
         return {
             "name": name,
             "kind": info.kind,
-            "config": info.config,
+            "config": info.public_config,
             "current_node_count": len(nodes),
             "max_nodes": info.config.get("max_nodes"),
             "node_state_counts": counts,

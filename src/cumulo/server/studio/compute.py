@@ -40,7 +40,7 @@ def compute(request: Request, ws: str) -> Response:
                 "queued": _runs(tracking, ws, status["queue"]),
                 "running": _runs(tracking, ws, status["active"]),
                 "recent": recent,
-                "config": {k: v for k, v in target.config.items() if v is not None},
+                "config": {k: v for k, v in target.public_config.items() if v is not None},
             }
         )
     return web.render(
