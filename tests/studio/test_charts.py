@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 @dataclass
 class Sweep:
     server: LiveServer
+    home: Path
     workspace: str
     experiment_id: int
     runs: dict[str, str] = field(default_factory=dict)  # display name -> run id
@@ -56,7 +57,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     home = tmp_path_factory.mktemp("charts") / "home"
     workspace, experiment_id, runs = _seed(home)
     with LiveServer(Settings.load(home=home, environ={})) as server:
-        yield Sweep(server, workspace, experiment_id, runs)
+        yield Sweep(server, home, workspace, experiment_id, runs)
 
 
 @pytest.fixture
@@ -303,3 +304,16 @@ def test_screenshots_of_the_charts_view_and_compare(tab: Page, sweep: Sweep) -> 
     page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}&metric=loss")
     page.wait_for_selector("#overlay[data-drawn='3']")
     page.screenshot(path=str(DOCS_SHOTS / "compare.png"))
+
+
+def test_an_empty_experiment_shows_how_to_log_a_first_run(tab: Page, sweep: Sweep) -> None:
+    from cumulo import Workspace
+    from cumulo.sdk.experiment import Experiment
+
+    ws = Workspace.get(sweep.workspace, home=sweep.home)
+    empty = Experiment(ws, "fresh-idea")
+    for path in (f"/experiments/{empty.id}", f"/experiments/{empty.id}/charts"):
+        page = tab.open(f"/ws/{sweep.workspace}{path}")
+        guide = page.locator("#first-run")
+        assert 'Experiment(ws, "fresh-idea").start_logging()' in guide.inner_text()
+        assert f"{sweep.server.url}/ws/{sweep.workspace}" in guide.inner_text()  # for MLflow
