@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,25 @@ def test_cli_attaches_a_machine_and_hides_its_key(ws: Workspace, sshd: Sshd) -> 
     assert box["config"]["private_key"] == "***"
     assert box["config"]["max_concurrent_jobs"] == 2
     assert sshd.key_file.read_text().splitlines()[1] not in result.output + listed.output
+
+
+def test_folders_of_jobs_that_ended_a_week_ago_are_removed(
+    served_ws: Workspace, machine: Sshd, tmp_path: Path
+) -> None:
+    jobs = machine.home / ".cumulo-jobs" / "jobs"
+    old, recent = jobs / "cumulo-old-1", jobs / "cumulo-recent-1"
+    for folder in (old, recent):
+        (folder / ".cumulo_job").mkdir(parents=True)
+        (folder / ".cumulo_job" / "exit.json").write_text('{"code": 0, "message": ""}')
+    owner = machine.home.stat()
+    for path in (jobs, *jobs.rglob("*")):  # the machine's user owns its folders
+        os.chown(path, owner.st_uid, owner.st_gid)
+    week_ago = time.time() - 8 * 86400
+    os.utime(old / ".cumulo_job" / "exit.json", (week_ago, week_ago))
+    ComputeTarget.attach(served_ws, "box", ssh_machine(machine))
+    src = tmp_path / "src"
+    write_script(src, "hi.py", "print('hello')\n")
+    run = Experiment(served_ws, "prune").submit(ScriptRunConfig(src, "hi.py", compute_target="box"))
+    assert run.wait_for_completion(show_output=False, timeout=120)["status"] == "Completed"
+    assert not old.exists()
+    assert recent.exists()

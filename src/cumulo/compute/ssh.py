@@ -7,7 +7,8 @@ What the machine holds, under ``work_dir`` (``~/.cumulo-jobs`` by default)::
     runtime/cumulo-<hash>/   this cumulo's own source, copied once per content
     envs/                    the jobs' environments, built and cached there
     slots/<n>.lock           at most ``max_concurrent_jobs`` jobs run at once
-    jobs/<submission id>/    a job's folder: its snapshot and ``.cumulo_job``
+    jobs/<submission id>/    a job's folder: its snapshot and ``.cumulo_job``, removed
+                             a week after the job ended
 
 A job's folder (snapshot and spec, prepared by the scheduler) is copied over
 with the agent's variables (a file only its user reads), and a supervisor
@@ -46,6 +47,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,9 +81,14 @@ DEFAULTS: dict[str, Any] = {
     "max_concurrent_jobs": 1,
     "lost_after_seconds": 60.0,
 }
-CONNECT_TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 60.0
+# A status check runs in the scheduler's watch pass, beside every other job's: it is
+# kept short, and a machine that did not answer is tried again only after a pause.
+STATUS_TIMEOUT_S = 10.0
+RECONNECT_PAUSE_S = 5.0
 RUNTIME_TIMEOUT_S = 1800.0  # installing cumulo's requirements on a fresh machine
+KEEP_ENDED_S = 7 * 86400  # a job's folder stays on the machine this long after it ended
 # The agent's variables that name this machine's store: the remote agent reports over HTTP.
 _LOCAL_VARS = (
     "CUMULO_HOME",
@@ -278,6 +285,7 @@ class SshBackend:
         self._lock = threading.Lock()
         self._runtime_lock = threading.Lock()
         self._unreachable: dict[str, float] = {}  # job folder -> when checks began to fail
+        self._failed: tuple[float, str] | None = None  # the last failed connect: when, why
 
     @property
     def destination(self) -> str:
@@ -331,7 +339,7 @@ class SshBackend:
             f"elif kill -0 {pid} 2>/dev/null; then echo running; else echo gone; fi"
         )
         try:
-            out = self._run(command).strip()
+            out = self._run(command, timeout=STATUS_TIMEOUT_S).strip()
         except Unavailable as exc:
             first = self._unreachable.setdefault(job, time.monotonic())
             if time.monotonic() - first < self.lost_after:
@@ -381,6 +389,8 @@ class SshBackend:
         """Connect, waiting up to ``lost_after_seconds`` for a machine that is away a moment."""
         deadline = time.monotonic() + self.lost_after
         while True:
+            with self._lock:
+                self._failed = None  # here each second, not after the status checks' pause
             try:
                 self._connected()
                 return
@@ -433,6 +443,8 @@ class SshBackend:
             if client is not None:
                 client.close()
             self._client = None
+            if self._failed and time.monotonic() - self._failed[0] < RECONNECT_PAUSE_S:
+                raise Unavailable(self._failed[1])
             cfg = self.config
             password = unseal(cfg["password"], self.home) if cfg.get("password") else None
             key = (
@@ -473,7 +485,10 @@ class SshBackend:
                 raise ConfigError(f"{self.destination} refused the key: {exc}") from exc
             except (paramiko.SSHException, OSError) as exc:
                 client.close()
-                raise Unavailable(f"cannot connect to {self.destination}: {exc}") from exc
+                message = f"cannot connect to {self.destination}: {exc}"
+                self._failed = (time.monotonic(), message)
+                raise Unavailable(message) from exc
+            self._failed = None
             if not cfg.get("host_key"):
                 with contextlib.suppress(OSError):
                     client.save_host_keys(str(known))
@@ -563,6 +578,7 @@ def supervise(job: Path, slots: Path, max_jobs: int, lost_after: float) -> int:
     folder = job / JOB_FOLDER
     heartbeat = folder / "heartbeat"
     heartbeat.touch()
+    _prune(job.parent)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     env = json.loads((folder / "env.json").read_text())
@@ -594,6 +610,15 @@ def supervise(job: Path, slots: Path, max_jobs: int, lost_after: float) -> int:
     code = proc.wait()
     slot.close()
     return _finish(folder, code, message or _exit_message(code))
+
+
+def _prune(jobs: Path) -> None:
+    """Remove the folders of jobs that ended more than ``KEEP_ENDED_S`` ago."""
+    now = time.time()
+    for folder in jobs.iterdir():
+        with contextlib.suppress(OSError):
+            if now - (folder / JOB_FOLDER / "exit.json").stat().st_mtime > KEEP_ENDED_S:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _take_slot(
