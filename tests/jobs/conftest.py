@@ -21,7 +21,7 @@ from tests.jobs.sshd import Sshd, local_sshd, unavailable
 
 from cumulo import ComputeTarget, LocalPool, RayCluster, SshMachine, Workspace
 from cumulo.compute import processes
-from cumulo.services.context import close_all
+from cumulo.services.context import Services, close_all
 
 TARGETS = [
     "local",
@@ -66,9 +66,13 @@ def ws(request: pytest.FixtureRequest) -> Workspace:
     return Workspace.create(f"ws-{uuid.uuid4().hex[:8]}")
 
 
-@pytest.fixture
-def served_ws(tmp_path: Path) -> Iterator[Workspace]:
-    """A workspace of a server in this process (uvicorn on a free port, its scheduler here)."""
+@contextlib.contextmanager
+def serve_workspace(home: Path, auth: str = "none") -> Iterator[tuple[Workspace, Services]]:
+    """A workspace of a server in this process (uvicorn on a free port, its scheduler here).
+
+    With ``auth="token"`` the server checks tokens, each job gets its own, and the
+    workspace is reached with an owner's token.
+    """
     import uvicorn
 
     from cumulo.core.settings import Settings
@@ -78,7 +82,7 @@ def served_ws(tmp_path: Path) -> Iterator[Workspace]:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = Settings.load(home=tmp_path / "server-home", public_url=url)
+    settings = Settings.load(home=home, public_url=url, auth=auth)
     services = open_services(settings)
     config = uvicorn.Config(
         create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"
@@ -87,15 +91,22 @@ def served_ws(tmp_path: Path) -> Iterator[Workspace]:
     thread = threading.Thread(target=http.run, daemon=True)
     thread.start()
     wait_until(lambda: http.started, 30, "the server to start")
-    services.scheduler.start(url=url)  # the one its lifespan started
+    services.scheduler.start(url=url, issue_tokens=auth == "token")  # the one its lifespan started
+    token = services.auth.create_token("*", "owner")[1] if auth == "token" else None
     name = f"ws-{uuid.uuid4().hex[:8]}"
-    HttpTransport(url).tracking.create_workspace(name)
+    HttpTransport(url, token=token).tracking.create_workspace(name)
     try:
-        yield Workspace.connect(url, name)
+        yield Workspace.connect(url, name, token=token), services
     finally:
         services.scheduler.stop(stop_nodes=True)
         http.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def served_ws(tmp_path: Path) -> Iterator[Workspace]:
+    with serve_workspace(tmp_path / "server-home") as (workspace, _services):
+        yield workspace
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.jobs.conftest import pid_alive, shared_folder, ssh_machine, wait_until, write_script
+from tests.jobs.conftest import (
+    pid_alive,
+    serve_workspace,
+    shared_folder,
+    ssh_machine,
+    wait_until,
+    write_script,
+)
 from tests.jobs.sshd import Sshd
 from typer.testing import CliRunner
 
@@ -85,6 +92,34 @@ def test_the_key_is_sealed_in_the_database_and_never_shown(
         answer = httpx.get(f"{url}/api/v1/workspaces/{served_ws.name}/{path}").text
         assert secret_line not in answer and "hunter2-pw" not in answer
         assert '"private_key":"***"' in answer.replace(" ", "")
+
+
+def test_with_token_checks_the_job_reports_with_its_own_token_revoked_at_its_end(
+    machine: Sshd, tmp_path: Path
+) -> None:
+    with serve_workspace(tmp_path / "server-home", auth="token") as (ws, services):
+        ComputeTarget.attach(ws, "box", ssh_machine(machine))
+        src = tmp_path / "src"
+        write_script(
+            src,
+            "tracked.py",
+            "from cumulo import Run\nrun = Run.get_context()\nrun.log('loss', 0.5)\n",
+        )
+        run = Experiment(ws, "tokens").submit(
+            ScriptRunConfig(src, "tracked.py", compute_target="box")
+        )
+        assert run.wait_for_completion(show_output=False, timeout=120)["status"] == "Completed"
+        assert run.get_metrics() == {"loss": 0.5}
+        env_files = list((machine.home / ".cumulo-jobs" / "jobs").glob("*/.cumulo_job/env.json"))
+        assert len(env_files) == 1
+        assert stat.S_IMODE(env_files[0].stat().st_mode) == 0o600  # its user's alone
+        token = json.loads(env_files[0].read_text())["CUMULO_TOKEN"]
+        reader = services.auth.create_token(ws.name, "reader")[1]
+        assert ws.url is not None
+        route = f"{ws.url}/api/v1/workspaces/{ws.name}/runs/{run.id}"
+        assert httpx.get(route, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+        answer = httpx.get(route, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401  # the job's token ended with the job
 
 
 def test_a_lost_connection_fails_the_job_and_the_machine_ends_it(
