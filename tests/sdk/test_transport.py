@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from cumulo.sdk import transport
-from cumulo.sdk.http import HttpEndpoints, HttpJobs, HttpModels, HttpTracking
+from cumulo.sdk.http import HttpEndpoints, HttpJobs, HttpModels, HttpSweeps, HttpTracking
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
+from cumulo.services.sweeps import SweepService
 from cumulo.services.tracking import TrackingService
 
 # protocol, its HTTP client, the service the embedded transport hands back
@@ -23,10 +24,17 @@ SUB_CLIENTS = [
     (transport.JobClient, HttpJobs, JobService),
     (transport.ModelClient, HttpModels, RegistryService),
     (transport.EndpointClient, HttpEndpoints, DeploymentService),
+    (transport.SweepClient, HttpSweeps, SweepService),
 ]
 # What only the server passes: the role of the token that submitted a job (it caps the
-# job's own), the run the studio already found for a chart.
-SERVER_ONLY = {("submit_job", "submitter_role"), ("get_metric_chart", "run")}
+# job's own), the run the studio already found for a chart. A sweep's trials are
+# submitted by the server's sweep driver, as children of the sweep.
+SERVER_ONLY = {
+    ("submit_job", "submitter_role"),
+    ("submit_job", "parent_id"),
+    ("submit_sweep", "submitter_role"),
+    ("get_metric_chart", "run"),
+}
 
 
 def _params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
@@ -47,7 +55,7 @@ def test_both_sides_of_every_sub_client_take_the_same_arguments(
     protocol: type, http: type, service: type
 ) -> None:
     names = _calls(protocol)
-    assert len(names) >= 4
+    assert len(names) >= 3
     for name in names:
         expected = _shape(getattr(protocol, name))
         assert _shape(getattr(service, name)) == expected, f"{service.__name__}.{name}"
@@ -69,7 +77,7 @@ def test_both_transports_offer_every_sub_client() -> None:
     from cumulo.sdk.embedded import EmbeddedTransport
     from cumulo.sdk.http import HttpTransport
 
-    members = [*_calls(transport.Transport), "tracking", "jobs", "models", "endpoints"]
+    members = [*_calls(transport.Transport), "tracking", "jobs", "models", "endpoints", "sweeps"]
     for side in (EmbeddedTransport, HttpTransport("http://127.0.0.1:9")):
         missing = [
             m for m in members if not hasattr(side, m) and m not in side.__init__.__code__.co_names

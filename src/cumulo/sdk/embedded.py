@@ -4,7 +4,8 @@ The one SDK module that imports ``cumulo.services`` (an import-linter contract
 holds the rest of the SDK to that). Its sub-clients are the services, with the
 signatures of their HTTP twins in ``sdk/http/``: ``tracking`` is the
 ``TrackingService``, ``jobs`` the ``JobService``, ``models`` the
-``RegistryService`` and ``endpoints`` the ``DeploymentService``. What a server
+``RegistryService``, ``endpoints`` the ``DeploymentService`` and ``sweeps``
+the ``SweepService``. What a server
 does for its clients, this process does for itself: it runs queued jobs once it
 submits or waits for one, and serves endpoints once it deploys one.
 """
@@ -16,6 +17,7 @@ from cumulo.services.context import Services, open_services
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
+from cumulo.services.sweeps import SweepService
 from cumulo.services.tracking import TrackingService
 
 
@@ -42,13 +44,18 @@ class EmbeddedTransport:
     def endpoints(self) -> DeploymentService:
         return self.services.deployments
 
+    @property
+    def sweeps(self) -> SweepService:
+        return self.services.sweeps
+
     def serving_url(self) -> str:
         """Endpoints are served by this process from now on, while it lives."""
         return self.services.hosting.serve_embedded()
 
     def host_jobs(self) -> None:
-        """Queued jobs run from this process from now on, while it lives."""
+        """Queued jobs run, and sweeps are driven, from this process from now on, while it lives."""
         self.services.scheduler.ensure_started()
+        self.services.sweeper.ensure_started()
 
     def __repr__(self) -> str:
         return f"EmbeddedTransport({self.settings.database_url!r})"

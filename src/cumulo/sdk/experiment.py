@@ -162,6 +162,7 @@ class Experiment:
     # ------------------------------------------------------------------ jobs
     def submit(self, config: Any, tags: dict[str, str] | None = None) -> Run:
         """Submit a ``ScriptRunConfig``: returns the run at once, in status ``Queued``.
+        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``).
 
         Example::
 
@@ -169,7 +170,11 @@ class Experiment:
             run.wait_for_completion(show_output=True)
         """
         from cumulo.sdk.jobs import submit
+        from cumulo.sdk.sweeps import HyperDriveConfig
+        from cumulo.sdk.sweeps import submit as submit_sweep
 
+        if isinstance(config, HyperDriveConfig):
+            return submit_sweep(self, config, tags=tags)
         return submit(self, config, tags=tags)
 
 

@@ -180,27 +180,7 @@ def submit(
     ws.transport.host_jobs()
     jobs = ws.transport.jobs
     source = Path(config.source_directory).expanduser()
-    snapshot = jobs.take_snapshot(ws.name, source)
-    env_name, env_version = CURRENT_ENVIRONMENT, None
-    env = config.environment
-    if isinstance(env, Environment):
-        env.register(ws)
-        env_name, env_version = env.name, env.version
-    elif isinstance(env, str) and env != CURRENT_ENVIRONMENT:
-        name, _, version = env.partition(":")
-        env_name, env_version = name, int(version) if version else None
-    target = config.compute_target
-    job_config = {
-        "script": config.script,
-        "snapshot": snapshot.hash,
-        "arguments": arguments(config.arguments),
-        "compute_target": target.name if isinstance(target, ComputeTarget) else target,
-        "environment": env_name,
-        "environment_version": env_version,
-        "max_run_duration_seconds": config.max_run_duration_seconds,
-        "resources": Resources.parse(config.resources).to_dict(),
-        "source_directory": str(source.resolve()),
-    }
+    job_config = prepare_job_config(ws, config)
     info = jobs.submit_job(
         ws.name,
         experiment.id,
@@ -213,6 +193,33 @@ def submit(
         max_retries_=config.max_retries,
     )
     return Run._from_info(ws, info)
+
+
+def prepare_job_config(ws: Workspace, config: ScriptRunConfig) -> dict[str, Any]:
+    """Snapshot the code and register the environment: the job config to submit."""
+    jobs = ws.transport.jobs
+    source = Path(config.source_directory).expanduser()
+    snapshot = jobs.take_snapshot(ws.name, source)
+    env_name, env_version = CURRENT_ENVIRONMENT, None
+    env = config.environment
+    if isinstance(env, Environment):
+        env.register(ws)
+        env_name, env_version = env.name, env.version
+    elif isinstance(env, str) and env != CURRENT_ENVIRONMENT:
+        name, _, version = env.partition(":")
+        env_name, env_version = name, int(version) if version else None
+    target = config.compute_target
+    return {
+        "script": config.script,
+        "snapshot": snapshot.hash,
+        "arguments": arguments(config.arguments),
+        "compute_target": target.name if isinstance(target, ComputeTarget) else target,
+        "environment": env_name,
+        "environment_version": env_version,
+        "max_run_duration_seconds": config.max_run_duration_seconds,
+        "resources": Resources.parse(config.resources).to_dict(),
+        "source_directory": str(source.resolve()),
+    }
 
 
 # ---------------------------------------------------------------- following

@@ -1,6 +1,6 @@
 """The seam under the SDK: one ``Transport``, a sub-client per resource.
 
-``transport.tracking``, ``.jobs``, ``.models`` and ``.endpoints`` answer the
+``transport.tracking``, ``.jobs``, ``.models``, ``.endpoints`` and ``.sweeps`` answer the
 same calls in-process (``sdk/embedded.py``: the services themselves) or over
 HTTP (``sdk/http/``: a client per resource). The SDK and the CLI reach a
 workspace only through ``Workspace.transport``. A test holds both sides of
@@ -36,6 +36,8 @@ class Transport(Protocol):
     def models(self) -> ModelClient: ...
     @property
     def endpoints(self) -> EndpointClient: ...
+    @property
+    def sweeps(self) -> SweepClient: ...
 
     def serving_url(self) -> str:
         """Where endpoints answer; an embedded home serves them from this process from now on."""
@@ -296,3 +298,21 @@ class EndpointClient(Protocol):
     def get_request_logs(
         self, workspace: str, endpoint: str, deployment: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]: ...
+
+
+class SweepClient(Protocol):
+    """Hyperparameter sweeps (``SweepService``, ``HttpSweeps``)."""
+
+    def submit_sweep(
+        self,
+        workspace: str,
+        experiment_id: int,
+        spec: dict[str, Any],
+        config: dict[str, Any],
+        *,
+        tags: dict[str, str] | None = None,
+        display_name: str | None = None,
+        user: str = "",
+    ) -> RunInfo: ...
+    def get_sweep(self, workspace: str, run_id: str) -> dict[str, Any]: ...
+    def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo: ...

@@ -38,9 +38,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services.hosting.start()
     try:
         services.scheduler.start(url=settings.public_url, issue_tokens=settings.auth == "token")
+        services.sweeper.start()
         try:
             yield
         finally:
+            services.sweeper.stop()
             services.scheduler.stop()
     finally:
         services.hosting.stop()

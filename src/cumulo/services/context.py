@@ -9,9 +9,11 @@ workers, each with ``start()``/``stop()``:
   server's lifespan, or by an embedded process on its first submit;
 - ``hosting``: the replica supervisor and endpoint router
   (``services/supervisor.py``), started by the server's lifespan, or by an
-  embedded process when it deploys or scores.
+  embedded process when it deploys or scores;
+- ``sweeper``: the sweep driver (``services/sweeps.py``), started with the
+  scheduler.
 
-``Services.close()`` stops both workers and closes the engine.
+``Services.close()`` stops the workers and closes the engine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
 from cumulo.services.scheduler import SchedulerWorker
 from cumulo.services.supervisor import Hosting
+from cumulo.services.sweeps import SweepService, SweepWorker
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.audit import AuditStore
@@ -51,6 +54,8 @@ class Services:
     deployments: DeploymentService
     scheduler: SchedulerWorker
     hosting: Hosting
+    sweeps: SweepService
+    sweeper: SweepWorker
 
     @property
     def environments(self) -> EnvironmentService:
@@ -58,6 +63,7 @@ class Services:
 
     def stop_workers(self, stop_nodes: bool = False) -> None:
         """Stop the scheduler (with ``stop_nodes``, its pool nodes too) and the hosting."""
+        self.sweeper.stop()
         self.scheduler.stop(stop_nodes=stop_nodes)
         self.hosting.stop()
 
@@ -75,6 +81,7 @@ def build_services(settings: Settings) -> Services:
     auth = AuthService(TokenStore(database), tracking.store, AuditStore(database))
     jobs = JobService(settings, database, tracking, auth)
     deployments = DeploymentService(DeploymentStore(database), registry, artifacts, settings)
+    sweeps = SweepService(jobs)
     return Services(
         settings=settings,
         database=database,
@@ -85,6 +92,8 @@ def build_services(settings: Settings) -> Services:
         deployments=deployments,
         scheduler=SchedulerWorker(jobs),
         hosting=Hosting(deployments, auth, jobs),
+        sweeps=sweeps,
+        sweeper=SweepWorker(sweeps),
     )
 
 

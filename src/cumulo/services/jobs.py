@@ -183,11 +183,13 @@ class JobService:
         priority_: int = 0,
         max_retries_: int = 0,
         submitter_role: str | None = None,
+        parent_id: str | None = None,
     ) -> RunInfo:
         """Create the run in ``Queued`` with its job; the scheduler picks it up.
 
         ``submitter_role`` (the role of the token that submitted it) caps the
-        job's own token; None when the caller is not token-checked.
+        job's own token; None when the caller is not token-checked. ``parent_id``
+        makes the run a child run (a sweep's trial).
         """
         cfg = self._check_config(workspace, config)
         kind = self.get_compute_target(workspace, cfg.compute_target).kind
@@ -196,6 +198,7 @@ class JobService:
             workspace,
             experiment_id,
             display_name=display_name,
+            parent_id=parent_id,
             kind=JOB_RUN_KIND,
             status=RunStatus.QUEUED.value,
             tags=tags,
@@ -228,6 +231,10 @@ class JobService:
             raise
         self._notify()
         return self.tracking.get_run(workspace, run.id)
+
+    def check_config(self, workspace: str, config: dict[str, Any]) -> JobConfig:
+        """The job config checked and completed, as ``submit_job`` stores it."""
+        return self._check_config(workspace, config)
 
     def _check_config(self, workspace: str, config: dict[str, Any]) -> JobConfig:
         if not isinstance(config, dict):

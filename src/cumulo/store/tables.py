@@ -6,6 +6,7 @@ from cumulo.store import (
     schema_deployments,
     schema_jobs,
     schema_registry,
+    schema_sweeps,
 )
 from cumulo.store.schema import metadata
 
@@ -16,4 +17,5 @@ __all__ = [
     "schema_deployments",
     "schema_jobs",
     "schema_registry",
+    "schema_sweeps",
 ]

@@ -3,7 +3,8 @@
 One ``HttpClient`` (the connection pool, failover and errors) is shared by a
 sub-client per resource, each with the signatures of the service that answers
 it in-process: ``tracking`` (``HttpTracking``), ``jobs`` (``HttpJobs``),
-``models`` (``HttpModels``) and ``endpoints`` (``HttpEndpoints``). This package
+``models`` (``HttpModels``), ``endpoints`` (``HttpEndpoints``) and ``sweeps``
+(``HttpSweeps``). This package
 imports no service and no database driver.
 """
 
@@ -15,6 +16,7 @@ from cumulo.sdk.http.client import HttpClient, service_urls
 from cumulo.sdk.http.endpoints import HttpEndpoints
 from cumulo.sdk.http.jobs import HttpChannel, HttpJobs
 from cumulo.sdk.http.models import HttpModels
+from cumulo.sdk.http.sweeps import HttpSweeps
 from cumulo.sdk.http.tracking import HttpTracking
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "HttpEndpoints",
     "HttpJobs",
     "HttpModels",
+    "HttpSweeps",
     "HttpTracking",
     "HttpTransport",
     "service_urls",
@@ -46,6 +49,7 @@ class HttpTransport:
         self.jobs = HttpJobs(self.client)
         self.models = HttpModels(self.client)
         self.endpoints = HttpEndpoints(self.client)
+        self.sweeps = HttpSweeps(self.client)
 
     @property
     def url(self) -> str:

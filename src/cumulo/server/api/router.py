@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from cumulo.server.api import artifacts, audit, experiments, metrics, runs, tokens, workspaces
 from cumulo.server.api import jobs as jobs_api
+from cumulo.server.api import sweeps as sweeps_api
 
 
 def include(app: FastAPI) -> None:
-    for module in (workspaces, experiments, runs, metrics, artifacts, tokens, audit, jobs_api):
+    modules = (workspaces, experiments, runs, metrics, artifacts, tokens, audit, jobs_api)
+    for module in (*modules, sweeps_api):
         app.include_router(module.router)

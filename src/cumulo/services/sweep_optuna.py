@@ -1,0 +1,269 @@
+"""Optuna under the sweeps: the spec's distributions, samplers and pruners.
+
+Nothing here keeps state between calls: the study is rebuilt from the stored
+trials every time (their sampler values, system attributes, results and
+metric histories), so a sweep carries on the same after a restart.
+
+- Distributions: ``choice`` is categorical, ``randint`` an int range, the
+  uniform family float ranges (``loguniform`` on a log scale). Optuna has no
+  unbounded distributions: the normal family is sampled as a quantile in
+  (0, 1) and mapped through the normal's inverse CDF, which keeps random
+  draws exactly normal and lets TPE model the quantile.
+- Samplers: ``RandomSampler`` and ``TPESampler`` seeded per trial number from
+  the sweep's seed (the same trial gets the same draw whenever it is asked),
+  and ``GridSampler`` with the sweep's seed (trial *n* takes grid point *n* of
+  its seeded order).
+- Pruners: ``MedianStoppingPolicy`` is Optuna's ``MedianPruner``,
+  ``TruncationSelectionPolicy`` its ``PercentilePruner`` keeping the top
+  ``100 - truncation_percentage`` percent, both against finished trials;
+  ``BanditPolicy`` (which Optuna lacks) is a small ``BasePruner`` here that
+  compares with the best value of any other trial at the same step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.pruners import BasePruner, MedianPruner, NopPruner, PercentilePruner
+from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from cumulo.core.sweeps import ParameterExpression, Policy, PrimaryMetricGoal, SweepSpec, TrialInfo
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_EDGE = 1e-9  # quantiles stay inside (0, 1), where the inverse CDF is finite
+_NORMAL = ("normal", "qnormal", "lognormal", "qlognormal")
+
+
+# ------------------------------------------------------------- distributions
+def distribution(expr: ParameterExpression) -> BaseDistribution:
+    kind, args = expr.kind, expr.args
+    if kind == "choice":
+        return CategoricalDistribution(args[0])
+    if kind == "randint":
+        return IntDistribution(0, int(args[0]) - 1)
+    if kind in ("uniform", "quniform"):
+        return FloatDistribution(float(args[0]), float(args[1]))
+    if kind in ("loguniform", "qloguniform"):
+        return FloatDistribution(math.exp(args[0]), math.exp(args[1]), log=True)
+    return FloatDistribution(_EDGE, 1 - _EDGE)
+
+
+def script_value(expr: ParameterExpression, raw: Any) -> Any:
+    """The value the script gets for the sampler's value ``raw``."""
+    kind = expr.kind
+    if kind == "choice":
+        return raw
+    if kind == "randint":
+        return int(raw)
+    value = float(raw)
+    if kind in _NORMAL:
+        value = NormalDist(float(expr.args[0]), float(expr.args[1])).inv_cdf(value)
+        if kind in ("lognormal", "qlognormal"):
+            value = math.exp(value)
+    return expr.quantize(value)
+
+
+def _sampler(spec: SweepSpec, number: int) -> BaseSampler:
+    sampling = spec.sampling
+    seed = sampling.seed or 0
+    if sampling.kind == "grid":
+        return GridSampler({n: list(e.args[0]) for n, e in sampling.space.items()}, seed=seed)
+    per_trial = (seed * 1_000_003 + number) % 2**32
+    if sampling.kind == "bayesian":
+        # Optuna's default of 10 random trials first would leave small sweeps all random.
+        startup = max(2, min(10, spec.max_total_runs // 4))
+        return TPESampler(seed=per_trial, n_startup_trials=startup)
+    return RandomSampler(seed=per_trial)
+
+
+# -------------------------------------------------------------------- study
+def _study(
+    spec: SweepSpec,
+    trials: list[TrialInfo],
+    histories: dict[int, dict[int, float]],
+    number: int,
+    pruner: BasePruner | None = None,
+) -> optuna.Study:
+    study = optuna.create_study(
+        direction=StudyDirection.MAXIMIZE
+        if spec.primary_metric_goal is PrimaryMetricGoal.MAXIMIZE
+        else StudyDirection.MINIMIZE,
+        sampler=_sampler(spec, number),
+        pruner=pruner or NopPruner(),
+    )
+    dists = {n: distribution(e) for n, e in spec.sampling.space.items()}
+    for t in trials:
+        if t.state in ("claimed", "submitted"):
+            state = TrialState.RUNNING
+        elif t.state == "completed" and t.value is not None:
+            state = TrialState.COMPLETE
+        elif t.state == "pruned":
+            state = TrialState.PRUNED
+        else:
+            state = TrialState.FAIL
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=t.value if state == TrialState.COMPLETE else None,
+                params=t.internal,
+                distributions=dists,
+                intermediate_values=histories.get(t.number, {}),
+                system_attrs=t.system_attrs,
+            )
+        )
+    return study
+
+
+@dataclass(frozen=True)
+class Asked:
+    params: dict[str, Any]  # what the script gets
+    internal: dict[str, Any]  # what the sampler drew
+    system_attrs: dict[str, Any]
+
+
+def ask(
+    spec: SweepSpec, trials: list[TrialInfo], histories: dict[int, dict[int, float]], number: int
+) -> Asked:
+    """Trial ``number``'s hyperparameters, given the trials before it."""
+    study = _study(spec, trials, histories, number)
+    dists = {n: distribution(e) for n, e in spec.sampling.space.items()}
+    trial = study.ask(fixed_distributions=dists)
+    frozen = study.trials[-1]
+    internal = dict(trial.params)
+    params = {n: script_value(e, internal[n]) for n, e in spec.sampling.space.items()}
+    attrs = {k: v for k, v in frozen.system_attrs.items() if _plain(v)}
+    return Asked(params, internal, attrs)
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+# ----------------------------------------------------------------- policies
+class BanditPruner(BasePruner):
+    """Stop a trial whose value at a step falls outside the slack of the best other trial's."""
+
+    def __init__(self, policy: Policy, goal: PrimaryMetricGoal) -> None:
+        self.policy = policy
+        self.goal = goal
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return self.verdict(study, trial) is not None
+
+    def verdict(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        step = trial.last_step
+        if step is None:
+            return None
+        value = trial.intermediate_values[step]
+        others = [
+            t.intermediate_values[step]
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and step in t.intermediate_values
+        ]
+        others = [v for v in others if math.isfinite(v)]
+        if not others or not math.isfinite(value):
+            return None
+        maximize = self.goal is PrimaryMetricGoal.MAXIMIZE
+        best = max(others) if maximize else min(others)
+        p = self.policy
+        if p.slack_factor is not None:
+            limit = best / (1 + p.slack_factor) if maximize else best * (1 + p.slack_factor)
+        else:
+            slack = p.slack_amount or 0.0
+            limit = best - slack if maximize else best + slack
+        if (value < limit) if maximize else (value > limit):
+            return {"step": step, "value": value, "best": best, "limit": limit}
+        return None
+
+
+def _pruner(spec: SweepSpec) -> BasePruner | None:
+    p = spec.policy
+    if p is None:
+        return None
+    if p.kind == "bandit":
+        return BanditPruner(p, spec.primary_metric_goal)
+    if p.kind == "median_stopping":
+        return MedianPruner(
+            n_startup_trials=1,
+            n_warmup_steps=p.delay_evaluation,
+            interval_steps=p.evaluation_interval,
+        )
+    return PercentilePruner(
+        100.0 - (p.truncation_percentage or 0.0),
+        n_startup_trials=1,
+        n_warmup_steps=p.delay_evaluation,
+        interval_steps=p.evaluation_interval,
+    )
+
+
+def _due(p: Policy, step: int) -> bool:
+    return step >= p.delay_evaluation and (step - p.delay_evaluation) % p.evaluation_interval == 0
+
+
+def evaluate(
+    spec: SweepSpec,
+    trials: list[TrialInfo],
+    histories: dict[int, dict[int, float]],
+    number: int,
+    steps: list[int],
+) -> dict[str, Any] | None:
+    """Whether the policy stops trial ``number`` at one of its new ``steps``, and why."""
+    policy, pruner = spec.policy, _pruner(spec)
+    if policy is None or pruner is None:
+        return None
+    study = _study(spec, trials, histories, number, pruner)
+    index = next(i for i, t in enumerate(trials) if t.number == number)
+    whole = study.get_trials(deepcopy=False)[index]
+    for step in steps:
+        if not _due(policy, step):
+            continue
+        seen = copy.copy(whole)  # the trial as it stood at ``step``
+        seen.intermediate_values = {s: v for s, v in whole.intermediate_values.items() if s <= step}
+        if isinstance(pruner, BanditPruner):
+            verdict = pruner.verdict(study, seen)
+            if verdict is not None:
+                return verdict
+        elif pruner.prune(study, seen):
+            return _percentile_numbers(spec, study, seen, step)
+    return None
+
+
+def _percentile_numbers(
+    spec: SweepSpec, study: optuna.Study, trial: FrozenTrial, step: int
+) -> dict[str, Any]:
+    """The numbers behind a median or truncation stop, as Optuna's pruner computes them."""
+    policy = spec.policy
+    assert policy is not None
+    keep = 50.0 if policy.kind == "median_stopping" else 100.0 - (policy.truncation_percentage or 0)
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    at_step = [
+        t.intermediate_values[step]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if step in t.intermediate_values
+    ]
+    values = [v for s, v in trial.intermediate_values.items() if s <= step and math.isfinite(v)]
+    best = (max(values) if maximize else min(values)) if values else None
+    cutoff = float(np.nanpercentile(at_step, 100 - keep if maximize else keep)) if at_step else None
+    name = "median" if policy.kind == "median_stopping" else "cutoff"
+    return {"step": step, "best_value": best, name: cutoff, "finished_trials": len(at_step)}
