@@ -13,7 +13,6 @@ import pytest
 from tests.jobs.conftest import kill, pid_alive, wait_until, write_script
 
 from cumulo import ComputeTarget, Experiment, LocalPool, ScriptRunConfig, Workspace
-from cumulo.services import scheduler as scheduler_module
 from cumulo.services.context import open_services
 from cumulo.services.scheduler import Scheduler
 
@@ -28,7 +27,8 @@ GATED = (
 
 @pytest.fixture
 def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduler_module, "LEASE_SECONDS", 1.5)
+    """Leases of 1.5 s; requested before ``ws``, whose settings read the variable."""
+    monkeypatch.setenv("CUMULO_LEASE_SECONDS", "1.5")
 
 
 def _job(ws: Workspace, run_id: str):  # type: ignore[no-untyped-def]
@@ -51,7 +51,7 @@ def test_a_killed_worker_fails_its_run_naming_the_signal(ws: Workspace, tmp_path
 
 
 def test_a_killed_pool_node_fails_its_run(
-    ws: Workspace, tmp_path: Path, short_leases: None
+    short_leases: None, ws: Workspace, tmp_path: Path
 ) -> None:
     pool = ComputeTarget.create(
         ws, "pool", LocalPool(max_nodes=1, idle_seconds_before_scaledown=30)
@@ -89,7 +89,7 @@ HOST = textwrap.dedent(
 
 @pytest.mark.slow
 def test_scheduler_restart_finds_each_jobs_real_state(
-    ws: Workspace, tmp_path: Path, short_leases: None
+    short_leases: None, ws: Workspace, tmp_path: Path
 ) -> None:
     """A host dies mid-run: a running job goes on, a lost one fails or is retried."""
     src = tmp_path / "src"

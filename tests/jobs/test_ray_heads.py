@@ -20,7 +20,7 @@ from cumulo.services.context import Services, open_services
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import StoreHeadRegistry
-from cumulo.services.scheduler import LEASE_SECONDS, Scheduler
+from cumulo.services.scheduler import Scheduler
 from cumulo.services.supervisor import Hosting, Supervisor
 from cumulo.store.deployments import DeploymentStore
 from cumulo.store.ray_heads import RayHeadStore
@@ -166,7 +166,7 @@ def test_the_replica_supervisor_uses_the_head_the_store_records(
         assert registry.owner == supervisor._head_owner
         # The same lease and advertise host as the scheduler's registry of the target.
         theirs = scheduler.backend(ws.name, "serve-ray").heads  # type: ignore[attr-defined]
-        assert registry.lease_ms == theirs.lease_ms == int(LEASE_SECONDS * 1000)
+        assert registry.lease_ms == theirs.lease_ms == int(other.settings.lease_seconds * 1000)
         assert registry.advertise_host == theirs.advertise_host == other.settings.advertise_host
         record = heads.read(ws.name, "serve-ray")
         assert record is not None and record["owner"] == owner

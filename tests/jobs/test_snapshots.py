@@ -54,9 +54,10 @@ def test_same_code_is_stored_once(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_an_oversized_snapshot_names_its_largest_files(
-    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUMULO_SNAPSHOT_MAX_MB", "0.01")
+    ws = Workspace.create("big")  # its settings read the limit
     src = tmp_path / "src"
     (src / "data").mkdir(parents=True)
     (src / "train.py").write_text("print('hi')\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from cumulo import Workspace
 from cumulo.core.settings import Settings
 from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.http import HttpTransport
-from cumulo.server.serve import set_nodelay, settings_env, settings_from_env
+from cumulo.server.serve import set_nodelay, worker_config
 
 CLI = [sys.executable, "-m", "cumulo.cli.main", "server"]
 
@@ -40,10 +42,16 @@ def test_nodelay_is_set_on_connections_of_a_socket_bound_like_uvicorn_workers() 
         assert client  # the client side is the SDK's, which sets it itself
 
 
-def test_settings_reach_workers_through_the_environment(tmp_path: Path) -> None:
-    settings = Settings.load(home=tmp_path, auth="token", max_request_bytes=1234)
-    rebuilt = settings_from_env(settings_env(settings))
-    assert rebuilt == settings
+def test_settings_reach_workers_with_their_configuration(tmp_path: Path) -> None:
+    settings = Settings.load(home=tmp_path, auth="token", max_request_bytes=1234, lease_seconds=2.5)
+    before = dict(os.environ)
+    config = worker_config(settings, host="127.0.0.1", port=free_port(), workers=2)
+    # What a worker process receives: the configuration, pickled by uvicorn.
+    shipped = pickle.loads(pickle.dumps(config))
+    app = shipped.app()
+    assert shipped.factory and app.state.settings == settings
+    assert app.state.services.scheduler.jobs.settings.lease_seconds == 2.5
+    assert dict(os.environ) == before  # nothing is passed through this process's environment
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ workspace only through a ``JobChannel``, so it works embedded or over HTTP.
 It outlives the script: metric batches the script could not deliver (no
 server answered) wait in the job's spool, and the runner delivers them
 before the final status; log lines wait, in order, until the store takes
-them. What is still undelivered after ``CUMULO_DELIVERY_SECONDS`` is named in
-the run's final report.
+them. What is still undelivered after the spec's ``delivery_seconds``
+(``settings.delivery_seconds``) is named in the run's final report.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ CANCEL_POLL_S = 0.5
 LOGS_SYNC_S = 1.0
 MAX_UPLOAD_FILES = 10_000
 # How long the runner keeps trying to deliver buffered metrics and log lines at the
-# end of a job while no server or store answers.
-DELIVERY_S = float(os.environ.get("CUMULO_DELIVERY_SECONDS", "300"))
+# end of a job while no server or store answers, unless its spec says otherwise.
+DELIVERY_S = 300.0
 # Log lines held while the store is away; beyond this the oldest are kept, new ones counted.
 MAX_PENDING_LOG_BYTES = 64 * 1024 * 1024
 _STORE_VARS = (
@@ -77,8 +77,11 @@ class LogSink:
     up to ``MAX_PENDING_LOG_BYTES``; lines beyond that are counted in ``lost``.
     """
 
-    def __init__(self, channel: JobChannel, local_copy: Path) -> None:
+    def __init__(
+        self, channel: JobChannel, local_copy: Path, delivery_s: float = DELIVERY_S
+    ) -> None:
         self.channel = channel
+        self.delivery_s = delivery_s  # how long ``drain`` keeps trying
         self._pending: list[tuple[str, str, int]] = []
         self._pending_bytes = 0
         self.lost = 0  # lines dropped: the store was away and the buffer full
@@ -129,9 +132,9 @@ class LogSink:
         with self._lock:
             return len(self._pending)
 
-    def drain(self, seconds: float = DELIVERY_S) -> None:
+    def drain(self, seconds: float | None = None) -> None:
         """Flush, retrying with backoff: a run's last lines land before its final status."""
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + (self.delivery_s if seconds is None else seconds)
         pause = 0.2
         while not self.flush() and time.monotonic() < deadline:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -239,7 +242,8 @@ def run_job(
     """Run the job described by ``spec`` in ``workdir``; returns its result (also saved)."""
     folder = workdir / JOB_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    sink = LogSink(channel, folder / "std_log.txt")
+    delivery_s = float(spec.get("delivery_seconds", DELIVERY_S))
+    sink = LogSink(channel, folder / "std_log.txt", delivery_s)
     stop = stop or threading.Event()
     result: dict[str, Any]
     try:
@@ -372,7 +376,7 @@ def deliver_spooled(channel: JobChannel, spool: Spool, sink: LogSink) -> int:
     tracking = _tracking(channel)
     if spool.files() and tracking is not None:
         sink.system(f"Delivering {spool.points()} buffered metric points.")
-        deadline = time.monotonic() + DELIVERY_S
+        deadline = time.monotonic() + sink.delivery_s
         pause = 0.2
         while not spool.replay(lambda entry: _log_batch(tracking, entry)):
             if time.monotonic() >= deadline:

@@ -11,7 +11,7 @@ ignored data folder costs nothing.
 The snapshot's id is the SHA-256 of its manifest (each file's path, executable
 bit and SHA-256), so the same code is stored once, as
 ``<workspace>/snapshots/<id>.zip`` in the artifact store (``services/snapshots.py``).
-Over ``SNAPSHOT_MAX_BYTES`` (300 MiB; ``CUMULO_SNAPSHOT_MAX_MB`` changes it) or
+Over ``SNAPSHOT_MAX_BYTES`` (300 MiB; ``settings.snapshot_max_mb`` changes it) or
 ``SNAPSHOT_MAX_FILES`` files, the error lists the largest files and how to ignore them.
 """
 
@@ -44,16 +44,6 @@ class _Entry:
     full: Path
     size: int
     executable: bool
-
-
-def max_snapshot_bytes() -> int:
-    value = os.environ.get("CUMULO_SNAPSHOT_MAX_MB")
-    if value:
-        try:
-            return int(float(value) * 1024 * 1024)
-        except ValueError:
-            raise InvalidInput(f"CUMULO_SNAPSHOT_MAX_MB must be a number, got {value!r}.") from None
-    return SNAPSHOT_MAX_BYTES
 
 
 def ignore_spec(root: Path) -> tuple[pathspec.PathSpec, str | None]:
@@ -101,9 +91,8 @@ def collect(source: str | Path) -> list[_Entry]:
     return sorted(out, key=lambda e: e.path)
 
 
-def check_limits(entries: list[_Entry], root: str | Path) -> None:
+def check_limits(entries: list[_Entry], root: str | Path, limit: int = SNAPSHOT_MAX_BYTES) -> None:
     total = sum(e.size for e in entries)
-    limit = max_snapshot_bytes()
     if total <= limit and len(entries) <= SNAPSHOT_MAX_FILES:
         return
     largest = sorted(entries, key=lambda e: -e.size)[:10]
@@ -146,10 +135,12 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def pack(source: str | Path, dest: Path) -> tuple[str, list[dict[str, object]]]:
+def pack(
+    source: str | Path, dest: Path, max_bytes: int = SNAPSHOT_MAX_BYTES
+) -> tuple[str, list[dict[str, object]]]:
     """Write the snapshot zip of ``source`` to ``dest``; returns its id and file list."""
     entries = collect(source)
-    check_limits(entries, source)
+    check_limits(entries, source, max_bytes)
     items, files = [], []
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for e in entries:
@@ -163,7 +154,9 @@ def pack(source: str | Path, dest: Path) -> tuple[str, list[dict[str, object]]]:
     return manifest_hash(items), files
 
 
-def read_zip(path: Path) -> tuple[str, list[dict[str, object]]]:
+def read_zip(
+    path: Path, max_bytes: int = SNAPSHOT_MAX_BYTES
+) -> tuple[str, list[dict[str, object]]]:
     """Check an uploaded snapshot zip and compute its id from what it holds."""
     try:
         zf = zipfile.ZipFile(path)
@@ -178,9 +171,9 @@ def read_zip(path: Path) -> tuple[str, list[dict[str, object]]]:
                 continue
             validation.artifact_path(info.filename)
             total += info.file_size
-            if total > max_snapshot_bytes() or len(files) >= SNAPSHOT_MAX_FILES:
+            if total > max_bytes or len(files) >= SNAPSHOT_MAX_FILES:
                 raise PayloadTooLarge(
-                    f"The snapshot holds more than {_mib(max_snapshot_bytes())} or "
+                    f"The snapshot holds more than {_mib(max_bytes)} or "
                     f"{SNAPSHOT_MAX_FILES} files; ignore data files with .cumuloignore."
                 )
             h = hashlib.sha256()

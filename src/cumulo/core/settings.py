@@ -1,4 +1,8 @@
-"""One settings object, built at the edge (CLI, server, SDK) and passed down."""
+"""One settings object, built at the edge (CLI, server, SDK) and passed down.
+
+Every ``CUMULO_*`` variable that changes how the server, the scheduler or a job
+behaves is read here, once, by ``Settings.load``; docs/settings.md lists them.
+"""
 
 from __future__ import annotations
 
@@ -31,15 +35,33 @@ def parse_urls(text: str) -> tuple[str, ...]:
 
 # Settings that are whole numbers above 0, and their environment variables.
 _WHOLE_NUMBERS = {
+    "max_request_bytes": "CUMULO_MAX_REQUEST_BYTES",
     "auth_failures_per_minute": "CUMULO_AUTH_FAILURES_PER_MINUTE",
     "audit_retention_days": "CUMULO_AUDIT_RETENTION_DAYS",
 }
+# Settings that are numbers above 0 (fractions allowed), and their environment variables.
+_NUMBERS = {
+    "lease_seconds": "CUMULO_LEASE_SECONDS",
+    "delivery_seconds": "CUMULO_DELIVERY_SECONDS",
+    "snapshot_max_mb": "CUMULO_SNAPSHOT_MAX_MB",
+}
+_OFF = ("0", "false", "no", "off")
 
 
 def _whole_number(variable: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{variable} must be a whole number above 0, got {text!r}.")
     return int(text)
+
+
+def _number(variable: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{variable} must be a number above 0, got {text!r}.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,20 @@ class Settings:
     # The address other machines reach this server's processes at (endpoint replicas);
     # None: the loopback address (CUMULO_ADVERTISE_HOST; `cumulo server` sets a default).
     advertise_host: str | None = None
+    # How long a job's lease lasts without renewal, in seconds: a job whose scheduler,
+    # pool node or agent stops renewing is taken over this long after (CUMULO_LEASE_SECONDS).
+    lease_seconds: float = 15.0
+    # How long a job's runner keeps trying, at the end of its job, to deliver the metrics
+    # and log lines no server took yet, in seconds (CUMULO_DELIVERY_SECONDS).
+    delivery_seconds: float = 300.0
+    # The largest code snapshot a job may have, in MiB (CUMULO_SNAPSHOT_MAX_MB).
+    snapshot_max_mb: float = 300.0
+    # Where environments built for jobs and endpoints are cached; None: the home's
+    # ``envs`` folder (CUMULO_ENV_CACHE).
+    env_cache: Path | None = None
+    # Endpoint replicas fork from a warm preloader; False starts each one as a fresh
+    # interpreter (CUMULO_SERVING_PRELOAD=0).
+    serving_preload: bool = True
 
     @classmethod
     def load(
@@ -97,9 +133,25 @@ class Settings:
         for name, variable in _WHOLE_NUMBERS.items():
             if name not in overrides and env.get(variable):
                 overrides[name] = _whole_number(variable, env[variable])
+        for name, variable in _NUMBERS.items():
+            if name not in overrides and env.get(variable):
+                overrides[name] = _number(variable, env[variable])
+        if "env_cache" not in overrides and env.get("CUMULO_ENV_CACHE"):
+            overrides["env_cache"] = Path(env["CUMULO_ENV_CACHE"]).expanduser()
+        if "serving_preload" not in overrides and env.get("CUMULO_SERVING_PRELOAD"):
+            overrides["serving_preload"] = env["CUMULO_SERVING_PRELOAD"].lower() not in _OFF
         if "service_urls" not in overrides and env.get("CUMULO_SERVICE_URLS"):
             overrides["service_urls"] = parse_urls(env["CUMULO_SERVICE_URLS"])
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def env_cache_dir(self) -> Path:
+        """The folder environments are built into (``env_cache`` or ``<home>/envs``)."""
+        return self.env_cache or self.home / "envs"
+
+    @property
+    def snapshot_max_bytes(self) -> int:
+        return int(self.snapshot_max_mb * 1024 * 1024)
 
     @property
     def key(self) -> tuple[str, str]:

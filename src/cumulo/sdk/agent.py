@@ -57,7 +57,7 @@ def _build_env(env_def: dict[str, Any], log: Any) -> str:
 
         jobs = open_services(Settings.load()).jobs
         return jobs.environments.build(EnvironmentInfo.from_dict(env_def), log)
-    cache = Path(os.environ.get("CUMULO_ENV_CACHE") or Path.home() / ".cumulo" / "envs")
+    cache = Settings.load().env_cache_dir  # CUMULO_ENV_CACHE, set by the scheduler
     spec = EnvironmentSpec.parse(env_def["spec"])
     return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
 
@@ -76,7 +76,7 @@ def _keep_lease(renew: Callable[[int, int], bool], attempt: int, done: threading
     does the lease run out, and the job is judged lost. Stops when ``done`` is
     set or the job is no longer active in this attempt.
     """
-    seconds = float(os.environ.get("CUMULO_LEASE_SECONDS", "15"))  # the scheduler's lease
+    seconds = Settings.load().lease_seconds  # the scheduler's lease (CUMULO_LEASE_SECONDS)
     while True:
         try:
             if not renew(attempt, int(seconds * 1000)):

@@ -1,24 +1,28 @@
 """Running the app under uvicorn, in one process or in several workers side by side.
 
 Workers are separate processes started by uvicorn; each builds its app with
-``app_from_env`` from ``CUMULO_*`` environment variables, so all of them serve
-the same store. Their state lives in the store only, so several workers, or
-several servers on one PostgreSQL, run safely side by side.
+``app_for`` from the settings the server was started with (uvicorn hands them
+to the worker with its configuration), so all of them serve the same store.
+Their state lives in the store only, so several workers, or several servers on
+one PostgreSQL, run safely side by side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
-import os
 import socket
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from cumulo.core.settings import Settings
-from cumulo.server.app import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 try:  # the faster parser when it is installed, else the pure-Python one
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -28,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 # Longer than the SDK's keep-alive expiry (15 s): the client drops an idle connection
 # first, so it never sends a request on one the server is closing.
 KEEP_ALIVE_S = 30
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 class NoDelayProtocol(_Base):
@@ -53,40 +58,14 @@ def set_nodelay(sock: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that rebuild ``settings`` in a worker process."""
-    env = {
-        "CUMULO_HOME": str(settings.home),
-        "CUMULO_DATABASE_URL": settings.database_url,
-        "CUMULO_ARTIFACT_ROOT": settings.artifact_root,
-        "CUMULO_AUTH": settings.auth,
-        "CUMULO_MAX_REQUEST_BYTES": str(settings.max_request_bytes),
-        "CUMULO_AUTH_FAILURES_PER_MINUTE": str(settings.auth_failures_per_minute),
-        "CUMULO_AUDIT_RETENTION_DAYS": str(settings.audit_retention_days),
-    }
-    if settings.s3_endpoint_url:
-        env["CUMULO_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
-    if settings.public_url:
-        env["CUMULO_PUBLIC_URL"] = settings.public_url
-    if settings.advertise_host:
-        env["CUMULO_ADVERTISE_HOST"] = settings.advertise_host
-    if settings.service_urls:
-        env["CUMULO_SERVICE_URLS"] = ",".join(settings.service_urls)
-    return env
+def app_for(settings: Settings) -> FastAPI:
+    """The app factory uvicorn calls in each worker process, with the server's settings."""
+    # Imported when called: a new worker imports this module to receive its configuration
+    # and must answer uvicorn's first health check (5 s) before the app is built.
+    from cumulo.server.app import create_app
 
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if environ is None else environ
-    overrides: dict[str, Any] = {}
-    if env.get("CUMULO_MAX_REQUEST_BYTES"):
-        overrides["max_request_bytes"] = int(env["CUMULO_MAX_REQUEST_BYTES"])
-    return Settings.load(environ=env, **overrides)
-
-
-def app_from_env() -> FastAPI:
-    """The app factory uvicorn calls in each worker."""
     _log_to_stderr()
-    return create_app(settings_from_env())
+    return create_app(settings)
 
 
 def _log_to_stderr() -> None:
@@ -109,24 +88,42 @@ def serve(
     access_log: bool = False,
 ) -> None:
     """Serve the workspace API until interrupted."""
-    import dataclasses
-
-    import uvicorn
-
     if settings.public_url is None:  # jobs started by this server report back here
         reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         reach = f"[{reach}]" if ":" in reach else reach
         settings = dataclasses.replace(settings, public_url=f"http://{reach}:{port}")
-    os.environ.update(settings_env(settings))
-    uvicorn.run(
-        "cumulo.server.serve:app_from_env",
-        factory=True,
+    config = worker_config(
+        settings,
         host=host,
         port=port,
-        workers=workers if workers > 1 else None,
-        http="cumulo.server.serve:NoDelayProtocol",
+        workers=workers,
         log_level=log_level,
         access_log=access_log,
+    )
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def worker_config(settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration of the server's workers.
+
+    A worker is a fresh process that uvicorn hands this configuration to; the app
+    factory in it carries the settings along, so each worker builds its app from
+    the very settings the server was started with.
+    """
+    return uvicorn.Config(
+        functools.partial(app_for, settings),
+        factory=True,
+        http="cumulo.server.serve:NoDelayProtocol",
         timeout_keep_alive=KEEP_ALIVE_S,
         server_header=False,
+        **options,
     )

@@ -39,10 +39,6 @@ BUILD_TIMEOUT_S = 1800
 Log = Callable[[str], None]
 
 
-def env_cache_dir(home: Path) -> Path:
-    return Path(os.environ.get("CUMULO_ENV_CACHE") or home / "envs")
-
-
 def _python_for(version: str | None) -> str:
     """The interpreter to build from: this one, or ``pythonX.Y`` found on PATH."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"

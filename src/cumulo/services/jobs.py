@@ -39,7 +39,7 @@ from cumulo.core.jobs import (
 from cumulo.core.settings import Settings
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.auth import AuthService
-from cumulo.services.environments import EnvironmentService, env_cache_dir
+from cumulo.services.environments import EnvironmentService
 from cumulo.services.snapshots import SnapshotService
 from cumulo.services.tracking import TrackingService
 from cumulo.store.db import Database
@@ -60,8 +60,10 @@ class JobService:
         self.auth = auth
         self.meta = tracking.store
         self.store = JobStore(database)
-        self.snapshots = SnapshotService(self.store, tracking.artifacts)
-        self.environments = EnvironmentService(self.store, env_cache_dir(self.settings.home))
+        self.snapshots = SnapshotService(
+            self.store, tracking.artifacts, settings.snapshot_max_bytes
+        )
+        self.environments = EnvironmentService(self.store, settings.env_cache_dir)
         self.home = self.settings.home
         self._listeners: list[Callable[[], None]] = []
 

@@ -56,7 +56,7 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
-from cumulo.services.environments import EnvironmentBuildError, env_cache_dir
+from cumulo.services.environments import EnvironmentBuildError
 from cumulo.services.jobs import JobService, ServiceChannel
 from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.snapshots import extract
@@ -64,7 +64,6 @@ from cumulo.store.jobs import as_seen
 
 log = logging.getLogger("cumulo.scheduler")
 
-LEASE_SECONDS = float(os.environ.get("CUMULO_LEASE_SECONDS", "15"))
 POLL_SECONDS = 0.1
 CANCEL_GRACE_SECONDS = 10.0
 LOST_GRACE_SECONDS = 1.5
@@ -121,7 +120,7 @@ def job_env(
             child.update(CUMULO_TOKEN=token, MLFLOW_TRACKING_TOKEN=token)
     else:
         child.update(store_vars)
-    agent = {**child, "CUMULO_ENV_CACHE": str(env_cache_dir(s.home))}
+    agent = {**child, "CUMULO_ENV_CACHE": str(s.env_cache_dir)}
     if not remote_agent or not endpoint.url:
         agent.update(store_vars)  # same machine (or embedded): the agent opens the store
     return child, agent
@@ -165,6 +164,7 @@ def prepare(
         "environment": env_info.to_dict() if env_info and not build_here else None,
         "env": {**user_vars, **child},
         "max_run_duration_seconds": cfg.max_run_duration_seconds,
+        "delivery_seconds": jobs.settings.delivery_seconds,
     }
     (workdir / JOB_FOLDER).mkdir(exist_ok=True)
     (workdir / JOB_FOLDER / "spec.json").write_text(json.dumps(spec))
@@ -190,7 +190,7 @@ class Scheduler:
     ) -> None:
         self.jobs = jobs
         self.endpoint = Endpoint(url.rstrip("/") if url else None, issue_tokens)
-        self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
+        self.lease_ms = int((lease_seconds or jobs.settings.lease_seconds) * 1000)
         self.owner = owner or head_owner("sched")
         # Handles it records name this machine; it looks up the processes of no other.
         self.host = host_id(self.jobs.settings.advertise_host)
@@ -655,7 +655,7 @@ class PoolNodeWorker:
         self.target = target
         self.node_id = node_id
         self.endpoint = endpoint
-        self.lease_ms = int(LEASE_SECONDS * 1000)
+        self.lease_ms = int(jobs.settings.lease_seconds * 1000)
         self.stop = threading.Event()
         self._busy: str | None = None
         self._checked_at = 0.0

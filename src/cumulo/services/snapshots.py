@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import IO
 
 from cumulo.compute.snapshots import extract, pack, read_zip
-from cumulo.core.jobs import SnapshotInfo
+from cumulo.core.jobs import SNAPSHOT_MAX_BYTES, SnapshotInfo
 from cumulo.store.artifacts import ArtifactStore, storage_errors
 from cumulo.store.jobs import JobStore
 
 
 class SnapshotService:
-    def __init__(self, store: JobStore, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self, store: JobStore, artifacts: ArtifactStore, max_bytes: int = SNAPSHOT_MAX_BYTES
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
+        self.max_bytes = max_bytes  # the largest snapshot taken or received
 
     @staticmethod
     def _prefix(workspace: str) -> str:
@@ -29,7 +32,7 @@ class SnapshotService:
         """Pack ``source`` and store it once per distinct content."""
         with tempfile.TemporaryDirectory(prefix="cumulo-snap-") as tmp:
             zip_path = Path(tmp) / "snapshot.zip"
-            digest, files = pack(source, zip_path)
+            digest, files = pack(source, zip_path, self.max_bytes)
             return self._store(workspace, digest, files, zip_path)
 
     def put(self, workspace: str, stream: IO[bytes]) -> SnapshotInfo:
@@ -38,7 +41,7 @@ class SnapshotService:
             zip_path = Path(tmp) / "snapshot.zip"
             with storage_errors("receive the snapshot"), open(zip_path, "wb") as out:
                 shutil.copyfileobj(stream, out, 1024 * 1024)
-            digest, files = read_zip(zip_path)
+            digest, files = read_zip(zip_path, self.max_bytes)
             return self._store(workspace, digest, files, zip_path)
 
     def _store(

@@ -58,11 +58,7 @@ FLUSH_EVERY_S = 5.0
 # Replicas answer small requests fastest with one math thread each.
 THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Replicas fork from a preloader that imported numpy, scikit-learn and uvicorn once
-# (CUMULO_SERVING_PRELOAD=0 starts each one as a fresh interpreter instead).
-
-
-def _preload_enabled() -> bool:
-    return os.environ.get("CUMULO_SERVING_PRELOAD", "1") != "0"
+# (unless ``settings.serving_preload`` is off: each one starts as a fresh interpreter).
 
 
 class Supervisor:
@@ -89,6 +85,7 @@ class Supervisor:
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="cumulo-prepare")
         self._preload: Preloader | None = None
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
+        self.preloading = hosting.service.settings.serving_preload
 
     def _preloader(self) -> Preloader | None:
         """The warm-start preloader of this interpreter (started again if it died)."""
@@ -176,7 +173,7 @@ class Supervisor:
         renewed, self._renewed = self._renewed, None
         if renewed is not None:
             self._leased = renewed
-        if self._standby and _preload_enabled():
+        if self._standby and self.preloading:
             self._preloader()  # warm for a takeover, or for this supervisor's next replica
         for dep in list(self._leased.values()):
             if self._stop.is_set():
@@ -220,7 +217,7 @@ class Supervisor:
                     name, f"cumulo-{dep_id}", backend, port, self._reporter(dep_id)
                 )
             else:
-                preloader = self._preloader() if _preload_enabled() else None
+                preloader = self._preloader() if self.preloading else None
                 replica_set = LocalReplicaSet(name, self._reporter(dep_id), preloader)
             self._sets[dep_id] = replica_set
         summary = replica_set.reconcile(want)
@@ -343,7 +340,6 @@ class Supervisor:
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:
         """A Ray target's Jobs API client (a managed head starts if none runs) and Serve's port."""
         from cumulo.compute.base import load_backend, target_type
-        from cumulo.services.scheduler import LEASE_SECONDS
 
         jobs = self.hosting.jobs
         info = jobs.get_compute_target(workspace, target)
@@ -357,7 +353,11 @@ class Supervisor:
         # The head is the cluster's, recorded in the store as the scheduler records it:
         # one that any server (this one's scheduler too) runs already is used, not doubled.
         heads = target_heads(
-            jobs, workspace, target, owner=self._head_owner, lease_ms=int(LEASE_SECONDS * 1000)
+            jobs,
+            workspace,
+            target,
+            owner=self._head_owner,
+            lease_ms=int(jobs.settings.lease_seconds * 1000),
         )
         backend: Any = load_backend(info.kind, {**info.config, "_key": key}, home, heads)
         _ = backend.address  # starts a managed head now, in this worker thread
@@ -367,7 +367,7 @@ class Supervisor:
         self, environment: dict[str, Any], gen_dir: Path
     ) -> tuple[str, dict[str, str]]:
         from cumulo.core.jobs import EnvironmentSpec
-        from cumulo.services.environments import ensure_environment, env_cache_dir
+        from cumulo.services.environments import ensure_environment
 
         spec = EnvironmentSpec.parse(environment.get("spec") or {})
         build_log = gen_dir / "environment.log"
@@ -379,7 +379,7 @@ class Supervisor:
 
             python = ensure_environment(
                 spec,
-                env_cache_dir(Path(self.hosting.service.settings.home)),
+                self.hosting.service.settings.env_cache_dir,
                 _log,
                 label=f"environment {environment.get('name', '')}",
             )

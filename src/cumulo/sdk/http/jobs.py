@@ -19,6 +19,7 @@ from cumulo.compute.snapshots import pack
 from cumulo.core.entities import RunInfo
 from cumulo.core.errors import NotFound
 from cumulo.core.jobs import ComputeTargetInfo, EnvironmentInfo, JobInfo, LogPage, SnapshotInfo
+from cumulo.core.settings import Settings
 from cumulo.sdk.http.client import HttpClient, read_chunks, ws_path
 from cumulo.sdk.http.tracking import HttpTracking
 from cumulo.sdk.progress import CountingReader, transfer
@@ -35,7 +36,8 @@ class HttpJobs:
         """Pack ``source`` here and upload it, unless the server holds the same code already."""
         with tempfile.TemporaryDirectory(prefix="cumulo-snap-") as tmp:
             zip_path = Path(tmp) / "snapshot.zip"
-            digest, _files = pack(source, zip_path)
+            # The limit of this process's settings; the server checks its own on upload.
+            digest, _files = pack(source, zip_path, Settings.load().snapshot_max_bytes)
             try:
                 return self.get_snapshot(workspace, digest)  # the same code is sent once
             except NotFound:
