@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import jobs, models, server, tracking
+from cumulo.cli import jobs, models, server, sweeps, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -16,6 +16,7 @@ tracking.register(app)
 server.register(app)
 jobs.register(app)
 models.register(app)
+sweeps.register(app)
 
 if __name__ == "__main__":
     app()
