@@ -1,4 +1,4 @@
-"""The main job: track, train as jobs, compare, register, deploy and roll out.
+"""The main job: track, train as jobs, sweep, compare, register, deploy and roll out.
 
 Everything runs on the embedded default: an SQLite database and a folder under
 $CUMULO_HOME (or ~/.cumulo), local processes, and a `cumulo server` on this
@@ -23,14 +23,18 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from cumulo import (  # noqa: E402
+    BanditPolicy,
     ComputeTarget,
     DeploymentConfig,
     Experiment,
+    HyperDriveConfig,
     InferenceConfig,
     LocalPool,
     Model,
+    RandomParameterSampling,
     ScriptRunConfig,
     Workspace,
+    loguniform,
 )
 from cumulo.core.settings import default_home  # noqa: E402
 from train import train  # noqa: E402
@@ -121,6 +125,40 @@ def submit_jobs(ws: Workspace) -> list[str]:
         console.print(f"[dim]── logs of job run #{run.number} ──[/dim]")
         run.wait_for_completion(show_output=True, raise_on_error=True)
     return [run.id for run in runs]
+
+
+def sweep_alpha(ws: Workspace) -> None:
+    """3b. A small sweep over alpha on the pool; its best trial's model is registered."""
+    step("3b. Sweep alpha: four trials, two at a time, bandit early termination")
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(
+            HERE, "train.py", arguments=["--epochs", 8], compute_target="cpu-pool"
+        ),
+        hyperparameter_sampling=RandomParameterSampling({"alpha": loguniform(-10, -1)}, seed=3),
+        policy=BanditPolicy(slack_factor=0.15, delay_evaluation=2),
+        primary_metric_name="accuracy",
+        max_total_runs=4,
+        max_concurrent_runs=2,
+    )
+    started = time.monotonic()
+    sweep = Experiment(ws, "digits-sweep").submit(config, tags=SESSION)
+    sweep.wait_for_completion(show_output=False, raise_on_error=True)
+    table = Table(title=f"Sweep #{sweep.number} in {time.monotonic() - started:.1f}s, best first")
+    for column in ("trial", "status", "alpha", "accuracy"):
+        table.add_column(column)
+    for row in sweep.get_children_sorted_by_primary_metric():
+        value = row["primary_metric"]
+        table.add_row(
+            str(row["number"]),
+            row["status"],
+            f"{float(row['hyperparameters']['alpha']):.2e}",
+            f"{value:.4f}" if value is not None else "",
+        )
+    console.print(table)
+    best = sweep.get_best_run_by_primary_metric()
+    assert best is not None
+    model = best.register_model("digits-sweep", model_path="outputs/model.pkl", tags=SESSION)
+    console.print(f"Registered digits-sweep version {model.version} from trial run #{best.number}")
 
 
 def log_with_mlflow(url: str) -> None:
@@ -214,6 +252,7 @@ def main() -> None:
     try:
         ws = Workspace.connect(url, WORKSPACE)
         submit_jobs(ws)
+        sweep_alpha(ws)
         log_with_mlflow(url)
         runs = show_best(ws, url)
         deploy(ws, runs)
