@@ -292,6 +292,9 @@ def test_screenshots_of_the_charts_view_and_compare(tab: Page, sweep: Sweep) -> 
     DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_SHOTS / "charts.png"))
     ids = "&".join(f"runs={sweep.runs[f'run-{i:02d}']}" for i in (0, 4, 8))
+    page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}")
+    # It opens on a metric with a history (accuracy, first by name, is one number a run).
+    assert page.locator("#overlay").get_attribute("data-key") == "grad_norm"
     page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}&metric=loss")
     page.wait_for_selector("#overlay[data-drawn='3']")
     colours = page.evaluate(
@@ -317,3 +320,12 @@ def test_an_empty_experiment_shows_how_to_log_a_first_run(tab: Page, sweep: Swee
         guide = page.locator("#first-run")
         assert 'Experiment(ws, "fresh-idea").start_logging()' in guide.inner_text()
         assert f"{sweep.server.url}/ws/{sweep.workspace}" in guide.inner_text()  # for MLflow
+
+
+def test_a_metric_logged_once_a_run_is_a_bar_a_run(tab: Page, sweep: Sweep) -> None:
+    page = tab.open(f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
+    panel = ".panel[data-key=accuracy]"
+    page.wait_for_selector(f"{panel}[data-kind=bars][data-drawn='12']")
+    # Bars in the runs' order (newest first): run-11's leftmost, run-00's rightmost.
+    assert _hover(page, panel, 0.5 / 12)["rows"] == {"run-11": 0.775}
+    assert _hover(page, panel, 11.5 / 12)["rows"] == {"run-00": 0.5}

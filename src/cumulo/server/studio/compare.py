@@ -28,7 +28,9 @@ def compare(
     tracking = web.services(request).tracking
     infos = [tracking.get_run(ws, run_id) for run_id in ids]
     metric_keys = sorted({k for r in infos for k in r.metrics})
-    chosen = metric if metric in metric_keys else (metric_keys[0] if metric_keys else "")
+    # Open on a metric with a history (a chart of lines), not on a number logged once.
+    series = [k for k in metric_keys if any(r.metrics[k].step > 0 for r in infos if k in r.metrics)]
+    chosen = metric if metric in metric_keys else next(iter(series or metric_keys), "")
     return web.render(
         request,
         "compare.html",

@@ -134,6 +134,7 @@
       self.section.setAttribute("data-drawn", "0");
       return;
     }
+    if (!view.group && list.every(function (s) { return s.count === 1; })) { return self.drawBars(list); }
     var t = self.table(list), data = [t.x], series = [{}], bands = [], helpers = [];
     var few = t.x.length <= 60;
     if (view.group) {
@@ -218,6 +219,40 @@
     self.section.setAttribute("data-drawn", String(list.length));
     self.section.setAttribute("data-series", String(series.length - 1 - helpers.length));
   };
+  // A metric each run logged once: one bar a run, in the run's colour.
+  Panel.prototype.drawBars = function (list) {
+    var self = this, ctx = self.ctx, n = list.length;
+    var xs = list.map(function (_, i) { return i; }), data = [xs], series = [{}];
+    var bars = uPlot.paths.bars({ size: [0.7, 40] });
+    list.forEach(function (s, j) {
+      var run = ctx.byId[s.run_id], col = new Array(n).fill(null);
+      col[j] = s.y[0];
+      data.push(col);
+      series.push({ label: run.name, stroke: run.colour, fill: run.colour, paths: bars, points: { show: false }, value: valueOf });
+    });
+    var values = list.map(function (s) { return s.y[0]; }).filter(function (v) { return v !== null; });
+    var lo = Math.min.apply(null, values.concat([0])), hi = Math.max.apply(null, values.concat([0]));
+    var opts = {
+      width: Math.max(200, self.el.clientWidth || 400),
+      height: Math.max(160, self.el.clientHeight || 220),
+      series: series,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false, range: [-0.5, n - 0.5] }, y: { range: [lo, hi + (hi - lo) * 0.05 || 1] } },
+      axes: [
+        { label: "run", labelSize: 18, size: 36, stroke: ctx.ink, grid: { show: false },
+          values: function (u, splits) { return splits.map(function (v) { return list[v] && v === Math.round(v) ? ctx.byId[list[v].run_id].name : ""; }); } },
+        { label: self.key, labelSize: 18, size: 64, stroke: ctx.ink, grid: { stroke: ctx.gridInk }, values: S.tickLabels }
+      ],
+      plugins: [tooltipPlugin(self, [], true)]
+    };
+    self.plot = new uPlot(opts, data, self.el);
+    self.el._uplot = self.plot;
+    self.info.textContent = n + (n === 1 ? " run" : " runs") + " · one value each";
+    self.section.setAttribute("data-drawn", String(n));
+    self.section.setAttribute("data-series", String(n));
+    self.section.setAttribute("data-kind", "bars");
+  };
   Panel.prototype.resize = function () {
     if (this.plot) { this.plot.setSize({ width: this.el.clientWidth, height: this.el.clientHeight || 220 }); }
   };
@@ -245,10 +280,11 @@
 
   // The value of every series at the cursor, nearest first, by the cursor (uPlot's
   // cursor and focus find the point; this only lays out the box).
-  function tooltipPlugin(panel, helpers) {
+  function tooltipPlugin(panel, helpers, bars) {
     var box;
     function xText(u, x) {
       var mode = panel.ctx.view.x;
+      if (bars) { return "one value a run"; }
       if (mode === "step") { return "step " + x; }
       if (mode === "wall") { return new Date(x * 1000).toLocaleString(); }
       return S.formatValue(x) + " s from start";
