@@ -236,7 +236,7 @@ def test_the_transport_goes_on_to_the_next_server_only_when_it_is_safe(
     with pytest.raises(Unavailable):  # the first server may have made it: not sent twice
         lost_answer.tracking.create_workspace(f"{name}-twice")
     assert hangup.requests == 1
-    assert f"{name}-twice" not in [w.name for w in http.list_workspaces()]
+    assert f"{name}-twice" not in [w.name for w in http.tracking.list_workspaces()]
     assert name in [w.name for w in lost_answer.tracking.list_workspaces()]  # a read goes on
     assert lost_answer.url == cumulo_server_url
 

@@ -387,10 +387,11 @@ def deliver_spooled(channel: JobChannel, spool: Spool, sink: LogSink) -> int:
 
 
 def _tracking(channel: JobChannel) -> Any:
-    """What takes metric batches behind ``channel``: its HTTP transport or tracking service."""
-    http = getattr(channel, "http", None)
-    if http is not None:
-        return http
+    """What takes metric batches behind ``channel``: its HTTP tracking client, or the
+    job service's tracking service."""
+    tracking = getattr(channel, "tracking", None)
+    if tracking is not None:
+        return tracking
     return getattr(getattr(channel, "jobs", None), "tracking", None)
 
 
