@@ -14,9 +14,11 @@ from tests.jobs.conftest import wait_until, write_script
 
 from cumulo import (
     BanditPolicy,
+    ComputeTarget,
     Experiment,
     GridParameterSampling,
     HyperDriveConfig,
+    LocalPool,
     PrimaryMetricGoal,
     RandomParameterSampling,
     ScriptRunConfig,
@@ -32,6 +34,7 @@ from cumulo.sdk.http import HttpTransport
 from cumulo.server.app import create_app
 from cumulo.services import sweep_optuna
 from cumulo.services.context import open_services
+from cumulo.services.sweeps import SweepDriver
 
 TRAIN = """\
 import argparse, time
@@ -243,3 +246,36 @@ def test_a_sweep_through_a_server(server: str, tmp_path: Path) -> None:
     assert best is not None and best.get_params() == {"x": "0.1"}
     again = SweepRun.get(remote, sweep.id[:8])
     assert again.primary_metric_goal is PrimaryMetricGoal.MINIMIZE
+
+
+def test_trials_that_cannot_be_submitted_end_the_sweep_with_the_reason(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    transport = ws.transport
+    assert isinstance(transport, EmbeddedTransport)
+    services = transport.services
+    ComputeTarget.create(ws, "gone", LocalPool(max_nodes=1))
+    snapshot = services.jobs.take_snapshot(ws.name, _src(tmp_path))
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(_src(tmp_path), "train.py"),
+        hyperparameter_sampling=RandomParameterSampling({"x": uniform(0, 1)}),
+        primary_metric_name="score",
+        max_total_runs=3,
+    )
+    parent = services.sweeps.submit_sweep(
+        ws.name,
+        Experiment(ws, "gone").id,
+        config.spec.to_dict(),
+        {"script": "train.py", "snapshot": snapshot.hash, "compute_target": "gone"},
+    )
+    services.jobs.delete_compute_target(ws.name, "gone")  # before any trial was submitted
+    driver = SweepDriver(services.sweeps)
+    wait_until(lambda: driver.tick() == 0, 30, "the sweep to end")
+    ended = ws.get_run(parent.id)
+    assert ended.get_status() == "Failed"
+    assert list(ended.get_children()) == []
+    assert "'gone'" in ended.get_properties()["sweep.submit_error"]
+    assert [
+        t.state
+        for t in services.sweeps.store.trials(services.sweeps.store.get(ws.name, parent.id).id)
+    ] == ["failed"] * 3

@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from cumulo.core.entities import RunInfo, now_ms
-from cumulo.core.errors import CumuloError, InvalidState, NotFound
+from cumulo.core.errors import CumuloError, InvalidInput, InvalidState, NotFound
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import (
     STOPPED_BY,
@@ -272,7 +272,15 @@ class SweepDriver:
             self.store.update_trial(sweep.id, trial.number, state=FAILED)
             return replace(trial, state=FAILED)
         if run is None:
-            run = self._submit(sweep, parent, trial)
+            try:
+                run = self._submit(sweep, parent, trial)
+            except (InvalidInput, NotFound) as exc:  # e.g. its snapshot or target is gone
+                log.warning("sweep %s: trial %s not submitted: %s", sweep.run_id, trial.number, exc)
+                self.tracking.add_properties(
+                    sweep.workspace, sweep.run_id, {"sweep.submit_error": exc.message}
+                )
+                self.store.update_trial(sweep.id, trial.number, state=FAILED)
+                return replace(trial, state=FAILED)
         self.store.update_trial(sweep.id, trial.number, run_id=run.id, state=SUBMITTED)
         return replace(trial, run_id=run.id, state=SUBMITTED)
 
