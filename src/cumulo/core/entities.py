@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -133,6 +134,29 @@ class MetricRecord(Record):
     value: Any
     timestamp: int
     description: str = ""
+
+
+def gather_records(records: Iterable[MetricRecord]) -> dict[str, tuple[str, Any]]:
+    """``name -> (kind, value)`` over a run's records, in the order they were logged.
+
+    Rows of one name become its columns (a cell a row lacks is None), images
+    the list of their paths, and a list or a table is its latest value.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    for r in records:
+        if r.kind == "row":
+            columns = out.setdefault(r.name, ("row", {}))[1]
+            n = max((len(v) for v in columns.values()), default=0)
+            for col, value in r.value.items():
+                columns.setdefault(col, [None] * n).append(value)
+            for values in columns.values():
+                values.extend([None] * (n + 1 - len(values)))
+        elif r.kind == "image":
+            if isinstance(r.value, dict) and r.value.get("path"):
+                out.setdefault(r.name, ("image", []))[1].append(r.value["path"])
+        else:
+            out[r.name] = (r.kind, r.value)
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from cumulo.core import validation
-from cumulo.core.entities import RunInfo
+from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.errors import InvalidInput, InvalidPath, NotFound
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
@@ -214,19 +214,10 @@ class Run:
         for key, series in data["series"].items():
             values = series["value"]
             result[key] = values[0] if len(values) == 1 else list(values)
-        for rec in data["records"]:
-            key, kind, value = rec["name"], rec["kind"], rec["value"]
-            if kind == "row":
-                table = result.setdefault(key, {})
-                for col, v in value.items():
-                    table.setdefault(col, []).append(v)
-            elif kind == "image":
-                result.setdefault(key, []).append(value["path"])
-            else:
-                result[key] = value
-        for key in {r["name"] for r in data["records"] if r["kind"] == "image"}:
-            if len(result[key]) == 1:  # one image: its path; several: the list
-                result[key] = result[key][0]
+        records = gather_records(MetricRecord.from_dict(r) for r in data["records"])
+        for key, (kind, value) in records.items():
+            one_image = kind == "image" and len(value) == 1
+            result[key] = value[0] if one_image else value  # one image: its path
         if name is not None:
             return {name: result[name]} if name in result else {}
         return result

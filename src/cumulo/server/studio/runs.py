@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from cumulo.core.entities import MetricRecord, RunInfo
+from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.status import TERMINAL
 from cumulo.server.studio import files, logs, models, web
 
@@ -137,21 +137,14 @@ def metrics(request: Request, ws: str, run_id: str) -> Response:
 def _tables(records: list[MetricRecord]) -> list[dict[str, Any]]:
     """Lists, rows and tables as ``{name, columns, rows}`` for HTML tables."""
     out: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.kind == "image":
-            continue
-        if r.kind == "row":
-            table = out.setdefault(r.name, {"name": r.name, "kind": "row", "columns": {}})
-            n = max((len(v) for v in table["columns"].values()), default=0)
-            for col, value in r.value.items():
-                table["columns"].setdefault(col, [None] * n).append(value)
-            for values in table["columns"].values():
-                values.extend([None] * (n + 1 - len(values)))
-        elif r.kind == "list":
-            out[r.name] = {"name": r.name, "kind": "list", "columns": {r.name: list(r.value)}}
-        else:
-            cols = {k: list(v) for k, v in dict(r.value).items()}
-            out[r.name] = {"name": r.name, "kind": "table", "columns": cols}
+    for name, (kind, value) in gather_records(records).items():
+        if kind == "row":
+            out[name] = {"name": name, "kind": "row", "columns": value}
+        elif kind == "list":
+            out[name] = {"name": name, "kind": "list", "columns": {name: list(value)}}
+        elif kind != "image":
+            cols = {k: list(v) for k, v in dict(value).items()}
+            out[name] = {"name": name, "kind": "table", "columns": cols}
     tables = []
     for t in out.values():
         names = list(t["columns"])
