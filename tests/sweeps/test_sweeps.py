@@ -279,3 +279,26 @@ def test_trials_that_cannot_be_submitted_end_the_sweep_with_the_reason(
         t.state
         for t in services.sweeps.store.trials(services.sweeps.store.get(ws.name, parent.id).id)
     ] == ["failed"] * 3
+
+
+def test_max_duration_stops_the_sweep(ws: Workspace, tmp_path: Path) -> None:
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(
+            _src(tmp_path), "train.py", arguments=["--steps", "1000", "--pause", "0.2"]
+        ),
+        hyperparameter_sampling=RandomParameterSampling({"x": uniform(0, 1)}, seed=2),
+        primary_metric_name="score",
+        max_total_runs=6,
+        max_concurrent_runs=2,
+        max_duration_minutes=0.15,
+    )
+    sweep = Experiment(ws, "duration").submit(config)
+    details = _finish(sweep)
+    props = details["properties"]
+    assert isinstance(props, dict)
+    assert props["sweep.stopped"] == "max_duration_minutes (0.15) reached"
+    # whether a trial had logged the metric by then depends on the machine's load
+    assert details["status"] in ("Completed", "Failed")
+    children = list(sweep.get_children())
+    assert len(children) == 2  # no trial starts once the time is up
+    assert {c.get_status() for c in children} == {"Canceled"}
