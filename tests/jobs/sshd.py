@@ -4,11 +4,13 @@ The user (``USER``, with its own home) is the remote account jobs run as; the
 server accepts only that user and only with the generated client key. The
 user and its home are kept between sessions, so the cumulo runtime installed
 there on first use (a virtual environment with cumulo's requirements) is
-reused; the keys are made anew each session.
+reused; the keys are made anew each session (each session adds its client key
+to the user's authorized keys, and removes it at its end).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -16,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +129,8 @@ def local_sshd(port: int, folder: Path) -> Iterator[Sshd]:
     dot_ssh = home / ".ssh"
     dot_ssh.mkdir(mode=0o700, exist_ok=True)
     keys = dot_ssh / "authorized_keys"
-    keys.write_text((folder / "client_key.pub").read_text())
+    line = (folder / "client_key.pub").read_text().strip()
+    _edit_keys(keys, lambda lines: [*lines, line])  # test sessions side by side add their own
     for path in (dot_ssh, keys):
         os.chown(path, user.pw_uid, user.pw_gid)
     keys.chmod(0o600)
@@ -155,3 +158,14 @@ def local_sshd(port: int, folder: Path) -> Iterator[Sshd]:
         yield server
     finally:
         server.stop()
+        _edit_keys(keys, lambda lines: [x for x in lines if x != line])
+
+
+def _edit_keys(keys: Path, change: Callable[[list[str]], list[str]]) -> None:
+    with open(keys, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        lines = [x for x in fh.read().splitlines() if x.strip()]
+        fh.seek(0)
+        fh.truncate()
+        fh.write("".join(f"{x}\n" for x in change(lines)))

@@ -55,6 +55,7 @@ import tarfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -261,11 +262,13 @@ with open(os.path.join(runtime, ".lock"), "a") as lock:
 """
 
 
+@dataclass(frozen=True)
 class _Runtime:
-    def __init__(self, work: str, python: str, pythonpath: str) -> None:
-        self.work = work
-        self.python = python
-        self.pythonpath = pythonpath
+    """Where cumulo lives on the machine: its folder, interpreter and source."""
+
+    work: str
+    python: str
+    pythonpath: str
 
 
 # ------------------------------------------------------------------ backend
@@ -293,15 +296,14 @@ class SshBackend:
 
     # ------------------------------------------------------------ interface
     def submit(self, launch: Launch) -> dict[str, Any]:
-        self._reach()
-        runtime = self.runtime()
-        url = launch.env.get("CUMULO_URL")
-        if not url:
+        if not launch.env.get("CUMULO_URL"):
             raise ConfigError(
                 "A job on an SSH machine reports to the workspace's server over HTTP: "
                 "run `cumulo server` (its address, CUMULO_PUBLIC_URL, reachable from the "
                 "machine) and submit through it."
             )
+        self._reach()
+        runtime = self.runtime()
         job = f"{runtime.work}/jobs/{launch.submission_id}"
         env = {k: v for k, v in launch.env.items() if k not in _LOCAL_VARS}
         env.update(CUMULO_ENV_CACHE=f"{runtime.work}/envs", PYTHONPATH=runtime.pythonpath)
