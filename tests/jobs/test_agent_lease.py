@@ -21,10 +21,10 @@ from tests.jobs.conftest import wait_until
 
 from cumulo import Experiment, ScriptRunConfig, Workspace
 from cumulo.core.settings import Settings
-from cumulo.sdk.agent import node_endpoint
 from cumulo.sdk.http import HttpTransport
+from cumulo.services.agent_link import ServiceNodeQueue, node_endpoint
 from cumulo.services.context import open_services
-from cumulo.services.scheduler import Endpoint, PoolNodeWorker
+from cumulo.services.scheduler import Endpoint
 
 HOSTS = ["127.0.0.1", "127.0.0.2"]  # two machines, as the servers' host ids tell
 RUNS_S = 10.0  # five leases of 2 s
@@ -118,12 +118,12 @@ def test_a_pool_node_stops_only_when_no_server_of_the_service_answers(
     ws: Workspace, cumulo_server_url: str
 ) -> None:
     assert ws._settings is not None
-    services = open_services(ws._settings)
+    jobs = open_services(ws._settings).jobs
     dead = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
 
     def gone(*urls: str) -> bool:
         endpoint = Endpoint(urls[0], urls=urls)
-        return PoolNodeWorker(services.jobs, ws.name, "pool", "node", endpoint)._server_gone()
+        return ServiceNodeQueue(jobs, ws.name, "pool", "node", endpoint).server_gone()
 
     assert not gone(dead[0], cumulo_server_url)  # the first address is down, not the service
     assert not gone(cumulo_server_url, dead[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ from tests.jobs.conftest import write_script
 
 from cumulo import ComputeTarget, Experiment, ScriptRunConfig, Workspace
 from cumulo.compute import REGISTRY, TargetType, kinds, register, target_type
+from cumulo.compute.agent import AgentLink
 from cumulo.compute.local import LocalBackend
 from cumulo.core.errors import InvalidInput
+from cumulo.services.scheduler import HTTP_LINK, STORE_LINK
 
 
 def test_an_unknown_kind_names_the_registered_ones(ws: Workspace) -> None:
@@ -84,3 +87,10 @@ def test_a_module_that_declares_no_such_kind_is_refused(monkeypatch: pytest.Monk
     with pytest.raises(Exception, match="declares no TARGET of kind 'odd'"):
         target_type("odd")
     assert "odd" not in kinds()
+
+
+@pytest.mark.parametrize("name", [STORE_LINK, HTTP_LINK])
+def test_the_links_the_scheduler_names_are_agent_links(name: str) -> None:
+    """An agent loads its link by the name its job's environment gives: each one resolves."""
+    module, _, attr = name.partition(":")
+    assert issubclass(getattr(importlib.import_module(module), attr), AgentLink)

@@ -33,7 +33,7 @@ REGISTRY: dict[str, str | TargetType] = {
     "ssh": "cumulo.compute.ssh",
 }
 
-AGENT_MODULE = "cumulo.sdk.agent"  # the process that runs a job and reports on it
+AGENT_MODULE = "cumulo.compute.agent"  # the program that runs a job and reports on it
 JOB_FOLDER = ".cumulo_job"  # inside the job's working folder: spec, result, agent log
 LOOPBACK = "127.0.0.1"
 

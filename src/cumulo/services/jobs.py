@@ -7,6 +7,7 @@ scheduler's (``services/scheduler.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import IO, Any
 
 from cumulo.compute.base import target_type
 from cumulo.core.entities import RunInfo, now_ms
-from cumulo.core.errors import InvalidInput, InvalidState, NotFound
+from cumulo.core.errors import CumuloError, InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     JOB_RUN_KIND,
@@ -26,6 +27,7 @@ from cumulo.core.jobs import (
     JobInfo,
     JobState,
     LogPage,
+    LogStream,
     Resources,
     SnapshotInfo,
     arguments,
@@ -43,7 +45,7 @@ from cumulo.services.environments import EnvironmentService
 from cumulo.services.snapshots import SnapshotService
 from cumulo.services.tracking import TrackingService
 from cumulo.store.db import Database
-from cumulo.store.jobs import JobStore
+from cumulo.store.jobs import JobStore, as_seen
 from cumulo.store.ray_heads import RayHeadStore
 
 log = logging.getLogger("cumulo.jobs")
@@ -292,16 +294,10 @@ class JobService:
         if run.run_status.is_terminal:
             return run
         job = self.store.get_job(workspace, run_id)
-        if job.state == JobState.QUEUED.value and self.store.update_job(
-            run_id, state=JobState.DONE.value, only_state=JobState.QUEUED.value
-        ):
-            return self.meta.set_run_status(
-                workspace,
-                run_id,
-                RunStatus.CANCELED,
-                error={"code": "Canceled", "message": "The run was canceled before it started."},
-                force=True,
-            )
+        if job.state == JobState.QUEUED.value:
+            canceled = self._cancel_if_queued(workspace, run_id)
+            if canceled is not None:
+                return canceled
         try:
             run = self.tracking.set_run_status(workspace, run_id, RunStatus.CANCEL_REQUESTED.value)
         except InvalidState:
@@ -326,6 +322,135 @@ class JobService:
             self.store.update_job(run_id, state=JobState.DONE.value, release=True)
             self.auth.revoke_job_tokens([run_id])  # the job's credentials end with it
         return run
+
+    # -------------------------------------------------------- a job's course
+    # What schedulers and pool nodes do to a job, in one place. Each change holds
+    # only while the job's row is as the caller last read it (``as_seen``): of two
+    # that act on one job at once, one wins and the other leaves it alone. The run
+    # status moves that a run's own rules refuse (a lost job back to ``Queued``, a
+    # killed one ``Canceled`` or ``Failed`` whatever it said last) are made here only.
+
+    def lease_next(
+        self,
+        owner: str,
+        ttl_ms: int,
+        kinds: Sequence[str],
+        *,
+        workspace: str | None = None,
+        target: str | None = None,
+        node: str | None = None,
+    ) -> JobInfo | None:
+        """Lease the next queued job of ``kinds`` (highest priority, then first submitted)."""
+        return self.store.lease_next(
+            owner, ttl_ms, kinds=kinds, workspace=workspace, target=target, node=node
+        )
+
+    def renew_leases(self, owner: str, ttl_ms: int, run_ids: Sequence[str] | None = None) -> int:
+        return self.store.renew_leases(owner, ttl_ms, run_ids)
+
+    def take_over_expired(self, owner: str, ttl_ms: int) -> list[JobInfo]:
+        """The active jobs whose owner stopped renewing their lease, now ``owner``'s."""
+        return self.store.take_over_expired(owner, ttl_ms)
+
+    def still_leased(self, job: JobInfo, ttl_ms: int) -> bool:
+        """Renew ``job``'s lease; False when someone moved it since it was read."""
+        return self.store.renew_lease(job.run_id, ttl_ms, as_seen(job))
+
+    def record_handle(self, job: JobInfo, handle: dict[str, Any]) -> bool:
+        """Record the process that runs this attempt; False when it was given up on meanwhile.
+
+        Whoever owns the lease then (a scheduler that took the job over) watches it by this.
+        """
+        unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
+        return self.store.update_job(job.run_id, handle=handle, expect=unrecorded)
+
+    def give_up(self, job: JobInfo) -> bool:
+        """Mark the job done and release it, unless someone moved it since ``job`` was read."""
+        return self.store.update_job(
+            job.run_id, state=JobState.DONE.value, release=True, expect=as_seen(job)
+        )
+
+    def release(self, job: JobInfo, owner: str) -> None:
+        """Done and released while ``owner`` still holds it (its runner normally did this)."""
+        self.store.update_job(job.run_id, state=JobState.DONE.value, release=True, owner=owner)
+
+    def fail(self, job: JobInfo, error: dict[str, Any]) -> bool:
+        """Fail a job that could not start (its run may have been canceled meanwhile)."""
+        if not self.give_up(job):
+            return False
+        self._say(job, error["message"])
+        try:
+            self.set_job_status(job.workspace, job.run_id, RunStatus.FAILED.value, error=error)
+        except InvalidState:
+            self._canceled(job)
+        return True
+
+    def settle_cancel(self, job: JobInfo) -> bool:
+        """End a job whose run was asked to cancel before its process could."""
+        if not self.give_up(job):
+            return False
+        self._canceled(job)
+        return True
+
+    def end(
+        self, job: JobInfo, status: RunStatus, error: dict[str, Any], *, say: bool = True
+    ) -> bool:
+        """End a job whose process is gone or was killed, whatever its run said last.
+
+        With ``say`` the error's message goes to the job's log too.
+        """
+        if not self.give_up(job):
+            return False
+        if say:
+            self._say(job, error["message"])
+        with contextlib.suppress(InvalidState):
+            self.meta.set_run_status(job.workspace, job.run_id, status, error=error, force=True)
+        self.auth.revoke_job_tokens([job.run_id])
+        return True
+
+    def retry(self, job: JobInfo, owner: str, note: str) -> bool:
+        """Queue a lost job again for its next attempt (``note`` goes to its log)."""
+        if not self.store.requeue(job.run_id, owner, expect=as_seen(job)):
+            return False
+        self._say(job, note)
+        self.meta.set_run_status(job.workspace, job.run_id, RunStatus.QUEUED, force=True)
+        return True
+
+    def cancel_queued(self) -> int:
+        """Cancel the queued jobs whose run was asked to cancel; how many."""
+        return sum(
+            self._cancel_if_queued(ws, run_id) is not None
+            for ws, run_id in self.store.queued_with_run_status(RunStatus.CANCEL_REQUESTED.value)
+        )
+
+    def _cancel_if_queued(self, workspace: str, run_id: str) -> RunInfo | None:
+        if not self.store.update_job(
+            run_id, state=JobState.DONE.value, only_state=JobState.QUEUED.value
+        ):
+            return None
+        return self.meta.set_run_status(
+            workspace,
+            run_id,
+            RunStatus.CANCELED,
+            error={"code": "Canceled", "message": "The run was canceled before it started."},
+            force=True,
+        )
+
+    def _canceled(self, job: JobInfo) -> None:
+        if not self.meta.get_run(job.workspace, job.run_id).run_status.is_terminal:
+            self.meta.set_run_status(
+                job.workspace,
+                job.run_id,
+                RunStatus.CANCELED,
+                error={"code": "Canceled", "message": "The run was canceled by a user."},
+                force=True,
+            )
+        self.auth.revoke_job_tokens([job.run_id])
+
+    def _say(self, job: JobInfo, message: str) -> None:
+        """A line of the job's system log (a store away a moment does not stop the change)."""
+        with contextlib.suppress(CumuloError):
+            self.store.append_logs(job.run_id, [(LogStream.SYSTEM.value, message + "\n", now_ms())])
 
     def issue_job_token(self, job: JobInfo) -> str:
         """A fresh token for this attempt of ``job`` (see ``AuthService.create_job_token``)."""

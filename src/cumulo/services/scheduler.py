@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.compute import processes
+from cumulo.compute.agent import LINK_VAR
 from cumulo.compute.base import (
     JOB_FOLDER,
     Backend,
@@ -42,9 +42,8 @@ from cumulo.compute.base import (
     on_host,
     target_type,
 )
-from cumulo.compute.runner import run_job
 from cumulo.core.entities import now_ms
-from cumulo.core.errors import CumuloError, InvalidState, Unavailable
+from cumulo.core.errors import CumuloError, EnvironmentBuildError, InvalidState, Unavailable
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     JobInfo,
@@ -56,18 +55,19 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
-from cumulo.services.environments import EnvironmentBuildError
-from cumulo.services.jobs import JobService, ServiceChannel
+from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.snapshots import extract
-from cumulo.store.jobs import as_seen
 
 log = logging.getLogger("cumulo.scheduler")
 
 POLL_SECONDS = 0.1
 CANCEL_GRACE_SECONDS = 10.0
 LOST_GRACE_SECONDS = 1.5
-HEARTBEAT_SECONDS = 1.0
+# How a job's agent reaches the workspace (see cumulo.compute.agent): the store where it
+# can open it, else the service's servers through the SDK's HTTP client.
+STORE_LINK = "cumulo.services.agent_link:StoreLink"
+HTTP_LINK = "cumulo.sdk.agent_link:HttpLink"
 
 
 @dataclass
@@ -120,9 +120,10 @@ def job_env(
             child.update(CUMULO_TOKEN=token, MLFLOW_TRACKING_TOKEN=token)
     else:
         child.update(store_vars)
-    agent = {**child, "CUMULO_ENV_CACHE": str(s.env_cache_dir)}
+    agent = {**child, "CUMULO_ENV_CACHE": str(s.env_cache_dir), LINK_VAR: HTTP_LINK}
     if not remote_agent or not endpoint.url:
-        agent.update(store_vars)  # same machine (or embedded): the agent opens the store
+        # Same machine (or embedded): the agent opens the store.
+        agent.update(store_vars, **{LINK_VAR: STORE_LINK})
     return child, agent
 
 
@@ -269,14 +270,14 @@ class Scheduler:
     # ------------------------------------------------------------------ pass
     def tick(self) -> None:
         """One pass: cancel, dispatch, scale, renew, recover, watch."""
-        self._cancel_queued()
+        self.jobs.cancel_queued()
         self._dispatch_new()
         if self._every("pools", 0.25):
             self._scale_pools()
         if self._every("renew", self.lease_ms / 3000):
-            self.jobs.store.renew_leases(self.owner, self.lease_ms)
+            self.jobs.renew_leases(self.owner, self.lease_ms)
         if self._every("recover", 1.0):
-            for job in self.jobs.store.take_over_expired(self.owner, self.lease_ms):
+            for job in self.jobs.take_over_expired(self.owner, self.lease_ms):
                 log.info("took over job %s from a scheduler that stopped", job.run_id)
         if self.endpoint.issue_tokens and self._every("revoke", 5.0):
             # Jobs that ended while no server ran, or by a path that forced their status.
@@ -286,27 +287,10 @@ class Scheduler:
         if self._every("watch", 0.3):
             self._watch()
 
-    def _cancel_queued(self) -> None:
-        for ws, run_id in self.jobs.store.queued_with_run_status("CancelRequested"):
-            if self.jobs.store.update_job(
-                run_id, state=JobState.DONE.value, only_state=JobState.QUEUED.value
-            ):
-                self.jobs.meta.set_run_status(
-                    ws,
-                    run_id,
-                    RunStatus.CANCELED,
-                    error={
-                        "code": "Canceled",
-                        "message": "The run was canceled before it started.",
-                    },
-                )
-
     # --------------------------------------------------------------- dispatch
     def _dispatch_new(self) -> None:
         while len(self._dispatching) < 8 and not self._stop.is_set():
-            job = self.jobs.store.lease_next(
-                self.owner, self.lease_ms, kinds=kinds(pulls_from_queue=False)
-            )
+            job = self.jobs.lease_next(self.owner, self.lease_ms, kinds(pulls_from_queue=False))
             if job is None:
                 return
             with self._lock:
@@ -317,15 +301,15 @@ class Scheduler:
         try:
             self._start(job)
         except EnvironmentBuildError as exc:
-            self._fail(job, {"code": "EnvironmentBuildFailed", "message": exc.message})
+            self.jobs.fail(job, {"code": "EnvironmentBuildFailed", "message": exc.message})
         except InvalidState:
-            self._settle_cancel(job)
+            self.jobs.settle_cancel(job)
         except Exception as exc:
             log.exception("could not start job %s", job.run_id)
             message = (
                 exc.message if isinstance(exc, CumuloError) else f"{type(exc).__name__}: {exc}"
             )
-            self._fail(
+            self.jobs.fail(
                 job, {"code": "StartFailed", "message": f"The job could not start: {message}"}
             )
         finally:
@@ -368,7 +352,7 @@ class Scheduler:
         Each step of a launch runs within a lease's time of this renewal, so no
         other scheduler can take the job over before the step is done.
         """
-        if self.jobs.store.renew_lease(job.run_id, self.lease_ms, as_seen(job)):
+        if self.jobs.still_leased(job, self.lease_ms):
             return True
         log.warning(
             "job %s was taken over by another scheduler during its launch; leaving it to that one",
@@ -382,9 +366,8 @@ class Scheduler:
         The lease owner may have changed (a takeover): the new owner then watches
         this process instead of retrying a job that runs.
         """
-        unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
         try:
-            recorded = self.jobs.store.update_job(job.run_id, handle=handle, expect=unrecorded)
+            recorded = self.jobs.record_handle(job, handle)
         except Exception:
             with contextlib.suppress(Exception):
                 backend.cancel(handle, force=True)  # nobody could find it to watch it
@@ -419,39 +402,6 @@ class Scheduler:
                 found = load_backend(info.kind, config, self.jobs.home, heads)
                 self._backends[key] = found
         return found
-
-    def _give_up(self, job: JobInfo) -> bool:
-        """Mark the job done and release it, unless someone moved it since ``job`` was read."""
-        return self.jobs.store.update_job(
-            job.run_id, state=JobState.DONE.value, release=True, expect=as_seen(job)
-        )
-
-    def _fail(self, job: JobInfo, error: dict[str, Any]) -> None:
-        if not self._give_up(job):
-            return
-        with contextlib.suppress(CumuloError):
-            self.jobs.store.append_logs(
-                job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
-            )
-        try:
-            _set(self.jobs, job, RunStatus.FAILED, error)
-        except InvalidState:
-            self._mark_canceled(job)
-
-    def _settle_cancel(self, job: JobInfo) -> None:
-        if self._give_up(job):
-            self._mark_canceled(job)
-
-    def _mark_canceled(self, job: JobInfo) -> None:
-        run = self.jobs.meta.get_run(job.workspace, job.run_id)
-        if not run.run_status.is_terminal:
-            self.jobs.meta.set_run_status(
-                job.workspace,
-                job.run_id,
-                RunStatus.CANCELED,
-                error={"code": "Canceled", "message": "The run was canceled by a user."},
-                force=True,
-            )
 
     # ------------------------------------------------------------------ pools
     def _scale_pools(self) -> None:
@@ -518,7 +468,7 @@ class Scheduler:
     def _check(self, job: JobInfo) -> None:
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.run_status.is_terminal:
-            self._give_up(job)
+            self.jobs.give_up(job)
             return
         now = time.monotonic()
         if job.handle is None:
@@ -541,7 +491,7 @@ class Scheduler:
             return  # the agent may be writing its last words
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.run_status.is_terminal:
-            self._give_up(job)
+            self.jobs.give_up(job)
             return
         reason = state.message or "the target lost it"
         if job.node and job.node in self._node_procs:
@@ -582,33 +532,27 @@ class Scheduler:
         if now - first < CANCEL_GRACE_SECONDS and not overdue:
             return
         backend.cancel(job.handle or {}, force=True)
-        if not self._give_up(job):
-            return  # it ended, or someone else moved it, meanwhile
         message = (
             f"The run exceeded max_run_duration_seconds={limit} and was canceled."
             if overdue
             else "The run was canceled by a user (its process was killed)."
         )
-        self.jobs.meta.set_run_status(
-            job.workspace,
-            job.run_id,
-            RunStatus.CANCELED,
-            error={"code": "Timeout" if overdue else "Canceled", "message": message},
-            force=True,
-        )
+        error = {"code": "Timeout" if overdue else "Canceled", "message": message}
+        self.jobs.end(job, RunStatus.CANCELED, error, say=False)
 
     def _lost(self, job: JobInfo, reason: str, exit_code: int | None = None) -> None:
         """Retry or fail a job whose process is gone; nothing when ``job`` is out of date."""
         run = self.jobs.meta.get_run(job.workspace, job.run_id)
         if run.status == RunStatus.CANCEL_REQUESTED:
-            self._settle_cancel(job)
+            self.jobs.settle_cancel(job)
         elif job.attempts <= job.max_retries:
             self._retry(job, reason)
         else:
             self._fail_lost(job, reason, exit_code)
 
     def _retry(self, job: JobInfo, reason: str) -> None:
-        if not self.jobs.store.requeue(job.run_id, self.owner, expect=as_seen(job)):
+        note = f"The job was lost ({reason}); retrying, attempt {job.attempts + 1}."
+        if not self.jobs.retry(job, self.owner, note):
             return  # someone else moved it since it was read
         log.warning(
             "job %s was lost (%s); queued again for attempt %d (what it had not yet "
@@ -617,13 +561,13 @@ class Scheduler:
             reason,
             job.attempts + 1,
         )
-        note = f"The job was lost ({reason}); retrying, attempt {job.attempts + 1}."
-        self.jobs.store.append_logs(job.run_id, [(LogStream.SYSTEM.value, note + "\n", now_ms())])
-        self.jobs.meta.set_run_status(job.workspace, job.run_id, RunStatus.QUEUED, force=True)
         self.wake()
 
     def _fail_lost(self, job: JobInfo, reason: str, exit_code: int | None) -> None:
-        if not self._give_up(job):
+        error: dict[str, Any] = {"code": "JobLost", "message": f"The job was lost: {reason}."}
+        if exit_code is not None and exit_code < 0:
+            error["signal"] = signal_name(-exit_code)
+        if not self.jobs.end(job, RunStatus.FAILED, error):
             return  # someone else moved it since it was read
         log.warning(
             "job %s was lost (%s); its run failed (what it had not yet reported, "
@@ -631,157 +575,6 @@ class Scheduler:
             job.run_id,
             reason,
         )
-        error: dict[str, Any] = {"code": "JobLost", "message": f"The job was lost: {reason}."}
-        if exit_code is not None and exit_code < 0:
-            error["signal"] = signal_name(-exit_code)
-        with contextlib.suppress(CumuloError):
-            self.jobs.store.append_logs(
-                job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
-            )
-        self.jobs.meta.set_run_status(
-            job.workspace, job.run_id, RunStatus.FAILED, error=error, force=True
-        )
-
-
-# ---------------------------------------------------------------- pool node
-class PoolNodeWorker:
-    """One node of a managed pool: takes queued jobs of its pool one at a time."""
-
-    def __init__(
-        self, jobs: JobService, workspace: str, target: str, node_id: str, endpoint: Endpoint
-    ) -> None:
-        self.jobs = jobs
-        self.workspace = workspace
-        self.target = target
-        self.node_id = node_id
-        self.endpoint = endpoint
-        self.lease_ms = int(jobs.settings.lease_seconds * 1000)
-        self.stop = threading.Event()
-        self._busy: str | None = None
-        self._checked_at = 0.0
-
-    def _server_gone(self) -> bool:
-        """True when no address of the service answers any more.
-
-        A node outlives the server that started it, and its jobs report to any
-        server of the service. Once none answers, jobs it took would report to
-        dead addresses: it stops instead, and the next server's scheduler starts
-        nodes that report to it.
-        """
-        urls = self.endpoint.urls or ((self.endpoint.url,) if self.endpoint.url else ())
-        if not urls or time.monotonic() - self._checked_at < 2.0:
-            return False
-        self._checked_at = time.monotonic()
-        return not any(self._answers(url) for url in urls)
-
-    @staticmethod
-    def _answers(url: str) -> bool:
-        import httpx
-
-        try:
-            return httpx.get(url.rstrip("/") + "/health", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def _heartbeat(self) -> None:
-        while not self.stop.wait(HEARTBEAT_SECONDS):
-            with contextlib.suppress(CumuloError):
-                self.jobs.store.update_node(self.node_id)
-                if self._busy:
-                    self.jobs.store.renew_leases(self.node_id, self.lease_ms, [self._busy])
-
-    def run(self) -> None:
-        store = self.jobs.store
-        here = host_id(self.jobs.settings.advertise_host)
-        store.update_node(self.node_id, state="idle", pid=os.getpid(), host=here)
-        beat = threading.Thread(target=self._heartbeat, daemon=True)
-        beat.start()
-        idle_since = time.monotonic()
-        try:
-            while not self.stop.is_set():
-                try:
-                    info = self.jobs.get_compute_target(self.workspace, self.target)
-                except CumuloError:
-                    return  # the target was deleted
-                cfg, kind = info.config, info.kind
-                if self._server_gone():
-                    return
-                job = store.lease_next(
-                    self.node_id,
-                    self.lease_ms,
-                    kinds=[kind],
-                    workspace=self.workspace,
-                    target=self.target,
-                    node=self.node_id,
-                )
-                if job is None:
-                    if time.monotonic() - idle_since > float(cfg["idle_seconds_before_scaledown"]):
-                        return
-                    time.sleep(POLL_SECONDS)
-                    continue
-                self._busy = job.run_id
-                store.update_node(self.node_id, state="busy", run_id=job.run_id)
-                try:
-                    self._run(job)
-                finally:
-                    self._busy = None
-                    store.update_node(self.node_id, state="idle", clear_run=True)
-                    idle_since = time.monotonic()
-        finally:
-            self.stop.set()
-            with contextlib.suppress(CumuloError):
-                store.update_node(self.node_id, state="stopped", clear_run=True)
-
-    def _run(self, job: JobInfo) -> None:
-        jobs = self.jobs
-        try:
-            _set(jobs, job, RunStatus.PREPARING)
-            workdir, spec, _agent = prepare(jobs, job, self.endpoint, build_here=True)
-            _set(jobs, job, RunStatus.STARTING)
-        except EnvironmentBuildError as exc:
-            self._end(
-                job, RunStatus.FAILED, {"code": "EnvironmentBuildFailed", "message": exc.message}
-            )
-            return
-        except InvalidState:
-            self._end(job, RunStatus.CANCELED, {"code": "Canceled", "message": "Canceled."})
-            return
-        except CumuloError as exc:
-            self._end(job, RunStatus.FAILED, {"code": "StartFailed", "message": exc.message})
-            return
-
-        def _started(pid: int) -> None:
-            handle = {
-                "pid": pid,
-                "pgid": pid,
-                "start": processes.start_time(pid),
-                "host": host_id(jobs.settings.advertise_host),
-            }
-            # A scheduler that took the job over (this node looked dead) watches it by this.
-            unrecorded = {"state": JobState.ACTIVE.value, "attempts": job.attempts, "handle": None}
-            if not jobs.store.update_job(job.run_id, handle=handle, expect=unrecorded):
-                log.warning(
-                    "job %s was given up on while node %s started it", job.run_id, self.node_id
-                )
-
-        run_job(spec, ServiceChannel(jobs, job.workspace, job.run_id), workdir, on_child=_started)
-        # Its final report normally did this; while the node holds the lease it still may.
-        jobs.store.update_job(
-            job.run_id, state=JobState.DONE.value, release=True, owner=self.node_id
-        )
-
-    def _end(self, job: JobInfo, status: RunStatus, error: dict[str, Any]) -> None:
-        if not self.jobs.store.update_job(
-            job.run_id, state=JobState.DONE.value, release=True, expect=as_seen(job)
-        ):
-            return  # a scheduler took it over meanwhile and decides
-        self.jobs.store.append_logs(
-            job.run_id, [(LogStream.SYSTEM.value, error["message"] + "\n", now_ms())]
-        )
-        with contextlib.suppress(InvalidState):
-            self.jobs.meta.set_run_status(
-                job.workspace, job.run_id, status, error=error, force=True
-            )
 
 
 # ------------------------------------------------------------------- worker

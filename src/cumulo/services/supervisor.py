@@ -366,8 +366,8 @@ class Supervisor:
     def _environment(
         self, environment: dict[str, Any], gen_dir: Path
     ) -> tuple[str, dict[str, str]]:
+        from cumulo.compute.environments import ensure_environment
         from cumulo.core.jobs import EnvironmentSpec
-        from cumulo.services.environments import ensure_environment
 
         spec = EnvironmentSpec.parse(environment.get("spec") or {})
         build_log = gen_dir / "environment.log"

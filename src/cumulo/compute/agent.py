@@ -1,15 +1,19 @@
-"""The job agent: ``python -m cumulo.sdk.agent run DIR`` runs one job in DIR;
-``... standby`` waits warmed up for a job on stdin (the local target keeps one
-spare); ``... node WORKSPACE TARGET NODE_ID`` is a pool node.
+"""The job agent: the program a compute target starts to run a job and report on it.
+
+``python -m cumulo.compute.agent run DIR`` runs the job prepared in DIR;
+``... standby`` waits, warmed up, for a job on stdin (the local target keeps
+spares); ``... node WORKSPACE TARGET NODE_ID`` is a node of a pool.
 
 Started by compute targets, never by users. It reaches the workspace through
-the store directly when ``CUMULO_DATABASE_URL`` is set (same machine), else
-through the servers at ``CUMULO_URLS`` (failing over between them), else
-``CUMULO_URL``.
+a link (``AgentLink``) that whoever prepared the job names in its environment
+as ``CUMULO_AGENT_LINK=module:callable``: the scheduler names one that opens
+the store where the agent can (this machine), else one that reports to the
+service's servers. This module imports neither: the link is handed down.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -18,48 +22,56 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cumulo.compute.base import JOB_FOLDER
+from cumulo.compute.environments import Log, ensure_environment
+from cumulo.compute.pool import NodeQueue, PoolNode
 from cumulo.compute.runner import JobChannel, run_job
+from cumulo.core.errors import ConfigError
 from cumulo.core.jobs import EnvironmentSpec
-from cumulo.core.settings import Settings, parse_urls
-
-if TYPE_CHECKING:
-    from cumulo.services.scheduler import Endpoint
+from cumulo.core.settings import Settings
 
 log = logging.getLogger("cumulo.agent")
 
-
-def _direct() -> bool:
-    return bool(os.environ.get("CUMULO_DATABASE_URL")) or not os.environ.get("CUMULO_URL")
+LINK_VAR = "CUMULO_AGENT_LINK"
 
 
-def channel_for(workspace: str, run_id: str) -> JobChannel:
-    if _direct():
-        from cumulo.services.context import open_services
-        from cumulo.services.jobs import ServiceChannel
+class AgentLink:
+    """How an agent reaches its workspace; subclasses say how (the store, or a server).
 
-        return ServiceChannel(open_services(Settings.load()).jobs, workspace, run_id)
-    from cumulo.sdk.http import HttpChannel
+    ``channel`` is the runner's line to one job's run. By default an environment
+    is built (or found) in this machine's cache, and the link runs no pool node.
+    """
 
-    # Every server of the workspace's service address: the job outlives any one of them.
-    urls = os.environ.get("CUMULO_URLS") or os.environ["CUMULO_URL"]
-    return HttpChannel(urls, os.environ.get("CUMULO_TOKEN"), workspace, run_id)
+    def channel(self, workspace: str, run_id: str) -> JobChannel:
+        raise NotImplementedError
+
+    def build_env(self, env_def: dict[str, Any], log: Log) -> str:
+        """The interpreter of the job's environment (``env_def``: an ``EnvironmentInfo``)."""
+        cache = Settings.load().env_cache_dir  # CUMULO_ENV_CACHE, set by the scheduler
+        spec = EnvironmentSpec.parse(env_def["spec"])
+        return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
+
+    def node_queue(self, workspace: str, target: str, node_id: str) -> NodeQueue:
+        raise ConfigError("This agent link runs no pool node: a pool node opens the store.")
+
+    def warm(self) -> None:
+        """Connect before a job comes (a spare agent)."""
 
 
-def _build_env(env_def: dict[str, Any], log: Any) -> str:
-    from cumulo.services.environments import ensure_environment
-
-    if _direct():  # record the build (status and log) with the environment
-        from cumulo.core.jobs import EnvironmentInfo
-        from cumulo.services.context import open_services
-
-        jobs = open_services(Settings.load()).jobs
-        return jobs.environments.build(EnvironmentInfo.from_dict(env_def), log)
-    cache = Settings.load().env_cache_dir  # CUMULO_ENV_CACHE, set by the scheduler
-    spec = EnvironmentSpec.parse(env_def["spec"])
-    return ensure_environment(spec, cache, log, label=f"{env_def['name']}:{env_def['version']}")
+def open_link() -> AgentLink:
+    """The link named in ``CUMULO_AGENT_LINK``, imported and made now."""
+    name = os.environ.get(LINK_VAR, "")
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(
+            f"{LINK_VAR} must name how the agent reaches its workspace (module:callable), "
+            f"got {name!r}; agents are started by compute targets, which set it."
+        )
+    factory = getattr(importlib.import_module(module_name), attr)
+    link: AgentLink = factory()
+    return link
 
 
 def _attempt(run_id: str, workdir: Path) -> int | None:
@@ -87,14 +99,15 @@ def _keep_lease(renew: Callable[[int, int], bool], attempt: int, done: threading
             return
 
 
-def run(workdir: Path) -> int:
+def run(workdir: Path, link: AgentLink | None = None) -> int:
     spec = json.loads((workdir / JOB_FOLDER / "spec.json").read_text())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    channel = channel_for(spec["workspace"], spec["run_id"])
+    link = link or open_link()
+    channel = link.channel(spec["workspace"], spec["run_id"])
     done = threading.Event()
-    # Through the store only. An agent that reaches a server over HTTP runs on a Ray
-    # cluster, where any server's scheduler finds it through the cluster: it skips this.
+    # Through the store only. An agent that reaches a server over HTTP runs on another
+    # machine, where any server's scheduler finds it through its target: it skips this.
     renew = getattr(channel, "renew_lease", None)
     attempt = _attempt(spec["run_id"], workdir)
     if renew is not None and attempt is not None:
@@ -103,7 +116,7 @@ def run(workdir: Path) -> int:
         )
         keeper.start()
     try:
-        run_job(spec, channel, workdir, build_env=_build_env, stop=stop)
+        run_job(spec, channel, workdir, build_env=link.build_env, stop=stop)
     finally:
         done.set()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the job is over: nothing left to save
@@ -112,38 +125,18 @@ def run(workdir: Path) -> int:
 
 def standby() -> int:
     """Wait, warmed up, for a job on stdin (one JSON line: workdir and variables)."""
-    from cumulo.services.context import open_services
-    from cumulo.services.jobs import ServiceChannel  # noqa: F401  (imported now, not later)
-
-    if _direct():
-        open_services(Settings.load())  # connect and check the schema before the job comes
+    link = open_link()
+    link.warm()  # connect and check the schema before the job comes
     line = sys.stdin.readline()
     if not line.strip():
         return 0  # the scheduler stopped: no job for this spare
     message = json.loads(line)
     os.environ.update(message["env"])
-    return run(Path(message["workdir"]))
-
-
-def node_endpoint(settings: Settings) -> Endpoint:
-    """A pool node's service: its first address, and every one it may find a server at."""
-    from cumulo.services.scheduler import Endpoint
-
-    return Endpoint(
-        os.environ.get("CUMULO_URL"),
-        issue_tokens=settings.auth == "token",
-        urls=parse_urls(os.environ.get("CUMULO_URLS", "")),
-    )
+    return run(Path(message["workdir"]), link)
 
 
 def node(workspace: str, target: str, node_id: str) -> int:
-    from cumulo.services.context import open_services
-    from cumulo.services.scheduler import PoolNodeWorker
-
-    settings = Settings.load()
-    worker = PoolNodeWorker(
-        open_services(settings).jobs, workspace, target, node_id, node_endpoint(settings)
-    )
+    worker = PoolNode(open_link().node_queue(workspace, target, node_id))
     # SIGTERM: finish the job at hand, then stop.
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
     worker.run()
