@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from cumulo.core.settings import Settings
 from cumulo.sdk.http import HttpChannel, HttpTransport
 from cumulo.server.app import create_app
 from cumulo.services.context import open_services
+from cumulo.services.scheduler import HTTP_LINK
 
 
 @pytest.fixture
@@ -124,6 +128,25 @@ def test_the_runner_reports_over_http(remote: Workspace, server: str, tmp_path: 
     assert "hi\n" in run.get_logs()
     assert "outputs/a" in run.get_file_names()
     assert json.loads((workdir / ".cumulo_job" / "result.json").read_text())["exit_code"] == 0
+
+
+def test_the_agent_program_reports_through_the_link_its_job_names(
+    remote: Workspace, server: str, tmp_path: Path
+) -> None:
+    """The agent as a Ray node starts it: no store, only the server, through the HTTP link."""
+    run = Experiment(remote, "agent").start_logging()
+    workdir = tmp_path / f"{run.id}-1"
+    write_script(workdir, "job.py", "print('over http')\n")
+    spec = {"run_id": run.id, "workspace": remote.name, "script": "job.py", "env": {}}
+    (workdir / ".cumulo_job").mkdir()
+    (workdir / ".cumulo_job" / "spec.json").write_text(json.dumps(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUMULO_", "MLFLOW_"))}
+    env.update(CUMULO_URL=server, CUMULO_AGENT_LINK=HTTP_LINK)
+    agent = [sys.executable, "-m", "cumulo.compute.agent", "run", str(workdir)]
+    subprocess.run(agent, env=env, cwd=workdir, check=True, timeout=120)
+    assert run.get_status() == "Completed"
+    assert "over http\n" in run.get_logs()
+    assert "user_logs/std_log.txt" in run.get_file_names()
 
 
 def test_the_script_cannot_end_its_own_job(remote: Workspace, tmp_path: Path) -> None:
