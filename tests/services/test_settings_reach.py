@@ -16,7 +16,8 @@ from cumulo.compute.runner import run_job
 from cumulo.core.errors import Unavailable
 from cumulo.core.settings import Settings
 from cumulo.services.context import open_services
-from cumulo.services.scheduler import Endpoint, PoolNodeWorker, job_env
+from cumulo.services.agent_link import ServiceNodeQueue
+from cumulo.services.scheduler import Endpoint, job_env
 from cumulo.services.supervisor import Supervisor
 
 
@@ -31,7 +32,7 @@ def test_lease_seconds_reach_the_scheduler_and_pool_nodes(
 ) -> None:
     services = _services(tmp_path, monkeypatch, CUMULO_LEASE_SECONDS="2.5")
     assert services.scheduler.ensure_started().lease_ms == 2500
-    node = PoolNodeWorker(services.jobs, "default", "pool", "node", Endpoint())
+    node = ServiceNodeQueue(services.jobs, "default", "pool", "node", Endpoint())
     assert node.lease_ms == 2500
 
 
