@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from studio_kit import LiveServer, Page
+from studio_kit import SCREENSHOTS, LiveServer, Page
 
 from cumulo.core.settings import Settings
 
@@ -217,7 +218,13 @@ def test_runs_table_shows_what_varies_and_the_best_of_each_metric(tab: Page, swe
     assert best.count() == len([h for h in headers if h.startswith("metrics.")])
 
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The documentation's pictures are refreshed on request only, so a test run leaves the
+# checkout as it found it: CUMULO_UPDATE_DOCS_SCREENSHOTS=1 writes them into docs/.
+DOCS_SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("CUMULO_UPDATE_DOCS_SCREENSHOTS") == "1"
+    else SCREENSHOTS / "docs"
+)
 
 
 def _context_page(browser: Any, base: str, **options: Any) -> tuple[Any, Any, list[str]]:
@@ -270,6 +277,7 @@ def test_phone_width_keeps_name_status_and_a_metric(browser: Any, sweep: Sweep) 
         assert [h.split()[0] for h in shown] == ["Run", "Status", "accuracy"], shown
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 1  # nothing wider than the screen
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS_SHOTS / "phone-runs.png"))
         page.goto(base + f"/ws/{sweep.workspace}/experiments/{sweep.experiment_id}/charts")
         page.wait_for_selector(".panel[data-key=loss][data-drawn='12']")
