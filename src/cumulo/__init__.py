@@ -14,6 +14,7 @@ from cumulo.core.errors import (
     InvalidState,
     NotFound,
     PermissionDenied,
+    RunFailed,
     Unauthenticated,
     Unavailable,
 )
@@ -21,7 +22,7 @@ from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
 from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.experiment import Experiment
-from cumulo.sdk.jobs import Environment, RunFailed, ScriptRunConfig
+from cumulo.sdk.jobs import Environment, ScriptRunConfig
 from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
 from cumulo.sdk.run import OfflineRun, Run
 from cumulo.sdk.sweeps import (

@@ -25,7 +25,7 @@ import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pathspec
 
@@ -46,7 +46,7 @@ class _Entry:
     executable: bool
 
 
-def ignore_spec(root: Path) -> tuple[pathspec.PathSpec, str | None]:
+def ignore_spec(root: Path) -> tuple[pathspec.PathSpec[Any], str | None]:
     lines = list(ALWAYS_IGNORED)
     used = None
     for name in IGNORE_FILES:

@@ -18,7 +18,8 @@ class Record:
     """Dict conversion shared by every entity (the wire format of both transports)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        data: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

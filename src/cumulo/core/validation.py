@@ -166,11 +166,10 @@ def timestamp_ms(value: Any) -> int:
 
 
 def text_value(value: Any, limit: int, what: str) -> str:
-    if not isinstance(value, str):
-        value = str(value)
-    if len(value) > limit:
-        raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {limit}.")
-    return value
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise InvalidInput(f"{what} is {len(text)} characters long; the limit is {limit}.")
+    return text
 
 
 def param_value(value: Any) -> str:

@@ -199,7 +199,7 @@ def _carries_credentials(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"authorization" or (name == b"cookie" and b"cumulo_token=" in value):
             return True
-    return scope["method"] == "POST" and scope["path"] == "/login"
+    return bool(scope["method"] == "POST" and scope["path"] == "/login")
 
 
 async def _too_many(send: Send, wait: int) -> None:

@@ -42,6 +42,7 @@ from cumulo.compute.base import (
     on_host,
     target_type,
 )
+from cumulo.compute.snapshots import extract
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError, EnvironmentBuildError, InvalidState, Unavailable
 from cumulo.core.jobs import (
@@ -57,7 +58,6 @@ from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner, target_heads
-from cumulo.services.snapshots import extract
 
 log = logging.getLogger("cumulo.scheduler")
 
@@ -172,7 +172,9 @@ def prepare(
     return workdir, spec, agent
 
 
-def _set(jobs: JobService, job: JobInfo, status: RunStatus, error: dict | None = None) -> None:
+def _set(
+    jobs: JobService, job: JobInfo, status: RunStatus, error: dict[str, Any] | None = None
+) -> None:
     jobs.set_job_status(job.workspace, job.run_id, status.value, error=error)
 
 

@@ -29,7 +29,7 @@ def bucket_value(index: int) -> float:
     """A representative latency for a bucket: the geometric middle of its bounds."""
     if index == 0:
         return BASE_MS
-    return BASE_MS * GROWTH ** (index - 0.5)
+    return float(BASE_MS * GROWTH ** (index - 0.5))
 
 
 def percentiles(

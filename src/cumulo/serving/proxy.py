@@ -198,13 +198,13 @@ class EndpointRouter:
                 f"({', '.join(traffic)}); see endpoint.get_logs() and its deployments' state."
             )
         if len(live) == 1:
-            return live[0][0]
+            return str(live[0][0])
         pick = random.random() * sum(w for _, w in live)
         for name, weight in live:
             pick -= weight
             if pick < 0:
-                return name
-        return live[-1][0]
+                return str(name)
+        return str(live[-1][0])
 
     def _replicas(self, table: _Table, deployment: str) -> list[str]:
         urls = table.urls(deployment)

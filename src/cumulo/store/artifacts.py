@@ -176,7 +176,8 @@ class ArtifactStore:
         with storage_errors(f"read {rel!r}"):
             if not rel or not self.fs.isfile(path):
                 raise NotFound(f"Artifact {rel!r} does not exist.")
-            return self.fs.open(path, "rb")
+            stream: IO[bytes] = self.fs.open(path, "rb")
+            return stream
 
     def iter_bytes(self, prefix: str, rel: str) -> Iterator[bytes]:
         with self.open(prefix, rel) as fh:

@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict  # type: ignore[attr-defined]
 
 from cumulo.core.validation import INT64_MAX, INT64_MIN
 from cumulo.server.api.common import WS, Readable, Tracking, Writable

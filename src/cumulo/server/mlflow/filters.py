@@ -8,7 +8,7 @@ to the attribute names the stores know. ``matches`` filters in memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cumulo.core.errors import InvalidInput
@@ -75,7 +75,7 @@ def matches(c: Clause, value: Any) -> bool:
         return value is not None
     if value is None:
         return False
-    ops = {
+    ops: dict[str, Callable[[Any, Any], bool]] = {
         "=": lambda a, b: a == b,
         "!=": lambda a, b: a != b,
         ">": lambda a, b: a > b,

@@ -227,7 +227,7 @@ def _pretty(value: Any) -> str:
         try:
             value = json.loads(value)
         except ValueError:
-            return value
+            return str(value)
     return json.dumps(value, indent=1)
 
 
