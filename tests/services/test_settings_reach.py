@@ -15,8 +15,8 @@ from cumulo.compute.base import JOB_FOLDER
 from cumulo.compute.runner import run_job
 from cumulo.core.errors import Unavailable
 from cumulo.core.settings import Settings
-from cumulo.services.context import open_services
 from cumulo.services.agent_link import ServiceNodeQueue
+from cumulo.services.context import open_services
 from cumulo.services.scheduler import Endpoint, job_env
 from cumulo.services.supervisor import Supervisor
 
