@@ -20,11 +20,10 @@ from cumulo.core.errors import (
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
-from cumulo.sdk.endpoints import Endpoint
-from cumulo.sdk.experiment import Experiment
+from cumulo.sdk.endpoints import DeploymentConfig, Endpoint, InferenceConfig
 from cumulo.sdk.jobs import Environment, ScriptRunConfig
-from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
-from cumulo.sdk.run import OfflineRun, Run
+from cumulo.sdk.models import Model
+from cumulo.sdk.run import OfflineRun
 from cumulo.sdk.sweeps import (
     BanditPolicy,
     BayesianParameterSampling,
@@ -33,7 +32,6 @@ from cumulo.sdk.sweeps import (
     MedianStoppingPolicy,
     PrimaryMetricGoal,
     RandomParameterSampling,
-    SweepRun,
     TruncationSelectionPolicy,
     choice,
     lognormal,
@@ -46,7 +44,7 @@ from cumulo.sdk.sweeps import (
     randint,
     uniform,
 )
-from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.workspace import Experiment, Run, SweepRun, Workspace
 
 __version__ = "0.1.0"
 

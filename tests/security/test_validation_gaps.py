@@ -19,7 +19,7 @@ from cumulo import Workspace
 from cumulo.cli.main import app
 from cumulo.core import validation
 from cumulo.core.errors import InvalidInput, InvalidPath
-from cumulo.sdk.experiment import Experiment
+from cumulo.sdk.workspace import Experiment
 from cumulo.services.registry import model_name
 
 MLFLOW = "/api/2.0/mlflow"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from cumulo import Workspace
 from cumulo.cli.main import app
 from cumulo.core.errors import PermissionDenied, Unauthenticated
-from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.workspace import Experiment
 
 runner = CliRunner()
 

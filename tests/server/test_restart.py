@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
 
 from cumulo import Workspace
-from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.workspace import Experiment
 
 pytestmark = pytest.mark.slow
 

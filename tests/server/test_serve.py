@@ -17,8 +17,8 @@ from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
 
 from cumulo import Workspace
 from cumulo.core.settings import Settings
-from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.workspace import Experiment
 from cumulo.server.serve import set_nodelay, worker_config
 
 CLI = [sys.executable, "-m", "cumulo.cli.main", "server"]

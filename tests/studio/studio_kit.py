@@ -61,7 +61,7 @@ class Seeded:
 def seed(home: Path) -> Seeded:
     """A workspace through the SDK: 60 trials, a failed run, a long series, files, images."""
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
 
     ws = Workspace.create("vision", home=home, exist_ok=True)
     exp = Experiment(ws, "digits")

@@ -164,7 +164,7 @@ def test_run_overview_shows_error_with_failing_line(tab: Page, seeded: Seeded) -
 
 def test_logs_tail_live_while_the_run_runs(tab: Page, seeded: Seeded) -> None:
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
 
     ws = Workspace.get(seeded.workspace, home=seeded.home)
     run = Experiment(ws, "digits").start_logging(display_name="live")

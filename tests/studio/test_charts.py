@@ -29,7 +29,7 @@ class Sweep:
 
 def _seed(home: Path) -> tuple[str, int, dict[str, str]]:
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
 
     ws = Workspace.create("sweeps", home=home)
     exp = Experiment(ws, "lr-sweep")
@@ -318,8 +318,7 @@ def test_screenshots_of_the_charts_view_and_compare(tab: Page, sweep: Sweep) -> 
 
 
 def test_an_empty_experiment_shows_how_to_log_a_first_run(tab: Page, sweep: Sweep) -> None:
-    from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo import Experiment, Workspace
 
     ws = Workspace.get(sweep.workspace, home=sweep.home)
     empty = Experiment(ws, "fresh-idea")

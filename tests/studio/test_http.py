@@ -16,7 +16,7 @@ from cumulo.core.settings import Settings
 
 def _seed(home: Path) -> tuple[str, str]:
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
 
     ws = Workspace.create("vision", home=home)
     Workspace.create("other", home=home)

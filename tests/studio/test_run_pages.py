@@ -80,7 +80,7 @@ def _mlflow(url: str, exp_name: str, status: str) -> str:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
     from cumulo.services.context import open_services
 
     home = tmp_path_factory.mktemp("run-pages")
@@ -123,7 +123,7 @@ def test_every_tab_of_every_run_renders(runs: Runs, kind: str, status: str) -> N
 
 def test_images_logged_under_one_name_are_all_kept(tmp_path: Path) -> None:
     from cumulo import Workspace
-    from cumulo.sdk.experiment import Experiment
+    from cumulo.sdk.workspace import Experiment
 
     home = tmp_path / "home"
     ws = Workspace.create("default", home=home)

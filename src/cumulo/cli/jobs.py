@@ -31,9 +31,8 @@ from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
 from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
-from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.jobs import Environment, ScriptRunConfig, iter_logs
-from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.workspace import Experiment, Workspace
 
 job_app = typer.Typer(help="Submit scripts as jobs to compute targets.", no_args_is_help=True)
 compute_app = typer.Typer(

@@ -25,8 +25,8 @@ from cumulo.cli.common import (
 )
 from cumulo.core.errors import InvalidInput
 from cumulo.sdk import display
-from cumulo.sdk.endpoints import Endpoint
-from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
+from cumulo.sdk.endpoints import DeploymentConfig, Endpoint, InferenceConfig
+from cumulo.sdk.models import Model
 
 model_app = typer.Typer(
     help="Register, list, show, download and delete models.", no_args_is_help=True

@@ -49,10 +49,9 @@ from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import ParameterExpression, Policy, Sampling
 from cumulo.sdk import display
-from cumulo.sdk.experiment import Experiment
 from cumulo.sdk.jobs import ScriptRunConfig
-from cumulo.sdk.sweeps import HyperDriveConfig, SweepRun
-from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.sweeps import HyperDriveConfig
+from cumulo.sdk.workspace import Experiment, SweepRun, Workspace
 
 sweep_app = typer.Typer(
     help="Hyperparameter sweeps: submit one, show its leaderboard, cancel it.",

@@ -20,8 +20,7 @@ from cumulo.cli.common import (
 )
 from cumulo.core.entities import RunInfo, encode_float
 from cumulo.sdk import display
-from cumulo.sdk.experiment import Experiment
-from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.workspace import Experiment, Workspace
 
 workspace_app = typer.Typer(help="Create, list and show workspaces.", no_args_is_help=True)
 experiment_app = typer.Typer(help="List, archive and delete experiments.", no_args_is_help=True)

@@ -14,13 +14,11 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cumulo.core.errors import NotFound
 from cumulo.core.jobs import ComputeTargetInfo
-
-if TYPE_CHECKING:
-    from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.run import WorkspaceRef
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ class ComputeTarget:
         pool.get_status()["node_state_counts"]
     """
 
-    def __init__(self, workspace: Workspace, info: ComputeTargetInfo) -> None:
+    def __init__(self, workspace: WorkspaceRef, info: ComputeTargetInfo) -> None:
         self.workspace = workspace
         self._info = info
 
@@ -158,7 +156,7 @@ class ComputeTarget:
 
     @staticmethod
     def create(
-        workspace: Workspace, name: str, config: TargetConfig | dict[str, Any]
+        workspace: WorkspaceRef, name: str, config: TargetConfig | dict[str, Any]
     ) -> ComputeTarget:
         if isinstance(config, dict):
             kind, cfg = config.get("kind"), {k: v for k, v in config.items() if k != "kind"}
@@ -168,17 +166,17 @@ class ComputeTarget:
         return ComputeTarget(workspace, info)
 
     @staticmethod
-    def attach(workspace: Workspace, name: str, machine: SshMachine) -> ComputeTarget:
+    def attach(workspace: WorkspaceRef, name: str, machine: SshMachine) -> ComputeTarget:
         """Attach a machine of one's own (``SshMachine``) as a target named ``name``."""
         return ComputeTarget.create(workspace, name, machine)
 
     @staticmethod
-    def get(workspace: Workspace, name: str) -> ComputeTarget:
+    def get(workspace: WorkspaceRef, name: str) -> ComputeTarget:
         jobs = workspace.transport.jobs
         return ComputeTarget(workspace, jobs.get_compute_target(workspace.name, name))
 
     @staticmethod
-    def list(workspace: Workspace) -> builtins.list[ComputeTarget]:
+    def list(workspace: WorkspaceRef) -> builtins.list[ComputeTarget]:
         jobs = workspace.transport.jobs
         return [ComputeTarget(workspace, i) for i in jobs.list_compute_targets(workspace.name)]
 

@@ -1,4 +1,7 @@
-"""``Endpoint``: a stable scoring URL with deployments (blue, green...) and a traffic split."""
+"""``Endpoint``: a stable scoring URL with deployments (blue, green...) and a traffic split.
+
+``InferenceConfig`` and ``DeploymentConfig`` say how a deployment answers and runs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import orjson
@@ -17,13 +21,123 @@ import orjson
 from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
 from cumulo.sdk import display
-from cumulo.sdk.models import DeploymentConfig, InferenceConfig, Model
-
-if TYPE_CHECKING:
-    from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.run import WorkspaceRef
 
 # Never packed with the scoring code.
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".cumulo"}
+
+
+@runtime_checkable
+class ModelRef(Protocol):
+    """A model version to serve: a ``cumulo.Model``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+
+
+class InferenceConfig:
+    """How to answer requests: an entry script, or nothing for an MLflow model.
+
+    The entry script defines ``init()`` (load the model, found through
+    ``os.environ["CUMULO_MODEL_DIR"]`` or ``Model.get_model_path(name)``) and
+    ``run(raw_data)`` (the request body as a string; return anything JSON can
+    carry; raise ``cumulo.InvalidInput`` for a bad request, which answers 400).
+    ``sample_input``/``sample_output`` describe the endpoint's OpenAPI schema.
+
+    Example::
+
+        InferenceConfig(entry_script="score.py", source_directory="./serve",
+                        sample_input={"data": [[1.0, 2.0]]})
+    """
+
+    def __init__(
+        self,
+        entry_script: str | None = None,
+        source_directory: str | Path | None = None,
+        environment: Any = None,
+        sample_input: Any = None,
+        sample_output: Any = None,
+    ) -> None:
+        if entry_script is not None and Path(entry_script).is_absolute():
+            raise InvalidInput("entry_script is a path inside source_directory, not absolute.")
+        self.entry_script = entry_script
+        self.source_directory = Path(source_directory) if source_directory else None
+        if entry_script and self.source_directory is None:
+            self.source_directory = Path(".")
+        self.environment = environment
+        self.sample_input = sample_input
+        self.sample_output = sample_output
+
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "entry_script": self.entry_script,
+            "sample_input": self.sample_input,
+            "sample_output": self.sample_output,
+        }
+        env = self.environment
+        if env is not None and env != "current":
+            spec = getattr(env, "spec", None)
+            if spec is None:
+                raise InvalidInput(
+                    "environment is an Environment (cumulo.Environment(...)) or 'current'."
+                )
+            out["environment"] = {"name": getattr(env, "name", ""), "spec": spec.to_dict()}
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceConfig(entry_script={self.entry_script!r}, "
+            f"source_directory={str(self.source_directory) if self.source_directory else None!r})"
+        )
+
+
+class DeploymentConfig:
+    """How to run a deployment: replicas, auth, where, timeouts, probes, request logging.
+
+    ``auth``: ``"key"`` (primary/secondary keys), ``"token"`` (workspace tokens)
+    or ``"none"``. ``compute_target``: ``None`` for local replica processes, or
+    the name of a Ray cluster target to serve with Ray Serve. ``request_logging``:
+    the share of requests (0 to 1) whose body and answer are kept.
+
+    Example::
+
+        DeploymentConfig(replicas=2, auth="key", request_logging=0.1)
+    """
+
+    def __init__(
+        self,
+        replicas: int = 1,
+        auth: str = "key",
+        compute_target: str | None = None,
+        request_timeout_ms: int = 60_000,
+        request_logging: float = 0.0,
+        environment_variables: dict[str, str] | None = None,
+        liveness_period_s: float = 5.0,
+        liveness_timeout_s: float = 2.0,
+        failure_threshold: int = 3,
+        startup_timeout_s: float = 600.0,
+    ) -> None:
+        self.replicas = replicas
+        self.auth = auth
+        self.compute_target = compute_target
+        self.request_timeout_ms = request_timeout_ms
+        self.request_logging = request_logging
+        self.environment_variables = dict(environment_variables or {})
+        self.liveness_period_s = liveness_period_s
+        self.liveness_timeout_s = liveness_timeout_s
+        self.failure_threshold = failure_threshold
+        self.startup_timeout_s = startup_timeout_s
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "auth"}
+
+    def __repr__(self) -> str:
+        return (
+            f"DeploymentConfig(replicas={self.replicas}, auth={self.auth!r}, "
+            f"compute_target={self.compute_target!r})"
+        )
 
 
 class Endpoint:
@@ -39,7 +153,7 @@ class Endpoint:
         print(ep.scoring_uri)
     """
 
-    def __init__(self, workspace: Workspace, name: str, *, _info: EndpointInfo | None = None):
+    def __init__(self, workspace: WorkspaceRef, name: str, *, _info: EndpointInfo | None = None):
         self.workspace = workspace
         self._transport = workspace.transport
         self._api = workspace.transport.endpoints
@@ -48,13 +162,13 @@ class Endpoint:
         self._key: str | None = None  # the primary key, read once for run()
 
     @classmethod
-    def list(cls, workspace: Workspace) -> builtins.list[Endpoint]:
+    def list(cls, workspace: WorkspaceRef) -> builtins.list[Endpoint]:
         api = workspace.transport.endpoints
         return [cls(workspace, e.name, _info=e) for e in api.list_endpoints(workspace.name)]
 
     @classmethod
     def create(
-        cls, workspace: Workspace, name: str, auth: str = "key", description: str = ""
+        cls, workspace: WorkspaceRef, name: str, auth: str = "key", description: str = ""
     ) -> Endpoint:
         """An endpoint without deployments yet (add them with ``add_deployment``)."""
         info = workspace.transport.endpoints.create_endpoint(
@@ -130,7 +244,7 @@ class Endpoint:
     def add_deployment(
         self,
         name: str,
-        models: builtins.list[Model],
+        models: Sequence[ModelRef],
         inference_config: InferenceConfig | None = None,
         deployment_config: DeploymentConfig | None = None,
         wait: bool = True,
@@ -150,7 +264,7 @@ class Endpoint:
     def update(
         self,
         deployment: str | None = None,
-        models: builtins.list[Model] | None = None,
+        models: Sequence[ModelRef] | None = None,
         inference_config: InferenceConfig | None = None,
         deployment_config: DeploymentConfig | None = None,
         description: str | None = None,
@@ -379,10 +493,10 @@ class Endpoint:
 _SDK_CODES = {"BAD_REQUEST": "INVALID_PARAMETER_VALUE", "TIMEOUT": "TEMPORARILY_UNAVAILABLE"}
 
 
-def _refs(models: builtins.list[Model]) -> builtins.list[dict[str, Any]]:
+def _refs(models: Sequence[ModelRef]) -> builtins.list[dict[str, Any]]:
     out = []
     for m in models:
-        if isinstance(m, Model):
+        if isinstance(m, ModelRef):
             out.append({"name": m.name, "version": m.version})
         elif isinstance(m, dict) and m.get("name"):
             out.append(dict(m))

@@ -21,8 +21,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from rich.console import Console
+
+from cumulo.compute.snapshots import extract, git_properties
+from cumulo.core.entities import RunInfo
 from cumulo.core.errors import InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
@@ -34,11 +38,7 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget
-
-if TYPE_CHECKING:
-    from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.run import Run
-    from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.run import RunTracking, WorkspaceRef
 
 POLL_SECONDS = 0.25
 
@@ -88,7 +88,7 @@ class Environment:
             }
         )
 
-    def register(self, workspace: Workspace) -> Environment:
+    def register(self, workspace: WorkspaceRef) -> Environment:
         """Store this spec as the next version (or find the same spec's version)."""
         info = workspace.transport.jobs.register_environment(
             workspace.name, self.name, self.spec.to_dict()
@@ -100,14 +100,14 @@ class Environment:
         return self
 
     @staticmethod
-    def get(workspace: Workspace, name: str, version: int | None = None) -> Environment:
+    def get(workspace: WorkspaceRef, name: str, version: int | None = None) -> Environment:
         info = workspace.transport.jobs.get_environment(workspace.name, name, version)
         spec = info.env_spec
         env = Environment(name, spec.pip_requirements, spec.python, spec.environment_variables)
         return env._adopt(info)
 
     @staticmethod
-    def list(workspace: Workspace) -> builtins.list[Environment]:
+    def list(workspace: WorkspaceRef) -> builtins.list[Environment]:
         out = []
         for info in workspace.transport.jobs.list_environments(workspace.name):
             spec = info.env_spec
@@ -119,7 +119,7 @@ class Environment:
     def build_status(self) -> str | None:
         return self._info.build_status if self._info else None
 
-    def build(self, workspace: Workspace, show_output: bool = True) -> Environment:
+    def build(self, workspace: WorkspaceRef, show_output: bool = True) -> Environment:
         """Build the environment now (reused by every later run), showing pip's progress."""
         self.register(workspace)
         jobs = workspace.transport.jobs
@@ -127,8 +127,6 @@ class Environment:
         if not show_output:
             info = jobs.build_environment(workspace.name, self.name, self.version)
             return self._adopt(info)
-        from rich.console import Console
-
         console = Console(stderr=True)
         with console.status(f"Building environment {self.name}:{self.version}...") as status:
 
@@ -168,22 +166,21 @@ class ScriptRunConfig:
 
 
 def submit(
-    experiment: Experiment, config: ScriptRunConfig, tags: dict[str, str] | None = None
-) -> Run:
+    ws: WorkspaceRef,
+    experiment_id: int,
+    config: ScriptRunConfig,
+    tags: dict[str, str] | None = None,
+) -> RunInfo:
     """Snapshot the code, register the environment, queue the run; returns at once."""
-    from cumulo.compute.snapshots import git_properties
-    from cumulo.sdk.run import Run
-
     if not isinstance(config, ScriptRunConfig):
         raise InvalidInput("submit() takes a ScriptRunConfig.")
-    ws = experiment.workspace
     ws.transport.host_jobs()
     jobs = ws.transport.jobs
     source = Path(config.source_directory).expanduser()
     job_config = prepare_job_config(ws, config)
     info = jobs.submit_job(
         ws.name,
-        experiment.id,
+        experiment_id,
         job_config,
         tags=tags,
         properties=git_properties(source),
@@ -192,10 +189,10 @@ def submit(
         priority_=config.priority,
         max_retries_=config.max_retries,
     )
-    return Run._from_info(ws, info)
+    return info
 
 
-def prepare_job_config(ws: Workspace, config: ScriptRunConfig) -> dict[str, Any]:
+def prepare_job_config(ws: WorkspaceRef, config: ScriptRunConfig) -> dict[str, Any]:
     """Snapshot the code and register the environment: the job config to submit."""
     jobs = ws.transport.jobs
     source = Path(config.source_directory).expanduser()
@@ -224,7 +221,7 @@ def prepare_job_config(ws: Workspace, config: ScriptRunConfig) -> dict[str, Any]
 
 # ---------------------------------------------------------------- following
 def iter_logs(
-    run: Run, follow: bool = True, after: int = 0, poll: float = POLL_SECONDS
+    run: RunTracking, follow: bool = True, after: int = 0, poll: float = POLL_SECONDS
 ) -> Iterator[tuple[str, str]]:
     """``(stream, text)`` chunks of a run's logs as they come; ends when the run does."""
     transport = run.workspace.transport
@@ -245,7 +242,7 @@ def iter_logs(
 
 
 def wait_for_completion(
-    run: Run,
+    run: RunTracking,
     show_output: bool = True,
     raise_on_error: bool = False,
     timeout: float | None = None,
@@ -282,14 +279,12 @@ def wait_for_completion(
     return details
 
 
-def get_logs(run: Run) -> str:
+def get_logs(run: RunTracking) -> str:
     return "".join(text for _stream, text in iter_logs(run, follow=False))
 
 
-def restore_snapshot(run: Run, path: str | Path | None = None) -> Path:
+def restore_snapshot(run: RunTracking, path: str | Path | None = None) -> Path:
     """Unpack the run's code snapshot into ``path`` (default ``./snapshot-<run id>``)."""
-    from cumulo.compute.snapshots import extract
-
     digest = run.get_properties().get("snapshot")
     if not digest:
         raise NotFound(f"Run {run.id} has no code snapshot (it was not submitted as a job).")

@@ -1,4 +1,4 @@
-"""``Model``: registered model versions, and the configs that serve them at endpoints."""
+"""``Model``: registered model versions, their files and lineage, and deploying them."""
 
 from __future__ import annotations
 
@@ -11,115 +11,11 @@ from typing import TYPE_CHECKING, Any
 from cumulo.core.entities import ModelVersionInfo, registration_tags
 from cumulo.core.errors import AlreadyExists, InvalidInput, NotFound
 from cumulo.sdk import display
+from cumulo.sdk.endpoints import DeploymentConfig, Endpoint, InferenceConfig
+from cumulo.sdk.run import RunTracking, WorkspaceRef
 
 if TYPE_CHECKING:
-    from cumulo.sdk.endpoints import Endpoint
-    from cumulo.sdk.run import Run
     from cumulo.sdk.transport import ModelClient
-    from cumulo.sdk.workspace import Workspace
-
-
-class InferenceConfig:
-    """How to answer requests: an entry script, or nothing for an MLflow model.
-
-    The entry script defines ``init()`` (load the model, found through
-    ``os.environ["CUMULO_MODEL_DIR"]`` or ``Model.get_model_path(name)``) and
-    ``run(raw_data)`` (the request body as a string; return anything JSON can
-    carry; raise ``cumulo.InvalidInput`` for a bad request, which answers 400).
-    ``sample_input``/``sample_output`` describe the endpoint's OpenAPI schema.
-
-    Example::
-
-        InferenceConfig(entry_script="score.py", source_directory="./serve",
-                        sample_input={"data": [[1.0, 2.0]]})
-    """
-
-    def __init__(
-        self,
-        entry_script: str | None = None,
-        source_directory: str | Path | None = None,
-        environment: Any = None,
-        sample_input: Any = None,
-        sample_output: Any = None,
-    ) -> None:
-        if entry_script is not None and Path(entry_script).is_absolute():
-            raise InvalidInput("entry_script is a path inside source_directory, not absolute.")
-        self.entry_script = entry_script
-        self.source_directory = Path(source_directory) if source_directory else None
-        if entry_script and self.source_directory is None:
-            self.source_directory = Path(".")
-        self.environment = environment
-        self.sample_input = sample_input
-        self.sample_output = sample_output
-
-    def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "entry_script": self.entry_script,
-            "sample_input": self.sample_input,
-            "sample_output": self.sample_output,
-        }
-        env = self.environment
-        if env is not None and env != "current":
-            spec = getattr(env, "spec", None)
-            if spec is None:
-                raise InvalidInput(
-                    "environment is an Environment (cumulo.Environment(...)) or 'current'."
-                )
-            out["environment"] = {"name": getattr(env, "name", ""), "spec": spec.to_dict()}
-        return out
-
-    def __repr__(self) -> str:
-        return (
-            f"InferenceConfig(entry_script={self.entry_script!r}, "
-            f"source_directory={str(self.source_directory) if self.source_directory else None!r})"
-        )
-
-
-class DeploymentConfig:
-    """How to run a deployment: replicas, auth, where, timeouts, probes, request logging.
-
-    ``auth``: ``"key"`` (primary/secondary keys), ``"token"`` (workspace tokens)
-    or ``"none"``. ``compute_target``: ``None`` for local replica processes, or
-    the name of a Ray cluster target to serve with Ray Serve. ``request_logging``:
-    the share of requests (0 to 1) whose body and answer are kept.
-
-    Example::
-
-        DeploymentConfig(replicas=2, auth="key", request_logging=0.1)
-    """
-
-    def __init__(
-        self,
-        replicas: int = 1,
-        auth: str = "key",
-        compute_target: str | None = None,
-        request_timeout_ms: int = 60_000,
-        request_logging: float = 0.0,
-        environment_variables: dict[str, str] | None = None,
-        liveness_period_s: float = 5.0,
-        liveness_timeout_s: float = 2.0,
-        failure_threshold: int = 3,
-        startup_timeout_s: float = 600.0,
-    ) -> None:
-        self.replicas = replicas
-        self.auth = auth
-        self.compute_target = compute_target
-        self.request_timeout_ms = request_timeout_ms
-        self.request_logging = request_logging
-        self.environment_variables = dict(environment_variables or {})
-        self.liveness_period_s = liveness_period_s
-        self.liveness_timeout_s = liveness_timeout_s
-        self.failure_threshold = failure_threshold
-        self.startup_timeout_s = startup_timeout_s
-
-    def config(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "auth"}
-
-    def __repr__(self) -> str:
-        return (
-            f"DeploymentConfig(replicas={self.replicas}, auth={self.auth!r}, "
-            f"compute_target={self.compute_target!r})"
-        )
 
 
 class Model:
@@ -136,7 +32,7 @@ class Model:
 
     def __init__(
         self,
-        workspace: Workspace,
+        workspace: WorkspaceRef,
         name: str,
         version: int | None = None,
         alias: str | None = None,
@@ -154,7 +50,7 @@ class Model:
     @classmethod
     def register(
         cls,
-        workspace: Workspace,
+        workspace: WorkspaceRef,
         model_path: str | Path,
         model_name: str,
         tags: dict[str, Any] | None = None,
@@ -184,7 +80,7 @@ class Model:
     @classmethod
     def _from_run(
         cls,
-        run: Run,
+        run: RunTracking,
         model_name: str,
         model_path: str,
         tags: dict[str, Any] | None = None,
@@ -208,7 +104,7 @@ class Model:
     @classmethod
     def list(
         cls,
-        workspace: Workspace,
+        workspace: WorkspaceRef,
         name: str | None = None,
         tags: dict[str, Any] | None = None,
         run_id: str | None = None,
@@ -222,7 +118,7 @@ class Model:
 
     @staticmethod
     def get_model_path(
-        model_name: str, version: int | None = None, _workspace: Workspace | None = None
+        model_name: str, version: int | None = None, _workspace: WorkspaceRef | None = None
     ) -> str:
         """Where a deployed model's files are, inside an entry script's ``init()``.
 
@@ -256,7 +152,7 @@ class Model:
     # --------------------------------------------------------------- deploy
     @staticmethod
     def deploy(
-        workspace: Workspace,
+        workspace: WorkspaceRef,
         name: str,
         models: builtins.list[Model],
         inference_config: InferenceConfig | None = None,
@@ -274,8 +170,6 @@ class Model:
         With ``overwrite=True`` an existing endpoint's deployment is updated
         (replicas replaced one at a time, no request dropped).
         """
-        from cumulo.sdk.endpoints import Endpoint
-
         config = deployment_config or DeploymentConfig()
         api = workspace.transport.endpoints
         try:
@@ -374,7 +268,7 @@ class Model:
         return self._info.run_id
 
     @property
-    def run(self) -> Run | None:
+    def run(self) -> RunTracking | None:
         """The run that produced it (lineage), if it was registered from one."""
         if not self._info.run_id:
             return None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
 import time
 import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, Self, cast
 
 from cumulo.core import validation
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
@@ -18,15 +17,32 @@ from cumulo.sdk import display
 from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
-    from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.transport import TrackingClient
-    from cumulo.sdk.workspace import Workspace
+    from cumulo.sdk.transport import TrackingClient, Transport
+    from cumulo.sdk.writer import MetricWriter
 
 ENV_RUN_ID = "CUMULO_RUN_ID"
 
 
-class Run:
+class WorkspaceRef(Protocol):
+    """What a run, a model, an endpoint or a compute target needs of its ``Workspace``."""
+
+    name: str
+    url: str | None
+
+    @property
+    def transport(self) -> Transport: ...
+    @property
+    def writer(self) -> MetricWriter: ...
+    def flush(self, timeout: float | None = 60.0) -> None: ...
+    def get_run(self, run_id: str) -> RunTracking: ...
+
+
+class RunTracking:
     """A tracked run. Metric calls return at once; a background writer stores them.
+
+    ``cumulo.Run`` (``sdk/workspace.py``) adds what reaches beyond tracking: its
+    experiment, its job's logs and snapshot, registering a model and the run of
+    the job this process runs in.
 
     Example::
 
@@ -37,32 +53,11 @@ class Run:
             run.upload_file("outputs/model.pkl", "model.pkl")
     """
 
-    def __init__(self, workspace: Workspace, info: RunInfo) -> None:
+    def __init__(self, workspace: WorkspaceRef, info: RunInfo) -> None:
         self.workspace = workspace
         self._info = info
         self._steps: dict[str, int] = {}
         self._checked: set[str] = set()
-
-    @classmethod
-    def _from_info(cls, workspace: Workspace, info: RunInfo) -> Run:
-        return cls(workspace, info)
-
-    @classmethod
-    def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:
-        """The run this job was started for, found through ``CUMULO_*`` variables.
-
-        Outside a job this returns an offline run that prints what is logged and
-        never raises, so the same script runs on a laptop without a workspace.
-        """
-        from cumulo.sdk.workspace import _env_workspace
-
-        run_id = os.environ.get(ENV_RUN_ID)
-        workspace = _env_workspace() if run_id else None
-        if workspace is not None and run_id:
-            return workspace.get_run(run_id)
-        if not allow_offline:
-            raise NotFound(f"No run context: {ENV_RUN_ID} is not set.")
-        return OfflineRun()
 
     # ------------------------------------------------------------ attributes
     @property
@@ -90,16 +85,10 @@ class Run:
         self._info = self._t.update_run(self._ws, self.id, display_name=value)
 
     @property
-    def experiment(self) -> Experiment:
-        from cumulo.sdk.experiment import Experiment
-
-        return Experiment(self.workspace, self._info.experiment_name)
-
-    @property
-    def parent(self) -> Run | None:
+    def parent(self) -> Self | None:
         if self._info.parent_id is None:
             return None
-        return self.workspace.get_run(self._info.parent_id)
+        return type(self)(self.workspace, self._t.get_run(self._ws, self._info.parent_id))
 
     @property
     def status(self) -> str:
@@ -109,7 +98,7 @@ class Run:
     def info(self) -> RunInfo:
         return self._info
 
-    def refresh(self) -> Run:
+    def refresh(self) -> Self:
         self._info = self._t.get_run(self._ws, self.id)
         return self
 
@@ -425,7 +414,7 @@ class Run:
         )
         self._set_status(status)
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -437,7 +426,7 @@ class Run:
             self.fail(exc)
 
     # -------------------------------------------------------------- children
-    def child_run(self, name: str | None = None, tags: dict[str, str] | None = None) -> Run:
+    def child_run(self, name: str | None = None, tags: dict[str, str] | None = None) -> Self:
         info = self._t.create_run(
             self._ws,
             self._info.experiment_id,
@@ -448,11 +437,11 @@ class Run:
             tags=tags,
             user=self._info.user,
         )
-        return Run(self.workspace, info)
+        return type(self)(self.workspace, info)
 
-    def get_children(self, recursive: bool = False) -> Iterator[Run]:
+    def get_children(self, recursive: bool = False) -> Iterator[Self]:
         token = None
-        children: list[Run] = []
+        children: list[Self] = []
         while True:
             page = self._t.search_runs(
                 self._ws,
@@ -461,7 +450,7 @@ class Run:
                 page_token=token,
                 order_by=["attributes.number ASC"],
             )
-            children.extend(Run(self.workspace, i) for i in page.runs)
+            children.extend(type(self)(self.workspace, i) for i in page.runs)
             token = page.next_page_token
             if not token:
                 break
@@ -482,7 +471,7 @@ class Run:
         )
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and other.id == self.id
+        return isinstance(other, RunTracking) and other.id == self.id
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -501,62 +490,6 @@ class Run:
         ]
         rows += [(f"param {k}", v) for k, v in sorted(info.params.items())]
         return display.table(["", ""], rows, raw={1})
-
-    # ------------------------------------------------------------------ jobs
-    def wait_for_completion(
-        self,
-        show_output: bool = True,
-        raise_on_error: bool = False,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Wait for a submitted run to end, printing its logs live; returns ``get_details()``.
-
-        With ``raise_on_error=True`` a run that did not complete raises ``RunFailed``.
-        """
-        from cumulo.sdk.jobs import wait_for_completion
-
-        return wait_for_completion(self, show_output, raise_on_error, timeout)
-
-    def get_logs(self) -> str:
-        """Everything the job printed so far (stdout, stderr and system messages)."""
-        from cumulo.sdk.jobs import get_logs
-
-        return get_logs(self)
-
-    def restore_snapshot(self, path: str | Path | None = None) -> Path:
-        """Unpack the code this run was submitted with into ``path``."""
-        from cumulo.sdk.jobs import restore_snapshot
-
-        return restore_snapshot(self, path)
-
-    # ---------------------------------------------------------------- models
-    def register_model(
-        self,
-        model_name: str,
-        model_path: str = "outputs/model.pkl",
-        tags: dict[str, Any] | None = None,
-        properties: dict[str, Any] | None = None,
-        description: str | None = None,
-        model_framework: str | None = None,
-        datasets: list[Any] | None = None,
-    ) -> Any:
-        """Register a file or folder of this run's outputs as the next version of a model.
-
-        The version keeps its own copy of the files and records this run (and so
-        its experiment) as its lineage. Returns a ``cumulo.Model``.
-        """
-        from cumulo.sdk.models import Model
-
-        return Model._from_run(
-            self,
-            model_name,
-            model_path,
-            tags=tags,
-            properties=properties,
-            description=description,
-            model_framework=model_framework,
-            datasets=datasets,
-        )
 
 
 class OfflineRun:
@@ -580,7 +513,7 @@ class OfflineRun:
     def get_metrics(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {}
 
-    def get_children(self, *args: Any, **kwargs: Any) -> Iterator[Run]:
+    def get_children(self, *args: Any, **kwargs: Any) -> Iterator[RunTracking]:
         return iter(())
 
     def __enter__(self) -> OfflineRun:

@@ -1,4 +1,6 @@
-"""Hyperparameter sweeps: ``HyperDriveConfig``, sampling, early termination, ``SweepRun``.
+"""Hyperparameter sweeps: ``HyperDriveConfig``, sampling and early termination.
+
+A submitted sweep's parent run is a ``SweepRun`` (``cumulo.sdk.workspace``).
 
 Each trial runs the ``ScriptRunConfig``'s script as a job of its own (a child
 run of the sweep) on its compute target, with its hyperparameters added to
@@ -30,14 +32,12 @@ Example::
 
 from __future__ import annotations
 
-import builtins
 import getpass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cumulo.core.entities import RunInfo
 from cumulo.core.errors import InvalidInput
-from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import (
-    TRIAL_TAG,
     ParameterExpression,
     Policy,
     PrimaryMetricGoal,
@@ -55,11 +55,7 @@ from cumulo.core.sweeps import (
     uniform,
 )
 from cumulo.sdk.jobs import ScriptRunConfig, prepare_job_config
-from cumulo.sdk.run import Run
-
-if TYPE_CHECKING:
-    from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.workspace import Workspace
+from cumulo.sdk.run import WorkspaceRef
 
 __all__ = [
     "BanditPolicy",
@@ -70,7 +66,6 @@ __all__ = [
     "ParameterExpression",
     "PrimaryMetricGoal",
     "RandomParameterSampling",
-    "SweepRun",
     "TruncationSelectionPolicy",
     "choice",
     "lognormal",
@@ -243,119 +238,24 @@ class HyperDriveConfig:
 
 
 def submit(
-    experiment: Experiment, config: HyperDriveConfig, tags: dict[str, str] | None = None
-) -> SweepRun:
+    ws: WorkspaceRef,
+    experiment_id: int,
+    config: HyperDriveConfig,
+    tags: dict[str, str] | None = None,
+) -> RunInfo:
     """Snapshot the code once and submit the sweep; returns its parent run at once."""
-    ws = experiment.workspace
     ws.transport.host_jobs()
     job_config = prepare_job_config(ws, config.run_config)
     info = ws.transport.sweeps.submit_sweep(
         ws.name,
-        experiment.id,
+        experiment_id,
         config.spec.to_dict(),
         job_config,
         tags=tags,
         display_name=config.run_config.display_name,
         user=_user(),
     )
-    return SweepRun(ws, info)
-
-
-# ------------------------------------------------------------------------ run
-class SweepRun(Run):
-    """A sweep's parent run: its trials are its children.
-
-    Example::
-
-        sweep = SweepRun.get(ws, run_id)
-        for row in sweep.get_children_sorted_by_primary_metric(top=5):
-            print(row["number"], row["primary_metric"], row["hyperparameters"])
-    """
-
-    @staticmethod
-    def get(workspace: Workspace, run_id: str) -> SweepRun:
-        info = workspace.transport.tracking.find_run(workspace.name, run_id)
-        workspace.transport.sweeps.get_sweep(workspace.name, info.id)  # NotFound if no sweep
-        return SweepRun(workspace, info)
-
-    def get_sweep(self) -> dict[str, Any]:
-        """The spec, state and trials (number, params, state, run id, value) as stored."""
-        return self.workspace.transport.sweeps.get_sweep(self.workspace.name, self.id)
-
-    @property
-    def primary_metric_name(self) -> str:
-        return str(self.get_sweep()["spec"]["primary_metric_name"])
-
-    @property
-    def primary_metric_goal(self) -> PrimaryMetricGoal:
-        return PrimaryMetricGoal.parse(self.get_sweep()["spec"]["primary_metric_goal"])
-
-    def cancel(self) -> None:
-        """Cancel the sweep: its running trials are canceled, then it ends ``Canceled``."""
-        self._info = self.workspace.transport.sweeps.cancel_sweep(self.workspace.name, self.id)
-
-    def get_hyperparameters(self) -> dict[str, dict[str, str]]:
-        """Each trial's hyperparameters by its run id."""
-        return {child.id: child.get_params() for child in self.get_children()}
-
-    def get_children_sorted_by_primary_metric(
-        self,
-        top: int = 0,
-        reverse: bool = False,
-        discard_no_metric: bool = False,
-    ) -> builtins.list[dict[str, Any]]:
-        """Trials best first (``reverse``: worst first), ``top`` of them (0: all).
-
-        Each is ``{"run_id", "number", "status", "hyperparameters", "primary_metric"}``;
-        trials that never logged the metric come last (or not at all with
-        ``discard_no_metric``).
-        """
-        spec = self.get_sweep()["spec"]
-        name = spec["primary_metric_name"]
-        goal = PrimaryMetricGoal.parse(spec["primary_metric_goal"])
-        rows: builtins.list[dict[str, Any]] = []
-        for child in self.get_children():
-            metric = child.info.metrics.get(name)
-            if metric is None and discard_no_metric:
-                continue
-            rows.append(
-                {
-                    "run_id": child.id,
-                    "number": int(child.info.tags.get(TRIAL_TAG, "-1")),
-                    "status": child.info.status,
-                    "hyperparameters": dict(child.info.params),
-                    "primary_metric": metric.value if metric is not None else None,
-                }
-            )
-        sign = -1.0 if goal is PrimaryMetricGoal.MAXIMIZE else 1.0
-        scored = sorted(
-            (r for r in rows if r["primary_metric"] is not None),
-            key=lambda r: (sign * r["primary_metric"], r["number"]),
-        )
-        if reverse:
-            scored.reverse()
-        ordered = scored + [r for r in rows if r["primary_metric"] is None]
-        return ordered[:top] if top else ordered
-
-    def get_best_run_by_primary_metric(
-        self, include_failed: bool = True, include_canceled: bool = True
-    ) -> Run | None:
-        """The trial with the best primary metric (its last logged value), or None."""
-        skip = set()
-        if not include_failed:
-            skip.add(RunStatus.FAILED.value)
-        if not include_canceled:
-            skip.add(RunStatus.CANCELED.value)
-        for row in self.get_children_sorted_by_primary_metric(discard_no_metric=True):
-            if row["status"] not in skip:
-                return self.workspace.get_run(row["run_id"])
-        return None
-
-    def __repr__(self) -> str:
-        return (
-            f"SweepRun(experiment={self._info.experiment_name!r}, number={self.number}, "
-            f"id={self.id!r}, status={self._info.status!r})"
-        )
+    return info
 
 
 def _user() -> str:

@@ -1,23 +1,37 @@
-"""``Workspace``: where a team's experiments, runs and files live."""
+"""``Workspace``, ``Experiment`` and ``Run``: where a team's runs live, and the runs.
+
+The three reach one another (a workspace's runs, a run's experiment and
+workspace, the run of this job), so they share this module, with ``SweepRun``
+(a sweep's parent run, whose best trial is a ``Run``); what a run does
+with its own data is ``RunTracking`` (``sdk/run.py``), what it does as a job
+is ``sdk/jobs.py``. Everything below them here takes a ``WorkspaceRef``.
+"""
 
 from __future__ import annotations
 
+import builtins
+import getpass
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cumulo.core import validation
+from cumulo.core.entities import ExperimentInfo, RunInfo
 from cumulo.core.errors import ConfigError, NotFound
 from cumulo.core.settings import Settings, mlflow_tracking_uri
-from cumulo.sdk import display
+from cumulo.core.status import RunStatus
+from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
+from cumulo.sdk import display, jobs, sweeps
+from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.models import Model
+from cumulo.sdk.run import ENV_RUN_ID, OfflineRun, RunTracking
+from cumulo.sdk.sweeps import HyperDriveConfig
 from cumulo.sdk.writer import MetricWriter
 
 if TYPE_CHECKING:
-    from cumulo.sdk.compute import ComputeTarget
-    from cumulo.sdk.experiment import Experiment
-    from cumulo.sdk.run import Run
     from cumulo.sdk.transport import Transport
 
 CONFIG_DIR = ".cumulo"
@@ -133,22 +147,16 @@ class Workspace:
     # ---------------------------------------------------------------- access
     @property
     def experiments(self) -> dict[str, Experiment]:
-        from cumulo.sdk.experiment import Experiment
-
         return {e.name: e for e in Experiment.list(self)}
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
         """Compute targets by name, ``"local"`` included."""
-        from cumulo.sdk.compute import ComputeTarget
-
         return {t.name: t for t in ComputeTarget.list(self)}
 
     def get_run(self, run_id: str) -> Run:
         """A run by its id, or by a unique start of it (6+ characters, as tables show)."""
-        from cumulo.sdk.run import Run
-
-        return Run._from_info(self, self.transport.tracking.find_run(self.name, run_id))
+        return Run(self, self.transport.tracking.find_run(self.name, run_id))
 
     def get_mlflow_tracking_uri(self) -> str:
         """The ``MLFLOW_TRACKING_URI`` that makes MLflow code log into this workspace."""
@@ -199,6 +207,344 @@ class Workspace:
         return display.titled(f"Workspace {self.name} — {self.location}", body)
 
 
+PAGE = 500
+
+
+class Experiment:
+    """Runs grouped under a name; created on first use.
+
+    Example::
+
+        exp = Experiment(ws, "iris")
+        run = exp.start_logging(display_name="first try")
+    """
+
+    def __init__(self, workspace: Workspace, name: str, *, _info: ExperimentInfo | None = None):
+        self.workspace = workspace
+        self._info = _info or workspace.transport.tracking.get_or_create_experiment(
+            workspace.name, name
+        )
+        self.name = self._info.name
+
+    @property
+    def id(self) -> int:
+        return self._info.id
+
+    @property
+    def archived(self) -> bool:
+        return self._info.archived
+
+    @staticmethod
+    def list(workspace: Workspace, include_archived: bool = False) -> builtins.list[Experiment]:
+        infos = workspace.transport.tracking.list_experiments(workspace.name, include_archived)
+        return [Experiment(workspace, i.name, _info=i) for i in infos]
+
+    def refresh(self) -> Experiment:
+        self._info = self.workspace.transport.tracking.get_experiment(self.workspace.name, self.id)
+        return self
+
+    # ------------------------------------------------------------------ runs
+    def start_logging(
+        self,
+        display_name: str | None = None,
+        snapshot_directory: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Run:
+        """Start an interactive run; use it as a context manager to complete or fail it."""
+        info = self.workspace.transport.tracking.create_run(
+            self.workspace.name,
+            self.id,
+            display_name=display_name,
+            kind="interactive",
+            status=RunStatus.RUNNING.value,
+            tags=tags,
+            user=_user(),
+        )
+        run = Run(self.workspace, info)
+        if snapshot_directory is not None:
+            run.upload_folder("snapshot", snapshot_directory)
+        return run
+
+    def get_runs(
+        self,
+        filter: str | None = None,
+        order_by: str | builtins.list[str] | None = None,
+        status: str | builtins.list[str] | None = None,
+        tags: dict[str, str | None] | builtins.list[str] | str | None = None,
+        include_children: bool = False,
+        max_results: int | None = None,
+    ) -> Iterator[Run]:
+        """Runs of this experiment, newest first unless ``order_by`` says otherwise.
+
+        ``filter`` uses MLflow's grammar (``"metrics.acc > 0.9 AND params.lr = '0.1'"``);
+        results are fetched page by page as you iterate.
+        """
+        statuses = [status] if isinstance(status, str) else status
+        if isinstance(tags, str):
+            tags = {tags: None}
+        elif isinstance(tags, list):
+            tags = dict.fromkeys(tags)
+        token: str | None = None
+        yielded = 0
+        while True:
+            page = self.workspace.transport.tracking.search_runs(
+                self.workspace.name,
+                [self.id],
+                filter=filter,
+                order_by=order_by,
+                max_results=PAGE if max_results is None else min(PAGE, max_results - yielded),
+                page_token=token,
+                statuses=statuses,
+                tags=tags,
+                top_level_only=not include_children,
+            )
+            for info in page.runs:
+                yield Run(self.workspace, info)
+                yielded += 1
+                if max_results is not None and yielded >= max_results:
+                    return
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_run_keys(self) -> dict[str, builtins.list[str]]:
+        """The metric, param and tag keys this experiment's runs use, to filter or compare on."""
+        return self.workspace.transport.tracking.run_keys(self.workspace.name, self.id)
+
+    # ------------------------------------------------------------- lifecycle
+    def archive(self) -> None:
+        """Hide the experiment from listings (its runs are kept)."""
+        self._info = self.workspace.transport.tracking.update_experiment(
+            self.workspace.name, self.id, archived=True
+        )
+
+    def reactivate(self) -> None:
+        self._info = self.workspace.transport.tracking.update_experiment(
+            self.workspace.name, self.id, archived=False
+        )
+
+    def delete(self) -> None:
+        """Delete the experiment, all its runs and their files, for good."""
+        self.workspace.transport.tracking.delete_experiment(self.workspace.name, self.id)
+
+    def __repr__(self) -> str:
+        return f"Experiment(workspace={self.workspace.name!r}, name={self.name!r}, id={self.id})"
+
+    def _repr_html_(self) -> str:
+        runs = list(self.get_runs(max_results=20))
+        keys = sorted({k for r in runs for k in r._info.metrics})[:6]
+        rows: list[list[Any]] = [
+            [
+                r.number,
+                r.display_name,
+                display.status_badge(r._info.status),
+                display.when(r._info.created_at),
+                display.duration(r._info.duration),
+                *[r._info.metrics[k].value if k in r._info.metrics else "" for k in keys],
+            ]
+            for r in runs
+        ]
+        body = display.table(["#", "name", "status", "started", "duration", *keys], rows, raw={2})
+        return display.titled(f"Experiment {self.name} ({self._info.run_count} runs)", body)
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, config: Any, tags: dict[str, str] | None = None) -> Run:
+        """Submit a ``ScriptRunConfig``: returns the run at once, in status ``Queued``.
+
+        Example::
+
+            run = exp.submit(ScriptRunConfig("src", "train.py", compute_target="cpu-pool"))
+            run.wait_for_completion(show_output=True)
+
+        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``).
+        """
+        if isinstance(config, HyperDriveConfig):
+            info = sweeps.submit(self.workspace, self.id, config, tags=tags)
+            return SweepRun(self.workspace, info)
+        return Run(self.workspace, jobs.submit(self.workspace, self.id, config, tags=tags))
+
+
+class Run(RunTracking):
+    """A tracked run. Metric calls return at once; a background writer stores them.
+
+    Example::
+
+        with exp.start_logging() as run:
+            run.log_params({"lr": 0.1})
+            for epoch in range(10):
+                run.log("loss", 1 / (epoch + 1))
+            run.upload_file("outputs/model.pkl", "model.pkl")
+    """
+
+    workspace: Workspace
+
+    def __init__(self, workspace: Workspace, info: RunInfo) -> None:
+        super().__init__(workspace, info)
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:
+        """The run this job was started for, found through ``CUMULO_*`` variables.
+
+        Outside a job this returns an offline run that prints what is logged and
+        never raises, so the same script runs on a laptop without a workspace.
+        """
+        run_id = os.environ.get(ENV_RUN_ID)
+        workspace = _env_workspace() if run_id else None
+        if workspace is not None and run_id:
+            return workspace.get_run(run_id)
+        if not allow_offline:
+            raise NotFound(f"No run context: {ENV_RUN_ID} is not set.")
+        return OfflineRun()
+
+    @property
+    def experiment(self) -> Experiment:
+        return Experiment(self.workspace, self._info.experiment_name)
+
+    # ------------------------------------------------------------------ jobs
+    def wait_for_completion(
+        self,
+        show_output: bool = True,
+        raise_on_error: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait for a submitted run to end, printing its logs live; returns ``get_details()``.
+
+        With ``raise_on_error=True`` a run that did not complete raises ``RunFailed``.
+        """
+        return jobs.wait_for_completion(self, show_output, raise_on_error, timeout)
+
+    def get_logs(self) -> str:
+        """Everything the job printed so far (stdout, stderr and system messages)."""
+        return jobs.get_logs(self)
+
+    def restore_snapshot(self, path: str | Path | None = None) -> Path:
+        """Unpack the code this run was submitted with into ``path``."""
+        return jobs.restore_snapshot(self, path)
+
+    # ---------------------------------------------------------------- models
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str = "outputs/model.pkl",
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        model_framework: str | None = None,
+        datasets: builtins.list[Any] | None = None,
+    ) -> Model:
+        """Register a file or folder of this run's outputs as the next version of a model.
+
+        The version keeps its own copy of the files and records this run (and so
+        its experiment) as its lineage.
+        """
+        return Model._from_run(
+            self,
+            model_name,
+            model_path,
+            tags=tags,
+            properties=properties,
+            description=description,
+            model_framework=model_framework,
+            datasets=datasets,
+        )
+
+
+class SweepRun(Run):
+    """A sweep's parent run: its trials are its children.
+
+    Example::
+
+        sweep = SweepRun.get(ws, run_id)
+        for row in sweep.get_children_sorted_by_primary_metric(top=5):
+            print(row["number"], row["primary_metric"], row["hyperparameters"])
+    """
+
+    @staticmethod
+    def get(workspace: Workspace, run_id: str) -> SweepRun:
+        info = workspace.transport.tracking.find_run(workspace.name, run_id)
+        workspace.transport.sweeps.get_sweep(workspace.name, info.id)  # NotFound if no sweep
+        return SweepRun(workspace, info)
+
+    def get_sweep(self) -> dict[str, Any]:
+        """The spec, state and trials (number, params, state, run id, value) as stored."""
+        return self.workspace.transport.sweeps.get_sweep(self.workspace.name, self.id)
+
+    @property
+    def primary_metric_name(self) -> str:
+        return str(self.get_sweep()["spec"]["primary_metric_name"])
+
+    @property
+    def primary_metric_goal(self) -> PrimaryMetricGoal:
+        return PrimaryMetricGoal.parse(self.get_sweep()["spec"]["primary_metric_goal"])
+
+    def cancel(self) -> None:
+        """Cancel the sweep: its running trials are canceled, then it ends ``Canceled``."""
+        self._info = self.workspace.transport.sweeps.cancel_sweep(self.workspace.name, self.id)
+
+    def get_hyperparameters(self) -> dict[str, dict[str, str]]:
+        """Each trial's hyperparameters by its run id."""
+        return {child.id: child.get_params() for child in self.get_children()}
+
+    def get_children_sorted_by_primary_metric(
+        self,
+        top: int = 0,
+        reverse: bool = False,
+        discard_no_metric: bool = False,
+    ) -> builtins.list[dict[str, Any]]:
+        """Trials best first (``reverse``: worst first), ``top`` of them (0: all).
+
+        Each is ``{"run_id", "number", "status", "hyperparameters", "primary_metric"}``;
+        trials that never logged the metric come last (or not at all with
+        ``discard_no_metric``).
+        """
+        spec = self.get_sweep()["spec"]
+        name = spec["primary_metric_name"]
+        goal = PrimaryMetricGoal.parse(spec["primary_metric_goal"])
+        rows: builtins.list[dict[str, Any]] = []
+        for child in self.get_children():
+            metric = child.info.metrics.get(name)
+            if metric is None and discard_no_metric:
+                continue
+            rows.append(
+                {
+                    "run_id": child.id,
+                    "number": int(child.info.tags.get(TRIAL_TAG, "-1")),
+                    "status": child.info.status,
+                    "hyperparameters": dict(child.info.params),
+                    "primary_metric": metric.value if metric is not None else None,
+                }
+            )
+        sign = -1.0 if goal is PrimaryMetricGoal.MAXIMIZE else 1.0
+        scored = sorted(
+            (r for r in rows if r["primary_metric"] is not None),
+            key=lambda r: (sign * r["primary_metric"], r["number"]),
+        )
+        if reverse:
+            scored.reverse()
+        ordered = scored + [r for r in rows if r["primary_metric"] is None]
+        return ordered[:top] if top else ordered
+
+    def get_best_run_by_primary_metric(
+        self, include_failed: bool = True, include_canceled: bool = True
+    ) -> Run | None:
+        """The trial with the best primary metric (its last logged value), or None."""
+        skip = set()
+        if not include_failed:
+            skip.add(RunStatus.FAILED.value)
+        if not include_canceled:
+            skip.add(RunStatus.CANCELED.value)
+        for row in self.get_children_sorted_by_primary_metric(discard_no_metric=True):
+            if row["status"] not in skip:
+                return self.workspace.get_run(row["run_id"])
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"SweepRun(experiment={self._info.experiment_name!r}, number={self.number}, "
+            f"id={self.id!r}, status={self._info.status!r})"
+        )
+
+
 def _embedded(
     home: str | Path | None, database_url: str | None, artifact_root: str | None
 ) -> tuple[Transport, Settings]:
@@ -238,3 +584,10 @@ def _env_workspace() -> Workspace | None:
         return Workspace.get(name)
     except NotFound:
         return None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""
