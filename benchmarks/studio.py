@@ -330,10 +330,8 @@ MLFLOW_CHART = (
 )
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    cumulo_seed, mlflow_seed, cumulo_dir, mlflow_dir = seeded(args)
+def servers(cumulo_dir: Path, mlflow_dir: Path) -> tuple[Server, Server]:
+    """Cumulo's and MLflow's servers over their seeded folders (not started yet)."""
     cport, mport = free_port(), free_port()
     cumulo_bin = harness.cumulo_python().parent / "cumulo"
     cumulo = Server(
@@ -362,6 +360,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         WORK / "mlflow-server.log",
         mlflow_dir,
     )
+    return cumulo, mlflow
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    cumulo_seed, mlflow_seed, cumulo_dir, mlflow_dir = seeded(args)
+    cumulo, mlflow = servers(cumulo_dir, mlflow_dir)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {"cumulo": {}, "mlflow": {}}
     for side in results.values():
         side.update(table=[], chart=[])
@@ -466,34 +472,7 @@ def measure_charts(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     cumulo_seed, mlflow_seed, cumulo_dir, mlflow_dir = charts_seeded(args)
-    cport, mport = free_port(), free_port()
-    cumulo_bin = harness.cumulo_python().parent / "cumulo"
-    cumulo = Server(
-        "cumulo",
-        [str(cumulo_bin), "server", "--home", str(cumulo_dir / "home"), "--port", str(cport)],
-        cport,
-        WORK / "cumulo-server.log",
-        cumulo_dir,
-    )
-    mlflow_bin = harness.MLFLOW_VENV.ensure().parent / "mlflow"
-    mlflow = Server(
-        "mlflow",
-        [
-            str(mlflow_bin),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mport),
-            "--workers",
-            "1",
-        ],
-        mport,
-        WORK / "mlflow-server.log",
-        mlflow_dir,
-    )
+    cumulo, mlflow = servers(cumulo_dir, mlflow_dir)
     ws, eid = cumulo_seed["workspace"], cumulo_seed["experiment_id"]
     urls = {
         "cumulo": f"{cumulo.url}/ws/{ws}/experiments/{eid}/charts",
