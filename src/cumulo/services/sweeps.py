@@ -57,7 +57,6 @@ from cumulo.store.sweeps import SweepStore
 
 log = logging.getLogger("cumulo.sweeps")
 
-LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.1
 IDLE_SECONDS = 1.0
 POLICY_SECONDS = 0.25
@@ -180,7 +179,7 @@ class SweepDriver:
         self.tracking = service.tracking
         self.store = service.store
         self.owner = owner or head_owner("sweep")
-        self.lease_ms = int((lease_seconds or LEASE_SECONDS) * 1000)
+        self.lease_ms = int((lease_seconds or service.jobs.settings.lease_seconds) * 1000)
         # Histories of ended trials never change: read once per (sweep, trial number).
         self._ended_history: dict[tuple[int, int], dict[int, float]] = {}
         self._evaluated: dict[tuple[int, int], int] = {}  # last step a policy looked at
