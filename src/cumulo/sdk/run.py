@@ -58,6 +58,7 @@ class RunTracking:
         self._info = info
         self._steps: dict[str, int] = {}
         self._checked: set[str] = set()
+        self._next_image: dict[str, int] = {}  # per name, once read from the stored files
 
     # ------------------------------------------------------------ attributes
     @property
@@ -145,10 +146,13 @@ class RunTracking:
         if (path is None) == (plot is None):
             raise InvalidInput("log_image takes exactly one of path= or plot=.")
         validation.key(name, "metric")
-        # Uploads are stored before they return (records are not): number from the files.
-        taken = self._t.list_artifacts(self._ws, self.id, f"images/{name}")
-        stems = [PurePosixPath(f.path).stem for f in taken]
-        count = max((int(s) + 1 for s in stems if s.isdigit()), default=0)
+        count = self._next_image.get(name)
+        if count is None:
+            # Uploads are stored before they return (records are not): the first image
+            # of a name in this object numbers on from the files already there.
+            taken = self._t.list_artifacts(self._ws, self.id, f"images/{name}")
+            stems = [PurePosixPath(f.path).stem for f in taken]
+            count = max((int(s) + 1 for s in stems if s.isdigit()), default=0)
         if plot is not None:
             figure = getattr(plot, "figure", plot)  # an Axes or pyplot module also works
             if hasattr(plot, "gcf"):
@@ -165,6 +169,7 @@ class RunTracking:
         target = f"images/{name}/{count:04d}{suffix}"
         with stream:
             self._t.upload_artifact(self._ws, self.id, target, stream)
+        self._next_image[name] = count + 1
         self._record(name, "image", {"path": target}, description)
 
     def _record(self, name: str, kind: str, value: Any, description: str) -> None:
