@@ -40,8 +40,13 @@ postgres:
 sshd:
 	@(test -x /usr/sbin/sshd && /usr/bin/python3 -c "import ensurepip" 2>/dev/null) || (apt-get update -qq && apt-get install -y -qq openssh-server python3-venv)
 
+# `make test` leaves out the heavy tests marked slow (real clusters, browsers, many
+# servers); `make test TESTS=all` runs them too, as CI does.
+TESTS ?= quick
+PYTEST_MARKS := $(if $(filter all,$(TESTS)),,-m "not slow")
+
 test: lint chromium postgres sshd
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_MARKS) $(PYTEST_ARGS)
 
 fmt: $(STAMP_TEST)
 	$(BIN)/ruff format src tests benchmarks examples
