@@ -97,7 +97,8 @@ def test_run_show_metrics_download_delete(
     shown = json.loads(cli("run", "show", ids[1], "-w", "cli", "--json"))
     assert shown["params"] == {"c": "1"} and shown["status"] == "Completed"
     assert "run-1" in cli("run", "show", ids[1], "-w", "cli")
-    metrics = json.loads(cli("run", "metrics", ids[1], "-w", "cli", "--json"))
+    # The short ids tables show are enough, as for every command that takes a run.
+    metrics = json.loads(cli("run", "metrics", ids[1][:8], "-w", "cli", "--json"))
     assert len(metrics["series"]["acc"]["value"]) == 10
     assert "▁" in cli("run", "metrics", ids[1], "-w", "cli")
     cli("run", "download", ids[1], "-w", "cli", "--to", str(tmp_path / "dl"))

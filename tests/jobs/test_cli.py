@@ -9,7 +9,9 @@ from tests.jobs.conftest import wait_until, write_script
 from typer.testing import CliRunner
 
 from cumulo import Workspace
+from cumulo.cli.jobs import _environment
 from cumulo.cli.main import app
+from cumulo.sdk.jobs import Environment
 
 cli = CliRunner()
 
@@ -71,7 +73,7 @@ def test_cancel_from_the_cli(ws: Workspace, tmp_path: Path) -> None:
     run_id = _ok("job", "submit", "-w", ws.name, "-e", "c", "--dir", str(src), "--", "sleep.py")
     run = ws.get_run(run_id.strip().splitlines()[-1])
     wait_until(lambda: "up" in run.get_logs(), what="the script to start")
-    out = _ok("run", "cancel", run.id, "-w", ws.name)
+    out = _ok("run", "cancel", run.id[:8], "-w", ws.name)  # the short id a table shows
     assert "Canceled" in out
     assert run.get_status() == "Canceled"
 
@@ -93,3 +95,22 @@ def test_compute_and_env_commands(ws: Workspace, tmp_path: Path) -> None:
 
     bad = cli.invoke(app, ["job", "submit", "-w", ws.name, "--", "x.py"])
     assert bad.exit_code == 1 and "experiment" in bad.output
+
+
+def test_env_file_is_found_in_the_source_folder(tmp_path: Path) -> None:
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "requirements.txt").write_text("six==1.17.0\n")
+    env = _environment("requirements.txt", "e-env", src, tmp_path)  # the cwd has none
+    assert isinstance(env, Environment) and env.pip_requirements == ["six==1.17.0"]
+    assert _environment("team-env:2", "e-env", src, tmp_path) == "team-env:2"
+
+
+def test_a_missing_env_file_is_named_not_taken_for_an_environment(ws: Workspace) -> None:
+    result = cli.invoke(
+        app,
+        ["job", "submit", "-w", ws.name, "-e", "x", "--env", "requirements.txt", "--", "a.py"],
+    )
+    assert result.exit_code == 1
+    assert "Environment file 'requirements.txt' not found" in result.output
+    assert "registered" not in result.output.split("not found")[0]

@@ -44,10 +44,8 @@ def friendly_errors(fn: F) -> F:
 
 
 def open_workspace(name: str | None, home: str | None = None) -> Workspace:
-    url = os.environ.get("CUMULO_URL")
+    """The workspace a command works on: on $CUMULO_URL's server when set, unless --home."""
     name = name or os.environ.get("CUMULO_WORKSPACE")
-    if name and url:
-        return Workspace.connect(url, name, token=os.environ.get("CUMULO_TOKEN"))
     if name:
         return Workspace.get(name, home=home)
     try:

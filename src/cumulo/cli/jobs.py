@@ -59,8 +59,13 @@ def register(app: typer.Typer) -> None:
 
 
 # ------------------------------------------------------------------- helpers
-def _environment(value: Any, default_name: str, base: Path) -> Environment | str | None:
-    """An environment from a YAML mapping, a name, a requirements file or a YAML file."""
+def _environment(value: Any, default_name: str, *bases: Path) -> Environment | str | None:
+    """An environment from a YAML mapping, a name, a requirements file or a YAML file.
+
+    A relative file is looked for in each of ``bases`` in turn (the source folder
+    first); a value that names a file which is in none of them is an error, not a
+    registered environment's name.
+    """
     if value is None:
         return None
     if isinstance(value, dict):
@@ -68,15 +73,22 @@ def _environment(value: Any, default_name: str, base: Path) -> Environment | str
         name = str(data.pop("name", default_name))
         return Environment(name, **data)
     text = str(value)
-    path = (base / text) if not Path(text).is_absolute() else Path(text)
-    if path.is_file():
-        if path.suffix in (".yml", ".yaml"):
-            data = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(data, dict):
-                raise InvalidInput(f"{path} must hold a mapping (name, pip_requirements...).")
-            return _environment(data, default_name, path.parent)
-        return Environment.from_pip_requirements(default_name, path)
-    return text  # a registered environment: "name" or "name:version"
+    candidates = [Path(text)] if Path(text).is_absolute() else [b / text for b in bases]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        if Path(text).suffix in (".txt", ".yml", ".yaml", ".in") or "/" in text:
+            looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
+            raise InvalidInput(
+                f"Environment file {text!r} not found (looked at {looked}). Give a path to a "
+                "requirements file or environment YAML, or a registered environment's name."
+            )
+        return text  # a registered environment: "name" or "name:version"
+    if path.suffix in (".yml", ".yaml"):
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path} must hold a mapping (name, pip_requirements...).")
+        return _environment(data, default_name, path.parent)
+    return Environment.from_pip_requirements(default_name, path)
 
 
 def _load_job_file(file: Path) -> dict[str, Any]:
@@ -147,7 +159,9 @@ def job_submit(
         script=str(spec["script"]),
         arguments=list(spec.get("arguments") or []),
         compute_target=str(spec.get("compute_target") or "local"),
-        environment=_environment(spec.get("environment"), f"{spec['experiment']}-env", base),
+        environment=_environment(
+            spec.get("environment"), f"{spec['experiment']}-env", source, base
+        ),
         max_run_duration_seconds=spec.get("max_run_duration_seconds"),
         resources=spec.get("resources"),
         priority=int(spec.get("priority") or 0),
@@ -191,6 +205,7 @@ def run_logs(
 def run_cancel(run_id: str, workspace: str | None = WorkspaceOption) -> None:
     """Cancel a job: a queued one at once, a running one is stopped (its outputs kept)."""
     ws = open_workspace(workspace)
+    run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
     ws.transport.host_jobs()
     info = ws.transport.jobs.cancel_job(ws.name, run_id)
     if ws.url is None and info.status == RunStatus.CANCEL_REQUESTED.value:

@@ -41,25 +41,48 @@ def workspace_create(
     home: str | None = HomeOption,
     database_url: str | None = typer.Option(None, help="PostgreSQL URL instead of SQLite."),
     artifact_root: str | None = typer.Option(None, help="Artifact folder or s3://bucket/prefix."),
+    url: str | None = typer.Option(
+        None, "--url", help="Create it on this server (default: $CUMULO_URL when set)."
+    ),
     exist_ok: bool = typer.Option(False, "--exist-ok", help="Succeed if it already exists."),
     write_config: bool = typer.Option(
         False, "--write-config", help="Write .cumulo/config.json here so commands find it."
     ),
 ) -> None:
-    """Create a workspace."""
+    """Create a workspace: on the server at --url or $CUMULO_URL, else in an embedded home.
+
+    Example: cumulo workspace create demo --exist-ok --write-config
+    """
     ws = Workspace.create(
-        name, home=home, exist_ok=exist_ok, database_url=database_url, artifact_root=artifact_root
+        name,
+        home=home,
+        exist_ok=exist_ok,
+        database_url=database_url,
+        artifact_root=artifact_root,
+        url=url,
     )
-    console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
+    if ws.url:
+        console.print(f"Workspace [bold]{ws.name}[/bold] on the server {ws.url}")
+    else:
+        console.print(
+            f"Workspace [bold]{ws.name}[/bold] in an embedded home, {ws.location} "
+            "(no server: pass --url or set CUMULO_URL to create it on one)"
+        )
     if write_config:
         console.print(f"Wrote {ws.write_config('.')}")
 
 
 @workspace_app.command("list")
 @friendly_errors
-def workspace_list(home: str | None = HomeOption, json: bool = JsonOption) -> None:
-    """List the workspaces of a home."""
-    workspaces = Workspace.list(home=home)
+def workspace_list(
+    home: str | None = HomeOption,
+    url: str | None = typer.Option(
+        None, "--url", help="List a server's workspaces (default: $CUMULO_URL when set)."
+    ),
+    json: bool = JsonOption,
+) -> None:
+    """List the workspaces of a server, or of an embedded home."""
+    workspaces = Workspace.list(home=home, url=url)
     if json:
         print_json([{"name": w.name, "location": w.location} for w in workspaces])
         return
@@ -251,6 +274,7 @@ def run_metrics(
 ) -> None:
     """Show a run's metrics: last value, count, min, max and a sparkline per series."""
     ws = open_workspace(workspace)
+    run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
     data = ws.transport.tracking.get_run_metrics(ws.name, run_id)
     if json:
         series = {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cumulo.core import validation
 from cumulo.core.entities import ExperimentInfo, RunInfo
-from cumulo.core.errors import ConfigError, NotFound
+from cumulo.core.errors import ConfigError, InvalidInput, NotFound
 from cumulo.core.settings import Settings, mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
@@ -74,12 +74,30 @@ class Workspace:
         exist_ok: bool = False,
         database_url: str | None = None,
         artifact_root: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> Workspace:
-        """Create a workspace in an embedded home (``$CUMULO_HOME`` or ``~/.cumulo``)."""
+        """Create a workspace on a server or in an embedded home.
+
+        On the server at ``url`` (default ``$CUMULO_URL``, with ``$CUMULO_TOKEN``)
+        when one is given; otherwise in an embedded home (``home``, else
+        ``$CUMULO_HOME``, else ``~/.cumulo``). ``location`` says which.
+
+        Example::
+
+            ws = Workspace.create("demo", exist_ok=True)
+            ws = Workspace.create("team", url="http://ml-server:8080", exist_ok=True)
+        """
         validation.workspace_name(name)
-        transport, settings = _embedded(home, database_url, artifact_root)
-        transport.tracking.create_workspace(name, exist_ok=exist_ok)
-        return cls(name, transport, settings=settings)
+        server = _server(url, token, home, database_url, artifact_root)
+        if server is not None:
+            transport = HttpTransport(server[0], token=server[1])
+            transport.tracking.create_workspace(name, exist_ok=exist_ok)
+            return cls(name, transport, url=server[0].rstrip("/"), token=server[1])
+        embedded, settings = _embedded(home, database_url, artifact_root)
+        embedded.tracking.create_workspace(name, exist_ok=exist_ok)
+        return cls(name, embedded, settings=settings)
 
     @classmethod
     def get(
@@ -88,16 +106,40 @@ class Workspace:
         home: str | Path | None = None,
         database_url: str | None = None,
         artifact_root: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> Workspace:
-        """Open an existing embedded workspace; raises NotFound if there is none."""
+        """Open an existing workspace; raises NotFound if there is none.
+
+        On the server at ``url`` (default ``$CUMULO_URL``) when one is given,
+        else in an embedded home, as ``create`` does.
+        """
+        server = _server(url, token, home, database_url, artifact_root)
+        if server is not None:
+            return cls.connect(server[0], name, token=server[1])
         transport, settings = _embedded(home, database_url, artifact_root)
         transport.tracking.get_workspace(name)
         return cls(name, transport, settings=settings)
 
     @classmethod
     def list(
-        cls, home: str | Path | None = None, database_url: str | None = None
-    ) -> list[Workspace]:
+        cls,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> builtins.list[Workspace]:
+        """The workspaces of a server (``url``, default ``$CUMULO_URL``) or of an embedded home."""
+        server = _server(url, token, home, database_url, None)
+        if server is not None:
+            client = HttpTransport(server[0], token=server[1])
+            base = server[0].rstrip("/")
+            return [
+                cls(w.name, client, url=base, token=server[1])
+                for w in client.tracking.list_workspaces()
+            ]
         transport, settings = _embedded(home, database_url, None)
         found = transport.tracking.list_workspaces()
         return [cls(w.name, transport, settings=settings) for w in found]
@@ -543,6 +585,29 @@ class SweepRun(Run):
             f"SweepRun(experiment={self._info.experiment_name!r}, number={self.number}, "
             f"id={self.id!r}, status={self._info.status!r})"
         )
+
+
+def _server(
+    url: str | None, token: str | None, *embedded: str | Path | None
+) -> tuple[str, str | None] | None:
+    """The server (URL, token) a workspace call goes to, or None for an embedded home.
+
+    An explicit ``url`` wins; an explicit embedded store (home, database, artifact
+    root) is never overridden by ``$CUMULO_URL``; otherwise ``$CUMULO_URL`` decides.
+    """
+    given = [e for e in embedded if e is not None]
+    if url and given:
+        raise InvalidInput(
+            "Give either a server url or an embedded home/database_url/artifact_root, not both."
+        )
+    if url:
+        return url, token
+    if given:
+        return None
+    env = os.environ.get("CUMULO_URL")
+    if not env:
+        return None
+    return env, token or os.environ.get("CUMULO_TOKEN")
 
 
 def _embedded(
