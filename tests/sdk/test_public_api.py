@@ -20,6 +20,7 @@ PUBLIC = {
     "Experiment",
     "GridParameterSampling",
     "HyperDriveConfig",
+    "HyperbandPolicy",
     "InferenceConfig",
     "InsufficientStorage",
     "InvalidInput",

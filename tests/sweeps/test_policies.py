@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from cumulo.core.errors import InvalidInput
 from cumulo.core.sweeps import Policy, Sampling, SweepSpec, TrialInfo, uniform
 from cumulo.services import sweep_optuna
 
@@ -40,8 +44,8 @@ def _verdict(policy: dict[str, Any], goal: str = "maximize", bad: dict[int, floa
     trials = _trials(["completed", "completed", "submitted", "submitted"])
     histories = {0: GOOD, 1: GOOD, 2: {0: 0.5, 1: 0.7}, 3: bad}
     good = sweep_optuna.evaluate(spec, trials, histories, 2, [0, 1])
-    assert good is None  # the trial doing as well as the others goes on
-    return sweep_optuna.evaluate(spec, trials, histories, 3, sorted(bad))
+    assert good.stop is None  # the trial doing as well as the others goes on
+    return sweep_optuna.evaluate(spec, trials, histories, 3, sorted(bad)).stop
 
 
 def test_bandit_stops_a_trial_outside_the_slack_of_the_best() -> None:
@@ -76,6 +80,40 @@ def test_the_evaluation_interval_and_delay_are_honoured() -> None:
     trials = _trials(["completed", "submitted"])
     histories = {0: GOOD, 1: {0: 0.1, 1: 0.7, 2: 0.8}}
     # step 0 is before the delay; step 1 is due and fine; step 2 is not due
-    assert sweep_optuna.evaluate(spec, trials, histories, 1, [0, 1, 2]) is None
+    assert sweep_optuna.evaluate(spec, trials, histories, 1, [0, 1, 2]).stop is None
     histories[1][3] = 0.1
-    assert sweep_optuna.evaluate(spec, trials, histories, 1, [3]) is not None
+    assert sweep_optuna.evaluate(spec, trials, histories, 1, [3]).stop is not None
+
+
+def test_hyperband_stops_a_trial_behind_its_bracket_at_a_rung() -> None:
+    # max_resource 9, reduction factor 3: rungs at steps 1, 3 and 9; trials 0-4 share bracket 0
+    spec = _spec({"kind": "hyperband", "max_resource": 9, "reduction_factor": 3})
+    trials = _trials(["submitted", "submitted", "submitted"])
+    good = {0: 0.5, 1: 0.7, 2: 0.8, 3: 0.9}
+    histories = {0: good, 1: dict(good), 2: {0: 0.1, 1: 0.1, 2: 0.12, 3: 0.1}}
+    first = sweep_optuna.evaluate(spec, trials, histories, 0, sorted(good))
+    assert first.stop is None  # the first to reach a rung goes on
+    assert first.system_attrs == {"completed_rung_0": 0.7, "completed_rung_1": 0.9}
+    trials[0] = replace(trials[0], system_attrs=first.system_attrs)
+    second = sweep_optuna.evaluate(spec, trials, histories, 1, sorted(good))
+    assert second.stop is None  # as good as the best: among the top third
+    trials[1] = replace(trials[1], system_attrs=second.system_attrs)
+    bad = sweep_optuna.evaluate(spec, trials, histories, 2, [0, 1, 2, 3])
+    assert bad.stop == {
+        "step": 1,
+        "bracket": 0,
+        "rung": 0,
+        "value": 0.1,
+        "cutoff": 0.7,
+        "trials_at_rung": 3,
+    }
+    assert bad.system_attrs == {"completed_rung_0": 0.1}
+
+
+def test_hyperband_needs_its_resources() -> None:
+    with pytest.raises(InvalidInput, match="max_resource must be a whole number"):
+        Policy.parse({"kind": "hyperband"})
+    with pytest.raises(InvalidInput, match="above min_resource"):
+        Policy.parse({"kind": "hyperband", "max_resource": 2, "min_resource": 2})
+    with pytest.raises(InvalidInput, match="reduction_factor"):
+        Policy.parse({"kind": "hyperband", "max_resource": 9, "reduction_factor": 1})

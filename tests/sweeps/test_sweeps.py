@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import uvicorn
 from tests.conftest import free_port
@@ -17,6 +18,7 @@ from cumulo import (
     ComputeTarget,
     Experiment,
     GridParameterSampling,
+    HyperbandPolicy,
     HyperDriveConfig,
     LocalPool,
     PrimaryMetricGoal,
@@ -28,7 +30,7 @@ from cumulo import (
     uniform,
 )
 from cumulo.core.settings import Settings
-from cumulo.core.sweeps import STOPPED_BY, STOPPED_REASON, TRIAL_TAG, TrialInfo
+from cumulo.core.sweeps import STOPPED_BY, STOPPED_REASON, TRIAL_TAG, Policy, TrialInfo
 from cumulo.sdk.embedded import EmbeddedTransport
 from cumulo.sdk.http import HttpTransport
 from cumulo.server.app import create_app
@@ -144,7 +146,12 @@ def test_a_metric_never_logged_is_reported(ws: Workspace, tmp_path: Path) -> Non
     assert sweep.get_best_run_by_primary_metric() is None
 
 
-def test_bandit_stops_a_clearly_bad_trial(ws: Workspace, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "policy",
+    [BanditPolicy(slack_factor=0.1), HyperbandPolicy(max_resource=9, reduction_factor=3)],
+    ids=["bandit", "hyperband"],
+)
+def test_a_policy_stops_a_clearly_bad_trial(ws: Workspace, tmp_path: Path, policy: Policy) -> None:
     # The good trial reports ten steps at once; the bad one would go on for minutes.
     body = TRAIN.replace(
         "a = p.parse_args()\n",
@@ -153,20 +160,25 @@ def test_bandit_stops_a_clearly_bad_trial(ws: Workspace, tmp_path: Path) -> None
     config = HyperDriveConfig(
         run_config=ScriptRunConfig(_src(tmp_path, body), "train.py", arguments=["--steps", "10"]),
         hyperparameter_sampling=GridParameterSampling({"x": choice(0.9, 0.1)}),
-        policy=BanditPolicy(slack_factor=0.1),
+        policy=policy,
         primary_metric_name="score",
         max_total_runs=2,
         max_concurrent_runs=2,
     )
-    sweep = Experiment(ws, "bandit").submit(config)
+    sweep = Experiment(ws, policy.kind).submit(config)
     assert _finish(sweep)["status"] == "Completed"
     by_x = {c.get_params()["x"]: c for c in sweep.get_children()}
     good, bad = by_x["0.9"], by_x["0.1"]
     assert good.get_status() == "Completed"
     assert bad.get_status() == "Canceled"
     props = bad.get_properties()
-    assert props[STOPPED_BY] == "BanditPolicy"
-    assert '"value":0.1' in props[STOPPED_REASON] and '"best":0.9' in props[STOPPED_REASON]
+    assert props[STOPPED_BY] == policy.label
+    reason = orjson.loads(props[STOPPED_REASON])
+    assert reason["value"] == 0.1
+    if policy.kind == "bandit":
+        assert reason["best"] == 0.9
+    else:  # stopped at the first rung (step 1) or, had it got there first, at the next (3)
+        assert reason["step"] in (1, 3) and reason["cutoff"] == 0.9 and reason["bracket"] == 0
     assert len(bad.get_metrics()["score"]) < 1000
     assert sweep.get_best_run_by_primary_metric() == good
 

@@ -78,6 +78,7 @@ _POLICIES = {
     "banditpolicy": "bandit",
     "medianstoppingpolicy": "median_stopping",
     "truncationselectionpolicy": "truncation_selection",
+    "hyperbandpolicy": "hyperband",
 }
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.S)
 

@@ -318,15 +318,27 @@ class Sampling:
 
 
 # -------------------------------------------------------------------- policies
-POLICIES = ("bandit", "median_stopping", "truncation_selection")
+POLICIES = ("bandit", "median_stopping", "truncation_selection", "hyperband")
+_POLICY_FIELDS = (
+    "evaluation_interval",
+    "delay_evaluation",
+    "slack_factor",
+    "slack_amount",
+    "truncation_percentage",
+    "min_resource",
+    "max_resource",
+    "reduction_factor",
+)
 
 
 @dataclass(frozen=True)
 class Policy:
-    """An early-termination policy: ``bandit``, ``median_stopping`` or ``truncation_selection``.
+    """An early-termination policy: ``bandit``, ``median_stopping``, ``truncation_selection``
+    or ``hyperband``.
 
     ``evaluation_interval`` and ``delay_evaluation`` count the steps at which
-    trials report the primary metric.
+    trials report the primary metric; so do hyperband's ``min_resource`` (the
+    first rung) and ``max_resource`` (the most steps a trial reports).
     """
 
     kind: str
@@ -335,16 +347,13 @@ class Policy:
     slack_factor: float | None = None
     slack_amount: float | None = None
     truncation_percentage: float | None = None
+    min_resource: int | None = None
+    max_resource: int | None = None
+    reduction_factor: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in (
-            "evaluation_interval",
-            "delay_evaluation",
-            "slack_factor",
-            "slack_amount",
-            "truncation_percentage",
-        ):
+        for f in _POLICY_FIELDS:
             if getattr(self, f) is not None:
                 out[f] = getattr(self, f)
         return out
@@ -355,6 +364,7 @@ class Policy:
             "bandit": "BanditPolicy",
             "median_stopping": "MedianStoppingPolicy",
             "truncation_selection": "TruncationSelectionPolicy",
+            "hyperband": "HyperbandPolicy",
         }[self.kind]
 
     @classmethod
@@ -365,8 +375,8 @@ class Policy:
             data = data.to_dict()
         if not isinstance(data, Mapping):
             raise InvalidInput(
-                "policy must be BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy "
-                "or None."
+                "policy must be BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy, "
+                "HyperbandPolicy or None."
             )
         kind = str(data.get("kind", "")).lower()
         if kind in ("none", "no_termination"):
@@ -396,6 +406,15 @@ class Policy:
                     "TruncationSelectionPolicy: truncation_percentage must be between 1 and 99."
                 )
             return cls(kind, interval, delay, truncation_percentage=pct)
+        if kind == "hyperband":
+            low = _whole(data.get("min_resource", 1), "HyperbandPolicy: min_resource", 1)
+            high = _whole(data.get("max_resource"), "HyperbandPolicy: max_resource", 1)
+            if high <= low:
+                raise InvalidInput("HyperbandPolicy: max_resource must be above min_resource.")
+            factor = _whole(data.get("reduction_factor", 3), "HyperbandPolicy: reduction_factor", 2)
+            return cls(
+                kind, interval, delay, min_resource=low, max_resource=high, reduction_factor=factor
+            )
         return cls(kind, interval, delay)
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "BayesianParameterSampling",
     "GridParameterSampling",
     "HyperDriveConfig",
+    "HyperbandPolicy",
     "MedianStoppingPolicy",
     "ParameterExpression",
     "PrimaryMetricGoal",
@@ -178,6 +179,39 @@ class TruncationSelectionPolicy(Policy):
             {
                 "kind": "truncation_selection",
                 "truncation_percentage": truncation_percentage,
+                "evaluation_interval": evaluation_interval,
+                "delay_evaluation": delay_evaluation,
+            }
+        )
+        assert parsed is not None
+        super().__init__(**vars(parsed))
+
+
+class HyperbandPolicy(Policy):
+    """Successive halving in several brackets (Optuna's ``HyperbandPruner``).
+
+    A trial reaching step ``min_resource * reduction_factor ** k`` (a *rung*)
+    goes on only if its value there is among the best ``1 / reduction_factor``
+    of the values its bracket's trials had at that rung. ``max_resource`` is the
+    most steps a trial reports; it sets how many brackets there are.
+
+    Example: ``HyperbandPolicy(max_resource=27, reduction_factor=3)``
+    """
+
+    def __init__(
+        self,
+        max_resource: int,
+        min_resource: int = 1,
+        reduction_factor: int = 3,
+        evaluation_interval: int = 1,
+        delay_evaluation: int = 0,
+    ) -> None:
+        parsed = Policy.parse(
+            {
+                "kind": "hyperband",
+                "max_resource": max_resource,
+                "min_resource": min_resource,
+                "reduction_factor": reduction_factor,
                 "evaluation_interval": evaluation_interval,
                 "delay_evaluation": delay_evaluation,
             }

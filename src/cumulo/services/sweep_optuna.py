@@ -16,8 +16,11 @@ metric histories), so a sweep carries on the same after a restart.
 - Pruners: ``MedianStoppingPolicy`` is Optuna's ``MedianPruner``,
   ``TruncationSelectionPolicy`` its ``PercentilePruner`` keeping the top
   ``100 - truncation_percentage`` percent, both against finished trials;
-  ``BanditPolicy`` (which Optuna lacks) is a small ``BasePruner`` here that
-  compares with the best value of any other trial at the same step.
+  ``HyperbandPolicy`` its ``HyperbandPruner`` (asynchronous successive
+  halving in several brackets), whose rung values are trial system attributes
+  the driver stores like the sampler's; ``BanditPolicy`` (which Optuna lacks)
+  is a small ``BasePruner`` here that compares with the best value of any
+  other trial at the same step.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.pruners import BasePruner, MedianPruner, NopPruner, PercentilePruner
+from optuna.pruners import (
+    BasePruner,
+    HyperbandPruner,
+    MedianPruner,
+    NopPruner,
+    PercentilePruner,
+)
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
@@ -45,7 +54,10 @@ from cumulo.core.sweeps import ParameterExpression, Policy, PrimaryMetricGoal, S
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# A fixed name: Hyperband puts a trial in a bracket by hashing it with its number.
+STUDY_NAME = "cumulo-sweep"
 _EDGE = 1e-9  # quantiles stay inside (0, 1), where the inverse CDF is finite
+_RUNG = "completed_rung_"  # Optuna's successive-halving attribute, one per rung reached
 _NORMAL = ("normal", "qnormal", "lognormal", "qlognormal")
 
 
@@ -100,6 +112,7 @@ def _study(
     pruner: BasePruner | None = None,
 ) -> optuna.Study:
     study = optuna.create_study(
+        study_name=STUDY_NAME,
         direction=StudyDirection.MAXIMIZE
         if spec.primary_metric_goal is PrimaryMetricGoal.MAXIMIZE
         else StudyDirection.MINIMIZE,
@@ -203,6 +216,12 @@ def _pruner(spec: SweepSpec) -> BasePruner | None:
         return None
     if p.kind == "bandit":
         return BanditPruner(p, spec.primary_metric_goal)
+    if p.kind == "hyperband":
+        return HyperbandPruner(
+            min_resource=p.min_resource or 1,
+            max_resource=p.max_resource or 1,
+            reduction_factor=p.reduction_factor or 3,
+        )
     if p.kind == "median_stopping":
         return MedianPruner(
             n_startup_trials=1,
@@ -221,32 +240,79 @@ def _due(p: Policy, step: int) -> bool:
     return step >= p.delay_evaluation and (step - p.delay_evaluation) % p.evaluation_interval == 0
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A policy's look at one trial: why it stops (None: it goes on), and the
+    trial's system attributes afterwards (Hyperband records its rungs there)."""
+
+    stop: dict[str, Any] | None
+    system_attrs: dict[str, Any]
+
+
 def evaluate(
     spec: SweepSpec,
     trials: list[TrialInfo],
     histories: dict[int, dict[int, float]],
     number: int,
     steps: list[int],
-) -> dict[str, Any] | None:
+) -> Evaluation:
     """Whether the policy stops trial ``number`` at one of its new ``steps``, and why."""
+    index = next(i for i, t in enumerate(trials) if t.number == number)
     policy, pruner = spec.policy, _pruner(spec)
     if policy is None or pruner is None:
-        return None
+        return Evaluation(None, trials[index].system_attrs)
     study = _study(spec, trials, histories, number, pruner)
-    index = next(i for i, t in enumerate(trials) if t.number == number)
-    whole = study.get_trials(deepcopy=False)[index]
+    stop = None
     for step in steps:
         if not _due(policy, step):
             continue
+        whole = study.get_trials(deepcopy=False)[index]  # its attributes as the pruner left them
         seen = copy.copy(whole)  # the trial as it stood at ``step``
         seen.intermediate_values = {s: v for s, v in whole.intermediate_values.items() if s <= step}
         if isinstance(pruner, BanditPruner):
-            verdict = pruner.verdict(study, seen)
-            if verdict is not None:
-                return verdict
+            stop = pruner.verdict(study, seen)
         elif pruner.prune(study, seen):
-            return _percentile_numbers(spec, study, seen, step)
-    return None
+            if isinstance(pruner, HyperbandPruner):
+                stop = _hyperband_numbers(spec, study, pruner, index, step)
+            else:
+                stop = _percentile_numbers(spec, study, seen, step)
+        if stop is not None:
+            break
+    attrs = study.get_trials(deepcopy=False)[index].system_attrs
+    return Evaluation(stop, {k: v for k, v in attrs.items() if _plain(v)})
+
+
+def _hyperband_numbers(
+    spec: SweepSpec, study: optuna.Study, pruner: HyperbandPruner, index: int, step: int
+) -> dict[str, Any]:
+    """The numbers behind a successive-halving stop: the rung the trial reached, its value
+    there, and the value it needed to be among the best ``1 / reduction_factor`` of its bracket.
+    """
+    policy = spec.policy
+    assert policy is not None
+    trial = study.get_trials(deepcopy=False)[index]
+    rungs = [k for k in trial.system_attrs if k.startswith(_RUNG)]
+    rung = max(int(k[len(_RUNG) :]) for k in rungs) if rungs else 0
+    key = f"{_RUNG}{rung}"
+    bracket = pruner._get_bracket_id(study, trial)
+    peers = pruner._create_bracket_study(study, bracket).get_trials(deepcopy=False)
+    value = trial.system_attrs.get(key, trial.intermediate_values[step])
+    competing = sorted(
+        [t.system_attrs[key] for t in peers if t.number != trial.number and key in t.system_attrs]
+        + [value]
+    )
+    factor = policy.reduction_factor or 3
+    keep = max(len(competing) // factor - 1, 0)
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    cutoff = competing[-(keep + 1)] if maximize else competing[keep]
+    return {
+        "step": step,
+        "bracket": bracket,
+        "rung": rung,
+        "value": value,
+        "cutoff": cutoff,
+        "trials_at_rung": len(competing),
+    }
 
 
 def _percentile_numbers(

@@ -368,11 +368,22 @@ class SweepDriver:
             return
         self._policy_at[sweep.id] = time.monotonic()
         histories = self._histories(sweep, trials, children)
-        for t in trials:
+        policy = sweep.spec.policy
+        assert policy is not None
+        # Successive halving ranks a trial against what the others reached at each rung, so a
+        # trial that ended before the policy saw all its steps gets its rungs recorded too.
+        record_ended = policy.kind == "hyperband"
+        for i in sorted(range(len(trials)), key=lambda i: trials[i].state in ACTIVE):
+            t = trials[i]
             run = children.get(t.number)
-            if t.state != SUBMITTED or run is None or t.run_id is None:
+            if run is None or t.run_id is None:
                 continue
-            if run.run_status != RunStatus.RUNNING or STOPPED_BY in run.properties:
+            running = (
+                t.state == SUBMITTED
+                and run.run_status == RunStatus.RUNNING
+                and STOPPED_BY not in run.properties
+            )
+            if not running and not (record_ended and t.state == COMPLETED):
                 continue
             key = (sweep.id, t.number)
             steps = sorted(
@@ -381,15 +392,23 @@ class SweepDriver:
             if not steps:
                 continue
             self._evaluated[key] = steps[-1]
-            verdict = sweep_optuna.evaluate(sweep.spec, trials, histories, t.number, steps)
+            view = list(trials)
+            if not running:  # looked at as if running, so the pruner may record its rungs
+                view[i] = replace(t, state=SUBMITTED)
+            looked = sweep_optuna.evaluate(sweep.spec, view, histories, t.number, steps)
+            if looked.system_attrs != t.system_attrs:  # Hyperband's rungs: kept for later looks
+                self.store.update_trial(sweep.id, t.number, system_attrs=looked.system_attrs)
+                trials[i] = replace(t, system_attrs=looked.system_attrs)
+            if not running:
+                continue
+            verdict = looked.stop
             if verdict is None:
                 continue
-            assert sweep.spec.policy is not None
             self.tracking.add_properties(
                 sweep.workspace,
                 t.run_id,
                 {
-                    STOPPED_BY: sweep.spec.policy.label,
+                    STOPPED_BY: policy.label,
                     STOPPED_REASON: orjson.dumps(verdict).decode(),
                 },
             )

@@ -21,6 +21,7 @@ from cumulo.store.db import Database
 from cumulo.store.scoped import WorkspaceIds
 
 RUNNING, DONE = "running", "done"
+_JSON = ("params", "internal", "system_attrs")  # trial columns stored as JSON text
 
 
 def _dump(value: Any) -> str:
@@ -171,7 +172,9 @@ class SweepStore:
             conn.execute(
                 update(tbl)
                 .where(and_(tbl.c.sweep_id == sweep_id, tbl.c.number == number))
-                .values(**values)
+                .values(
+                    **{k: _dump(v) if k in _JSON else v for k, v in values.items()},
+                )
             )
 
 
