@@ -45,6 +45,7 @@ def _sweep_file(tmp_path: Path, extra: str = "") -> Path:
     return file
 
 
+@pytest.mark.slow
 def test_submit_a_sweep_file_and_show_its_leaderboard(ws: Workspace, tmp_path: Path) -> None:
     result = cli.invoke(app, ["sweep", "submit", "-w", ws.name, "-f", str(_sweep_file(tmp_path))])
     assert result.exit_code == 0, result.output

@@ -7,9 +7,12 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cumulo.cli.main import app
+
+pytestmark = pytest.mark.slow  # each runs a whole sweep of job processes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sweeps.md"
 

@@ -38,6 +38,8 @@ from cumulo.services import sweep_optuna
 from cumulo.services.context import open_services
 from cumulo.services.sweeps import SweepDriver
 
+pytestmark = pytest.mark.slow  # each runs a sweep of job processes (10 s and more)
+
 TRAIN = """\
 import argparse, time
 from cumulo import Run
