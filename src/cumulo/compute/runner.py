@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -291,6 +292,52 @@ def _run(
     spool = Spool(workdir / JOB_FOLDER / "spool")  # where the script's writer buffers
     env = {**os.environ, **spec.get("env", {}), "PYTHONUNBUFFERED": "1"}
     env[ENV_DIR] = str(spool.folder)
+    bridge = _open_bridge(spec, sink)
+    if bridge is not None:
+        env.update(bridge.env)
+    try:
+        return _supervise(spec, channel, workdir, sink, stop, on_child, python, env, spool)
+    finally:
+        if bridge is not None:
+            bridge.close()
+
+
+class Bridge(Protocol):
+    """What serves a job's MLflow calls when no server does (``spec["tracking_bridge"]``)."""
+
+    env: dict[str, str]
+
+    def close(self) -> None: ...
+
+
+def _open_bridge(spec: dict[str, Any], sink: LogSink) -> Bridge | None:
+    """The job's MLflow endpoint, named ``module:callable`` in its spec, unless the job's
+    own variables already name one."""
+    name = spec.get("tracking_bridge")
+    if not name or "MLFLOW_TRACKING_URI" in spec.get("env", {}):
+        return None
+    module, _, attr = str(name).partition(":")
+    try:
+        bridge: Bridge = getattr(importlib.import_module(module), attr)(
+            spec["workspace"], spec["run_id"]
+        )
+    except Exception as exc:
+        sink.system(f"MLflow calls of this job cannot be tracked: {exc}")
+        return None
+    return bridge
+
+
+def _supervise(
+    spec: dict[str, Any],
+    channel: JobChannel,
+    workdir: Path,
+    sink: LogSink,
+    stop: threading.Event,
+    on_child: Callable[[int], None] | None,
+    python: str,
+    env: dict[str, str],
+    spool: Spool,
+) -> dict[str, Any]:
     if "CUMULO_URL" in spec.get("env", {}):
         for key in _STORE_VARS:  # the script talks to the server, never to its database
             env.pop(key, None)

@@ -68,6 +68,8 @@ LOST_GRACE_SECONDS = 1.5
 # can open it, else the service's servers through the SDK's HTTP client.
 STORE_LINK = "cumulo.services.agent_link:StoreLink"
 HTTP_LINK = "cumulo.sdk.agent_link:HttpLink"
+# How a job of an embedded workspace reaches it through MLflow (see cumulo.server.bridge).
+TRACKING_BRIDGE = "cumulo.server.bridge:open_bridge"
 
 
 @dataclass
@@ -166,6 +168,8 @@ def prepare(
         "env": {**user_vars, **child},
         "max_run_duration_seconds": cfg.max_run_duration_seconds,
         "delivery_seconds": jobs.settings.delivery_seconds,
+        # No server to point MLflow at: the runner serves the store to the job itself.
+        "tracking_bridge": None if endpoint.url else TRACKING_BRIDGE,
     }
     (workdir / JOB_FOLDER).mkdir(exist_ok=True)
     (workdir / JOB_FOLDER / "spec.json").write_text(json.dumps(spec))
