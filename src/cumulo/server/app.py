@@ -43,7 +43,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             services.sweeper.stop()
-            services.scheduler.stop()
+            # Its pool nodes stop with it: each ends the job at hand and takes no other,
+            # so no queued job starts on a node whose server is shutting down.
+            services.scheduler.stop(stop_nodes=True, wait=False)
     finally:
         services.hosting.stop()
         app.state.audit.close()

@@ -103,10 +103,10 @@ class ServiceNodeQueue:
     def server_gone(self) -> bool:
         """True when no address of the service answers any more.
 
-        A node outlives the server that started it, and its jobs report to any
-        server of the service. Once none answers, jobs it took would report to
-        dead addresses: it stops instead, and the next server's scheduler starts
-        nodes that report to it.
+        A node outlives a server that died (one shutting down stops its nodes),
+        and its jobs report to any server of the service. Once none answers, jobs
+        it took would report to dead addresses: it stops instead, and the next
+        server's scheduler starts nodes that report to it.
         """
         urls = self.endpoint.urls or ((self.endpoint.url,) if self.endpoint.url else ())
         if not urls or time.monotonic() - self._checked_at < 2.0:

@@ -236,11 +236,16 @@ class Scheduler:
         for backend in self._backends.values():
             backend.close()
 
-    def stop_nodes(self) -> None:
-        """End the pool nodes this scheduler started (tests and shutdown)."""
+    def stop_nodes(self, wait: bool = True) -> None:
+        """End the pool nodes this scheduler started: each finishes the job at hand and
+        takes no other. With ``wait`` (tests, an embedded process closing) wait for them,
+        killing one still busy after 30 s; without (a server shutting down) only tell them,
+        and each node stops on its own once its job ends."""
         for node_id, proc in list(self._node_procs.items()):
             if proc.poll() is None:
                 proc.terminate()  # a node finishes the job at hand, then stops
+                if not wait:
+                    continue
                 try:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
@@ -611,11 +616,12 @@ class SchedulerWorker:
     def running(self) -> bool:
         return self.current is not None and self.current.running
 
-    def stop(self, stop_nodes: bool = False) -> None:
-        """Stop dispatching (running jobs go on); with ``stop_nodes`` end its pool nodes too."""
+    def stop(self, stop_nodes: bool = False, wait: bool = True) -> None:
+        """Stop dispatching (running jobs go on); with ``stop_nodes`` end its pool nodes too
+        (``wait``: see ``Scheduler.stop_nodes``)."""
         with self._lock:
             scheduler, self.current = self.current, None
         if scheduler is not None:
             scheduler.stop()
             if stop_nodes:
-                scheduler.stop_nodes()
+                scheduler.stop_nodes(wait)
