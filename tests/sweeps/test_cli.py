@@ -92,7 +92,23 @@ def test_bad_sweep_files_say_what_is_wrong(tmp_path: Path) -> None:
     assert repr(expression("x", {"kind": "quniform", "args": [0, 8, 2]})) == "quniform(0, 8, 2)"
 
 
-def _write(tmp_path: Path, body: str) -> Path:
+def test_a_sweep_file_with_several_objectives_or_a_warm_start(tmp_path: Path) -> None:
+    file = tmp_path / "multi.yml"
+    file.write_text(
+        "experiment: e\nscript: train.py\nparameters: {x: [1, 2]}\n"
+        "primary_metrics: {accuracy: maximize, latency_ms: minimize}\n"
+    )
+    spec = load_sweep_file(file)[2].spec
+    assert spec.multi_objective and [n for n, _ in spec.objectives] == ["accuracy", "latency_ms"]
+    with pytest.raises(InvalidInput, match="needs 'primary_metric_name:' \\(or 'primary_metrics:'"):
+        load_sweep_file(_write(tmp_path, "parameters: {x: [1, 2]}\n", metric=""))
+    resumed = load_sweep_file(
+        _write(tmp_path, "parameters: {x: [1, 2]}\nsampling: bayesian\nresume_from: abc\n")
+    )
+    assert resumed[2].spec.resume_from == "abc"
+
+
+def _write(tmp_path: Path, body: str, metric: str = "loss") -> Path:
     file = tmp_path / "other.yml"
-    file.write_text("experiment: e\nscript: train.py\nprimary_metric_name: loss\n" + body)
+    file.write_text(f"experiment: e\nscript: train.py\nprimary_metric_name: {metric}\n" + body)
     return file

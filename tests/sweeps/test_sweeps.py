@@ -15,11 +15,13 @@ from tests.jobs.conftest import wait_until, write_script
 
 from cumulo import (
     BanditPolicy,
+    BayesianParameterSampling,
     ComputeTarget,
     Experiment,
     GridParameterSampling,
     HyperbandPolicy,
     HyperDriveConfig,
+    InvalidInput,
     LocalPool,
     PrimaryMetricGoal,
     RandomParameterSampling,
@@ -183,6 +185,63 @@ def test_a_policy_stops_a_clearly_bad_trial(ws: Workspace, tmp_path: Path, polic
         assert reason["step"] in (1, 3) and reason["cutoff"] == 0.9 and reason["bracket"] == 0
     assert len(bad.get_metrics()["score"]) < 1000
     assert sweep.get_best_run_by_primary_metric() == good
+
+
+TRADE_OFF = """\
+import argparse
+from cumulo import Run
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float)
+p.add_argument("--y", type=int)
+a = p.parse_args()
+run = Run.get_context()
+run.log("accuracy", a.x)
+run.log("latency_ms", a.x * 100 + a.y * 10)
+"""
+
+
+def test_a_multi_objective_sweep_ends_with_a_pareto_front_and_warm_starts_another(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(_src(tmp_path, TRADE_OFF), "train.py"),
+        hyperparameter_sampling=GridParameterSampling({"x": choice(0.2, 0.8), "y": choice(1, 2)}),
+        primary_metrics=[
+            ("accuracy", PrimaryMetricGoal.MAXIMIZE),
+            ("latency_ms", PrimaryMetricGoal.MINIMIZE),
+        ],
+        max_concurrent_runs=4,
+    )
+    sweep = Experiment(ws, "pareto").submit(config)
+    details = _finish(sweep)
+    assert details["status"] == "Completed"
+    # for each x, y=1 is as accurate as y=2 and faster; x trades accuracy for latency
+    front = sweep.get_pareto_front()
+    assert sorted((r["hyperparameters"]["x"], r["hyperparameters"]["y"]) for r in front) == [
+        ("0.2", "1"),
+        ("0.8", "1"),
+    ]
+    assert sorted(r["metrics"]["latency_ms"] for r in front) == [30.0, 90.0]
+    assert len(list(sweep.get_children())) == 4
+    props = details["properties"]
+    assert isinstance(props, dict)
+    assert sorted(orjson.loads(props["sweep.pareto_front"])) == sorted(r["run_id"] for r in front)
+    with pytest.raises(InvalidInput, match="get_pareto_front"):
+        sweep.get_best_run_by_primary_metric()
+
+    again = HyperDriveConfig(
+        run_config=ScriptRunConfig(_src(tmp_path, TRADE_OFF), "train.py"),
+        hyperparameter_sampling=BayesianParameterSampling(
+            {"x": choice(0.2, 0.8), "y": choice(1, 2)}, seed=1
+        ),
+        primary_metrics=[("accuracy", "maximize"), ("latency_ms", "minimize")],
+        max_total_runs=1,
+        resume_from=sweep,
+    )
+    resumed = Experiment(ws, "pareto").submit(again)
+    assert _finish(resumed)["status"] == "Completed"
+    props = resumed.get_properties()
+    assert props["sweep.resume_from"] == sweep.id and props["sweep.warm_start_trials"] == "4"
 
 
 def test_a_sweep_carries_on_after_a_restart(ws: Workspace, tmp_path: Path) -> None:

@@ -21,6 +21,10 @@ A sweep file names the script as a job file does, plus the search::
     primary_metric_goal: maximize
     max_total_runs: 20
     max_concurrent_runs: 4
+
+A multi-objective sweep lists its metrics instead of ``primary_metric_name``
+(``primary_metrics: {accuracy: maximize, latency_ms: minimize}``);
+``resume_from: RUN`` warm-starts Bayesian sampling from an earlier sweep.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from cumulo.cli.common import (
 from cumulo.cli.jobs import _environment
 from cumulo.core.errors import InvalidInput
 from cumulo.core.status import RunStatus
-from cumulo.core.sweeps import ParameterExpression, Policy, Sampling
+from cumulo.core.sweeps import TRIAL_TAG, ParameterExpression, Policy, Sampling
 from cumulo.sdk import display
 from cumulo.sdk.jobs import ScriptRunConfig
 from cumulo.sdk.sweeps import HyperDriveConfig
@@ -64,7 +68,8 @@ _JOB_FIELDS = {
 }  # fmt: skip
 _SWEEP_FIELDS = {
     "sampling", "seed", "parameters", "policy", "primary_metric_name", "primary_metric_goal",
-    "max_total_runs", "max_concurrent_runs", "max_duration_minutes",
+    "max_total_runs", "max_concurrent_runs", "max_duration_minutes", "primary_metrics",
+    "resume_from",
 }  # fmt: skip
 _ALIASES = {"code": "source_directory", "dir": "source_directory", "compute": "compute_target",
             "args": "arguments", "space": "parameters", "metric": "primary_metric_name",
@@ -125,9 +130,11 @@ def load_sweep_file(file: Path) -> tuple[str, ScriptRunConfig, HyperDriveConfig,
     if unknown:
         known = sorted(_JOB_FIELDS | _SWEEP_FIELDS)
         raise InvalidInput(f"Unknown fields in {file}: {sorted(unknown)}; known: {known}.")
-    for needed in ("experiment", "script", "parameters", "primary_metric_name"):
+    for needed in ("experiment", "script", "parameters"):
         if not data.get(needed):
             raise InvalidInput(f"{file} needs '{needed}:'.")
+    if not data.get("primary_metric_name") and not data.get("primary_metrics"):
+        raise InvalidInput(f"{file} needs 'primary_metric_name:' (or 'primary_metrics:').")
     base = file.parent
     source = Path(str(data.get("source_directory") or "."))
     run_config = ScriptRunConfig(
@@ -160,11 +167,13 @@ def load_sweep_file(file: Path) -> tuple[str, ScriptRunConfig, HyperDriveConfig,
             }
         ),
         policy=Policy.parse(policy),
-        primary_metric_name=str(data["primary_metric_name"]),
+        primary_metric_name=str(data.get("primary_metric_name") or ""),
         primary_metric_goal=str(data.get("primary_metric_goal") or "maximize"),
         max_total_runs=data.get("max_total_runs", 20),
         max_concurrent_runs=data.get("max_concurrent_runs", 4),
         max_duration_minutes=data.get("max_duration_minutes"),
+        primary_metrics=data.get("primary_metrics"),
+        resume_from=data.get("resume_from"),
     )
     return str(data["experiment"]), run_config, config, dict(data.get("tags") or {})
 
@@ -178,6 +187,9 @@ def _leaderboard(sweep: SweepRun, top: int) -> tuple[dict[str, Any], list[dict[s
 def _print(sweep: SweepRun, top: int) -> None:
     stored, rows = _leaderboard(sweep, top)
     spec = stored["spec"]
+    if "pareto_front" in stored:
+        _print_front(sweep, stored)
+        return
     info = sweep.refresh().info
     metric = spec["primary_metric_name"]
     done = sum(1 for t in stored["trials"] if t["state"] not in ("claimed", "submitted"))
@@ -204,6 +216,37 @@ def _print(sweep: SweepRun, top: int) -> None:
     missing = info.properties.get("sweep.trials_without_metric")
     if missing:
         err_console.print(f"Trials that never logged {metric}: {missing}.")
+
+
+def _print_front(sweep: SweepRun, stored: dict[str, Any]) -> None:
+    """A multi-objective sweep: every trial with each metric, the Pareto front marked."""
+    spec = stored["spec"]
+    info = sweep.refresh().info
+    names = [str(n) for n, _ in spec["primary_metrics"]]
+    done = sum(1 for t in stored["trials"] if t["state"] not in ("claimed", "submitted"))
+    goals = ", ".join(f"{n} ({str(g).lower()})" for n, g in spec["primary_metrics"])
+    console.print(
+        f"Sweep [bold]{info.id}[/bold] ({info.display_name}): {info.status}, "
+        f"{done} of {spec['max_total_runs']} trials ended, {goals}; "
+        f"{len(stored['pareto_front'])} on the Pareto front (*)"
+    )
+    params = list(spec["sampling"]["space"])
+    table = Table("front", "trial", "status", *names, *params, "run")
+    front = set(stored["pareto_front"])
+    for child in sorted(sweep.get_children(), key=lambda c: int(c.info.tags.get(TRIAL_TAG, 0))):
+        number = int(child.info.tags.get(TRIAL_TAG, -1))
+        metrics = child.info.metrics
+        table.add_row(
+            "*" if number in front else "",
+            str(number),
+            child.info.status,
+            *[display.fmt_value(metrics[n].value) if n in metrics else "" for n in names],
+            *[child.info.params.get(p, "") for p in params],
+            child.id,
+        )
+    console.print(table)
+    if info.error:
+        err_console.print(f"[red]{info.error.get('message', '')}[/red]")
 
 
 def _wait(ws: Workspace, sweep: SweepRun) -> str:

@@ -431,7 +431,13 @@ def _whole(v: Any, what: str, least: int) -> int:
 # ------------------------------------------------------------------------ spec
 @dataclass(frozen=True)
 class SweepSpec:
-    """Everything about a sweep but the script: sampling, policy, metric, goal and limits."""
+    """Everything about a sweep but the script: sampling, policy, metric, goal and limits.
+
+    A multi-objective sweep lists its metrics in ``primary_metrics`` (two or
+    more ``(name, goal)`` pairs); ``primary_metric_name`` and ``_goal`` are
+    then its first. ``resume_from`` names the sweep whose trials warm-started
+    the sampler.
+    """
 
     sampling: Sampling
     primary_metric_name: str
@@ -440,9 +446,20 @@ class SweepSpec:
     max_concurrent_runs: int
     policy: Policy | None = None
     max_duration_minutes: float | None = None
+    primary_metrics: tuple[tuple[str, PrimaryMetricGoal], ...] = ()
+    resume_from: str | None = None
+
+    @property
+    def objectives(self) -> tuple[tuple[str, PrimaryMetricGoal], ...]:
+        """Every metric the sweep optimizes, with its goal: one, or several."""
+        return self.primary_metrics or ((self.primary_metric_name, self.primary_metric_goal),)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.primary_metrics) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sampling": self.sampling.to_dict(),
             "policy": self.policy.to_dict() if self.policy else None,
             "primary_metric_name": self.primary_metric_name,
@@ -451,6 +468,11 @@ class SweepSpec:
             "max_concurrent_runs": self.max_concurrent_runs,
             "max_duration_minutes": self.max_duration_minutes,
         }
+        if self.primary_metrics:
+            out["primary_metrics"] = [[n, g.value] for n, g in self.primary_metrics]
+        if self.resume_from is not None:
+            out["resume_from"] = self.resume_from
+        return out
 
     @classmethod
     def parse(cls, data: Any) -> SweepSpec:
@@ -460,10 +482,34 @@ class SweepSpec:
         if unknown:
             raise InvalidInput(f"Unknown sweep fields: {sorted(unknown)}.")
         sampling = Sampling.parse(data.get("sampling"))
+        objectives = _objectives(data.get("primary_metrics"))
         metric = data.get("primary_metric_name")
-        if not isinstance(metric, str) or not metric:
-            raise InvalidInput("A sweep needs primary_metric_name, the metric its trials log.")
-        goal = PrimaryMetricGoal.parse(data.get("primary_metric_goal"))
+        if objectives and metric and metric != objectives[0][0]:
+            raise InvalidInput(
+                f"primary_metric_name {metric!r} is not the first of primary_metrics "
+                f"({objectives[0][0]!r}); give one or the other."
+            )
+        if objectives:
+            metric, goal = objectives[0]
+        else:
+            if not isinstance(metric, str) or not metric:
+                raise InvalidInput("A sweep needs primary_metric_name, the metric its trials log.")
+            goal = PrimaryMetricGoal.parse(data.get("primary_metric_goal"))
+        policy = Policy.parse(data.get("policy"))
+        if len(objectives) > 1 and policy is not None:
+            raise InvalidInput(
+                f"{policy.label} stops trials by one metric, and a multi-objective sweep has "
+                f"{len(objectives)} (Optuna prunes single-objective studies only): drop the "
+                "policy, or optimize one primary_metric_name."
+            )
+        resume = data.get("resume_from")
+        if resume is not None and (not isinstance(resume, str) or not resume):
+            raise InvalidInput("resume_from names an earlier sweep by its run id.")
+        if resume is not None and sampling.kind != "bayesian":
+            raise InvalidInput(
+                f"resume_from warm-starts Bayesian sampling; {sampling.kind} sampling does not "
+                "learn from earlier trials. Use BayesianParameterSampling."
+            )
         total = data.get("max_total_runs", 20)
         if (
             isinstance(total, bool)
@@ -487,9 +533,34 @@ class SweepSpec:
             primary_metric_goal=goal,
             max_total_runs=total,
             max_concurrent_runs=min(concurrent, total),
-            policy=Policy.parse(data.get("policy")),
+            policy=policy,
             max_duration_minutes=minutes,
+            primary_metrics=objectives if len(objectives) > 1 else (),
+            resume_from=resume,
         )
+
+
+def _objectives(data: Any) -> tuple[tuple[str, PrimaryMetricGoal], ...]:
+    """``[("accuracy", "maximize"), ("latency_ms", "minimize")]`` or ``{name: goal}``."""
+    if data is None:
+        return ()
+    pairs = list(data.items()) if isinstance(data, Mapping) else data
+    if isinstance(pairs, str) or not isinstance(pairs, list | tuple) or not pairs:
+        raise InvalidInput(
+            "primary_metrics lists (metric, goal) pairs, e.g. "
+            '[("accuracy", "maximize"), ("latency_ms", "minimize")].'
+        )
+    out: list[tuple[str, PrimaryMetricGoal]] = []
+    for pair in pairs:
+        if isinstance(pair, str) or not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise InvalidInput(f"primary_metrics: {pair!r} is not a (metric, goal) pair.")
+        name, goal = pair
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"primary_metrics: {name!r} is not a metric name.")
+        out.append((key(name, "metric"), PrimaryMetricGoal.parse(goal)))
+    if len({n for n, _ in out}) != len(out):
+        raise InvalidInput("primary_metrics names a metric twice.")
+    return tuple(out)
 
 
 def script_arguments(params: Mapping[str, Any]) -> list[str]:
@@ -526,12 +597,17 @@ class TrialInfo:
     state: str
     run_id: str | None = None
     value: float | None = None
+    # a multi-objective trial's result: one value per objective, in order
+    values: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "number": self.number,
             "params": self.params,
             "state": self.state,
             "run_id": self.run_id,
             "value": self.value,
         }
+        if self.values is not None:
+            out["values"] = list(self.values)
+        return out

@@ -226,6 +226,14 @@ class HyperDriveConfig:
 
     The spec is checked here, so a bad one fails before anything is submitted.
     ``max_concurrent_runs=None`` runs every trial at once.
+
+    ``primary_metrics=[("accuracy", PrimaryMetricGoal.MAXIMIZE), ("latency_ms",
+    PrimaryMetricGoal.MINIMIZE)]`` (instead of ``primary_metric_name``) makes a
+    multi-objective sweep, whose result is a Pareto front
+    (``SweepRun.get_pareto_front()``); it takes no early-termination policy.
+
+    ``resume_from=<an earlier SweepRun or its run id>`` warm-starts Bayesian
+    sampling with that sweep's finished trials (same parameters and metrics).
     """
 
     def __init__(
@@ -238,6 +246,8 @@ class HyperDriveConfig:
         max_total_runs: int = 20,
         max_concurrent_runs: int | None = 4,
         max_duration_minutes: float | None = None,
+        primary_metrics: list[tuple[str, PrimaryMetricGoal | str]] | None = None,
+        resume_from: Any = None,
     ) -> None:
         if not isinstance(run_config, ScriptRunConfig):
             raise InvalidInput("HyperDriveConfig's run_config must be a ScriptRunConfig.")
@@ -251,6 +261,9 @@ class HyperDriveConfig:
                 "max_total_runs": max_total_runs,
                 "max_concurrent_runs": max_concurrent_runs,
                 "max_duration_minutes": max_duration_minutes,
+                "primary_metrics": primary_metrics,
+                # a run (SweepRun) or its id
+                "resume_from": getattr(resume_from, "id", resume_from),
             }
         )
 
@@ -266,7 +279,7 @@ class HyperDriveConfig:
         s = self.spec
         return (
             f"HyperDriveConfig(script={self.run_config.script!r}, sampling={s.sampling.kind}, "
-            f"metric={s.primary_metric_name!r} {s.primary_metric_goal.value}, "
+            f"metrics={', '.join(f'{n!r} {g.value}' for n, g in s.objectives)}, "
             f"max_total_runs={s.max_total_runs}, max_concurrent_runs={s.max_concurrent_runs})"
         )
 

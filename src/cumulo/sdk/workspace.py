@@ -519,6 +519,51 @@ class SweepRun(Run):
     def primary_metric_goal(self) -> PrimaryMetricGoal:
         return PrimaryMetricGoal.parse(self.get_sweep()["spec"]["primary_metric_goal"])
 
+    @property
+    def primary_metrics(self) -> builtins.list[tuple[str, PrimaryMetricGoal]]:
+        """Every metric the sweep optimizes with its goal (several for a multi-objective one)."""
+        spec = self.get_sweep()["spec"]
+        pairs = spec.get("primary_metrics") or [
+            [spec["primary_metric_name"], spec["primary_metric_goal"]]
+        ]
+        return [(str(n), PrimaryMetricGoal.parse(g)) for n, g in pairs]
+
+    def get_pareto_front(self) -> builtins.list[dict[str, Any]]:
+        """A multi-objective sweep's result: the trials no other finished trial beats on every
+        metric, by trial number.
+
+        Each is ``{"run_id", "number", "status", "hyperparameters", "metrics"}``,
+        ``metrics`` holding the last value of each primary metric.
+
+        Example::
+
+            for row in sweep.get_pareto_front():
+                print(row["number"], row["metrics"]["accuracy"], row["metrics"]["latency_ms"])
+        """
+        stored = self.get_sweep()
+        if "pareto_front" not in stored:
+            raise InvalidInput(
+                "This sweep optimizes one metric: use get_best_run_by_primary_metric()."
+            )
+        names = [n for n, _ in self.primary_metrics]
+        front = set(stored["pareto_front"])
+        rows = []
+        for child in self.get_children():
+            number = int(child.info.tags.get(TRIAL_TAG, "-1"))
+            if number in front:
+                rows.append(
+                    {
+                        "run_id": child.id,
+                        "number": number,
+                        "status": child.info.status,
+                        "hyperparameters": dict(child.info.params),
+                        "metrics": {
+                            n: child.info.metrics[n].value for n in names if n in child.info.metrics
+                        },
+                    }
+                )
+        return sorted(rows, key=lambda r: r["number"])
+
     def cancel(self) -> None:
         """Cancel the sweep: its running trials are canceled, then it ends ``Canceled``."""
         self._info = self.workspace.transport.sweeps.cancel_sweep(self.workspace.name, self.id)
@@ -569,7 +614,15 @@ class SweepRun(Run):
     def get_best_run_by_primary_metric(
         self, include_failed: bool = True, include_canceled: bool = True
     ) -> Run | None:
-        """The trial with the best primary metric (its last logged value), or None."""
+        """The trial with the best primary metric (its last logged value), or None.
+
+        A multi-objective sweep has no one best trial: see ``get_pareto_front``.
+        """
+        if len(self.primary_metrics) > 1:
+            raise InvalidInput(
+                "A multi-objective sweep has a Pareto front, not one best run: "
+                "use get_pareto_front()."
+            )
         skip = set()
         if not include_failed:
             skip.add(RunStatus.FAILED.value)

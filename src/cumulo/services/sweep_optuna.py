@@ -50,6 +50,7 @@ from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from cumulo.core.errors import InvalidInput
 from cumulo.core.sweeps import ParameterExpression, Policy, PrimaryMetricGoal, SweepSpec, TrialInfo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -104,35 +105,51 @@ def _sampler(spec: SweepSpec, number: int) -> BaseSampler:
 
 
 # -------------------------------------------------------------------- study
+def _direction(goal: PrimaryMetricGoal) -> StudyDirection:
+    if goal is PrimaryMetricGoal.MAXIMIZE:
+        return StudyDirection.MAXIMIZE
+    return StudyDirection.MINIMIZE
+
+
 def _study(
     spec: SweepSpec,
     trials: list[TrialInfo],
     histories: dict[int, dict[int, float]],
     number: int,
     pruner: BasePruner | None = None,
+    warm: list[WarmTrial] | None = None,
 ) -> optuna.Study:
     study = optuna.create_study(
         study_name=STUDY_NAME,
-        direction=StudyDirection.MAXIMIZE
-        if spec.primary_metric_goal is PrimaryMetricGoal.MAXIMIZE
-        else StudyDirection.MINIMIZE,
+        directions=[_direction(goal) for _, goal in spec.objectives],
         sampler=_sampler(spec, number),
         pruner=pruner or NopPruner(),
     )
     dists = {n: distribution(e) for n, e in spec.sampling.space.items()}
+    # An earlier sweep's results first, as finished trials the sampler learns from.
+    study.add_trials(
+        [
+            create_trial(
+                state=TrialState.COMPLETE, values=w.values, params=w.internal, distributions=dists
+            )
+            for w in warm or []
+        ]
+    )
+    multi = spec.multi_objective
     for t in trials:
         if t.state in ("claimed", "submitted"):
             state = TrialState.RUNNING
-        elif t.state == "completed" and t.value is not None:
+        elif t.state == "completed" and t.value is not None and (t.values or not multi):
             state = TrialState.COMPLETE
         elif t.state == "pruned":
             state = TrialState.PRUNED
         else:
             state = TrialState.FAIL
+        done = state == TrialState.COMPLETE
         study.add_trial(
             create_trial(
                 state=state,
-                value=t.value if state == TrialState.COMPLETE else None,
+                values=(list(t.values or ()) if multi else [t.value or 0.0]) if done else None,
                 params=t.internal,
                 distributions=dists,
                 intermediate_values=histories.get(t.number, {}),
@@ -143,6 +160,61 @@ def _study(
 
 
 @dataclass(frozen=True)
+class WarmTrial:
+    """An earlier sweep's finished trial: the sampler's values and its result(s)."""
+
+    internal: dict[str, Any]
+    values: list[float]
+
+
+def warm_trials(spec: SweepSpec, earlier: SweepSpec, trials: list[TrialInfo]) -> list[WarmTrial]:
+    """The finished trials of the sweep ``earlier`` that fit ``spec``'s space and objectives.
+
+    Raises ``InvalidInput`` when the two sweeps optimize different metrics or
+    search different parameters: their results would mislead the sampler.
+    """
+    if [n for n, _ in earlier.objectives] != [n for n, _ in spec.objectives]:
+        raise InvalidInput(
+            "resume_from: the earlier sweep optimized "
+            f"{', '.join(n for n, _ in earlier.objectives)}; this one "
+            f"{', '.join(n for n, _ in spec.objectives)}."
+        )
+    if set(earlier.sampling.space) != set(spec.sampling.space):
+        raise InvalidInput(
+            f"resume_from: the earlier sweep searched {', '.join(sorted(earlier.sampling.space))}; "
+            f"this one {', '.join(sorted(spec.sampling.space))}."
+        )
+    dists = {n: distribution(e) for n, e in spec.sampling.space.items()}
+    out = []
+    for t in trials:
+        if t.state != "completed" or t.value is None:
+            continue
+        values = list(t.values) if earlier.multi_objective and t.values else [t.value]
+        if len(values) != len(spec.objectives):
+            continue
+        fits = all(
+            n in t.internal and _contains(dists[n], t.internal[n]) for n in spec.sampling.space
+        )
+        if fits:
+            out.append(WarmTrial({n: t.internal[n] for n in spec.sampling.space}, values))
+    return out
+
+
+def _contains(dist: BaseDistribution, value: Any) -> bool:
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
+def pareto_front(spec: SweepSpec, trials: list[TrialInfo]) -> list[int]:
+    """The numbers of the trials no other finished trial beats on every objective."""
+    study = _study(spec, trials, {}, 0)
+    numbers = [t.number for t in trials]
+    return sorted(numbers[t.number] for t in study.best_trials)
+
+
+@dataclass(frozen=True)
 class Asked:
     params: dict[str, Any]  # what the script gets
     internal: dict[str, Any]  # what the sampler drew
@@ -150,10 +222,15 @@ class Asked:
 
 
 def ask(
-    spec: SweepSpec, trials: list[TrialInfo], histories: dict[int, dict[int, float]], number: int
+    spec: SweepSpec,
+    trials: list[TrialInfo],
+    histories: dict[int, dict[int, float]],
+    number: int,
+    warm: list[WarmTrial] | None = None,
 ) -> Asked:
-    """Trial ``number``'s hyperparameters, given the trials before it."""
-    study = _study(spec, trials, histories, number)
+    """Trial ``number``'s hyperparameters, given the trials before it (and ``warm``: an
+    earlier sweep's)."""
+    study = _study(spec, trials, histories, number, warm=warm)
     dists = {n: distribution(e) for n, e in spec.sampling.space.items()}
     trial = study.ask(fixed_distributions=dists)
     frozen = study.trials[-1]

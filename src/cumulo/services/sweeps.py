@@ -95,6 +95,7 @@ class SweepService:
                 parsed, sampling=replace(parsed.sampling, seed=secrets.randbelow(2**31))
             )
         cfg = self.jobs.check_config(workspace, config)
+        warm = self._warm_start(workspace, parsed)
         run = self.tracking.create_run(
             workspace,
             experiment_id,
@@ -118,6 +119,23 @@ class SweepService:
                     "sweep.sampling": parsed.sampling.kind,
                     "sweep.seed": str(parsed.sampling.seed),
                     "sweep.policy": policy.label if policy else "none",
+                    **(
+                        {
+                            "sweep.primary_metrics": orjson.dumps(
+                                [[n, g.value] for n, g in parsed.primary_metrics]
+                            ).decode()
+                        }
+                        if parsed.multi_objective
+                        else {}
+                    ),
+                    **(
+                        {
+                            "sweep.resume_from": parsed.resume_from,
+                            "sweep.warm_start_trials": str(len(warm)),
+                        }
+                        if parsed.resume_from
+                        else {}
+                    ),
                     "sweep.max_total_runs": str(parsed.max_total_runs),
                     "sweep.max_concurrent_runs": str(parsed.max_concurrent_runs),
                     "sweep.space": orjson.dumps(
@@ -125,7 +143,13 @@ class SweepService:
                     ).decode(),
                 },
             )
-            template = {"config": cfg.to_dict(), "user": user, "submitter_role": submitter_role}
+            template = {
+                "config": cfg.to_dict(),
+                "user": user,
+                "submitter_role": submitter_role,
+                # the earlier sweep's results as they were now: the sampler's start, kept
+                "warm_start": [{"internal": w.internal, "values": w.values} for w in warm],
+            }
             self.store.create(workspace, run.id, experiment_id, parsed, template)
         except Exception as exc:
             self.tracking.set_run_status(
@@ -135,16 +159,39 @@ class SweepService:
         self._notify()
         return self.tracking.get_run(workspace, run.id)
 
+    def _warm_start(self, workspace: str, spec: SweepSpec) -> list[sweep_optuna.WarmTrial]:
+        if spec.resume_from is None:
+            return []
+        try:
+            run = self.tracking.find_run(workspace, spec.resume_from)
+            earlier = self.store.get(workspace, run.id)
+        except NotFound:
+            raise InvalidInput(
+                f"resume_from: {spec.resume_from!r} is not a sweep of workspace {workspace!r}."
+            ) from None
+        warm = sweep_optuna.warm_trials(spec, earlier.spec, self.store.trials(earlier.id))
+        if not warm:
+            raise InvalidInput(
+                f"resume_from: sweep {earlier.run_id} has no finished trial in this search "
+                "space to start from."
+            )
+        return warm
+
     def get_sweep(self, workspace: str, run_id: str) -> dict[str, Any]:
-        """The sweep's spec, state and trials (number, params, state, run id, value)."""
+        """The sweep's spec, state and trials (number, params, state, run id, value), and for
+        a multi-objective sweep its Pareto front (trial numbers)."""
         info = self.store.get(workspace, run_id)
-        return {
+        trials = self.store.trials(info.id)
+        out: dict[str, Any] = {
             "run_id": info.run_id,
             "experiment_id": info.experiment_id,
             "state": info.state,
             "spec": info.spec.to_dict(),
-            "trials": [t.to_dict() for t in self.store.trials(info.id)],
+            "trials": [t.to_dict() for t in trials],
         }
+        if info.spec.multi_objective:
+            out["pareto_front"] = sweep_optuna.pareto_front(info.spec, trials)
+        return out
 
     def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo:
         """Ask the sweep to stop: its trials are canceled, then the sweep ends ``Canceled``."""
@@ -309,20 +356,32 @@ class SweepDriver:
         run = children.get(trial.number)
         if trial.state != SUBMITTED or run is None or not run.run_status.is_terminal:
             return trial
-        metric = run.metrics.get(sweep.spec.primary_metric_name)
-        value = metric.value if metric is not None else None
+        got = [run.metrics.get(name) for name, _ in sweep.spec.objectives]
+        value = got[0].value if got[0] is not None else None
         if STOPPED_BY in run.properties:
             state = PRUNED
-        elif run.run_status == RunStatus.COMPLETED and value is not None:
+        elif run.run_status == RunStatus.COMPLETED and all(m is not None for m in got):
             state = COMPLETED
         else:
             state = FAILED
-        self.store.update_trial(sweep.id, trial.number, state=state, value=value)
-        return replace(trial, state=state, value=value)
+        if not sweep.spec.multi_objective:
+            self.store.update_trial(sweep.id, trial.number, state=state, value=value)
+            return replace(trial, state=state, value=value)
+        values = tuple(m.value for m in got if m is not None) if state == COMPLETED else None
+        self.store.update_trial(
+            sweep.id, trial.number, state=state, value=value, objective_values=values
+        )
+        return replace(trial, state=state, value=value, values=values)
 
     def _claim(self, sweep: SweepInfo, trials: list[TrialInfo]) -> TrialInfo | None:
         number = len(trials)
-        asked = sweep_optuna.ask(sweep.spec, trials, self._histories(sweep, trials, {}), number)
+        warm = [
+            sweep_optuna.WarmTrial(w["internal"], w["values"])
+            for w in sweep.job_config.get("warm_start", [])
+        ]
+        asked = sweep_optuna.ask(
+            sweep.spec, trials, self._histories(sweep, trials, {}), number, warm
+        )
         trial = TrialInfo(
             number=number,
             params=asked.params,
@@ -428,11 +487,15 @@ class SweepDriver:
     ) -> None:
         ws, spec = sweep.workspace, sweep.spec
         metric = spec.primary_metric_name
-        scored = [t for t in trials if t.value is not None]
+        names = [n for n, _ in spec.objectives]
+        if spec.multi_objective:
+            scored = [t for t in trials if t.values is not None]
+        else:
+            scored = [t for t in trials if t.value is not None]
         missing = [
             t.number
             for t in trials
-            if t.number in children and metric not in children[t.number].metrics
+            if t.number in children and any(n not in children[t.number].metrics for n in names)
         ]
         props: dict[str, str] = {"sweep.trials": str(len(trials))}
         if missing:
@@ -441,6 +504,12 @@ class SweepDriver:
             props["sweep.stopped"] = f"max_duration_minutes ({spec.max_duration_minutes}) reached"
         goal = spec.primary_metric_goal
         best = None
+        if spec.multi_objective and scored:
+            front = set(sweep_optuna.pareto_front(spec, trials))
+            props["sweep.pareto_front"] = orjson.dumps(
+                [t.run_id for t in trials if t.number in front]
+            ).decode()
+            scored = []  # no one best trial: the front is the result
         for t in scored:
             if t.value is not None and (best is None or goal.better(t.value, best.value or 0.0)):
                 best = t
@@ -451,14 +520,19 @@ class SweepDriver:
         if not parent.run_status.is_terminal:
             if canceled:
                 status, error = RunStatus.CANCELED, {"message": "The sweep was canceled."}
-            elif not scored and trials:
+            elif "sweep.pareto_front" not in props and not scored and trials:
                 logged = sorted({k for r in children.values() for k in r.metrics})
                 status, error = (
                     RunStatus.FAILED,
                     {
                         "code": "PrimaryMetricNotLogged",
                         "message": (
-                            f"No trial logged the primary metric {metric!r}"
+                            (
+                                f"No trial logged the primary metric {metric!r}"
+                                if not spec.multi_objective
+                                else "No trial logged every one of the primary metrics "
+                                + ", ".join(map(repr, names))
+                            )
                             + (
                                 f"; they logged: {', '.join(logged)}."
                                 if logged

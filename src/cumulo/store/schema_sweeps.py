@@ -56,6 +56,8 @@ sweep_trials = Table(
     Column("system_attrs", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("value", Float),
+    # a multi-objective trial's values, one per objective (JSON); ``value`` is the first
+    Column("objective_values", Text),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("sweep_id", "number"),
 )

@@ -21,7 +21,12 @@ from cumulo.store.db import Database
 from cumulo.store.scoped import WorkspaceIds
 
 RUNNING, DONE = "running", "done"
-_JSON = ("params", "internal", "system_attrs")  # trial columns stored as JSON text
+_JSON = (
+    "params",
+    "internal",
+    "system_attrs",
+    "objective_values",
+)  # trial columns stored as JSON text
 
 
 def _dump(value: Any) -> str:
@@ -143,6 +148,9 @@ class SweepStore:
                 state=r.state,
                 run_id=r.run_id,
                 value=r.value,
+                values=None
+                if r.objective_values is None
+                else tuple(orjson.loads(r.objective_values)),
             )
             for r in rows
         ]
