@@ -43,6 +43,7 @@ env_app = typer.Typer(help="List, show and build environments.", no_args_is_help
 _JOB_FIELDS = {
     "experiment", "script", "arguments", "source_directory", "compute_target", "environment",
     "max_run_duration_seconds", "resources", "tags", "priority", "max_retries", "display_name",
+    "system_metrics_interval",
 }  # fmt: skip
 _ALIASES = {"code": "source_directory", "dir": "source_directory", "compute": "compute_target",
             "args": "arguments", "timeout": "max_run_duration_seconds"}  # fmt: skip
@@ -167,6 +168,7 @@ def job_submit(
         priority=int(spec.get("priority") or 0),
         max_retries=int(spec.get("max_retries") or 0),
         display_name=spec.get("display_name"),
+        system_metrics_interval=spec.get("system_metrics_interval"),
     )
     run = Experiment(ws, str(spec["experiment"])).submit(config, tags=spec.get("tags"))
     err_console.print(

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -35,6 +36,8 @@ from typing import IO, Any, Protocol
 from cumulo.compute import processes
 from cumulo.compute.base import JOB_FOLDER
 from cumulo.compute.spool import ENV_DIR, Spool
+from cumulo.compute.sysmetrics import Point, Sampler, Sampling, gpu_count, load_nvml, visible_gpus
+from cumulo.core import system_metrics
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError
 from cumulo.core.jobs import LOG_TAIL_LINES, LogStream, exit_reason
@@ -368,6 +371,25 @@ def _supervise(
         r.start()
     with contextlib.suppress(CumuloError):
         channel.set_status("Running")
+    sampling = start_system_metrics(spec, channel, spool, workdir, proc.pid, env)
+    try:
+        return _watch(spec, channel, workdir, sink, stop, proc, readers, spool, sampling)
+    finally:
+        if sampling is not None:
+            sampling.stop()
+
+
+def _watch(
+    spec: dict[str, Any],
+    channel: JobChannel,
+    workdir: Path,
+    sink: LogSink,
+    stop: threading.Event,
+    proc: subprocess.Popen[bytes],
+    readers: list[threading.Thread],
+    spool: Spool,
+    sampling: Sampling | None,
+) -> dict[str, Any]:
     started = time.monotonic()
     limit = spec.get("max_run_duration_seconds")
     logs_dir = LogsFolder(channel, workdir / "logs")
@@ -396,6 +418,8 @@ def _supervise(
             last_sync = now
             logs_dir.sync()
         sink.flush()
+    if sampling is not None:
+        sampling.stop()  # the script ended; its last samples go before the final status
     for r in readers:
         r.join(timeout=5)
     code = proc.returncode
@@ -416,6 +440,55 @@ def _supervise(
     if lost:
         _report_lost(spec, sink, ending, lost)
     return _final(channel, sink, ending)
+
+
+def start_system_metrics(
+    spec: dict[str, Any],
+    channel: JobChannel,
+    spool: Spool,
+    workdir: Path,
+    pid: int,
+    env: dict[str, str],
+) -> Sampling | None:
+    """Sample the machine and the script's processes while it runs (None: turned off).
+
+    Each sample is one metric batch with its id, kept in the job's spool before it
+    is sent, as the script's own batches are when no server answers: a sample no
+    server took yet is delivered later, and at the latest before the final status.
+    """
+    interval = float(spec.get("system_metrics_interval", system_metrics.DEFAULT_INTERVAL) or 0)
+    if interval <= 0:
+        return None
+    tracking = _tracking(channel)
+    nvml = load_nvml()
+    gpus = visible_gpus(env.get("CUDA_VISIBLE_DEVICES"), gpu_count(nvml))
+    try:
+        sampler = Sampler(pid, workdir, gpus, nvml if nvml is not None else False)
+    except Exception as exc:  # psutil cannot see the process: the run goes on without
+        log.warning("system metrics are off for this job: %s", exc)
+        return None
+    run_id, workspace = spec["run_id"], spec["workspace"]
+
+    def emit(points: list[Point]) -> None:
+        entry = {
+            "workspace": workspace,
+            "run_id": run_id,
+            "batch_id": uuid.uuid4().hex,
+            "metrics": {
+                "key": [p[0] for p in points],
+                "value": [p[1] for p in points],
+                "step": [p[2] for p in points],
+                "timestamp": [p[3] for p in points],
+            },
+            "records": [],
+        }
+        if not spool.put(entry, len(points)):
+            spool.note_lost(run_id, len(points), "the job's metric buffer is full")
+            return
+        if tracking is not None:
+            spool.replay(lambda batch: _log_batch(tracking, batch))
+
+    return Sampling(sampler, interval, emit).start()
 
 
 def deliver_spooled(channel: JobChannel, spool: Spool, sink: LogSink) -> int:

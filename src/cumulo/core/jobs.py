@@ -345,6 +345,9 @@ class JobConfig(Record):
     max_run_duration_seconds: int | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     source_directory: str = ""
+    # Seconds between two samples of the run's system metrics; None: the workspace's
+    # setting, 0: none.
+    system_metrics_interval: float | None = None
 
 
 @dataclass(frozen=True)

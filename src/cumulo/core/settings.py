@@ -64,6 +64,15 @@ def _number(variable: str, text: str) -> float:
     return value
 
 
+def _interval(variable: str, text: str) -> float:
+    if text.strip().lower() in _OFF:
+        return 0.0
+    value = _number(variable, text)
+    if value < 0.1:
+        raise ValueError(f"{variable} must be 0 (off) or at least 0.1 seconds, got {text!r}.")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where metadata and artifacts live, and how the server behaves.
@@ -106,6 +115,10 @@ class Settings:
     # Endpoint replicas fork from a warm preloader; False starts each one as a fresh
     # interpreter (CUMULO_SERVING_PRELOAD=0).
     serving_preload: bool = True
+    # Seconds between two samples of a run's system metrics (CPU, memory, disk, network,
+    # GPUs) while a job runs; 0 turns sampling off. A job's ScriptRunConfig may set its
+    # own (CUMULO_SYSTEM_METRICS_INTERVAL; "off" is 0).
+    system_metrics_interval: float = 10.0
 
     @classmethod
     def load(
@@ -140,6 +153,10 @@ class Settings:
             overrides["env_cache"] = Path(env["CUMULO_ENV_CACHE"]).expanduser()
         if "serving_preload" not in overrides and env.get("CUMULO_SERVING_PRELOAD"):
             overrides["serving_preload"] = env["CUMULO_SERVING_PRELOAD"].lower() not in _OFF
+        if "system_metrics_interval" not in overrides and env.get("CUMULO_SYSTEM_METRICS_INTERVAL"):
+            overrides["system_metrics_interval"] = _interval(
+                "CUMULO_SYSTEM_METRICS_INTERVAL", env["CUMULO_SYSTEM_METRICS_INTERVAL"]
+            )
         if "service_urls" not in overrides and env.get("CUMULO_SERVICE_URLS"):
             overrides["service_urls"] = parse_urls(env["CUMULO_SERVICE_URLS"])
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

@@ -150,7 +150,9 @@ class ScriptRunConfig:
 
     ``resources`` is ``{"cpus": 1, "gpus": 0, "memory_mb": 512}`` (honoured by Ray);
     ``priority`` orders a target's queue (higher first); a job lost by its target is
-    retried up to ``max_retries`` times.
+    retried up to ``max_retries`` times. The run's system metrics (CPU, memory,
+    disk, network, GPUs under ``system/``) are sampled every ``system_metrics_interval``
+    seconds (None: the workspace's setting, 10 s by default; 0: not at all).
     """
 
     source_directory: str | Path
@@ -163,6 +165,7 @@ class ScriptRunConfig:
     priority: int = 0
     max_retries: int = 0
     display_name: str | None = None
+    system_metrics_interval: float | None = None
 
 
 def submit(
@@ -216,6 +219,7 @@ def prepare_job_config(ws: WorkspaceRef, config: ScriptRunConfig) -> dict[str, A
         "max_run_duration_seconds": config.max_run_duration_seconds,
         "resources": Resources.parse(config.resources).to_dict(),
         "source_directory": str(source.resolve()),
+        "system_metrics_interval": config.system_metrics_interval,
     }
 
 

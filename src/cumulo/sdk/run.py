@@ -9,7 +9,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Protocol, Self, cast
 
-from cumulo.core import validation
+from cumulo.compute.sysmetrics import Point, Sampler, Sampling
+from cumulo.core import system_metrics, validation
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.errors import InvalidInput, InvalidPath, NotFound
 from cumulo.core.status import RunStatus
@@ -59,6 +60,7 @@ class RunTracking:
         self._steps: dict[str, int] = {}
         self._checked: set[str] = set()
         self._next_image: dict[str, int] = {}  # per name, once read from the stored files
+        self._sampling: Sampling | None = None
 
     # ------------------------------------------------------------ attributes
     @property
@@ -108,6 +110,12 @@ class RunTracking:
         """Log a number; repeated calls with the same name make a series (steps count up)."""
         if name not in self._checked:
             validation.key(name, "metric")
+            if system_metrics.is_system(name):
+                raise InvalidInput(
+                    f"Metric {name!r}: names under {system_metrics.PREFIX!r} are the run's "
+                    "system metrics; start the run with system_metrics=True to have them "
+                    "sampled, and log your own metrics under another name."
+                )
             self._checked.add(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             value = validation.metric_value(name, value)  # numpy scalars pass, others raise
@@ -195,21 +203,35 @@ class RunTracking:
         """Logged values by name: a number, or a list for a series; rows and tables as columns.
 
         With ``recursive=True`` the result maps each run id (this run and its
-        descendants) to its metrics.
+        descendants) to its metrics. The run's system metrics (``system/...``) are left
+        out unless named; ``get_system_metrics()`` gives them.
         """
         if recursive:
             out = {self.id: self.get_metrics(name)}
             for child in self.get_children(recursive=True):
                 out[child.id] = child.get_metrics(name)
             return out
+        return self._metrics(name, system=name is not None and system_metrics.is_system(name))
+
+    def get_system_metrics(self) -> dict[str, list[float]]:
+        """The run's system metrics (CPU, memory, disk, network, GPUs), each as its series
+        of values: ``{"system/process_rss_megabytes": [512.3, 530.1, ...], ...}``."""
+        found = self._metrics(None, system=True)
+        return {k: v if isinstance(v, list) else [v] for k, v in found.items()}
+
+    def _metrics(self, name: str | None, system: bool) -> dict[str, Any]:
         self.flush()
         data = self._t.get_run_metrics(self._ws, self.id)
         result: dict[str, Any] = {}
         for key, series in data["series"].items():
+            if system_metrics.is_system(key) != system:
+                continue
             values = series["value"]
             result[key] = values[0] if len(values) == 1 else list(values)
         records = gather_records(MetricRecord.from_dict(r) for r in data["records"])
         for key, (kind, value) in records.items():
+            if system_metrics.is_system(key) != system:
+                continue
             one_image = kind == "image" and len(value) == 1
             result[key] = value[0] if one_image else value  # one image: its path
         if name is not None:
@@ -389,7 +411,28 @@ class RunTracking:
             ],
         }
 
+    def sample_system_metrics(self, interval: float = system_metrics.DEFAULT_INTERVAL) -> None:
+        """Sample this machine and this process every ``interval`` seconds, from a thread,
+        as the run's ``system/`` metrics, until the run ends."""
+        interval = system_metrics.interval(interval)
+        if self._sampling is not None or not interval:
+            return
+        writer, run_id = self.workspace.writer, self.id
+
+        def emit(points: list[Point]) -> None:
+            for name, value, step, at in points:
+                writer.put_metric(run_id, name, value, step, at)
+
+        self._sampling = Sampling(Sampler(), interval, emit).start()
+
+    def _stop_sampling(self) -> None:
+        if self._sampling is not None:
+            self._sampling.stop()
+            self._sampling = None
+
     def _set_status(self, status: RunStatus, error: dict[str, Any] | None = None) -> None:
+        if status.is_terminal:
+            self._stop_sampling()
         self.flush()
         self._info = self._t.set_run_status(self._ws, self.id, status.value, error=error)
 

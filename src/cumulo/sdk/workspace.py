@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cumulo.core import validation
+from cumulo.core import system_metrics, validation
 from cumulo.core.entities import ExperimentInfo, RunInfo
 from cumulo.core.errors import ConfigError, InvalidInput, NotFound
 from cumulo.core.settings import Settings, mlflow_tracking_uri
@@ -291,8 +291,18 @@ class Experiment:
         display_name: str | None = None,
         snapshot_directory: str | None = None,
         tags: dict[str, str] | None = None,
+        system_metrics: bool | float = False,
     ) -> Run:
-        """Start an interactive run; use it as a context manager to complete or fail it."""
+        """Start an interactive run; use it as a context manager to complete or fail it.
+
+        ``system_metrics=True`` samples this machine and this process (CPU, memory,
+        disk, network, GPUs) from a thread every 10 seconds while the run is open, as
+        ``system/`` metrics; a number sets the seconds between samples::
+
+            with exp.start_logging(system_metrics=5) as run:
+                train(run)
+        """
+        interval = _system_interval(system_metrics)
         info = self.workspace.transport.tracking.create_run(
             self.workspace.name,
             self.id,
@@ -305,6 +315,8 @@ class Experiment:
         run = Run(self.workspace, info)
         if snapshot_directory is not None:
             run.upload_folder("snapshot", snapshot_directory)
+        if interval:
+            run.sample_system_metrics(interval)
         return run
 
     def get_runs(
@@ -709,3 +721,11 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return ""
+
+
+def _system_interval(value: bool | float) -> float:
+    if value is True:
+        return system_metrics.DEFAULT_INTERVAL
+    if value is False or value is None:
+        return 0.0
+    return system_metrics.interval(value, "system_metrics")

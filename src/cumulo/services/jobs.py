@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cumulo.compute.base import target_type
+from cumulo.core import system_metrics
 from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.errors import CumuloError, InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import (
@@ -262,6 +263,7 @@ class JobService:
             environment_name(env_name)
             env_version = self.environments.get(workspace, env_name, env_version).version
         script = script_path(config.get("script"))
+        interval = config.get("system_metrics_interval")
         files = {f["path"] for f in self.snapshots.get(workspace, snapshot).files}
         if script not in files:
             raise InvalidInput(
@@ -278,6 +280,9 @@ class JobService:
             max_run_duration_seconds=max_run_duration(config.get("max_run_duration_seconds")),
             resources=Resources.parse(config.get("resources")).to_dict(),
             source_directory=str(config.get("source_directory") or ""),
+            system_metrics_interval=(
+                None if interval is None else system_metrics.interval(interval)
+            ),
         )
 
     def get_job(self, workspace: str, run_id: str) -> JobInfo:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cumulo.core import validation
+from cumulo.core import system_metrics, validation
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import InvalidInput
 from cumulo.core.points import Points
@@ -44,7 +44,7 @@ def check_rows(metrics: Iterable[Sequence[Any]], now: int) -> list[Point]:
             raise InvalidInput("Each metric point is (key, value, step, timestamp_ms).")
         key, value, step, ts = item
         if type(key) is not str or key not in keys:  # each name is checked once per batch
-            validation.key(key, "metric")
+            system_metrics.check_name(validation.key(key, "metric"))
             keys.add(key)
         # The common case (a float, an int step and timestamp) skips the full checks.
         if type(value) is not float:
@@ -94,7 +94,7 @@ def _fast_columns(
         return None
     try:
         for key in dict.fromkeys(keys):
-            validation.key(key, "metric")
+            system_metrics.check_name(validation.key(key, "metric"))
     except InvalidInput:
         return None
     value = _floats(values)

@@ -170,6 +170,11 @@ def prepare(
         "delivery_seconds": jobs.settings.delivery_seconds,
         # No server to point MLflow at: the runner serves the store to the job itself.
         "tracking_bridge": None if endpoint.url else TRACKING_BRIDGE,
+        "system_metrics_interval": (
+            jobs.settings.system_metrics_interval
+            if cfg.system_metrics_interval is None
+            else cfg.system_metrics_interval
+        ),
     }
     (workdir / JOB_FOLDER).mkdir(exist_ok=True)
     (workdir / JOB_FOLDER / "spec.json").write_text(json.dumps(spec))

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from cumulo.core import validation
+from cumulo.core import system_metrics, validation
 from cumulo.core.downsample import Series, from_buckets, lttb
 from cumulo.core.entities import (
     ExperimentInfo,
@@ -407,7 +407,7 @@ class _ChartCache:
 
 def _record(item: dict[str, Any] | MetricRecord, now: int) -> MetricRecord:
     r = item if isinstance(item, MetricRecord) else MetricRecord.from_dict(item)
-    validation.key(r.name, "metric")
+    system_metrics.check_name(validation.key(r.name, "metric"))
     if r.kind not in RECORD_KINDS:
         raise InvalidInput(f"Record kind must be one of {', '.join(RECORD_KINDS)}, got {r.kind!r}.")
     return MetricRecord(r.name, r.kind, r.value, r.timestamp or now, r.description or "")
