@@ -45,6 +45,7 @@ from cumulo.sdk.sweeps import (
     randint,
     uniform,
 )
+from cumulo.sdk.widgets import RunDetails
 from cumulo.sdk.workspace import Experiment, Run, SweepRun, Workspace
 
 __version__ = "0.1.0"
@@ -79,6 +80,7 @@ __all__ = [
     "RandomParameterSampling",
     "RayCluster",
     "Run",
+    "RunDetails",
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",

@@ -36,6 +36,7 @@ PUBLIC = {
     "RandomParameterSampling",
     "RayCluster",
     "Run",
+    "RunDetails",
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",

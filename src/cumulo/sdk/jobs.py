@@ -27,7 +27,7 @@ from rich.console import Console
 
 from cumulo.compute.snapshots import extract, git_properties
 from cumulo.core.entities import RunInfo
-from cumulo.core.errors import InvalidInput, NotFound, RunFailed
+from cumulo.core.errors import CumuloError, InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     LOCAL_TARGET,
@@ -252,26 +252,44 @@ def wait_for_completion(
     timeout: float | None = None,
     out: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Wait for the run to end, printing its logs live; returns ``run.get_details()``."""
+    """Wait for the run to end, printing its logs live; returns ``run.get_details()``.
+
+    With ``show_output`` each change of status is printed as it happens (a queued
+    run says where it stands in its target's queue), and the job's output as it
+    comes. Interrupting the wait leaves the run running, and says how to stop it.
+    """
     stream = out or sys.stdout
     deadline = None if timeout is None else time.monotonic() + timeout
     transport = run.workspace.transport
     transport.host_jobs()
     after = 0
-    while True:
-        status = transport.tracking.get_run(run.workspace.name, run.id).status
-        page = transport.jobs.get_logs(run.workspace.name, run.id, after=after)
-        after = page.next_seq
-        if show_output:
-            for chunk in page.chunks:
-                stream.write(chunk.text)
-            stream.flush()
-        if RunStatus(status).is_terminal and not page.chunks:
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"Run {run.id} is still {status} after {timeout:.0f}s.")
-        if not page.chunks:
-            time.sleep(POLL_SECONDS)
+    shown = ""
+    try:
+        while True:
+            info = transport.tracking.get_run(run.workspace.name, run.id)
+            status = info.status
+            page = transport.jobs.get_logs(run.workspace.name, run.id, after=after)
+            after = page.next_seq
+            if show_output:
+                where = _queue_position(run, info) if status == RunStatus.QUEUED.value else ""
+                if status + where != shown:
+                    shown = status + where
+                    stream.write(f"[{run.id[:8]}] {status}{where}\n")
+                for chunk in page.chunks:
+                    stream.write(chunk.text)
+                stream.flush()
+            if RunStatus(status).is_terminal and not page.chunks:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"Run {run.id} is still {status} after {timeout:.0f}s.")
+            if not page.chunks:
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        stream.write(
+            f"\nStopped waiting; run {run.id} goes on. Stop it with run.cancel() "
+            f"or `cumulo run cancel {run.id[:8]}`.\n"
+        )
+        raise
     details = run.get_details()
     if show_output:
         stream.write(f"\nRun {run.id} {details['status']}.\n")
@@ -281,6 +299,18 @@ def wait_for_completion(
         message = (details.get("error") or {}).get("message", "")
         raise RunFailed(f"Run {run.id} ended {details['status']}. {message}".strip())
     return details
+
+
+def _queue_position(run: RunTracking, info: RunInfo) -> str:
+    """`` (2nd of 3 waiting for cpu-pool)``, or nothing when the target does not say."""
+    target = info.compute_target or LOCAL_TARGET
+    try:
+        queue = run.workspace.transport.jobs.compute_status(run.workspace.name, target)["queue"]
+    except (CumuloError, KeyError):
+        return ""
+    if run.id not in queue:
+        return ""
+    return f" (number {queue.index(run.id) + 1} of {len(queue)} waiting for {target})"
 
 
 def get_logs(run: RunTracking) -> str:

@@ -8,13 +8,14 @@ import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Protocol, Self, cast
+from urllib.parse import quote
 
 from cumulo.compute.sysmetrics import Point, Sampler, Sampling
 from cumulo.core import system_metrics, validation
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
-from cumulo.core.errors import InvalidInput, InvalidPath, NotFound
+from cumulo.core.errors import ConfigError, InvalidInput, InvalidPath, NotFound
 from cumulo.core.status import RunStatus
-from cumulo.sdk import display
+from cumulo.sdk import display, widgets
 from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
@@ -523,6 +524,21 @@ class RunTracking:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+    def get_portal_url(self) -> str:
+        """The run's page in the studio of the server that hosts its workspace."""
+        url = self.workspace.url
+        if not url:
+            raise ConfigError(
+                "This run's workspace is embedded, and the studio is served by `cumulo server`: "
+                "start it on the workspace's home (`cumulo server --home HOME`) and open "
+                f"/ws/{self._ws}/runs/{self.id} there (or use Workspace.connect(url, name))."
+            )
+        return f"{url.rstrip('/')}/ws/{quote(self._ws)}/runs/{quote(self.id)}"
+
+    def _ipython_display_(self) -> None:
+        # In a notebook the output keeps itself current until the run ends (see RunDetails).
+        widgets.RunDetails(self).show()
 
     def _repr_html_(self) -> str:
         info = self.refresh()._info
