@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
 from tests.jobs.conftest import wait_until, write_script
+from typer.testing import CliRunner
 
 from cumulo import Experiment, ScriptRunConfig, Workspace
+from cumulo.cli.main import app
 from cumulo.compute.runner import run_job
 from cumulo.compute.sysmetrics import Sampler, visible_gpus
 from cumulo.core import system_metrics as names
@@ -99,6 +102,17 @@ def test_an_interactive_run_samples_from_a_thread_until_it_ends(ws: Workspace) -
     assert _samples(run) == taken  # the thread stopped with the run
     assert run.get_metrics() == {"loss": 1.0}
     assert names.PROCESS_RSS in run.get_system_metrics()
+    # The command line shows them apart from the run's own, with their trend.
+    command = ["run", "metrics", run.id[:8], "-w", ws.name]
+    shown = CliRunner().invoke(app, [*command, "--system", "--json"])
+    assert shown.exit_code == 0, shown.output
+    series = json.loads(shown.output)["series"]
+    assert names.PROCESS_RSS in series and all(names.known(k) for k in series)
+    assert len(series[names.PROCESS_RSS]["value"]) == taken
+    table = CliRunner().invoke(app, [*command, "--system"]).output
+    assert any(c in table for c in "▁▂▃▄▅▆▇█") and "loss" not in table
+    own = json.loads(CliRunner().invoke(app, [*command, "--json"]).output)["series"]
+    assert list(own) == ["loss"]
 
 
 def _samples(run: Any) -> int:

@@ -14,10 +14,12 @@ from cumulo.cli.common import (
     JsonOption,
     WorkspaceOption,
     console,
+    err_console,
     friendly_errors,
     open_workspace,
     print_json,
 )
+from cumulo.core import system_metrics
 from cumulo.core.entities import RunInfo, encode_float
 from cumulo.sdk import display
 from cumulo.sdk.workspace import Experiment, Workspace
@@ -270,12 +272,28 @@ def sparkline(values: list[float], width: int = 24) -> str:
 @run_app.command("metrics")
 @friendly_errors
 def run_metrics(
-    run_id: str, workspace: str | None = WorkspaceOption, json: bool = JsonOption
+    run_id: str,
+    workspace: str | None = WorkspaceOption,
+    json: bool = JsonOption,
+    system: bool = typer.Option(
+        False, "--system", help="The run's system metrics (CPU, memory, disk, network, GPUs)."
+    ),
 ) -> None:
     """Show a run's metrics: last value, count, min, max and a sparkline per series."""
     ws = open_workspace(workspace)
     run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
     data = ws.transport.tracking.get_run_metrics(ws.name, run_id)
+    data = {
+        "series": {
+            k: s for k, s in data["series"].items() if system_metrics.is_system(k) == system
+        },
+        "records": [r for r in data["records"] if system_metrics.is_system(r["name"]) == system],
+    }
+    if system and not data["series"]:
+        err_console.print(
+            "No system metrics: a job samples them every 10 s while it runs "
+            "(system_metrics_interval), an interactive run with start_logging(system_metrics=True)."
+        )
     if json:
         series = {
             k: {**s, "value": [encode_float(v) for v in s["value"]]}
@@ -283,12 +301,12 @@ def run_metrics(
         }
         print_json({"series": series, "records": data["records"]})
         return
-    table = Table("metric", "last", "points", "min", "max", "trend")
+    table = Table("system metric" if system else "metric", "last", "points", "min", "max", "trend")
     for key, s in sorted(data["series"].items()):
         values = s["value"]
         finite = [v for v in values if not math.isnan(v)]
         table.add_row(
-            key,
+            key.removeprefix(system_metrics.PREFIX) if system else key,
             display.fmt_value(values[-1]),
             str(len(values)),
             display.fmt_value(min(finite)) if finite else "",

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from cumulo.core import system_metrics
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.status import TERMINAL
 from cumulo.server.studio import files, logs, models, web
@@ -19,6 +20,7 @@ router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependenc
 TABS = [
     ("overview", "Overview"),
     ("metrics", "Metrics"),
+    ("system", "System"),
     ("images", "Images"),
     ("logs", "Logs"),
     ("outputs", "Outputs"),
@@ -129,9 +131,44 @@ def metrics(request: Request, ws: str, run_id: str) -> Response:
         run,
         "metrics",
         "run_metrics.html",
-        keys=sorted(run.metrics),
+        keys=sorted(k for k in run.metrics if not system_metrics.is_system(k)),
         tables=_tables(records),
     )
+
+
+@router.get("/ws/{ws}/runs/{run_id}/system", response_class=HTMLResponse)
+def system(request: Request, ws: str, run_id: str) -> Response:
+    """The machine beside the run's own metrics: every chart on one time axis."""
+    run = _run(request, ws, run_id)
+    keys = [k for k in run.metrics if system_metrics.is_system(k)]
+    return _page(
+        request,
+        run,
+        "system",
+        "run_system.html",
+        groups=_system_groups(keys),
+        own=sorted(k for k in run.metrics if not system_metrics.is_system(k)),
+        span=[run.started_at or run.created_at, run.ended_at],
+    )
+
+
+# The System tab's sections, in order, and the start of the names each holds.
+_SYSTEM_GROUPS = (
+    ("GPUs", ("system/gpu_",)),
+    ("CPU", ("system/cpu_", "system/process_cpu")),
+    ("Memory", ("system/process_rss", "system/system_memory")),
+    ("Disk", ("system/disk_",)),
+    ("Network", ("system/network_",)),
+)
+
+
+def _system_groups(keys: list[str]) -> list[tuple[str, list[str]]]:
+    groups = []
+    for title, starts in _SYSTEM_GROUPS:
+        found = sorted(k for k in keys if k.startswith(starts))
+        if found:
+            groups.append((title, found))
+    return groups
 
 
 def _tables(records: list[MetricRecord]) -> list[dict[str, Any]]:

@@ -126,6 +126,10 @@
     this.info = $(".chart-info", card);
     this.key = card.getAttribute("data-key");
     this.url = card.getAttribute("data-url");
+    // The System tab: every chart spans the run's time and moves its cursor with the others.
+    var group = card.closest("[data-span]");
+    this.span = group ? JSON.parse(group.getAttribute("data-span")) : null;
+    this.sync = group ? group.getAttribute("data-sync") : null;
     this.range = null; // [start, end] while zoomed
     this.data = null;
     this.plot = null;
@@ -183,6 +187,13 @@
       self.range = [lo, hi];
       self.load();
     });
+    if (self.span && c.axis === "timestamp") {
+      if (!self.range) {
+        var span = [self.span[0] / 1000, (self.span[1] || Date.now()) / 1000];
+        opts.scales.x.range = function () { return span; };
+      }
+      opts.cursor.sync = { key: self.sync };
+    }
     self.plot = new uPlot(opts, prepare(d.x, ys, c), self.el);
     self.el._uplot = self.plot;
     self.plot.over.addEventListener("dblclick", function () {
