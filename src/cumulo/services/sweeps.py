@@ -33,7 +33,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -50,10 +51,20 @@ from cumulo.core.sweeps import (
     TrialInfo,
     script_arguments,
 )
-from cumulo.services import sweep_optuna
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner
 from cumulo.store.sweeps import SweepStore
+
+if TYPE_CHECKING:
+    from cumulo.services import sweep_optuna
+
+
+def _optuna() -> ModuleType:
+    """The Optuna side of sweeps, loaded with the first sweep (Optuna is slow to import)."""
+    from cumulo.services import sweep_optuna
+
+    return sweep_optuna
+
 
 log = logging.getLogger("cumulo.sweeps")
 
@@ -169,7 +180,9 @@ class SweepService:
             raise InvalidInput(
                 f"resume_from: {spec.resume_from!r} is not a sweep of workspace {workspace!r}."
             ) from None
-        warm = sweep_optuna.warm_trials(spec, earlier.spec, self.store.trials(earlier.id))
+        warm: list[sweep_optuna.WarmTrial] = _optuna().warm_trials(
+            spec, earlier.spec, self.store.trials(earlier.id)
+        )
         if not warm:
             raise InvalidInput(
                 f"resume_from: sweep {earlier.run_id} has no finished trial in this search "
@@ -190,7 +203,7 @@ class SweepService:
             "trials": [t.to_dict() for t in trials],
         }
         if info.spec.multi_objective:
-            out["pareto_front"] = sweep_optuna.pareto_front(info.spec, trials)
+            out["pareto_front"] = _optuna().pareto_front(info.spec, trials)
         return out
 
     def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo:
@@ -376,12 +389,10 @@ class SweepDriver:
     def _claim(self, sweep: SweepInfo, trials: list[TrialInfo]) -> TrialInfo | None:
         number = len(trials)
         warm = [
-            sweep_optuna.WarmTrial(w["internal"], w["values"])
+            _optuna().WarmTrial(w["internal"], w["values"])
             for w in sweep.job_config.get("warm_start", [])
         ]
-        asked = sweep_optuna.ask(
-            sweep.spec, trials, self._histories(sweep, trials, {}), number, warm
-        )
+        asked = _optuna().ask(sweep.spec, trials, self._histories(sweep, trials, {}), number, warm)
         trial = TrialInfo(
             number=number,
             params=asked.params,
@@ -454,7 +465,7 @@ class SweepDriver:
             view = list(trials)
             if not running:  # looked at as if running, so the pruner may record its rungs
                 view[i] = replace(t, state=SUBMITTED)
-            looked = sweep_optuna.evaluate(sweep.spec, view, histories, t.number, steps)
+            looked = _optuna().evaluate(sweep.spec, view, histories, t.number, steps)
             if looked.system_attrs != t.system_attrs:  # Hyperband's rungs: kept for later looks
                 self.store.update_trial(sweep.id, t.number, system_attrs=looked.system_attrs)
                 trials[i] = replace(t, system_attrs=looked.system_attrs)
@@ -505,7 +516,7 @@ class SweepDriver:
         goal = spec.primary_metric_goal
         best = None
         if spec.multi_objective and scored:
-            front = set(sweep_optuna.pareto_front(spec, trials))
+            front = set(_optuna().pareto_front(spec, trials))
             props["sweep.pareto_front"] = orjson.dumps(
                 [t.run_id for t in trials if t.number in front]
             ).decode()

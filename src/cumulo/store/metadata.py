@@ -14,13 +14,23 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Connection,
+    Float,
+    Integer,
     Row,
+    Text,
+    bindparam,
+    cast,
     delete,
     exists,
     func,
     insert,
+    literal_column,
+    null,
     select,
+    union_all,
     update,
 )
 
@@ -72,6 +82,7 @@ class MetadataStore(ExperimentStore):
             validation.key(k, "tag")
             validation.tag_value(v)
         run_id = run_id or uuid.uuid4().hex
+        name = display_name or run_display_name()
         now = start_time or now_ms()
         for _attempt in range(3):
             try:
@@ -92,7 +103,7 @@ class MetadataStore(ExperimentStore):
                             workspace_id=ws_id,
                             experiment_id=experiment_id,
                             number=number,
-                            display_name=display_name or run_display_name(),
+                            display_name=name,
                             status=status.value,
                             created_at=now,
                             started_at=started,
@@ -112,7 +123,23 @@ class MetadataStore(ExperimentStore):
                             insert(t.tags),
                             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                         )
-                    return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+                    return RunInfo(
+                        id=run_id,
+                        workspace=workspace,
+                        experiment_id=experiment_id,
+                        experiment_name=exp.name,
+                        number=number,
+                        display_name=name,
+                        status=status.value,
+                        created_at=now,
+                        started_at=started,
+                        user=user,
+                        parent_id=parent_id,
+                        kind=kind,
+                        compute_target=compute_target,
+                        tags=dict(tags or {}),
+                        status_history=[StatusChange(status.value, now)],
+                    )
             except Conflict as exc:
                 self._resolve_run_conflict(run_id, experiment_id, exc)
         # Only runs numbered without the counter (a server not yet upgraded) get here.
@@ -607,49 +634,36 @@ class MetadataStore(ExperimentStore):
     def _run_infos(
         self, conn: Connection, rows: Sequence[Row[Any]], with_history: bool
     ) -> list[RunInfo]:
+        """The runs of ``rows`` with their params, tags, properties, latest metrics, names
+        (and status history): one query for every 500 runs."""
         if not rows:
             return []
-        ids = [r.id for r in rows]
         params: dict[str, dict[str, str]] = {}
         tags: dict[str, dict[str, str]] = {}
         props: dict[str, dict[str, str]] = {}
         metrics: dict[str, dict[str, LatestMetric]] = {}
-        history: dict[str, list[StatusChange]] = {}
-        exp_ids = {r.experiment_id for r in rows}
-        exp_names = dict(
-            conn.execute(
-                select(t.experiments.c.id, t.experiments.c.name).where(
-                    t.experiments.c.id.in_(exp_ids)
-                )
-            ).all()
-        )
-        ws_names = dict(
-            conn.execute(
-                select(t.workspaces.c.id, t.workspaces.c.name).where(
-                    t.workspaces.c.id.in_({r.workspace_id for r in rows})
-                )
-            ).all()
-        )
-        for chunk in chunks(ids):
-            for tbl, target in ((t.params, params), (t.tags, tags), (t.properties, props)):
-                for run_id, k, v in conn.execute(select(tbl).where(tbl.c.run_id.in_(chunk))):
-                    target.setdefault(run_id, {})[k] = v
-            lm = t.latest_metrics
-            latest = select(
-                lm.c.run_id, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.step, lm.c.timestamp
-            )
-            for run_id, key, value, is_nan, step, stamp in conn.execute(
-                latest.where(lm.c.run_id.in_(chunk))
-            ):
-                metrics.setdefault(run_id, {})[key] = LatestMetric(
-                    key, math.nan if is_nan else value, step, stamp
-                )
-            if with_history:
-                h = t.run_status_history
-                for r in conn.execute(
-                    select(h).where(h.c.run_id.in_(chunk)).order_by(h.c.at, h.c.id)
-                ):
-                    history.setdefault(r.run_id, []).append(StatusChange(r.status, r.at))
+        history: dict[str, list[tuple[int, int, str]]] = {}
+        exp_names: dict[int, str] = {}
+        ws_names: dict[int, str] = {}
+        families = {_PARAM: params, _TAG: tags, _PROPERTY: props}
+        query = _DETAILS_WITH_HISTORY if with_history else _DETAILS
+        exp_ids = list({r.experiment_id for r in rows})
+        ws_ids = list({r.workspace_id for r in rows})
+        for chunk in chunks([r.id for r in rows]):
+            found = conn.execute(query, {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids})
+            for kind, run_id, key, text, number, flag, step, stamp in found:
+                if kind in families:
+                    families[kind].setdefault(run_id, {})[key] = text
+                elif kind == _METRIC:
+                    metrics.setdefault(run_id, {})[key] = LatestMetric(
+                        key, math.nan if flag else number, step, stamp
+                    )
+                elif kind == _HISTORY:
+                    history.setdefault(run_id, []).append((stamp, step, key))
+                elif kind == _EXPERIMENT:
+                    exp_names[step] = text
+                else:
+                    ws_names[step] = text
         return [
             RunInfo(
                 id=r.id,
@@ -672,10 +686,65 @@ class MetadataStore(ExperimentStore):
                 tags=tags.get(r.id, {}),
                 properties=props.get(r.id, {}),
                 metrics=metrics.get(r.id, {}),
-                status_history=history.get(r.id, []),
+                status_history=[StatusChange(s, at) for at, _, s in sorted(history.get(r.id, []))],
             )
             for r in rows
         ]
+
+
+# One query for everything a run listing shows beside the run rows themselves: rows of
+# (kind, run_id, key, text, number, flag, step, timestamp), one kind per family.
+_PARAM, _TAG, _PROPERTY, _METRIC, _HISTORY, _EXPERIMENT, _WORKSPACE = range(1, 8)
+
+
+def _details_query(with_history: bool) -> Any:
+    ids: Any = bindparam("ids", expanding=True)
+    no_text, no_number = cast(null(), Text), cast(null(), Float(precision=53))
+    no_flag, no_int = cast(null(), Boolean), cast(null(), BigInteger)
+
+    def kind(n: int) -> Any:
+        return literal_column(str(n), Integer)
+
+    parts = [
+        select(
+            kind(k), tbl.c.run_id, tbl.c.key, tbl.c.value, no_number, no_flag, no_int, no_int
+        ).where(tbl.c.run_id.in_(ids))
+        for k, tbl in ((_PARAM, t.params), (_TAG, t.tags), (_PROPERTY, t.properties))
+    ]
+    lm = t.latest_metrics
+    parts.append(
+        select(
+            kind(_METRIC),
+            lm.c.run_id,
+            lm.c.key,
+            no_text,
+            lm.c.value,
+            lm.c.is_nan,
+            lm.c.step,
+            lm.c.timestamp,
+        ).where(lm.c.run_id.in_(ids))
+    )
+    if with_history:
+        h = t.run_status_history
+        parts.append(
+            select(
+                kind(_HISTORY), h.c.run_id, h.c.status, no_text, no_number, no_flag, h.c.id, h.c.at
+            ).where(h.c.run_id.in_(ids))
+        )
+    for k, tbl, wanted in (
+        (_EXPERIMENT, t.experiments, "exp_ids"),
+        (_WORKSPACE, t.workspaces, "ws_ids"),
+    ):
+        parts.append(
+            select(
+                kind(k), no_text, no_text, tbl.c.name, no_number, no_flag, tbl.c.id, no_int
+            ).where(tbl.c.id.in_(bindparam(wanted, expanding=True)))
+        )
+    return union_all(*parts)
+
+
+_DETAILS = _details_query(with_history=False)
+_DETAILS_WITH_HISTORY = _details_query(with_history=True)
 
 
 # ------------------------------------------------------------------ helpers

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cumulo.core import validation
-from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo
+from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo, RunLineage
 from cumulo.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from cumulo.core.names import run_display_name
 from cumulo.core.pages import decode_token, encode_token
@@ -68,9 +68,7 @@ def _render(
 
 # ------------------------------------------------------------------- runs
 @router.post(P + "/runs/create")
-def create(
-    request: Request, workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
-) -> JsonResponse:
+def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     exp_id = convert.experiment_id_in(request, tracking, workspace, msg.raw("experiment_id"))
     tags = msg.key_values("tags")
     name = msg.text("run_name") or tags.get(RUN_NAME_TAG) or run_display_name()
@@ -84,7 +82,9 @@ def create(
         user=msg.text("user_id") or tags.get("mlflow.user") or "",
         start_time=msg.integer("start_time"),
     )
-    return JsonResponse({"run": _render(request, tracking, registry, workspace, [run])[0]})
+    # A new run has read and produced nothing yet: no lineage to look up.
+    default_id = convert.default_experiment_id(request, tracking, workspace)
+    return JsonResponse({"run": convert.run(run, default_id, RunLineage(run.id))})
 
 
 @router.get(P + "/runs/get")

@@ -1,0 +1,97 @@
+"""How many SQL statements the hot reads and writes take, and that the lean paths
+answer exactly what a full read does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from cumulo import Experiment, Workspace
+from cumulo.store.db import migration_head
+from cumulo.store.metadata import MetadataStore
+
+
+class Statements:
+    """The statements an engine runs while counting (BEGIN and COMMIT left out)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, _conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.split()[0].upper() not in ("BEGIN", "COMMIT"):
+            self.seen.append(statement)
+
+
+@pytest.fixture
+def counted(workspace: Workspace) -> Iterator[tuple[MetadataStore, Statements]]:
+    store: MetadataStore = workspace.transport.tracking.store  # type: ignore[attr-defined]
+    statements = Statements()
+    event.listen(store.db.engine, "before_cursor_execute", statements)
+    yield store, statements
+    event.remove(store.db.engine, "before_cursor_execute", statements)
+
+
+def test_a_run_reads_in_two_statements_and_creating_one_reads_nothing_back(
+    workspace: Workspace, counted: tuple[MetadataStore, Statements]
+) -> None:
+    store, statements = counted
+    exp = Experiment(workspace, "queries")
+    statements.seen.clear()
+    created = store.create_run(workspace.name, exp.id, tags={"team": "a"}, user="ana")
+    assert not any(s.lstrip().upper().startswith("SELECT RUNS.") for s in statements.seen)
+    assert created == store.get_run(workspace.name, created.id)  # built, not read back
+
+    store.log_batch(
+        workspace.name,
+        created.id,
+        metrics=[("loss", 0.5, 1, 1000), ("acc", float("nan"), 1, 1000)],
+        params={"lr": "0.1"},
+        tags={"team": "b"},
+    )
+    store.add_properties(workspace.name, created.id, {"source": "test"})
+    statements.seen.clear()
+    run = store.get_run(workspace.name, created.id)
+    assert len(statements.seen) == 2
+    assert (run.params, run.tags, run.properties) == (
+        {"lr": "0.1"},
+        {"team": "b"},
+        {"source": "test"},
+    )
+    assert run.metrics["loss"].value == 0.5 and run.metrics["loss"].step == 1
+    assert run.metrics["acc"].value != run.metrics["acc"].value  # NaN kept
+    assert run.experiment_name == "queries" and run.workspace == workspace.name
+    assert [c.status for c in run.status_history] == ["Running"]
+
+
+def test_a_page_of_runs_reads_in_two_statements(
+    workspace: Workspace, counted: tuple[MetadataStore, Statements]
+) -> None:
+    store, statements = counted
+    exp = Experiment(workspace, "page")
+    ids = []
+    for i in range(3):
+        run = store.create_run(workspace.name, exp.id)
+        store.log_batch(
+            workspace.name, run.id, metrics=[("m", float(i), 0, 1)], params={"i": str(i)}
+        )
+        ids.append(run.id)
+    statements.seen.clear()
+    page = store.search_runs(
+        workspace.name, [exp.id], filter="metrics.m >= 1", order_by="metrics.m DESC"
+    )
+    assert len(statements.seen) == 2
+    assert [r.id for r in page.runs] == [ids[2], ids[1]]
+    assert [r.params for r in page.runs] == [{"i": "2"}, {"i": "1"}]
+
+
+def test_the_migration_head_read_from_the_files_is_alembics() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from cumulo.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert migration_head() == ScriptDirectory.from_config(cfg).get_current_head()
