@@ -20,13 +20,14 @@ from cumulo.server.studio import (
     models,
     pages,
     runs,
+    sweeps,
     web,
 )
 
 
 def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
-    for module in (pages, runs, charts, compare, compute, data, models, endpoints, audit):
+    for module in (pages, runs, sweeps, charts, compare, compute, data, models, endpoints, audit):
         app.include_router(module.router)
     app.include_router(endpoints.data_router)
     app.include_router(charts.data_router)

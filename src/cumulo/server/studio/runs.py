@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from cumulo.core import system_metrics
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.status import TERMINAL
+from cumulo.core.sweeps import SWEEP_RUN_KIND
 from cumulo.server.studio import files, logs, models, web
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
@@ -42,7 +43,7 @@ def _page(request: Request, run: RunInfo, tab: str, template: str, **context: An
         workspace=run.workspace,
         run=run,
         tab=tab,
-        tabs=TABS,
+        tabs=[TABS[0], ("sweep", "Sweep"), *TABS[1:]] if run.kind == SWEEP_RUN_KIND else TABS,
         active=run.status not in {s.value for s in TERMINAL},
         nav="experiments",
         title=f"{run.display_name} · {run.experiment_name}",

@@ -32,7 +32,15 @@ COOKIE = "cumulo_token"
 ASSET_VERSION = hashlib.sha256(
     b"".join(
         (STATIC / n).read_bytes()
-        for n in ("studio.js", "studio.css", "VERSIONS", "serving.js", "serving.css", "charts.js")
+        for n in (
+            "studio.js",
+            "studio.css",
+            "VERSIONS",
+            "serving.js",
+            "serving.css",
+            "charts.js",
+            "sweep.js",
+        )
     )
 ).hexdigest()[:10]
 
