@@ -55,7 +55,6 @@ def test_single_clauses(text: str, expected: Clause) -> None:
         ("metrics.acc", "comparison is missing"),
         ("params.x = rf", "quote strings"),
         ("metrics.a > 1 AND", "nothing after AND"),
-        ("params.x IN ('a')", "IN works on"),
         ("metrics.acc LIKE 'x'", "LIKE needs a string"),
         ("metrics.a > 1 metrics.b > 2", "expected AND"),
         ("attributes.run_id IN ('a'", "not closed"),
@@ -65,6 +64,17 @@ def test_bad_filters_say_what_is_wrong(text: str, fragment: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_filter(text)
     assert fragment in info.value.message
+
+
+def test_in_works_on_params_tags_metrics_and_attributes() -> None:
+    assert parse_filter("params.x IN ('a', 'b')") == [Clause("param", "x", "IN", ("a", "b"))]
+    assert parse_filter("tags.t NOT IN ('a')") == [Clause("tag", "t", "NOT IN", ("a",))]
+    assert parse_filter("metrics.acc IN (0.5, 1)") == [Clause("metric", "acc", "IN", (0.5, 1.0))]
+    assert parse_filter("attributes.user IN ('ann')") == [
+        Clause("attribute", "user", "IN", ("ann",))
+    ]
+    with pytest.raises(InvalidInput, match="compared with a number"):
+        parse_filter("metrics.acc IN ('high')")
 
 
 def test_order_by() -> None:

@@ -51,6 +51,7 @@ class Grammar:
     numeric: frozenset[str]  # canonical attributes compared with numbers
     prefixes: frozenset[str] = frozenset({"attribute", "tag"})
     in_attributes: frozenset[str] | None = None  # where IN may be used (None: any attribute)
+    in_prefixes: frozenset[str] = frozenset()  # metric, param, tag: IN works on their values
     integers: bool = True  # numbers become ints (timestamps, versions) or stay floats
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per attribute
 
@@ -79,7 +80,8 @@ RUNS = Grammar(
     },
     numeric=frozenset({"created_at", "ended_at", "number", "duration"}),
     prefixes=frozenset({"attribute", "tag", "param", "metric"}),
-    in_attributes=frozenset({"run_id", "status", "display_name"}),
+    in_attributes=None,
+    in_prefixes=frozenset({"param", "tag", "metric"}),
     integers=False,
     values={"status": MLFLOW_STATUS},
 )
@@ -254,9 +256,14 @@ class _Parser:
         g = self.grammar
         if c.op in ("IN", "NOT IN"):
             allowed = g.in_attributes
-            if c.entity != "attribute" or (allowed is not None and c.key not in allowed):
-                names = ", ".join(sorted(allowed)) if allowed is not None else "attributes"
-                raise self.fail(f"IN works on {names}.")
+            if c.entity == "attribute":
+                refused = allowed is not None and c.key not in allowed
+            else:
+                refused = c.entity not in g.in_prefixes
+            if refused:
+                names = sorted(allowed) if allowed is not None else ["attributes"]
+                names += [f"{p}s" for p in sorted(g.in_prefixes)]
+                raise self.fail(f"IN works on {', '.join(names)}.")
         numeric = c.entity == "metric" or (c.entity == "attribute" and c.key in g.numeric)
         values = c.value if isinstance(c.value, tuple) else (c.value,)
         if numeric:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cumulo.core.errors import NotFound
+from cumulo.core.errors import InvalidInput, NotFound
 from cumulo.core.jobs import ComputeTargetInfo
 from cumulo.sdk.run import WorkspaceRef
 
@@ -127,6 +127,18 @@ class SshMachine:
 TargetConfig = LocalPool | RayCluster | SshMachine
 
 
+def _get_target(workspace: WorkspaceRef, name: str) -> ComputeTargetInfo:
+    jobs = workspace.transport.jobs
+    try:
+        return jobs.get_compute_target(workspace.name, name)
+    except NotFound:
+        names = sorted(t.name for t in jobs.list_compute_targets(workspace.name))
+        raise NotFound(
+            f"No compute target {name!r} in workspace {workspace.name!r}; it has "
+            f"{', '.join(names)}. Create one with ComputeTarget.create(ws, {name!r}, LocalPool())."
+        ) from None
+
+
 class ComputeTarget:
     """A place to run jobs: ``"local"`` (built in), a ``LocalPool``, a ``RayCluster``
     or an ``SshMachine``.
@@ -137,8 +149,23 @@ class ComputeTarget:
         pool.get_status()["node_state_counts"]
     """
 
-    def __init__(self, workspace: WorkspaceRef, info: ComputeTargetInfo) -> None:
+    def __init__(
+        self,
+        workspace: WorkspaceRef,
+        info: ComputeTargetInfo | str | None = None,
+        name: str | None = None,
+    ) -> None:
+        """``ComputeTarget(ws, name="cpu-pool")`` (or ``ComputeTarget(ws, "cpu-pool")``)
+        opens an existing target; raises ``NotFound`` naming the ones there are."""
         self.workspace = workspace
+        if isinstance(info, str):
+            info, name = None, info
+        if info is None:
+            if not name:
+                raise InvalidInput(
+                    "Name the compute target: ComputeTarget(workspace=ws, name=...)."
+                )
+            info = _get_target(workspace, name)
         self._info = info
 
     @property
@@ -172,8 +199,7 @@ class ComputeTarget:
 
     @staticmethod
     def get(workspace: WorkspaceRef, name: str) -> ComputeTarget:
-        jobs = workspace.transport.jobs
-        return ComputeTarget(workspace, jobs.get_compute_target(workspace.name, name))
+        return ComputeTarget(workspace, _get_target(workspace, name))
 
     @staticmethod
     def list(workspace: WorkspaceRef) -> builtins.list[ComputeTarget]:
@@ -183,6 +209,23 @@ class ComputeTarget:
     def get_status(self) -> dict[str, Any]:
         """Nodes and their states, and the queue (run ids in the order they will start)."""
         return self.workspace.transport.jobs.compute_status(self.workspace.name, self.name)
+
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        min_node_count: int | None = None,
+        timeout_in_minutes: int = 20,
+    ) -> dict[str, Any]:
+        """Returns the target's status at once: a target here is ready when created.
+
+        Nodes of a pool start when jobs wait for them and stop when idle, so there
+        is no provisioning to wait for (``min_node_count`` and the timeout are
+        accepted for scripts written for the cloud service, and change nothing).
+        """
+        status = self.get_status()
+        if show_output:
+            print(f"Compute target {self.name} ({self.kind}) is ready; nodes start as jobs wait.")
+        return status
 
     def delete(self) -> None:
         self.workspace.transport.jobs.delete_compute_target(self.workspace.name, self.name)

@@ -71,7 +71,13 @@ class Environment:
         self._info: EnvironmentInfo | None = None
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file: str | Path, **kwargs: Any) -> Environment:
+    def from_pip_requirements(
+        cls, name: str, file_path: str | Path | None = None, **kwargs: Any
+    ) -> Environment:
+        """An environment of the packages a requirements file lists (``file_path``)."""
+        file = file_path if file_path is not None else kwargs.pop("file", None)
+        if file is None:
+            raise InvalidInput("Give the requirements file: file_path='requirements.txt'.")
         path = Path(file)
         if not path.is_file():
             raise NotFound(f"Requirements file {str(path)!r} does not exist.")

@@ -10,6 +10,7 @@ is ``sdk/jobs.py``. Everything below them here takes a ``WorkspaceRef``.
 from __future__ import annotations
 
 import builtins
+import difflib
 import getpass
 import json
 import os
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING, Any
 from cumulo.core import system_metrics, validation
 from cumulo.core.entities import ExperimentInfo, RunInfo
 from cumulo.core.errors import ConfigError, InvalidInput, NotFound
+from cumulo.core.search import RUNS, parse_filter
 from cumulo.core.settings import Settings, mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
-from cumulo.sdk import display, jobs, sweeps
+from cumulo.sdk import display, jobs, sweeps, v1
 from cumulo.sdk.compute import ComputeTarget
+from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.http import HttpTransport
+from cumulo.sdk.jobs import Environment
 from cumulo.sdk.models import Model
 from cumulo.sdk.run import ENV_RUN_ID, OfflineRun, RunTracking
 from cumulo.sdk.sweeps import HyperDriveConfig
@@ -196,6 +200,33 @@ class Workspace:
         """Compute targets by name, ``"local"`` included."""
         return {t.name: t for t in ComputeTarget.list(self)}
 
+    @property
+    def models(self) -> dict[str, Model]:
+        """Registered models by name, each its latest version."""
+        return {m.name: m for m in Model.list(self, latest=True)}
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """Registered environments by name, each its latest version."""
+        found: dict[str, Environment] = {}
+        for env in Environment.list(self):
+            if env.name not in found or (env.version or 0) > (found[env.name].version or 0):
+                found[env.name] = env
+        return found
+
+    @property
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Endpoints (served models) by name."""
+        return {e.name: e for e in Endpoint.list(self)}
+
+    @property
+    def webservices(self) -> dict[str, Endpoint]:
+        """The endpoints, under the cloud service's name for them (``ws.endpoints``)."""
+        return self.endpoints
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Workspace", name, v1.WORKSPACE)
+
     def get_run(self, run_id: str) -> Run:
         """A run by its id, or by a unique start of it (6+ characters, as tables show)."""
         return Run(self, self.transport.tracking.find_run(self.name, run_id))
@@ -250,6 +281,7 @@ class Workspace:
 
 
 PAGE = 500
+KEYS_LISTED = 2000  # the most keys of each kind an experiment's key listing returns
 
 
 class Experiment:
@@ -327,24 +359,37 @@ class Experiment:
         tags: dict[str, str | None] | builtins.list[str] | str | None = None,
         include_children: bool = False,
         max_results: int | None = None,
+        type: str | None = None,
+        properties: dict[str, str] | None = None,
     ) -> Iterator[Run]:
         """Runs of this experiment, newest first unless ``order_by`` says otherwise.
 
         ``filter`` uses MLflow's grammar (``"metrics.acc > 0.9 AND params.lr = '0.1'"``);
-        results are fetched page by page as you iterate.
+        results are fetched page by page as you iterate. ``type`` is a run's kind
+        (``"job"``, ``"sweep"``, ``"interactive"``; the cloud service's
+        ``"azureml.scriptrun"`` and ``"hyperdrive"`` too) and ``properties`` the
+        properties a run must have. A filter that names a metric, param or tag no
+        run of the experiment has raises ``InvalidInput`` naming the closest key.
         """
         statuses = [status] if isinstance(status, str) else status
         if isinstance(tags, str):
             tags = {tags: None}
         elif isinstance(tags, list):
             tags = dict.fromkeys(tags)
+        clauses = [filter] if filter else []
+        if type is not None:
+            kind = v1.RUN_TYPES.get(type.lower(), type)
+            clauses.append(f"attributes.kind = '{kind}'")
+        query = " AND ".join(clauses) or None
+        wanted = {k: str(v) for k, v in (properties or {}).items()}
         token: str | None = None
         yielded = 0
+        first = True
         while True:
             page = self.workspace.transport.tracking.search_runs(
                 self.workspace.name,
                 [self.id],
-                filter=filter,
+                filter=query,
                 order_by=order_by,
                 max_results=PAGE if max_results is None else min(PAGE, max_results - yielded),
                 page_token=token,
@@ -352,7 +397,12 @@ class Experiment:
                 tags=tags,
                 top_level_only=not include_children,
             )
+            if first and not page.runs and filter:
+                self._check_keys(filter)
+            first = False
             for info in page.runs:
+                if any(info.properties.get(k) != v for k, v in wanted.items()):
+                    continue
                 yield Run(self.workspace, info)
                 yielded += 1
                 if max_results is not None and yielded >= max_results:
@@ -360,6 +410,26 @@ class Experiment:
             token = page.next_page_token
             if not token:
                 return
+
+    def _check_keys(self, filter: str) -> None:
+        """Raise when ``filter`` names a metric, param or tag that no run here has."""
+        clauses = parse_filter(filter, RUNS)
+        keys = self.get_run_keys()
+        for c in clauses:
+            if c.entity == "attribute" or c.op == "IS NULL":
+                continue
+            known = keys.get(f"{c.entity}s", [])
+            if c.key in known or len(known) >= KEYS_LISTED:
+                continue  # (a full list may leave keys out: no verdict then)
+            close = difflib.get_close_matches(c.key, known, n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else (f"; it has {', '.join(map(repr, known[:10]))}." if known else ".")
+            )
+            raise InvalidInput(
+                f"No run in experiment {self.name!r} has a {c.entity} {c.key!r}{hint}"
+            )
 
     def get_run_keys(self) -> dict[str, builtins.list[str]]:
         """The metric, param and tag keys this experiment's runs use, to filter or compare on."""
@@ -432,8 +502,24 @@ class Run(RunTracking):
 
     workspace: Workspace
 
-    def __init__(self, workspace: Workspace, info: RunInfo) -> None:
+    def __init__(self, workspace: Workspace | Experiment, info: RunInfo | str) -> None:
+        """``Run(experiment, run_id)`` opens a run of that experiment by its id (or a
+        unique start of it); ``ws.get_run(run_id)`` does the same from a workspace."""
+        if isinstance(workspace, Experiment):
+            experiment, workspace = workspace, workspace.workspace
+            if not isinstance(info, RunInfo):
+                info = workspace.transport.tracking.find_run(workspace.name, info)
+            if info.experiment_id != experiment.id:
+                raise NotFound(
+                    f"Run {info.id} belongs to experiment {info.experiment_name!r}, "
+                    f"not {experiment.name!r}; open it with ws.get_run({info.id!r})."
+                )
+        elif not isinstance(info, RunInfo):
+            info = workspace.transport.tracking.find_run(workspace.name, info)
         super().__init__(workspace, info)
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Run", name, v1.RUN)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:

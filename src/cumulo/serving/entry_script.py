@@ -1,7 +1,8 @@
 """Serving an entry script: ``init()`` once at start, ``run(raw_data)`` per request.
 
 The script finds its model through ``CUMULO_MODEL_DIR`` (one model: its folder;
-several: the folder holding ``<name>/<version>/``) or
+several: the folder holding ``<name>/<version>/``; also set as ``AZUREML_MODEL_DIR``,
+the cloud service's name for it) or
 ``Model.get_model_path(name)``. ``run`` gets the request body as a string and
 returns anything JSON can carry (numpy arrays and scalars included).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,9 @@ class ScriptPredictor:
         folder = str(Path(source_dir or path.parent).resolve())
         if folder not in sys.path:
             sys.path.insert(0, folder)
+        if "CUMULO_MODEL_DIR" in os.environ:
+            # Entry scripts written for the cloud service read its name for the same folder.
+            os.environ.setdefault("AZUREML_MODEL_DIR", os.environ["CUMULO_MODEL_DIR"])
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
             raise ModelLoadError(f"Cannot import the entry script {path}.")
