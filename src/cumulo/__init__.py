@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     )
     from cumulo.core.status import RunStatus
     from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
+    from cumulo.sdk.datasets import (
+        Dataset,
+        DatasetConsumptionConfig,
+        Datastore,
+        FileDataset,
+        TabularDataset,
+    )
     from cumulo.sdk.endpoints import DeploymentConfig, Endpoint, InferenceConfig
     from cumulo.sdk.jobs import Environment, ScriptRunConfig
     from cumulo.sdk.models import Model
@@ -76,6 +83,11 @@ _WHERE = {
     "LocalPool": "cumulo.sdk.compute",
     "RayCluster": "cumulo.sdk.compute",
     "SshMachine": "cumulo.sdk.compute",
+    "Dataset": "cumulo.sdk.datasets",
+    "DatasetConsumptionConfig": "cumulo.sdk.datasets",
+    "Datastore": "cumulo.sdk.datasets",
+    "FileDataset": "cumulo.sdk.datasets",
+    "TabularDataset": "cumulo.sdk.datasets",
     "DeploymentConfig": "cumulo.sdk.endpoints",
     "Endpoint": "cumulo.sdk.endpoints",
     "InferenceConfig": "cumulo.sdk.endpoints",
@@ -119,10 +131,14 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "CumuloError",
+    "Dataset",
+    "DatasetConsumptionConfig",
+    "Datastore",
     "DeploymentConfig",
     "Endpoint",
     "Environment",
     "Experiment",
+    "FileDataset",
     "GridParameterSampling",
     "HyperDriveConfig",
     "HyperbandPolicy",
@@ -147,6 +163,7 @@ __all__ = [
     "ScriptRunConfig",
     "SshMachine",
     "SweepRun",
+    "TabularDataset",
     "TruncationSelectionPolicy",
     "Unauthenticated",
     "Unavailable",

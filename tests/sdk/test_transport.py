@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from cumulo.sdk import transport
-from cumulo.sdk.http import HttpEndpoints, HttpJobs, HttpModels, HttpSweeps, HttpTracking
+from cumulo.sdk.http import (
+    HttpDatasets,
+    HttpEndpoints,
+    HttpJobs,
+    HttpModels,
+    HttpSweeps,
+    HttpTracking,
+)
+from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
@@ -25,6 +33,7 @@ SUB_CLIENTS = [
     (transport.ModelClient, HttpModels, RegistryService),
     (transport.EndpointClient, HttpEndpoints, DeploymentService),
     (transport.SweepClient, HttpSweeps, SweepService),
+    (transport.DatasetClient, HttpDatasets, DatasetService),
 ]
 # What only the server passes: the role of the token that submitted a job (it caps the
 # job's own), the run the studio already found for a chart. A sweep's trials are
@@ -78,6 +87,7 @@ def test_both_transports_offer_every_sub_client() -> None:
     from cumulo.sdk.http import HttpTransport
 
     members = [*_calls(transport.Transport), "tracking", "jobs", "models", "endpoints", "sweeps"]
+    members.append("datasets")
     for side in (EmbeddedTransport, HttpTransport("http://127.0.0.1:9")):
         missing = [
             m for m in members if not hasattr(side, m) and m not in side.__init__.__code__.co_names

@@ -78,11 +78,11 @@ def test_registry_and_endpoints_by_name(tmp_path: Path, ws: Workspace) -> None:
 
 
 def test_names_with_no_twin_say_what_to_use(ws: Workspace) -> None:
-    with pytest.raises(InvalidInput, match="upload_file"):
-        ws.get_default_datastore()
+    with pytest.raises(InvalidInput, match="Workspace.connect"):
+        ws.service_context  # noqa: B018
     with pytest.raises(InvalidInput, match="log_table"):
         Experiment(ws, "e").start_logging().log_confusion_matrix("cm", {})
-    assert not hasattr(ws, "datastores")  # still an AttributeError for hasattr
+    assert not hasattr(ws, "linked_services")  # still an AttributeError for hasattr
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         ws.nonsense  # noqa: B018
 

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cumulo.compute import processes
+from cumulo.compute import processes, secrets
 from cumulo.compute.base import (
     AGENT_MODULE,
     JOB_FOLDER,
@@ -72,8 +72,6 @@ from cumulo.core.errors import ConfigError, InvalidInput, Unavailable
 from cumulo.core.jobs import SEALED
 
 KIND = "ssh"
-SECRET_FILE = "secret.key"
-FERNET = "fernet:"
 SECRET_FIELDS = ("private_key", "password")
 DEFAULTS: dict[str, Any] = {
     "port": 22,
@@ -139,24 +137,13 @@ def parse_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def seal_config(config: dict[str, Any], home: Path) -> dict[str, Any]:
     """``config`` with its secrets encrypted under the server's key (``<home>/secret.key``)."""
-    box = _fernet(home)
     return {
-        k: SEALED + FERNET + box.encrypt(v.encode()).decode()
-        if k in SECRET_FIELDS and isinstance(v, str)
-        else v
+        k: secrets.seal(v, home) if k in SECRET_FIELDS and isinstance(v, str) else v
         for k, v in config.items()
     }
 
 
 # ----------------------------------------------------------------- secrets
-def _fernet_module() -> Any:
-    try:
-        from cryptography import fernet  # the server's side only (see the docstring)
-    except ImportError as exc:
-        raise ConfigError("SSH machines need cryptography: pip install 'cumulo[ssh]'.") from exc
-    return fernet
-
-
 def _paramiko() -> Any:
     try:
         import paramiko  # the server's side only (see the docstring)
@@ -165,31 +152,8 @@ def _paramiko() -> Any:
     return paramiko
 
 
-def _fernet(home: Path) -> Any:
-    Fernet = _fernet_module().Fernet
-    path = home / SECRET_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
-    return Fernet(path.read_bytes().strip())
-
-
 def unseal(value: str, home: Path) -> str:
-    InvalidToken = _fernet_module().InvalidToken
-    prefix = SEALED + FERNET
-    if not value.startswith(prefix):
-        raise ConfigError("The SSH machine's secrets are not sealed as expected; attach it again.")
-    try:
-        return str(_fernet(home).decrypt(value[len(prefix) :].encode()).decode())
-    except InvalidToken:
-        raise ConfigError(
-            f"The SSH machine's secrets were sealed under another key than "
-            f"{home / SECRET_FILE} (every server of a workspace needs the same file); "
-            "copy that file from the server that attached it, or attach the machine again."
-        ) from None
+    return secrets.unseal(value, home, "the SSH machine's secrets")
 
 
 def _load_key(text: str, password: str | None) -> Any:

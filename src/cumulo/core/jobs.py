@@ -348,6 +348,7 @@ class JobConfig(Record):
     # Seconds between two samples of the run's system metrics; None: the workspace's
     # setting, 0: none.
     system_metrics_interval: float | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # dataset versions it reads
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ The one SDK module that imports ``cumulo.services`` (an import-linter contract
 holds the rest of the SDK to that). Its sub-clients are the services, with the
 signatures of their HTTP twins in ``sdk/http/``: ``tracking`` is the
 ``TrackingService``, ``jobs`` the ``JobService``, ``models`` the
-``RegistryService``, ``endpoints`` the ``DeploymentService`` and ``sweeps``
-the ``SweepService``. What a server
+``RegistryService``, ``endpoints`` the ``DeploymentService``, ``sweeps``
+the ``SweepService`` and ``datasets`` the ``DatasetService``. What a server
 does for its clients, this process does for itself: it runs queued jobs once it
 submits or waits for one, and serves endpoints once it deploys one.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from cumulo.core.settings import Settings
 from cumulo.services.context import Services, open_services
+from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
 from cumulo.services.registry import RegistryService
@@ -47,6 +48,10 @@ class EmbeddedTransport:
     @property
     def sweeps(self) -> SweepService:
         return self.services.sweeps
+
+    @property
+    def datasets(self) -> DatasetService:
+        return self.services.datasets
 
     def serving_url(self) -> str:
         """Endpoints are served by this process from now on, while it lives."""

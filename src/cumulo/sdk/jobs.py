@@ -38,6 +38,7 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget
+from cumulo.sdk.datasets import job_inputs
 from cumulo.sdk.run import RunTracking, WorkspaceRef
 
 POLL_SECONDS = 0.25
@@ -154,6 +155,8 @@ class Environment:
 class ScriptRunConfig:
     """What to run and where: a script in a source folder, its arguments, target and env.
 
+    A dataset in ``arguments`` (``ds.as_named_input("train").as_download()``) reaches
+    the script as the path of a folder holding its files, and the run records it.
     ``resources`` is ``{"cpus": 1, "gpus": 0, "memory_mb": 512}`` (honoured by Ray);
     ``priority`` orders a target's queue (higher first); a job lost by its target is
     retried up to ``max_retries`` times. The run's system metrics (CPU, memory,
@@ -215,10 +218,12 @@ def prepare_job_config(ws: WorkspaceRef, config: ScriptRunConfig) -> dict[str, A
         name, _, version = env.partition(":")
         env_name, env_version = name, int(version) if version else None
     target = config.compute_target
+    args, inputs = job_inputs(config.arguments)
     return {
         "script": config.script,
         "snapshot": snapshot.hash,
-        "arguments": arguments(config.arguments),
+        "arguments": arguments(args),
+        "inputs": inputs,
         "compute_target": target.name if isinstance(target, ComputeTarget) else target,
         "environment": env_name,
         "environment_version": env_version,

@@ -336,6 +336,16 @@ class Model:
             tmp.replace(dest)
         return str(target)
 
+    def get_lineage(self) -> dict[str, Any]:
+        """The graph around this version: datasets its run read -> the run -> this version
+        (and others of the run) -> the endpoints serving them.
+
+        ``{"nodes": [{"id", "kind", "label", ...}], "edges": [{"from", "to"}]}``.
+        """
+        return self.workspace.transport.datasets.lineage(
+            self.workspace.name, model=self.name, model_version=self.version
+        )
+
     def delete(self) -> None:
         """Delete this version (refused while an endpoint serves it)."""
         self._models.unregister_version(self.workspace.name, self.name, self.version)

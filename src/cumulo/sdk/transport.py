@@ -1,6 +1,7 @@
 """The seam under the SDK: one ``Transport``, a sub-client per resource.
 
-``transport.tracking``, ``.jobs``, ``.models``, ``.endpoints`` and ``.sweeps`` answer the
+``transport.tracking``, ``.jobs``, ``.models``, ``.endpoints``, ``.sweeps`` and
+``.datasets`` answer the
 same calls in-process (``sdk/embedded.py``: the services themselves) or over
 HTTP (``sdk/http/``: a client per resource). The SDK and the CLI reach a
 workspace only through ``Workspace.transport``. A test holds both sides of
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from cumulo.core.datasets import DatasetVersionInfo, DatastoreInfo
 from cumulo.core.deployments import DeploymentInfo, EndpointInfo
 from cumulo.core.entities import (
     ExperimentInfo,
@@ -38,6 +40,8 @@ class Transport(Protocol):
     def endpoints(self) -> EndpointClient: ...
     @property
     def sweeps(self) -> SweepClient: ...
+    @property
+    def datasets(self) -> DatasetClient: ...
 
     def serving_url(self) -> str:
         """Where endpoints answer; an embedded home serves them from this process from now on."""
@@ -316,3 +320,74 @@ class SweepClient(Protocol):
     ) -> RunInfo: ...
     def get_sweep(self, workspace: str, run_id: str) -> dict[str, Any]: ...
     def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo: ...
+
+
+class DatasetClient(Protocol):
+    """Datastores, dataset versions, lineage and drift (``DatasetService``, ``HttpDatasets``)."""
+
+    def register_datastore(
+        self,
+        workspace: str,
+        name: str,
+        kind: str,
+        config: dict[str, Any],
+        credentials: dict[str, str] | None = None,
+    ) -> DatastoreInfo: ...
+    def get_datastore(self, workspace: str, name: str) -> DatastoreInfo: ...
+    def list_datastores(self, workspace: str) -> list[DatastoreInfo]: ...
+    def get_default_datastore(self, workspace: str) -> DatastoreInfo: ...
+    def set_default_datastore(self, workspace: str, name: str) -> DatastoreInfo: ...
+    def browse_datastore(
+        self, workspace: str, name: str, path: str = "", recursive: bool = False
+    ) -> list[FileInfo]: ...
+    def upload_to_datastore(
+        self, workspace: str, name: str, path: str, stream: IO[bytes]
+    ) -> int: ...
+    def has_dataset_file(self, workspace: str, sha256: str) -> bool: ...
+    def upload_dataset_file(self, workspace: str, sha256: str, stream: IO[bytes]) -> int: ...
+    def register_dataset(
+        self,
+        workspace: str,
+        name: str,
+        kind: str,
+        *,
+        files: Sequence[dict[str, Any]] | None = None,
+        datastore: str | None = None,
+        pattern: str | None = None,
+        format: dict[str, Any] | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        create_new_version: bool = True,
+        source: str = "",
+        user: str = "",
+    ) -> DatasetVersionInfo: ...
+    def get_dataset(
+        self, workspace: str, name: str, version: int | None = None
+    ) -> DatasetVersionInfo: ...
+    def list_datasets(
+        self, workspace: str, name: str | None = None, latest: bool = False
+    ) -> list[DatasetVersionInfo]: ...
+    def open_dataset_file(
+        self, workspace: str, name: str, version: int, path: str
+    ) -> IO[bytes]: ...
+    def take(self, workspace: str, name: str, version: int, n: int = 10) -> dict[str, Any]: ...
+    def delete_dataset_version(self, workspace: str, name: str, version: int) -> None: ...
+    def dataset_runs(self, workspace: str, name: str, version: int) -> list[RunInfo]: ...
+    def lineage(
+        self,
+        workspace: str,
+        dataset: str | None = None,
+        version: int | None = None,
+        model: str | None = None,
+        model_version: int | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]: ...
+    def compare_datasets(
+        self,
+        workspace: str,
+        name: str,
+        version: int,
+        other_name: str,
+        other_version: int,
+        threshold: float = 0.2,
+    ) -> dict[str, Any]: ...

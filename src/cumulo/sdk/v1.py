@@ -19,10 +19,6 @@ RUN_TYPES = {
 }
 
 WORKSPACE = {
-    "datastores": "a workspace has one artifact store, not named datastores: upload with "
-    "run.upload_file(...) / run.upload_folder(...) and read with run.download_file(...)",
-    "get_default_datastore": "a workspace has one artifact store: upload with "
-    "run.upload_file(...) and register models with Model.register(ws, path, name)",
     "get_details": "repr(ws) and ws.location say where it lives; ws.experiments, ws.models, "
     "ws.compute_targets, ws.environments and ws.endpoints list what it holds",
     "service_context": "there is no cloud account here: Workspace.connect(url, name, token)",

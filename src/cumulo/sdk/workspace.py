@@ -28,6 +28,7 @@ from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
 from cumulo.sdk import display, jobs, sweeps, v1
 from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.endpoints import Endpoint
+from cumulo.sdk.datasets import Dataset, Datastore
 from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.jobs import Environment
 from cumulo.sdk.models import Model
@@ -226,6 +227,19 @@ class Workspace:
 
     def __getattr__(self, name: str) -> Any:
         raise v1.refuse("Workspace", name, v1.WORKSPACE)
+
+    def get_default_datastore(self) -> Datastore:
+        """Where files go by default: ``workspacestore`` unless another was made default."""
+        return Datastore.get_default(self)
+
+    @property
+    def datastores(self) -> dict[str, Datastore]:
+        return {d.name: d for d in Datastore.list(self)}
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """The latest version of every dataset, by name."""
+        return {d.name: d for d in Dataset.list(self)}
 
     def get_run(self, run_id: str) -> Run:
         """A run by its id, or by a unique start of it (6+ characters, as tables show)."""

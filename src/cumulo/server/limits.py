@@ -21,9 +21,13 @@ from cumulo.store.artifacts import storage_errors
 
 
 def is_streamed_upload(scope: Scope) -> bool:
-    """Artifact files and code snapshots stream to the store; their routes set their own limits."""
+    """Artifact, dataset and datastore files and code snapshots stream to the store; their
+    routes set their own limits."""
     path = scope["path"]
-    return scope["method"] == "PUT" and ("/artifacts/" in path or path.endswith("/snapshots"))
+    return scope["method"] == "PUT" and (
+        any(part in path for part in ("/artifacts/", "/dataset-blobs/", "/files/"))
+        or path.endswith("/snapshots")
+    )
 
 
 async def receive_upload(request: Request, out: IO[bytes], max_bytes: int, what: str) -> int:

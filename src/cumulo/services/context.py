@@ -1,7 +1,7 @@
 """The composition root: every service and background worker of a process, per store.
 
 ``open_services(settings)`` builds them once per process and store (two
-settings with one ``key`` share them): tracking, registry, deployments, jobs,
+settings with one ``key`` share them): tracking, registry, deployments, datasets, jobs,
 environments and auth over one database engine, and the two background
 workers, each with ``start()``/``stop()``:
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from cumulo.core.settings import Settings
 from cumulo.services.auth import AuthService
+from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.environments import EnvironmentService
 from cumulo.services.jobs import JobService
@@ -35,6 +36,7 @@ from cumulo.services.sweeps import SweepService, SweepWorker
 from cumulo.services.tracking import TrackingService
 from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.audit import AuditStore
+from cumulo.store.datasets import DatasetStore
 from cumulo.store.db import Database
 from cumulo.store.deployments import DeploymentStore
 from cumulo.store.logged_models import LoggedModelStore
@@ -52,6 +54,7 @@ class Services:
     auth: AuthService
     jobs: JobService
     deployments: DeploymentService
+    datasets: DatasetService
     scheduler: SchedulerWorker
     hosting: Hosting
     sweeps: SweepService
@@ -79,8 +82,11 @@ def build_services(settings: Settings) -> Services:
     tracking = TrackingService(MetadataStore(database), artifacts)
     registry = RegistryService(RegistryStore(database), LoggedModelStore(database), tracking)
     auth = AuthService(TokenStore(database), tracking.store, AuditStore(database))
-    jobs = JobService(settings, database, tracking, auth)
     deployments = DeploymentService(DeploymentStore(database), registry, artifacts, settings)
+    datasets = DatasetService(
+        DatasetStore(database), artifacts, tracking, registry, deployments, settings.home
+    )
+    jobs = JobService(settings, database, tracking, auth, datasets=datasets)
     sweeps = SweepService(jobs)
     return Services(
         settings=settings,
@@ -90,6 +96,7 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         jobs=jobs,
         deployments=deployments,
+        datasets=datasets,
         scheduler=SchedulerWorker(jobs),
         hosting=Hosting(deployments, auth, jobs),
         sweeps=sweeps,

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from cumulo.compute.base import target_type
 from cumulo.core import system_metrics
+from cumulo.core.datasets import INPUT_MARK, input_mark
 from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.errors import CumuloError, InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import (
@@ -42,6 +43,7 @@ from cumulo.core.jobs import (
 from cumulo.core.settings import Settings
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.auth import AuthService
+from cumulo.services.datasets import DatasetService
 from cumulo.services.environments import EnvironmentService
 from cumulo.services.snapshots import SnapshotService
 from cumulo.services.tracking import TrackingService
@@ -56,9 +58,15 @@ UNDELIVERED = ("undelivered_metric_points", "undelivered_log_lines")
 
 class JobService:
     def __init__(
-        self, settings: Settings, database: Database, tracking: TrackingService, auth: AuthService
+        self,
+        settings: Settings,
+        database: Database,
+        tracking: TrackingService,
+        auth: AuthService,
+        datasets: DatasetService | None = None,
     ) -> None:
         self.settings = settings
+        self.datasets = datasets  # resolves and records a job's dataset inputs
         self.tracking = tracking
         self.auth = auth
         self.meta = tracking.store
@@ -219,6 +227,8 @@ class JobService:
                 **(properties or {}),
             }
             self.tracking.add_properties(workspace, run.id, props)
+            if cfg.inputs and self.datasets is not None:
+                self.datasets.record_inputs(workspace, run.id, cfg.inputs)
             self.store.create_job(
                 workspace,
                 run.id,
@@ -270,10 +280,21 @@ class JobService:
                 f"Script {script!r} is not in the snapshot of {config.get('source_directory')!r} "
                 "(or it is ignored by .cumuloignore/.gitignore)."
             )
+        inputs = config.get("inputs") or []
+        if inputs:
+            if self.datasets is None:
+                raise InvalidInput("This server takes no dataset inputs.")
+            inputs = self.datasets.resolve_inputs(workspace, inputs)
+        args = arguments(config.get("arguments"))
+        named = {input_mark(i["name"]) for i in inputs}
+        loose = [a for a in args if a.startswith(INPUT_MARK) and a not in named]
+        if loose:
+            raise InvalidInput(f"Argument {loose[0]!r} names no input of the job.")
         return JobConfig(
             script=script,
             snapshot=snapshot,
-            arguments=arguments(config.get("arguments")),
+            arguments=args,
+            inputs=inputs,
             compute_target=target,
             environment=env_name,
             environment_version=env_version,

@@ -43,8 +43,15 @@ from cumulo.compute.base import (
     target_type,
 )
 from cumulo.compute.snapshots import extract
+from cumulo.core.datasets import input_mark
 from cumulo.core.entities import now_ms
-from cumulo.core.errors import CumuloError, EnvironmentBuildError, InvalidState, Unavailable
+from cumulo.core.errors import (
+    CumuloError,
+    EnvironmentBuildError,
+    InvalidInput,
+    InvalidState,
+    Unavailable,
+)
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     JobInfo,
@@ -158,11 +165,12 @@ def prepare(
     token = jobs.issue_job_token(job) if endpoint.url and endpoint.issue_tokens else None
     remote = target_type(job.kind).remote_agent
     child, agent = job_env(jobs, job.run_id, job.workspace, remote, endpoint, token)
+    args = _fetch_inputs(jobs, job, workdir)
     spec = {
         "run_id": job.run_id,
         "workspace": job.workspace,
         "script": cfg.script,
-        "arguments": cfg.arguments,
+        "arguments": args,
         "python": python,
         "environment": env_info.to_dict() if env_info and not build_here else None,
         "env": {**user_vars, **child},
@@ -179,6 +187,23 @@ def prepare(
     (workdir / JOB_FOLDER).mkdir(exist_ok=True)
     (workdir / JOB_FOLDER / "spec.json").write_text(json.dumps(spec))
     return workdir, spec, agent
+
+
+def _fetch_inputs(jobs: JobService, job: JobInfo, workdir: Path) -> list[str]:
+    """Download the job's dataset inputs into its folder; its arguments with their paths.
+
+    Each input is ``.cumulo_job/inputs/<name>`` (relative: the folder travels with
+    the job to another machine), the argument that named it replaced by that path.
+    """
+    cfg = job.job_config
+    paths: dict[str, str] = {}
+    for item in cfg.inputs:
+        if jobs.datasets is None:
+            raise InvalidInput("This server takes no dataset inputs.")
+        rel = f"{JOB_FOLDER}/inputs/{item['name']}"
+        jobs.datasets.download(job.workspace, item["dataset"], item["version"], workdir / rel)
+        paths[input_mark(item["name"])] = rel
+    return [paths.get(a, a) for a in cfg.arguments]
 
 
 def _set(

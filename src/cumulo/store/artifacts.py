@@ -13,6 +13,7 @@ fails leaves nothing behind: no partial file, no folder it created.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -65,7 +66,12 @@ def storage_errors(action: str) -> Iterator[None]:
 
 
 class ArtifactStore:
-    def __init__(self, root: str, s3_endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        s3_endpoint_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         self.root = root.rstrip("/")
         self.is_local = "://" not in root or root.startswith("file://")
         if self.is_local:
@@ -74,7 +80,7 @@ class ArtifactStore:
             self.fs: Any = fsspec.filesystem("file")
         else:
             protocol = root.split("://", 1)[0]
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = dict(storage_options or {})
             if protocol == "s3" and s3_endpoint_url:
                 options["client_kwargs"] = {"endpoint_url": s3_endpoint_url}
             self.fs = fsspec.filesystem(protocol, **options)
@@ -200,6 +206,24 @@ class ArtifactStore:
         path = self._path(prefix, rel)
         with storage_errors(f"list {rel or '/'!r}"):
             return _listing(self.fs, base, path, recursive)
+
+    def find(self, prefix: str, pattern: str) -> builtins.list[FileInfo]:
+        """The files a glob pattern (``data/*.csv``), a file or a folder names, sorted."""
+        pattern = validation.artifact_path(pattern, allow_root=True)
+        base = self._path(prefix)
+        with storage_errors(f"list {pattern or '/'!r}"):
+            full = self._path(prefix, pattern)
+            if any(c in pattern for c in "*?["):
+                found = [p for p in self.fs.glob(full) if self.fs.isfile(p)]
+            elif self.fs.isfile(full):
+                found = [full]
+            else:
+                found = self.fs.find(full) if self.fs.exists(full) else []
+            return [
+                FileInfo(_rel(base, p), False, int(self.fs.size(p)))
+                for p in sorted(found)
+                if not p.endswith(".partial")
+            ]
 
     def get_file(self, prefix: str, rel: str, local_path: str | Path) -> Path:
         dest = Path(local_path)

@@ -3,6 +3,7 @@
 from cumulo.store import (
     schema,
     schema_auth,
+    schema_datasets,
     schema_deployments,
     schema_jobs,
     schema_registry,
@@ -14,6 +15,7 @@ __all__ = [
     "metadata",
     "schema",
     "schema_auth",
+    "schema_datasets",
     "schema_deployments",
     "schema_jobs",
     "schema_registry",

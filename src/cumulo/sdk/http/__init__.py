@@ -3,8 +3,8 @@
 One ``HttpClient`` (the connection pool, failover and errors) is shared by a
 sub-client per resource, each with the signatures of the service that answers
 it in-process: ``tracking`` (``HttpTracking``), ``jobs`` (``HttpJobs``),
-``models`` (``HttpModels``), ``endpoints`` (``HttpEndpoints``) and ``sweeps``
-(``HttpSweeps``). This package
+``models`` (``HttpModels``), ``endpoints`` (``HttpEndpoints``), ``sweeps``
+(``HttpSweeps``) and ``datasets`` (``HttpDatasets``). This package
 imports no service and no database driver.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cumulo.sdk.http.client import HttpClient, service_urls
+from cumulo.sdk.http.datasets import HttpDatasets
 from cumulo.sdk.http.endpoints import HttpEndpoints
 from cumulo.sdk.http.jobs import HttpChannel, HttpJobs
 from cumulo.sdk.http.models import HttpModels
@@ -22,6 +23,7 @@ from cumulo.sdk.http.tracking import HttpTracking
 __all__ = [
     "HttpChannel",
     "HttpClient",
+    "HttpDatasets",
     "HttpEndpoints",
     "HttpJobs",
     "HttpModels",
@@ -50,6 +52,7 @@ class HttpTransport:
         self.models = HttpModels(self.client)
         self.endpoints = HttpEndpoints(self.client)
         self.sweeps = HttpSweeps(self.client)
+        self.datasets = HttpDatasets(self.client)
 
     @property
     def url(self) -> str:
