@@ -27,8 +27,8 @@ from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
 from cumulo.sdk import display, jobs, sweeps, v1
 from cumulo.sdk.compute import ComputeTarget
-from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.datasets import Dataset, Datastore
+from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.jobs import Environment
 from cumulo.sdk.models import Model
