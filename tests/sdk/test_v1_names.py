@@ -78,7 +78,7 @@ def test_registry_and_endpoints_by_name(tmp_path: Path, ws: Workspace) -> None:
 
 
 def test_names_with_no_twin_say_what_to_use(ws: Workspace) -> None:
-    with pytest.raises(InvalidInput, match="Workspace.connect"):
+    with pytest.raises(InvalidInput, match=r"Workspace\.connect"):
         ws.service_context  # noqa: B018
     with pytest.raises(InvalidInput, match="log_table"):
         Experiment(ws, "e").start_logging().log_confusion_matrix("cm", {})
