@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint fmt bench clean chromium postgres sshd
+.PHONY: demo test lint fmt bench mlflow-suite clean chromium postgres sshd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ fmt: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run.py
+
+# MLflow's own tracking-server tests against `cumulo server` and, as the control, against
+# MLflow's server (slow, opt-in, not part of `make test`): MLFLOW_SRC names an MLflow source
+# checkout; see docs/mlflow-compatibility.md. E.g. make mlflow-suite MLFLOW_SRC=../mlflow
+mlflow-suite: $(STAMP_TEST)
+	@test -n "$(MLFLOW_SRC)" || (echo "Set MLFLOW_SRC to an MLflow source checkout." && exit 2)
+	$(BIN)/python benchmarks/mlflow_suite/run.py $(MLFLOW_SRC) $(MLFLOW_SUITE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -26,6 +26,7 @@ MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_DISPLAY_NAME = 250
+MAX_RUN_ID = 32
 MAX_ARTIFACT_PATH = 1024
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -108,6 +109,16 @@ def experiment_name(name: Any) -> str:
             f"Experiment name is {len(name)} characters long; the limit is {MAX_EXPERIMENT_NAME}."
         )
     return visible_name(name, "experiment name")
+
+
+def run_id_reference(value: Any) -> str:
+    """A run id another record names (a model version's run, a logged model's source run).
+
+    Like MLflow, the run is not looked up: it may live on another tracking server.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_RUN_ID:
+        raise InvalidInput(f"A run id is a string of 1 to {MAX_RUN_ID} characters, got {value!r}.")
+    return value
 
 
 def display_name(name: Any) -> str | None:

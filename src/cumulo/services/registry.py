@@ -230,6 +230,12 @@ class RegistryService:
         if origin is not None:
             logged_model_id = logged_model_id or origin[2]
             run_id = run_id or origin[3]
+            if origin[2] is not None and not self.artifacts.list(origin[0], origin[1]):
+                # A logged model with no files yet: registered by reference, as MLflow
+                # does, its files read from the logged model when they come.
+                origin = None
+        if run_id is not None:
+            validation.run_id_reference(run_id)
         has_files = origin is not None or local_dir is not None
         pending = self.store.create_version(
             workspace,
@@ -323,7 +329,10 @@ class RegistryService:
             return version.storage_prefix, "", version.logged_model_id, version.run_id
         if source.startswith("runs:/"):
             rid, _, rel = source[len("runs:/") :].partition("/")
-            self.tracking.get_run(workspace, rid)
+            try:
+                self.tracking.get_run(workspace, rid)
+            except NotFound:
+                return None  # a run of another tracking server: recorded, not copied
             return (
                 run_prefix(workspace, rid),
                 validation.artifact_path(rel, allow_root=True),
@@ -543,11 +552,21 @@ class RegistryService:
     def delete_version_tag(self, workspace: str, name: str, version: Any, key: str) -> None:
         self.store.set_version_tag(workspace, name, _version_number(version), key, None)
 
-    def download_location(self, workspace: str, name: str, version: Any) -> tuple[str, bool]:
-        """(storage prefix, True) for a version with its own files, else (source, False)."""
-        found = self.get_version(workspace, name, version)
+    def _files_prefix(self, workspace: str, found: ModelVersionInfo) -> str | None:
+        """Where a version's files are: its own copy, or (registered by reference before
+        it had files) its logged model's; None for a source on another server."""
         if found.storage_prefix:
-            return found.storage_prefix, True
+            return found.storage_prefix
+        if found.logged_model_id and found.source == f"models:/{found.logged_model_id}":
+            return logged_model_prefix(workspace, found.logged_model_id)
+        return None
+
+    def download_location(self, workspace: str, name: str, version: Any) -> tuple[str, bool]:
+        """(files prefix, True) for a version with files here, else (source, False)."""
+        found = self.get_version(workspace, name, version)
+        prefix = self._files_prefix(workspace, found)
+        if prefix:
+            return prefix, True
         return found.source, False
 
     def version_by_prefix(self, workspace: str, prefix: str) -> ModelVersionInfo:
@@ -557,29 +576,30 @@ class RegistryService:
         self, workspace: str, name: str, version: Any, path: str = "", recursive: bool = False
     ) -> list[FileInfo]:
         found = self.get_version(workspace, name, version)
-        if not found.storage_prefix:
+        prefix = self._files_prefix(workspace, found)
+        if not prefix:
             return []
         rel = validation.artifact_path(path, allow_root=True)
-        return self.artifacts.list(found.storage_prefix, rel, recursive=recursive)
+        return self.artifacts.list(prefix, rel, recursive=recursive)
 
     def open_version_file(self, workspace: str, name: str, version: Any, path: str) -> IO[bytes]:
         found = self.get_version(workspace, name, version)
-        if not found.storage_prefix:
+        prefix = self._files_prefix(workspace, found)
+        if not prefix:
             raise NotFound(f"Version {found.version} of {name!r} has no files in this workspace.")
-        return self.artifacts.open(found.storage_prefix, validation.artifact_path(path))
+        return self.artifacts.open(prefix, validation.artifact_path(path))
 
     def download_version(
         self, workspace: str, name: str, version: Any, target_dir: str | Path
     ) -> list[Path]:
         """Copy a version's files into ``target_dir``; returns the local paths."""
         found = self.get_version(workspace, name, version)
-        if not found.storage_prefix:
+        prefix = self._files_prefix(workspace, found)
+        if not prefix:
             raise NotFound(f"Version {found.version} of {name!r} has no files in this workspace.")
         out = []
-        for f in self.artifacts.list(found.storage_prefix, "", recursive=True):
-            out.append(
-                self.artifacts.get_file(found.storage_prefix, f.path, Path(target_dir) / f.path)
-            )
+        for f in self.artifacts.list(prefix, "", recursive=True):
+            out.append(self.artifacts.get_file(prefix, f.path, Path(target_dir) / f.path))
         return out
 
     # ---------------------------------------------------------- logged models
@@ -597,6 +617,8 @@ class RegistryService:
     ) -> LoggedModelInfo:
         if not isinstance(name, str) or not name.strip() or len(name) > 500:
             raise InvalidInput("A logged model needs a name of 1 to 500 characters.")
+        if source_run_id is not None:
+            validation.run_id_reference(source_run_id)
         return self.logged.create_logged_model(
             workspace,
             experiment_id,

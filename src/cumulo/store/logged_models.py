@@ -73,8 +73,6 @@ class LoggedModelStore(RegistryScope):
             ).first()
             if exp is None:
                 raise NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
-            if source_run_id is not None:
-                self._check_run(conn, ws_id, source_run_id)
             now = now_ms()
             conn.execute(
                 insert(lm).values(

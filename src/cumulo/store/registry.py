@@ -268,8 +268,6 @@ class RegistryStore(RegistryScope):
                 with self.db.transaction() as conn:
                     ws_id = self._workspace_id(conn, workspace)
                     model = self._model_row(conn, ws_id, name)
-                    if run_id is not None:
-                        self._check_run(conn, ws_id, run_id)
                     if logged_model_id is not None:  # lineage may name a deleted one
                         self._logged_row(conn, ws_id, logged_model_id, allow_deleted=True)
                     version = (

@@ -8,6 +8,7 @@ Files are streamed both ways in chunks, never held whole in memory.
 
 from __future__ import annotations
 
+import mimetypes
 import posixpath
 from typing import IO
 
@@ -19,11 +20,19 @@ from starlette.requests import ClientDisconnect
 from cumulo.core import validation
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import InvalidInput, NotFound, PermissionDenied
-from cumulo.server.mlflow.common import MlflowRoute, Msg, Readable, Registry, Tracking, Writable
+from cumulo.server.mlflow.common import (
+    Message,
+    MlflowRoute,
+    Msg,
+    Readable,
+    Registry,
+    Tracking,
+    Writable,
+)
 from cumulo.server.responses import JsonResponse
 from cumulo.server.streams import body_reader, file_chunks
 from cumulo.services.registry import RegistryService
-from cumulo.services.tracking import TrackingService
+from cumulo.services.tracking import TrackingService, run_prefix
 
 A = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -138,6 +147,57 @@ def delete(path: str, workspace: Writable, tracking: Tracking, registry: Registr
     else:
         raise PermissionDenied("Registered model versions are read-only.")
     return JsonResponse({})
+
+
+# ------------------------------------------------- MLflow's older file routes
+def _safe_path(path: str | None) -> str:
+    """A relative path inside a run or version, refused in MLflow's words otherwise."""
+    try:
+        return validation.artifact_path(path or "", allow_root=True)
+    except InvalidInput:
+        raise InvalidInput("Invalid path") from None
+
+
+def _run_of(msg: Message) -> str:
+    run_id = msg.text("run_id") or msg.text("run_uuid")
+    if not run_id:
+        raise InvalidInput("Missing value for required parameter 'run_id'.")
+    return run_id
+
+
+@router.get("/api/2.0/mlflow/artifacts/list")
+def list_run_artifacts(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    """A run's files, paths from the run's root (clients before the artifact proxy)."""
+    run_id, rel = _run_of(msg), _safe_path(msg.text("path"))
+    files = tracking.list_artifacts(workspace, run_id, rel)
+    return JsonResponse(
+        {
+            "root_uri": f"mlflow-artifacts:/{run_prefix(workspace, run_id)}",
+            "files": [
+                {"path": f.path, "is_dir": f.is_dir}
+                | ({} if f.size is None else {"file_size": f.size})
+                for f in files
+            ],
+        }
+    )
+
+
+@router.get("/get-artifact")
+def get_run_artifact(workspace: Readable, msg: Msg, tracking: Tracking) -> StreamingResponse:
+    run_id, rel = _run_of(msg), _safe_path(msg.text("path"))
+    handle = tracking.open_artifact(workspace, run_id, rel)
+    return StreamingResponse(file_chunks(handle), media_type=_media_type(rel))
+
+
+@router.get("/model-versions/get-artifact")
+def get_version_artifact(workspace: Readable, msg: Msg, registry: Registry) -> StreamingResponse:
+    rel = _safe_path(msg.text("path"))
+    handle = registry.open_version_file(workspace, msg.need("name"), msg.need("version"), rel)
+    return StreamingResponse(file_chunks(handle), media_type=_media_type(rel))
+
+
+def _media_type(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
 @router.get("/api/3.0/mlflow/server-info")

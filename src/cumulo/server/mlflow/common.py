@@ -8,6 +8,7 @@ arrive as numbers or as strings, doubles may be "NaN"/"Infinity"/"-Infinity".
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -103,9 +104,9 @@ class Message:
             if required:
                 raise self._missing(name)
             return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidInput(f"Parameter '{name}' must be a string, got {value!r}.")
-        return value if isinstance(value, str) else str(value)
+        if not isinstance(value, str):
+            raise invalid_value(name, value)
+        return value
 
     def need(self, name: str) -> str:
         value = self.text(name, required=True)
@@ -119,14 +120,14 @@ class Message:
                 raise self._missing(name)
             return default
         if isinstance(value, bool):
-            raise InvalidInput(f"Parameter '{name}' must be an integer, got {value!r}.")
+            raise invalid_value(name, value)
         try:
             number = int(value) if not isinstance(value, float) or value.is_integer() else None
         except (TypeError, ValueError):
             number = None
         # A float is judged as sent: the parser turned an integer below -2**63 into one.
         if number is None or not fits_int64(value if isinstance(value, float) else number):
-            raise InvalidInput(f"Parameter '{name}' must be a 64-bit integer, got {value!r}.")
+            raise invalid_value(name, value, "it must be a 64-bit integer.")
         return number
 
     def number(self, name: str, required: bool = False) -> float | None:
@@ -136,11 +137,11 @@ class Message:
                 raise self._missing(name)
             return None
         if isinstance(value, bool):
-            raise InvalidInput(f"Parameter '{name}' must be a number, got {value!r}.")
+            raise invalid_value(name, value)
         try:
             return decode_float(value)
         except (TypeError, ValueError):
-            raise InvalidInput(f"Parameter '{name}' must be a number, got {value!r}.") from None
+            raise invalid_value(name, value, "it must be a number.") from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.data.get(name)
@@ -150,7 +151,7 @@ class Message:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise InvalidInput(f"Parameter '{name}' must be true or false, got {value!r}.")
+        raise invalid_value(name, value, "it must be true or false.")
 
     def repeated(self, name: str) -> list[Any]:
         """A repeated field; a single value (one query key) counts as a list of one."""
@@ -160,10 +161,11 @@ class Message:
         return value if isinstance(value, list) else [value]
 
     def objects(self, name: str) -> list[dict[str, Any]]:
+        """A repeated message field: a JSON array of objects (one object counts as one)."""
+        value = self.data.get(name)
         items = self.repeated(name)
-        for item in items:
-            if not isinstance(item, dict):
-                raise InvalidInput(f"Each item of '{name}' must be an object, got {item!r}.")
+        if not all(isinstance(item, dict) for item in items):
+            raise invalid_value(name, value)
         return items
 
     def key_values(self, name: str) -> dict[str, str]:
@@ -175,6 +177,20 @@ class Message:
                 raise InvalidInput(f"Each item of '{name}' needs a non-empty string 'key'.")
             out[key] = value_text(item.get("value"), f"{name.rstrip('s')} {key!r}")
         return out
+
+
+def invalid_value(name: str, value: Any, hint: str | None = None) -> InvalidInput:
+    """MLflow's wording for a parameter of the wrong type or form (clients match on it):
+    ``Invalid value 31 for parameter 'run_id' supplied: ...``, the value as JSON."""
+    try:
+        shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        shown = repr(value)
+    why = hint or f"Hint: Value was of type '{type(value).__name__}'."
+    return InvalidInput(
+        f"Invalid value {shown} for parameter '{name}' supplied: {why} "
+        "See the API docs for more information about request parameters."
+    )
 
 
 def value_text(value: Any, what: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cumulo.core.errors import InvalidInput
+from cumulo.core.names import run_display_name
 from cumulo.core.search import OrderBy, parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
@@ -44,7 +45,8 @@ def create(
     model = registry.create_logged_model(
         workspace,
         exp_id,
-        name=msg.text("name") or "model",
+        # MLflow gives an unnamed model a random name of its own, as it does a run.
+        name=msg.text("name") or run_display_name(),
         model_type=msg.text("model_type"),
         source_run_id=msg.text("source_run_id"),
         params=msg.key_values("params"),

@@ -8,10 +8,12 @@ the artifact proxy.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
 
+from cumulo.core.errors import NotFound
 from cumulo.core.search import parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
@@ -28,10 +30,11 @@ from cumulo.server.mlflow.filters import (
     attribute_order,
 )
 from cumulo.server.responses import JsonResponse
-from cumulo.services.registry import MAX_MODELS_PAGE, MAX_VERSIONS_PAGE
+from cumulo.services.registry import MAX_MODELS_PAGE, MAX_VERSIONS_PAGE, RegistryService
 
 M = "/api/2.0/mlflow/registered-models"
 V = "/api/2.0/mlflow/model-versions"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 router = APIRouter(route_class=MlflowRoute, include_in_schema=False)
 
@@ -145,7 +148,23 @@ def create_version(workspace: Writable, msg: Msg, registry: Registry) -> JsonRes
         tags=msg.key_values("tags"),
         run_link=msg.text("run_link") or "",
     )
+    if version.logged_model_id:
+        _note_version(registry, workspace, version.logged_model_id, version.name, version.version)
     return JsonResponse({"model_version": convert.model_version(version)})
+
+
+def _note_version(
+    registry: RegistryService, workspace: str, model_id: str, name: str, number: int
+) -> None:
+    """MLflow lists a logged model's registered versions in its ``mlflow.modelVersions`` tag
+    (clients read it): the new version is added there."""
+    try:
+        model = registry.get_logged_model(workspace, model_id)
+    except NotFound:
+        return  # a deleted logged model keeps its tags as they were
+    noted = json.loads(model.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    noted.append({"name": name, "version": int(number)})
+    registry.set_logged_model_tags(workspace, model_id, {MODEL_VERSIONS_TAG: json.dumps(noted)})
 
 
 @router.get(V + "/get")

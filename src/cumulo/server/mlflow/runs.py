@@ -66,6 +66,20 @@ def _render(
     return [convert.run(r, default_id, lineage.get(r.id)) for r in runs]
 
 
+def _parent(tracking: TrackingService, workspace: str, parent_id: str | None) -> str | None:
+    """The parent a ``mlflow.parentRunId`` tag names, when it is a run of this workspace.
+
+    MLflow keeps the tag as written without looking the run up (a parent may live on
+    another server, or be a placeholder): such a tag is kept, only the link is not made.
+    """
+    if not parent_id:
+        return None
+    try:
+        return tracking.get_run(workspace, parent_id).id
+    except NotFound:
+        return None
+
+
 # ------------------------------------------------------------------- runs
 @router.post(P + "/runs/create")
 def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
@@ -77,7 +91,7 @@ def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) 
         workspace,
         exp_id,
         display_name=name,
-        parent_id=tags.get(PARENT_TAG) or None,
+        parent_id=_parent(tracking, workspace, tags.get(PARENT_TAG)),
         tags=tags,
         user=msg.text("user_id") or tags.get("mlflow.user") or "",
         start_time=msg.integer("start_time"),
@@ -149,16 +163,19 @@ def search(
 
 
 # ---------------------------------------------------------------- logging
-def _point(item: dict[str, Any]) -> tuple[str, float, int, int]:
+def _point(item: dict[str, Any], index: int | None = None) -> tuple[str, float, int, int]:
     """``(key, value, step, timestamp)`` of a wire metric; the service validates the rest.
 
     The hot path of ingestion: plain numbers pass straight through, strings (int64 as
-    text, "NaN", "Infinity") are converted.
+    text, "NaN", "Infinity") are converted. ``index``: the item's place in a batch.
     """
     try:
         key, value, ts = item["key"], item["value"], item["timestamp"]
     except KeyError as exc:
-        raise InvalidInput(f"Missing value for required parameter '{exc.args[0]}'.") from None
+        where = "" if index is None else f"metrics[{index}]."
+        raise InvalidInput(
+            f"Missing value for required parameter '{where}{exc.args[0]}'."
+        ) from None
     step = item.get("step", 0)
     if type(value) is not float:
         value = Message(item).number("value")
@@ -199,7 +216,7 @@ def _log_metrics(
     params: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
 ) -> None:
-    points = [_point(i) for i in items]
+    points = [_point(item, n) for n, item in enumerate(items)]
     run_name = _run_name(tags)  # checked before anything is written
     by_model = _model_metrics(run_id, items, points)
     if by_model:
@@ -248,15 +265,21 @@ def _without_repeats(
 def log_metric(
     workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
-    _log_metrics(tracking, registry, workspace, _run_id(msg), [msg.data])
+    run_id = _run_id(msg)
+    # Each field checked in MLflow's order, with its wording, before the run is looked up.
+    msg.need("key")
+    msg.number("value", required=True)
+    msg.integer("timestamp", required=True)
+    msg.integer("step")
+    _log_metrics(tracking, registry, workspace, run_id, [msg.data])
     return JsonResponse({})
 
 
 @router.post(P + "/runs/log-parameter")
 def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
-    key = msg.need("key")
+    run_id, key = _run_id(msg), msg.need("key")
     value = value_text(msg.raw("value"), f"param {key!r}")
-    tracking.log_batch(workspace, _run_id(msg), params={key: value})
+    tracking.log_batch(workspace, run_id, params={key: value})
     return JsonResponse({})
 
 
@@ -264,6 +287,7 @@ def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResp
 def log_batch(
     workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
+    run_id = _run_id(msg)
     if msg.size > MAX_BATCH_BYTES:
         raise PayloadTooLarge(
             f"The batch request is {msg.size} bytes; the limit is {MAX_BATCH_BYTES} bytes."
@@ -293,7 +317,7 @@ def log_batch(
                 f"Duplicate parameter key {item.get('key')!r} with different values in one batch."
             )
     tags_values = msg.key_values("tags")
-    _log_metrics(tracking, registry, workspace, _run_id(msg), metrics, param_values, tags_values)
+    _log_metrics(tracking, registry, workspace, run_id, metrics, param_values, tags_values)
     return JsonResponse({})
 
 

@@ -1,0 +1,137 @@
+"""Where MLflow's server behaves in a way its clients and tests rely on: run ids recorded
+without a lookup, its error wording, its older file routes and the web UI's aliases."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mlflow import MlflowClient
+
+API = "/api/2.0/mlflow"
+
+
+def _post(uri: str, path: str, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(f"{uri}{API}/{path}", json=body, timeout=30)
+
+
+def test_run_ids_of_other_servers_are_recorded(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    exp_id = client.create_experiment(name)
+    # A model version whose run lives on another tracking server: recorded as sent.
+    client.create_registered_model(name)
+    version = client.create_model_version(name, "runs:/elsewhere/model", "run_id_1")
+    assert (version.run_id, version.source, version.status) == (
+        "run_id_1",
+        "runs:/elsewhere/model",
+        "READY",
+    )
+    assert client.get_model_version_download_uri(name, version.version) == "runs:/elsewhere/model"
+    # A logged model's source run, and a parent run tag naming no run here.
+    logged = client.create_logged_model(exp_id, source_run_id="123")
+    assert client.get_logged_model(logged.model_id).source_run_id == "123"
+    child = client.create_run(exp_id, tags={"mlflow.parentRunId": "7"})
+    assert client.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == "7"
+    # A parent that is a run here is still linked.
+    parent = client.create_run(exp_id)
+    kid = client.create_run(exp_id, tags={"mlflow.parentRunId": parent.info.run_id})
+    found = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert [r.info.run_id for r in found] == [kid.info.run_id]
+    # An id no store could hold is still refused.
+    answer = _post(
+        tracking_uri,
+        "model-versions/create",
+        {"name": name, "source": "s3://b/m", "run_id": "x" * 33},
+    )
+    assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "wording"),
+    [
+        ("experiments/create", {"name": 123}, "Invalid value 123 for parameter 'name' supplied"),
+        (
+            "runs/log-metric",
+            {"run_id": 31, "key": "m", "value": 1, "timestamp": 1},
+            "Invalid value 31 for parameter 'run_id' supplied",
+        ),
+        (
+            "runs/log-metric",
+            {"run_id": "<run>", "key": "m", "value": 1, "timestamp": "foo"},
+            "Invalid value \"foo\" for parameter 'timestamp' supplied",
+        ),
+        (
+            "runs/log-parameter",
+            {"run_id": 31, "key": "p", "value": "v"},
+            "Invalid value 31 for parameter 'run_id' supplied",
+        ),
+        (
+            "runs/set-tag",
+            {"run_id": "<run>", "key": "t", "value": 41},
+            "Invalid value 41 for parameter 'value' supplied",
+        ),
+        (
+            "runs/log-batch",
+            {"run_id": "<run>", "params": "foo"},
+            "Invalid value \"foo\" for parameter 'params' supplied",
+        ),
+        (
+            "runs/log-batch",
+            {"run_id": "<run>", "metrics": [{"key": "m", "value": 1}]},
+            "Missing value for required parameter 'metrics[0].timestamp'",
+        ),
+    ],
+)
+def test_wrong_values_are_refused_in_mlflows_words(
+    tracking_uri: str, client: MlflowClient, path: str, body: dict[str, object], wording: str
+) -> None:
+    if body.get("run_id") == "<run>":
+        body = body | {"run_id": client.create_run("0").info.run_id}
+    answer = _post(tracking_uri, path, body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert wording in answer.json()["message"]
+
+
+def test_logged_models_without_a_name_or_files(client: MlflowClient, name: str) -> None:
+    exp_id = client.create_experiment(name)
+    names = {client.create_logged_model(exp_id).name for _ in range(3)}
+    assert len(names) == 3 and "model" not in names
+    # A logged model with no files yet can be registered, and lists its versions.
+    model = client.create_logged_model(exp_id)
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=model.artifact_location, model_id=model.model_id)
+    assert (
+        client.get_logged_model(model.model_id).tags["mlflow.modelVersions"]
+        == f'[{{"name": "{name}", "version": 1}}, {{"name": "{name}", "version": 2}}]'
+    )
+    assert client.get_model_version(name, "2").status == "READY"
+
+
+def test_older_file_routes_and_ui_aliases(
+    tracking_uri: str, client: MlflowClient, name: str, tmp_path
+) -> None:
+    run_id = client.create_run(client.create_experiment(name)).info.run_id
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("hello")
+    client.log_artifacts(run_id, str(tmp_path / "d"), "dir")
+    listed = httpx.get(
+        f"{tracking_uri}{API}/artifacts/list", params={"run_id": run_id, "path": "dir"}
+    ).json()
+    assert listed["root_uri"].endswith(run_id)
+    assert [(f["path"], f["is_dir"], f["file_size"]) for f in listed["files"]] == [
+        ("dir/a.txt", False, 5)
+    ]
+    got = httpx.get(f"{tracking_uri}/get-artifact", params={"run_id": run_id, "path": "dir/a.txt"})
+    assert got.status_code == 200 and got.text == "hello"
+    for path in (f"{API}/artifacts/list", "/get-artifact"):
+        bad = httpx.get(f"{tracking_uri}{path}", params={"run_id": run_id, "path": "../x"})
+        assert bad.status_code == 400 and bad.json()["message"] == "Invalid path"
+
+    # The web UI's /ajax-api/ paths serve the same routes; unknown ones answer MLflow's JSON.
+    aliased = httpx.get(f"{tracking_uri}/ajax-api/2.0/mlflow/runs/get", params={"run_id": run_id})
+    assert aliased.status_code == 200 and aliased.json()["run"]["info"]["run_id"] == run_id
+    missing = httpx.get(f"{tracking_uri}/ajax-api/2.0/mlflow/no-such-route")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "ENDPOINT_NOT_FOUND"
