@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import jobs, models, server, sweeps, tracking
+from cumulo.cli import datasets, jobs, models, server, sweeps, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -17,6 +17,7 @@ server.register(app)
 jobs.register(app)
 models.register(app)
 sweeps.register(app)
+datasets.register(app)
 
 if __name__ == "__main__":
     app()
