@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         Unauthenticated,
         Unavailable,
     )
+    from cumulo.core.jobs import Resources
     from cumulo.core.status import RunStatus
     from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
     from cumulo.sdk.datasets import (
@@ -78,6 +79,7 @@ _WHERE = {
     "RunFailed": "cumulo.core.errors",
     "Unauthenticated": "cumulo.core.errors",
     "Unavailable": "cumulo.core.errors",
+    "Resources": "cumulo.core.jobs",
     "RunStatus": "cumulo.core.status",
     "ComputeTarget": "cumulo.sdk.compute",
     "LocalPool": "cumulo.sdk.compute",
@@ -156,6 +158,7 @@ __all__ = [
     "PrimaryMetricGoal",
     "RandomParameterSampling",
     "RayCluster",
+    "Resources",
     "Run",
     "RunDetails",
     "RunFailed",

@@ -39,6 +39,7 @@ PUBLIC = {
     "PrimaryMetricGoal",
     "RandomParameterSampling",
     "RayCluster",
+    "Resources",
     "Run",
     "RunDetails",
     "RunFailed",

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cumulo.core.errors import ConfigError, InvalidInput
 from cumulo.core.jobs import Resources
+from cumulo.core.settings import Settings
 
 log = logging.getLogger("cumulo.compute")
 
@@ -142,6 +143,40 @@ class NodeBackend(Backend, Protocol):
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """What one job can get of a target at most; None where the target does not say.
+
+    ``gpu_ids`` are the GPUs of this machine the scheduler hands out itself, by
+    index (``CUDA_VISIBLE_DEVICES``), one job at a time each: targets whose jobs
+    run on this machine. A target that places GPUs itself (Ray) declares only
+    ``gpus``.
+    """
+
+    gpus: int | None = None
+    cpus: float | None = None
+    memory_mb: int | None = None
+    gpu_ids: tuple[int, ...] | None = None
+
+    def refusal(self, wanted: Resources) -> str | None:
+        """Why a job asking ``wanted`` can never run here, or None."""
+        if self.gpus is not None and wanted.gpus > self.gpus:
+            return f"{_count(wanted.gpus, 'GPU')}, and it has {self.gpus}"
+        if self.cpus is not None and wanted.cpus is not None and wanted.cpus > self.cpus:
+            return f"{wanted.cpus:g} CPUs, and it has {self.cpus:g}"
+        if (
+            self.memory_mb is not None
+            and wanted.memory_mb is not None
+            and wanted.memory_mb > self.memory_mb
+        ):
+            return f"{wanted.memory_mb} MiB of memory, and it has {self.memory_mb} MiB"
+        return None
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
 class TargetType:
     """What a kind of compute target is, and all the scheduler asks of it.
 
@@ -163,6 +198,9 @@ class TargetType:
       the target's head (shared by every server); it goes with the target.
     - ``serves_deployments``: model deployments may run on the target.
 
+    ``capacity(config, settings)``, when set, says what one job can get at most
+    (``Capacity``): a request beyond it is refused at submit, and the GPUs of a
+    target that lists ``gpu_ids`` are handed out by the scheduler.
     ``on_delete(config, home, key)``, when set, is called after such a target
     was deleted (``key`` is ``WORKSPACE-TARGET``), e.g. to stop what it started.
     ``seal(config, home)``, when set, encrypts the secrets among the checked
@@ -177,6 +215,7 @@ class TargetType:
     keeps_head: bool = False
     serves_deployments: bool = False
     on_delete: Callable[[dict[str, Any], Path, str], None] | None = None
+    capacity: Callable[[dict[str, Any], Settings], Capacity] | None = None
     seal: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
 
 

@@ -26,6 +26,7 @@ from cumulo.compute.base import (
     TargetState,
     TargetType,
 )
+from cumulo.compute.gpus import machine_capacity
 from cumulo.core.errors import InvalidInput
 
 # Spare agents kept warm. One is not enough: a spare started after a job took the
@@ -165,4 +166,9 @@ def parse_config(config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-TARGET = TargetType(kind="local", backend=LocalBackend, parse_config=parse_config)
+TARGET = TargetType(
+    kind="local",
+    backend=LocalBackend,
+    parse_config=parse_config,
+    capacity=machine_capacity,  # its jobs run on this machine
+)

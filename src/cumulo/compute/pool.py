@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from cumulo.compute import processes
 from cumulo.compute.base import AGENT_MODULE, HeadRegistry, Launch, TargetState, TargetType
+from cumulo.compute.gpus import machine_capacity
 from cumulo.compute.runner import JobChannel, run_job
 from cumulo.core.errors import CumuloError, InvalidInput
 from cumulo.core.jobs import JobInfo
@@ -101,7 +102,11 @@ def parse_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 TARGET = TargetType(
-    kind="pool", backend=PoolBackend, parse_config=parse_config, pulls_from_queue=True
+    kind="pool",
+    backend=PoolBackend,
+    parse_config=parse_config,
+    pulls_from_queue=True,
+    capacity=machine_capacity,  # its nodes are processes of this machine,
 )
 
 

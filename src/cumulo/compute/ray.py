@@ -30,6 +30,7 @@ from cumulo.compute.base import (
     AGENT_MODULE,
     JOB_FOLDER,
     LOOPBACK,
+    Capacity,
     HeadRecord,
     HeadRegistry,
     Launch,
@@ -38,6 +39,7 @@ from cumulo.compute.base import (
     host_id,
 )
 from cumulo.core.errors import ConfigError, InvalidInput, Unavailable
+from cumulo.core.settings import Settings
 
 _ENDED = {"SUCCEEDED", "FAILED", "STOPPED"}
 # The heads this process runs as owner, by ``<home>/ray/<workspace>-<target>.json``.
@@ -552,6 +554,14 @@ def _on_delete(config: dict[str, Any], home: Path, key: str) -> None:
         stop_managed_head(home, key)
 
 
+def _capacity(config: dict[str, Any], settings: Settings) -> Capacity:
+    """A managed head's declared GPUs and CPUs; an existing cluster's are Ray's to know
+    (a job asking more than it has waits in Ray's queue)."""
+    if not config.get("managed"):
+        return Capacity()
+    return Capacity(gpus=config.get("num_gpus"), cpus=config.get("num_cpus"))
+
+
 TARGET = TargetType(
     kind="ray",
     backend=RayBackend,
@@ -560,6 +570,7 @@ TARGET = TargetType(
     keeps_head=True,
     serves_deployments=True,
     on_delete=_on_delete,
+    capacity=_capacity,
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import signal
@@ -32,6 +33,8 @@ LOG_TAIL_LINES = 20
 JOB_RUN_KIND = "job"
 # Marks the error of a job whose script called ``run.fail()``: the job fails when it ends.
 SCRIPT_FAILED = "failedByScript"
+# The tag that says why a queued job waits (e.g. "waiting for 1 GPU"), while it does.
+QUEUE_REASON_TAG = "cumulo.queue_reason"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -154,7 +157,8 @@ def max_retries(value: Any) -> int:
 # -------------------------------------------------------------- resources
 @dataclass(frozen=True)
 class Resources(Record):
-    """What one job asks of its target: CPUs, GPUs and memory (MiB)."""
+    """What one job asks of its target: CPUs, GPUs and memory (MiB; ``memory_gb`` in a
+    dict is taken too)."""
 
     cpus: float | None = None
     gpus: int = 0
@@ -170,12 +174,17 @@ class Resources(Record):
             data = dict(value)
             if "memory" in data and "memory_mb" not in data:
                 data["memory_mb"] = data.pop("memory")
+            gb = data.pop("memory_gb", None)
+            if gb is not None and "memory_mb" not in data:
+                if isinstance(gb, bool) or not isinstance(gb, int | float) or gb <= 0:
+                    raise InvalidInput(f"resources.memory_gb must be above 0, got {gb!r}.")
+                data["memory_mb"] = math.ceil(gb * 1024)
         else:
             raise InvalidInput("resources must be a dict like {'cpus': 1, 'gpus': 0}.")
         unknown = set(data) - {"cpus", "gpus", "memory_mb"}
         if unknown:
             raise InvalidInput(
-                f"Unknown resources {sorted(unknown)}; use cpus, gpus and memory_mb."
+                f"Unknown resources {sorted(unknown)}; use cpus, gpus and memory_mb (or memory_gb)."
             )
         cpus, gpus, mem = data.get("cpus"), data.get("gpus", 0) or 0, data.get("memory_mb")
         if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, int | float)):

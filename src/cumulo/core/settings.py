@@ -73,6 +73,20 @@ def _interval(variable: str, text: str) -> float:
     return value
 
 
+def parse_gpus(variable: str, text: str) -> tuple[int, ...]:
+    """GPU indices from ``"0,1"`` (``"1,"``: GPU 1 alone), or a count: ``"2"`` is GPUs 0
+    and 1, ``"0"`` none."""
+    text = text.strip()
+    if text.isdigit():
+        return tuple(range(int(text)))
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts) or len(set(parts)) != len(parts):
+        raise ValueError(
+            f'{variable} must be a count of GPUs ("2") or their indices ("0,1"), got {text!r}.'
+        )
+    return tuple(int(part) for part in parts)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where metadata and artifacts live, and how the server behaves.
@@ -119,6 +133,10 @@ class Settings:
     # GPUs) while a job runs; 0 turns sampling off. A job's ScriptRunConfig may set its
     # own (CUMULO_SYSTEM_METRICS_INTERVAL; "off" is 0).
     system_metrics_interval: float = 10.0
+    # The GPUs of this machine that jobs of the local target and of managed pools are
+    # given, as indices ("0,1") or a count ("2"); None: those NVML finds. For a machine
+    # whose GPUs NVML cannot see, or to keep some away from jobs (CUMULO_LOCAL_GPUS).
+    local_gpus: tuple[int, ...] | None = None
 
     @classmethod
     def load(
@@ -157,6 +175,8 @@ class Settings:
             overrides["system_metrics_interval"] = _interval(
                 "CUMULO_SYSTEM_METRICS_INTERVAL", env["CUMULO_SYSTEM_METRICS_INTERVAL"]
             )
+        if "local_gpus" not in overrides and env.get("CUMULO_LOCAL_GPUS") is not None:
+            overrides["local_gpus"] = parse_gpus("CUMULO_LOCAL_GPUS", env["CUMULO_LOCAL_GPUS"])
         if "service_urls" not in overrides and env.get("CUMULO_SERVICE_URLS"):
             overrides["service_urls"] = parse_urls(env["CUMULO_SERVICE_URLS"])
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from cumulo.core.errors import CumuloError, InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
     CURRENT_ENVIRONMENT,
     LOCAL_TARGET,
+    QUEUE_REASON_TAG,
     EnvironmentInfo,
     EnvironmentSpec,
     Resources,
@@ -321,7 +322,9 @@ def _queue_position(run: RunTracking, info: RunInfo) -> str:
         return ""
     if run.id not in queue:
         return ""
-    return f" (number {queue.index(run.id) + 1} of {len(queue)} waiting for {target})"
+    reason = info.tags.get(QUEUE_REASON_TAG)
+    why = f"; {reason}" if reason else ""
+    return f" (number {queue.index(run.id) + 1} of {len(queue)} waiting for {target}{why})"
 
 
 def get_logs(run: RunTracking) -> str:

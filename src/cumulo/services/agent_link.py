@@ -24,6 +24,7 @@ from cumulo.core.jobs import EnvironmentInfo, JobInfo
 from cumulo.core.settings import Settings, parse_urls
 from cumulo.core.status import RunStatus
 from cumulo.services.context import open_services
+from cumulo.services.gpus import GpuGate
 from cumulo.services.jobs import JobService, ServiceChannel
 from cumulo.services.scheduler import Endpoint, prepare
 
@@ -76,6 +77,7 @@ class ServiceNodeQueue:
         self.host = host_id(jobs.settings.advertise_host)
         self._kind = ""
         self._checked_at = 0.0
+        self._gate = GpuGate(jobs, node_id)  # this machine's GPUs, shared with its other jobs
 
     def set_state(self, state: str, run_id: str | None = None) -> None:
         self.jobs.store.update_node(
@@ -115,13 +117,16 @@ class ServiceNodeQueue:
         return not any(_answers(url) for url in urls)
 
     def take(self) -> JobInfo | None:
-        return self.jobs.lease_next(
-            self.node_id,
-            self.lease_ms,
-            [self._kind],
-            workspace=self.workspace,
-            target=self.target,
-            node=self.node_id,
+        return self._gate.lease(
+            lambda exclude: self.jobs.lease_next(
+                self.node_id,
+                self.lease_ms,
+                [self._kind],
+                workspace=self.workspace,
+                target=self.target,
+                node=self.node_id,
+                exclude=exclude,
+            )
         )
 
     def prepare(self, job: JobInfo) -> tuple[Path, dict[str, Any]] | None:

@@ -262,7 +262,9 @@ class JobService:
             raise InvalidInput("A job needs a snapshot id; take one from the source directory.")
         self.snapshots.get(workspace, snapshot)
         target = target_name(config.get("compute_target") or LOCAL_TARGET)
-        self.get_compute_target(workspace, target)
+        target_info = self.get_compute_target(workspace, target)
+        resources = Resources.parse(config.get("resources"))
+        self._check_capacity(target_info, resources)
         env_name = config.get("environment") or CURRENT_ENVIRONMENT
         env_version = config.get("environment_version")
         if env_version is not None and (
@@ -299,12 +301,22 @@ class JobService:
             environment=env_name,
             environment_version=env_version,
             max_run_duration_seconds=max_run_duration(config.get("max_run_duration_seconds")),
-            resources=Resources.parse(config.get("resources")).to_dict(),
+            resources=resources.to_dict(),
             source_directory=str(config.get("source_directory") or ""),
             system_metrics_interval=(
                 None if interval is None else system_metrics.interval(interval)
             ),
         )
+
+    def _check_capacity(self, target: ComputeTargetInfo, wanted: Resources) -> None:
+        """Refuse a request the target can never satisfy, saying what it has."""
+        declared = target_type(target.kind).capacity
+        why = declared(target.config, self.settings).refusal(wanted) if declared else None
+        if why:
+            raise InvalidInput(
+                f"The job asks for {why}: compute target {target.name!r} can never run it. "
+                "Ask for less, or submit it to a target that has more."
+            )
 
     def get_job(self, workspace: str, run_id: str) -> JobInfo:
         return self.store.get_job(workspace, run_id)
@@ -365,11 +377,23 @@ class JobService:
         workspace: str | None = None,
         target: str | None = None,
         node: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> JobInfo | None:
-        """Lease the next queued job of ``kinds`` (highest priority, then first submitted)."""
+        """Lease the next queued job of ``kinds`` (highest priority, then first submitted),
+        passing over the run ids in ``exclude``."""
         return self.store.lease_next(
-            owner, ttl_ms, kinds=kinds, workspace=workspace, target=target, node=node
+            owner,
+            ttl_ms,
+            kinds=kinds,
+            workspace=workspace,
+            target=target,
+            node=node,
+            exclude=exclude,
         )
+
+    def unlease(self, job: JobInfo, owner: str) -> bool:
+        """Put back a job just leased that cannot start yet, its attempt not counted."""
+        return self.store.unlease(job.run_id, owner, job.attempts)
 
     def renew_leases(self, owner: str, ttl_ms: int, run_ids: Sequence[str] | None = None) -> int:
         return self.store.renew_leases(owner, ttl_ms, run_ids)

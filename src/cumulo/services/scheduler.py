@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,7 @@ from cumulo.core.jobs import (
 )
 from cumulo.core.settings import mlflow_tracking_uri
 from cumulo.core.status import RunStatus
+from cumulo.services.gpus import GpuGate, gpu_variables
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner, target_heads
 
@@ -166,6 +167,7 @@ def prepare(
     remote = target_type(job.kind).remote_agent
     child, agent = job_env(jobs, job.run_id, job.workspace, remote, endpoint, token)
     args = _fetch_inputs(jobs, job, workdir)
+    child.update(gpu_variables(jobs, job))  # the GPUs it holds, and no other
     spec = {
         "run_id": job.run_id,
         "workspace": job.workspace,
@@ -229,6 +231,7 @@ class Scheduler:
         self.endpoint = Endpoint(url.rstrip("/") if url else None, issue_tokens)
         self.lease_ms = int((lease_seconds or jobs.settings.lease_seconds) * 1000)
         self.owner = owner or head_owner("sched")
+        self.gate = GpuGate(jobs, self.owner)
         # Handles it records name this machine; it looks up the processes of no other.
         self.host = host_id(self.jobs.settings.advertise_host)
         self._backends: dict[tuple[str, str], Backend] = {}
@@ -331,12 +334,16 @@ class Scheduler:
     # --------------------------------------------------------------- dispatch
     def _dispatch_new(self) -> None:
         while len(self._dispatching) < 8 and not self._stop.is_set():
-            job = self.jobs.lease_next(self.owner, self.lease_ms, kinds(pulls_from_queue=False))
+            job = self.gate.lease(self._lease)
             if job is None:
                 return
             with self._lock:
                 self._dispatching.add(job.run_id)
             self._executor.submit(self._launch, job)
+
+    def _lease(self, exclude: Sequence[str]) -> JobInfo | None:
+        dispatched = kinds(pulls_from_queue=False)
+        return self.jobs.lease_next(self.owner, self.lease_ms, dispatched, exclude=exclude)
 
     def _launch(self, job: JobInfo) -> None:
         try:

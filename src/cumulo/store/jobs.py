@@ -327,11 +327,17 @@ class JobStore:
         workspace: str | None = None,
         target: str | None = None,
         node: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> JobInfo | None:
-        """Take the first queued job (by priority, then submission order), or None."""
+        """Take the first queued job (by priority, then submission order), or None.
+
+        ``exclude``: run ids passed over (jobs waiting for what their target has not free).
+        """
         cond: list[Any] = [j.jobs.c.state == JobState.QUEUED.value]
         if kinds:
             cond.append(j.jobs.c.kind.in_(list(kinds)))
+        if exclude:
+            cond.append(j.jobs.c.run_id.not_in(list(exclude)))
         if target is not None:
             cond.append(j.jobs.c.target == target)
         for _ in range(5):
@@ -476,6 +482,31 @@ class JobStore:
                 .group_by(t.workspaces.c.name, j.jobs.c.target)
             ).all()
         return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def unlease(self, run_id: str, owner: str, attempts: int) -> bool:
+        """Give back a job just leased, as if it never was: it waits for what it asks."""
+        cond = [
+            j.jobs.c.run_id == run_id,
+            j.jobs.c.lease_owner == owner,
+            j.jobs.c.state == JobState.ACTIVE.value,
+            j.jobs.c.attempts == attempts,
+            j.jobs.c.handle.is_(None),
+        ]
+        with self.db.transaction() as conn:
+            return bool(
+                conn.execute(
+                    update(j.jobs)
+                    .where(*cond)
+                    .values(
+                        state=JobState.QUEUED.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        attempts=attempts - 1,
+                        node=None,
+                        updated_at=now_ms(),
+                    )
+                ).rowcount
+            )
 
     def requeue(self, run_id: str, owner: str, expect: Mapping[str, Any] | None = None) -> bool:
         """Put a job back in the queue (a retry), keeping its attempt count.
