@@ -16,12 +16,14 @@ from cumulo.sdk.http import (
     HttpEndpoints,
     HttpJobs,
     HttpModels,
+    HttpPipelines,
     HttpSweeps,
     HttpTracking,
 )
 from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
+from cumulo.services.pipelines import PipelineService
 from cumulo.services.registry import RegistryService
 from cumulo.services.sweeps import SweepService
 from cumulo.services.tracking import TrackingService
@@ -34,6 +36,7 @@ SUB_CLIENTS = [
     (transport.EndpointClient, HttpEndpoints, DeploymentService),
     (transport.SweepClient, HttpSweeps, SweepService),
     (transport.DatasetClient, HttpDatasets, DatasetService),
+    (transport.PipelineClient, HttpPipelines, PipelineService),
 ]
 # What only the server passes: the role of the token that submitted a job (it caps the
 # job's own), the run the studio already found for a chart. A sweep's trials are
@@ -42,6 +45,8 @@ SERVER_ONLY = {
     ("submit_job", "submitter_role"),
     ("submit_job", "parent_id"),
     ("submit_sweep", "submitter_role"),
+    ("submit_pipeline", "submitter_role"),
+    ("submit_published", "submitter_role"),
     ("get_metric_chart", "run"),
 }
 
@@ -88,6 +93,7 @@ def test_both_transports_offer_every_sub_client() -> None:
 
     members = [*_calls(transport.Transport), "tracking", "jobs", "models", "endpoints", "sweeps"]
     members.append("datasets")
+    members.append("pipelines")
     for side in (EmbeddedTransport, HttpTransport("http://127.0.0.1:9")):
         missing = [
             m for m in members if not hasattr(side, m) and m not in side.__init__.__code__.co_names

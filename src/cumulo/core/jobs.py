@@ -95,6 +95,21 @@ def script_path(path: Any) -> str:
     return path
 
 
+def data_folders(values: Any) -> dict[str, str | None]:
+    """A job's data folders: relative folder -> stored folder id (or None: an empty one)."""
+    if not values:
+        return {}
+    if not isinstance(values, dict):
+        raise InvalidInput("data_folders must be an object of folders to stored folder ids.")
+    out: dict[str, str | None] = {}
+    for folder, digest in values.items():
+        script_path(folder)
+        if digest is not None and not isinstance(digest, str):
+            raise InvalidInput(f"Data folder {folder!r}: the stored folder id must be a string.")
+        out[folder] = digest
+    return out
+
+
 def arguments(values: Any) -> list[str]:
     if values is None:
         return []
@@ -358,6 +373,9 @@ class JobConfig(Record):
     # setting, 0: none.
     system_metrics_interval: float | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)  # dataset versions it reads
+    # Folders of the job's working directory (relative) -> the stored folder (a snapshot
+    # id) unpacked there before the script starts, or None for an empty folder.
+    data_folders: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

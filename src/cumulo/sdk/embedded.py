@@ -5,7 +5,8 @@ holds the rest of the SDK to that). Its sub-clients are the services, with the
 signatures of their HTTP twins in ``sdk/http/``: ``tracking`` is the
 ``TrackingService``, ``jobs`` the ``JobService``, ``models`` the
 ``RegistryService``, ``endpoints`` the ``DeploymentService``, ``sweeps``
-the ``SweepService`` and ``datasets`` the ``DatasetService``. What a server
+the ``SweepService``, ``datasets`` the ``DatasetService`` and ``pipelines`` the
+``PipelineService``. What a server
 does for its clients, this process does for itself: it runs queued jobs once it
 submits or waits for one, and serves endpoints once it deploys one.
 """
@@ -17,6 +18,7 @@ from cumulo.services.context import Services, open_services
 from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.jobs import JobService
+from cumulo.services.pipelines import PipelineService
 from cumulo.services.registry import RegistryService
 from cumulo.services.sweeps import SweepService
 from cumulo.services.tracking import TrackingService
@@ -53,14 +55,20 @@ class EmbeddedTransport:
     def datasets(self) -> DatasetService:
         return self.services.datasets
 
+    @property
+    def pipelines(self) -> PipelineService:
+        return self.services.pipelines
+
     def serving_url(self) -> str:
         """Endpoints are served by this process from now on, while it lives."""
         return self.services.hosting.serve_embedded()
 
     def host_jobs(self) -> None:
-        """Queued jobs run, and sweeps are driven, from this process from now on, while it lives."""
+        """Queued jobs run, and sweeps and pipelines are driven, from this process from now
+        on, while it lives."""
         self.services.scheduler.ensure_started()
         self.services.sweeper.ensure_started()
+        self.services.pipeliner.ensure_started()
 
     def __repr__(self) -> str:
         return f"EmbeddedTransport({self.settings.database_url!r})"

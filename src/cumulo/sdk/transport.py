@@ -1,7 +1,7 @@
 """The seam under the SDK: one ``Transport``, a sub-client per resource.
 
-``transport.tracking``, ``.jobs``, ``.models``, ``.endpoints``, ``.sweeps`` and
-``.datasets`` answer the
+``transport.tracking``, ``.jobs``, ``.models``, ``.endpoints``, ``.sweeps``,
+``.datasets`` and ``.pipelines`` answer the
 same calls in-process (``sdk/embedded.py``: the services themselves) or over
 HTTP (``sdk/http/``: a client per resource). The SDK and the CLI reach a
 workspace only through ``Workspace.transport``. A test holds both sides of
@@ -25,6 +25,7 @@ from cumulo.core.entities import (
     WorkspaceInfo,
 )
 from cumulo.core.jobs import ComputeTargetInfo, EnvironmentInfo, JobInfo, LogPage, SnapshotInfo
+from cumulo.core.pipelines import PublishedPipelineInfo, ScheduleInfo
 
 
 class Transport(Protocol):
@@ -42,6 +43,8 @@ class Transport(Protocol):
     def sweeps(self) -> SweepClient: ...
     @property
     def datasets(self) -> DatasetClient: ...
+    @property
+    def pipelines(self) -> PipelineClient: ...
 
     def serving_url(self) -> str:
         """Where endpoints answer; an embedded home serves them from this process from now on."""
@@ -391,3 +394,65 @@ class DatasetClient(Protocol):
         other_version: int,
         threshold: float = 0.2,
     ) -> dict[str, Any]: ...
+
+
+class PipelineClient(Protocol):
+    """Pipeline runs, published pipelines and schedules (``PipelineService``, ``HttpPipelines``)."""
+
+    def submit_pipeline(
+        self,
+        workspace: str,
+        experiment_id: int,
+        spec: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        *,
+        continue_on_step_failure: bool | None = None,
+        tags: dict[str, str] | None = None,
+        display_name: str | None = None,
+        user: str = "",
+        resume_of: str | None = None,
+    ) -> RunInfo: ...
+    def get_pipeline_run(self, workspace: str, run_id: str) -> dict[str, Any]: ...
+    def cancel_pipeline_run(self, workspace: str, run_id: str) -> RunInfo: ...
+    def publish_pipeline(
+        self,
+        workspace: str,
+        name: str,
+        spec: dict[str, Any],
+        description: str = "",
+        version: str | None = None,
+    ) -> PublishedPipelineInfo: ...
+    def get_published_pipeline(self, workspace: str, pipeline_id: str) -> PublishedPipelineInfo: ...
+    def list_published_pipelines(
+        self, workspace: str, name: str | None = None
+    ) -> list[PublishedPipelineInfo]: ...
+    def set_default_pipeline(
+        self, workspace: str, name: str, pipeline_id: str
+    ) -> PublishedPipelineInfo: ...
+    def submit_published(
+        self,
+        workspace: str,
+        pipeline_id: str,
+        experiment_name: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        tags: dict[str, str] | None = None,
+        user: str = "",
+    ) -> RunInfo: ...
+    def create_schedule(
+        self,
+        workspace: str,
+        name: str,
+        pipeline_id: str,
+        experiment_name: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        frequency: str | None = None,
+        interval: int = 1,
+        start_time: int | None = None,
+        cron: str | None = None,
+    ) -> ScheduleInfo: ...
+    def list_schedules(self, workspace: str) -> list[ScheduleInfo]: ...
+    def get_schedule(self, workspace: str, name: str) -> ScheduleInfo: ...
+    def set_schedule_enabled(self, workspace: str, name: str, enabled: bool) -> ScheduleInfo: ...
+    def schedule_firings(self, workspace: str, name: str) -> list[tuple[int, str | None]]: ...

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cumulo.core import system_metrics, validation
 from cumulo.core.entities import ExperimentInfo, RunInfo
@@ -40,6 +40,17 @@ if TYPE_CHECKING:
     from cumulo.sdk.transport import Transport
 
 CONFIG_DIR = ".cumulo"
+
+
+@runtime_checkable
+class Submittable(Protocol):
+    """What ``Experiment.submit`` runs besides a script or a sweep (a ``Pipeline``)."""
+
+    def submit_to(
+        self, experiment: Experiment, tags: dict[str, str] | None = None, **options: Any
+    ) -> Run: ...
+
+
 CONFIG_FILE = "config.json"
 
 
@@ -486,7 +497,7 @@ class Experiment:
         return display.titled(f"Experiment {self.name} ({self._info.run_count} runs)", body)
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, config: Any, tags: dict[str, str] | None = None) -> Run:
+    def submit(self, config: Any, tags: dict[str, str] | None = None, **options: Any) -> Run:
         """Submit a ``ScriptRunConfig``: returns the run at once, in status ``Queued``.
 
         Example::
@@ -494,8 +505,14 @@ class Experiment:
             run = exp.submit(ScriptRunConfig("src", "train.py", compute_target="cpu-pool"))
             run.wait_for_completion(show_output=True)
 
-        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``).
+        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``); a
+        ``Pipeline`` its run (a ``PipelineRun``), with ``pipeline_parameters={...}`` and
+        ``continue_on_step_failure=True`` among the options.
         """
+        if isinstance(config, Submittable):
+            return config.submit_to(self, tags, **options)
+        if options:
+            raise InvalidInput(f"Unknown submit options for this config: {sorted(options)}.")
         if isinstance(config, HyperDriveConfig):
             info = sweeps.submit(self.workspace, self.id, config, tags=tags)
             return SweepRun(self.workspace, info)

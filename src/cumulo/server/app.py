@@ -39,9 +39,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         services.scheduler.start(url=settings.public_url, issue_tokens=settings.auth == "token")
         services.sweeper.start()
+        services.pipeliner.start()
         try:
             yield
         finally:
+            services.pipeliner.stop()
             services.sweeper.stop()
             # Its pool nodes stop with it: each ends the job at hand and takes no other,
             # so no queued job starts on a node whose server is shutting down.

@@ -11,7 +11,9 @@ workers, each with ``start()``/``stop()``:
   (``services/supervisor.py``), started by the server's lifespan, or by an
   embedded process when it deploys or scores;
 - ``sweeper``: the sweep driver (``services/sweeps.py``), started with the
-  scheduler.
+  scheduler;
+- ``pipeliner``: the pipeline driver and schedule firer
+  (``services/pipeline_driver.py``), started with the scheduler.
 
 ``Services.close()`` stops the workers and closes the engine.
 """
@@ -29,6 +31,8 @@ from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.environments import EnvironmentService
 from cumulo.services.jobs import JobService
+from cumulo.services.pipeline_driver import PipelineWorker
+from cumulo.services.pipelines import PipelineService
 from cumulo.services.registry import RegistryService
 from cumulo.services.scheduler import SchedulerWorker
 from cumulo.services.supervisor import Hosting
@@ -59,6 +63,8 @@ class Services:
     hosting: Hosting
     sweeps: SweepService
     sweeper: SweepWorker
+    pipelines: PipelineService
+    pipeliner: PipelineWorker
 
     @property
     def environments(self) -> EnvironmentService:
@@ -66,6 +72,7 @@ class Services:
 
     def stop_workers(self, stop_nodes: bool = False) -> None:
         """Stop the scheduler (with ``stop_nodes``, its pool nodes too) and the hosting."""
+        self.pipeliner.stop()
         self.sweeper.stop()
         self.scheduler.stop(stop_nodes=stop_nodes)
         self.hosting.stop()
@@ -88,6 +95,7 @@ def build_services(settings: Settings) -> Services:
     )
     jobs = JobService(settings, database, tracking, auth, datasets=datasets)
     sweeps = SweepService(jobs)
+    pipelines = PipelineService(jobs)
     return Services(
         settings=settings,
         database=database,
@@ -101,6 +109,8 @@ def build_services(settings: Settings) -> Services:
         hosting=Hosting(deployments, auth, jobs),
         sweeps=sweeps,
         sweeper=SweepWorker(sweeps),
+        pipelines=pipelines,
+        pipeliner=PipelineWorker(pipelines),
     )
 
 

@@ -33,6 +33,7 @@ from cumulo.core.jobs import (
     Resources,
     SnapshotInfo,
     arguments,
+    data_folders,
     environment_name,
     max_retries,
     max_run_duration,
@@ -292,6 +293,10 @@ class JobService:
         loose = [a for a in args if a.startswith(INPUT_MARK) and a not in named]
         if loose:
             raise InvalidInput(f"Argument {loose[0]!r} names no input of the job.")
+        folders = data_folders(config.get("data_folders"))
+        for digest in folders.values():
+            if digest is not None:
+                self.snapshots.get(workspace, digest)
         return JobConfig(
             script=script,
             snapshot=snapshot,
@@ -306,6 +311,7 @@ class JobService:
             system_metrics_interval=(
                 None if interval is None else system_metrics.interval(interval)
             ),
+            data_folders=folders,
         )
 
     def _check_capacity(self, target: ComputeTargetInfo, wanted: Resources) -> None:

@@ -151,6 +151,12 @@ def prepare(
         shutil.rmtree(workdir)
     with jobs.snapshots.open(job.workspace, cfg.snapshot) as src:
         extract(src, workdir)
+    for folder, digest in cfg.data_folders.items():  # a pipeline step's data
+        if digest is None:
+            (workdir / folder).mkdir(parents=True, exist_ok=True)
+            continue
+        with jobs.snapshots.open(job.workspace, digest) as src:
+            extract(src, workdir / folder)
     env_info = None
     user_vars: dict[str, str] = {}
     if cfg.environment != CURRENT_ENVIRONMENT:

@@ -6,6 +6,7 @@ from cumulo.store import (
     schema_datasets,
     schema_deployments,
     schema_jobs,
+    schema_pipelines,
     schema_registry,
     schema_sweeps,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "schema_datasets",
     "schema_deployments",
     "schema_jobs",
+    "schema_pipelines",
     "schema_registry",
     "schema_sweeps",
 ]

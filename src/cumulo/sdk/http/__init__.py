@@ -4,7 +4,8 @@ One ``HttpClient`` (the connection pool, failover and errors) is shared by a
 sub-client per resource, each with the signatures of the service that answers
 it in-process: ``tracking`` (``HttpTracking``), ``jobs`` (``HttpJobs``),
 ``models`` (``HttpModels``), ``endpoints`` (``HttpEndpoints``), ``sweeps``
-(``HttpSweeps``) and ``datasets`` (``HttpDatasets``). This package
+(``HttpSweeps``), ``datasets`` (``HttpDatasets``) and ``pipelines``
+(``HttpPipelines``). This package
 imports no service and no database driver.
 """
 
@@ -17,6 +18,7 @@ from cumulo.sdk.http.datasets import HttpDatasets
 from cumulo.sdk.http.endpoints import HttpEndpoints
 from cumulo.sdk.http.jobs import HttpChannel, HttpJobs
 from cumulo.sdk.http.models import HttpModels
+from cumulo.sdk.http.pipelines import HttpPipelines
 from cumulo.sdk.http.sweeps import HttpSweeps
 from cumulo.sdk.http.tracking import HttpTracking
 
@@ -27,6 +29,7 @@ __all__ = [
     "HttpEndpoints",
     "HttpJobs",
     "HttpModels",
+    "HttpPipelines",
     "HttpSweeps",
     "HttpTracking",
     "HttpTransport",
@@ -53,6 +56,7 @@ class HttpTransport:
         self.endpoints = HttpEndpoints(self.client)
         self.sweeps = HttpSweeps(self.client)
         self.datasets = HttpDatasets(self.client)
+        self.pipelines = HttpPipelines(self.client)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,174 @@
+"""Schedules: when a published pipeline runs next, and firing each tick exactly once.
+
+A schedule's rule is a recurrence (``frequency`` Second | Minute | Hour | Day |
+Week, every ``interval`` of them, on ticks ``start_time + k * period``) or a
+cron expression (croniter reads it, in UTC). Its row keeps ``next_fire_at``.
+
+``ScheduleFirer.fire_due(now)`` runs in every server process: for each schedule
+whose next tick has come it claims the *latest* tick at or before ``now`` by
+inserting ``(schedule, tick)`` into ``schedule_firings`` (the unique key lets
+one process win, whichever), submits the pipeline and moves ``next_fire_at`` to
+the first tick after ``now``. Ticks missed while no process ran collapse into
+that one firing. A firing claimed by a process that stopped before it
+submitted is taken over once its claim is older than the lease time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from croniter import CroniterBadCronError, croniter
+
+from cumulo.core.entities import now_ms
+from cumulo.core.errors import CumuloError, InvalidInput, NotFound
+from cumulo.core.pipelines import (
+    FREQUENCIES,
+    SCHEDULE_TAG,
+    TICK_TAG,
+    ScheduleInfo,
+    last_recurrence,
+    next_recurrence,
+    recurrence,
+)
+
+if TYPE_CHECKING:
+    from cumulo.services.pipelines import PipelineService
+
+log = logging.getLogger("cumulo.schedules")
+
+
+def with_rule(
+    info: ScheduleInfo,
+    frequency: str | None,
+    interval: int,
+    start_time: int | None,
+    cron: str | None,
+    now: int,
+) -> ScheduleInfo:
+    """``info`` with its checked rule and first tick."""
+    if (frequency is None) == (cron is None):
+        raise InvalidInput(
+            "A schedule takes a recurrence (frequency and interval) or a cron expression, "
+            "one of the two."
+        )
+    if cron is not None:
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
+            raise InvalidInput(
+                f"{cron!r} is not a cron expression (minute hour day month weekday, "
+                "e.g. '*/5 * * * *')."
+            )
+        info = replace(info, cron=cron)
+    else:
+        freq, every = recurrence(frequency, interval)
+        if start_time is not None and (isinstance(start_time, bool) or start_time < 0):
+            raise InvalidInput("start_time must be milliseconds since the epoch.")
+        info = replace(
+            info,
+            frequency=freq,
+            interval=every,
+            start_time=now if start_time is None else start_time,
+        )
+    return replace(info, next_fire_at=first_tick(info, now))
+
+
+def _cron(expr: str, at_ms: int) -> croniter:
+    try:
+        return croniter(expr, datetime.fromtimestamp(at_ms / 1000, UTC))
+    except (CroniterBadCronError, ValueError) as exc:
+        raise InvalidInput(f"Cron expression {expr!r}: {exc}") from None
+
+
+def _period(info: ScheduleInfo) -> int:
+    assert info.frequency is not None and info.interval is not None
+    return FREQUENCIES[info.frequency] * info.interval
+
+
+def first_tick(info: ScheduleInfo, now: int) -> int:
+    """The first tick at or after ``now``."""
+    if info.cron is not None:
+        return next_tick(info, now - 1)
+    assert info.start_time is not None
+    return next_recurrence(info.start_time, _period(info), now - 1)
+
+
+def next_tick(info: ScheduleInfo, after: int) -> int:
+    """The first tick strictly after ``after``."""
+    if info.cron is not None:
+        return int(_cron(info.cron, after).get_next(float) * 1000)
+    assert info.start_time is not None
+    return next_recurrence(info.start_time, _period(info), after)
+
+
+def latest_tick(info: ScheduleInfo, now: int) -> int | None:
+    """The last tick at or before ``now``."""
+    if info.cron is not None:
+        nxt = next_tick(info, now)
+        prev = int(_cron(info.cron, nxt).get_prev(float) * 1000)
+        return prev if prev <= now else None
+    assert info.start_time is not None
+    return last_recurrence(info.start_time, _period(info), now)
+
+
+class ScheduleFirer:
+    """Fires the due schedules of a store, once per tick whichever process asks."""
+
+    def __init__(self, service: PipelineService, owner: str, lease_ms: int) -> None:
+        self.service = service
+        self.store = service.store
+        self.owner = owner
+        self.lease_ms = lease_ms
+
+    def fire_due(self, now: int | None = None) -> int:
+        """Fire every schedule whose tick has come; how many this process fired."""
+        now = now_ms() if now is None else now
+        fired = 0
+        for sid, tick in self._orphans(now_ms()):  # claims age by the clock, whatever ``now``
+            fired += self._fire(sid, tick, retaken=True)
+        for sid, info in self.store.due_schedules(now):
+            assert info.next_fire_at is not None
+            latest = latest_tick(info, now)
+            tick = max(latest or 0, info.next_fire_at)
+            claimed = self.store.claim_firing(sid, tick, self.owner)
+            self.store.advance(sid, info.next_fire_at, next_tick(info, now))
+            if claimed:
+                fired += self._fire(sid, tick, retaken=False)
+        return fired
+
+    def _orphans(self, now: int) -> list[tuple[int, int]]:
+        out = []
+        for sid, tick, _owner, claimed_at in self.store.unsubmitted_firings(now - self.lease_ms):
+            if self.store.retake_firing(sid, tick, self.owner, claimed_at):
+                out.append((sid, tick))
+        return out
+
+    def _fire(self, sid: int, tick: int, *, retaken: bool) -> int:
+        try:
+            info = self.store.schedule_by_id(sid)
+        except NotFound:
+            return 0
+        tracking = self.service.tracking
+        tags = {SCHEDULE_TAG: info.name, TICK_TAG: str(tick)}
+        try:
+            if retaken:  # its claimer may have submitted it and stopped right after
+                exp = tracking.get_or_create_experiment(info.workspace, info.experiment_name)
+                found = tracking.search_runs(info.workspace, [exp.id], tags=dict(tags)).runs
+                if found:
+                    self.store.fired(sid, tick, found[0].id)
+                    return 0
+            run = self.service.submit_published(
+                info.workspace,
+                info.pipeline_id,
+                info.experiment_name,
+                info.parameters,
+                tags=tags,
+                user=f"schedule:{info.name}",
+            )
+        except CumuloError as exc:
+            log.warning("schedule %s: tick %s not submitted: %s", info.name, tick, exc.message)
+            return 0
+        self.store.fired(sid, tick, run.id)
+        log.info("schedule %s fired for tick %s: run %s", info.name, tick, run.id)
+        return 1
