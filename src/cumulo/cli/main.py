@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cumulo.cli import datasets, jobs, models, server, sweeps, tracking
+from cumulo.cli import datasets, jobs, models, pipelines, server, sweeps, tracking
 
 app = typer.Typer(
     name="cumulo",
@@ -18,6 +18,7 @@ jobs.register(app)
 models.register(app)
 sweeps.register(app)
 datasets.register(app)
+pipelines.register(app)
 
 if __name__ == "__main__":
     app()

@@ -73,7 +73,7 @@ __all__ = [
     "ScheduleRecurrence",
 ]
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
 
 
 class PipelineData:
@@ -181,19 +181,34 @@ class PythonScriptStep:
             }
         )
 
-    def job_config(self, ws: Workspace) -> dict[str, Any]:
-        """Snapshot the step's code and register its environment: its job config."""
-        cfg = prepare_job_config(
-            ws,
-            ScriptRunConfig(
-                self.source_directory,
-                self.script_name,
-                compute_target=self.compute_target,
-                environment=self.environment,
-            ),
+    def job_config(
+        self, ws: Workspace, taken: dict[Any, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Snapshot the step's code and register its environment: its job config.
+
+        ``taken`` keeps what was prepared for steps before, by source folder,
+        target and environment, so a folder shared by many steps is packed once.
+        """
+        taken = {} if taken is None else taken
+        env = self.environment
+        target = self.compute_target
+        key = (
+            str(Path(self.source_directory).expanduser().resolve()),
+            target.name if isinstance(target, ComputeTarget) else target,
+            (env.name, tuple(env.pip_requirements), env.python)
+            if isinstance(env, Environment)
+            else env,
         )
-        cfg.pop("arguments", None)
-        return cfg
+        if key not in taken:
+            cfg = prepare_job_config(
+                ws,
+                ScriptRunConfig(
+                    self.source_directory, self.script_name, compute_target=target, environment=env
+                ),
+            )
+            cfg.pop("arguments", None)
+            taken[key] = cfg
+        return {**taken[key], "script": self.script_name}
 
     def __repr__(self) -> str:
         return f"PythonScriptStep({self.name!r}, {self.script_name!r})"
@@ -272,7 +287,8 @@ class Pipeline:
 
     def to_spec(self) -> dict[str, Any]:
         """The pipeline as the service stores it (each step's code snapshotted)."""
-        steps = [s.spec(s.job_config(self.workspace)).to_dict() for s in self.steps]
+        taken: dict[Any, dict[str, Any]] = {}
+        steps = [s.spec(s.job_config(self.workspace, taken)).to_dict() for s in self.steps]
         return PipelineSpec.parse(
             {
                 "steps": steps,

@@ -11,6 +11,7 @@ Everything a pipeline run needs is in the store, so any process takes it over.
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -48,15 +49,19 @@ class PipelineService:
         """The spec with the graph checked and each step's job config checked and completed."""
         parsed = PipelineSpec.parse(spec)
         steps = []
+        checked: dict[str, dict[str, Any]] = {}  # steps often share a config
         for step in parsed.steps:
-            try:
-                cfg = self.jobs.check_config(workspace, {**step.config, "arguments": []})
-            except InvalidInput as exc:
-                raise InvalidInput(f"Step {step.name!r}: {exc.message}") from None
-            clean = cfg.to_dict()
-            clean.pop("arguments", None)
-            clean.pop("data_folders", None)
-            steps.append(replace(step, config=clean))
+            key = json.dumps(step.config, sort_keys=True, default=str)
+            if key not in checked:
+                try:
+                    cfg = self.jobs.check_config(workspace, {**step.config, "arguments": []})
+                except InvalidInput as exc:
+                    raise InvalidInput(f"Step {step.name!r}: {exc.message}") from None
+                clean = cfg.to_dict()
+                clean.pop("arguments", None)
+                clean.pop("data_folders", None)
+                checked[key] = clean
+            steps.append(replace(step, config=checked[key]))
         return replace(parsed, steps=steps)
 
     def submit_pipeline(
