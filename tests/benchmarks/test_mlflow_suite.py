@@ -26,6 +26,9 @@ def test_areas_by_test_name() -> None:
     assert run.area_of("test_get_trace_handler[sqlalchemy-True]") == "traces and assessments"
     assert run.area_of("test_create_and_get_endpoint[sqlalchemy]") == "AI gateway and secrets"
     assert run.area_of("test_search_issues_by_status[sqlalchemy]") == "issues API"
+    assert run.area_of("test_create_model_version_with_validation_regex") == (
+        "not served by the server under test"
+    )
 
 
 def test_report_outcomes_and_comparison(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from mlflow.exceptions import MlflowException
 
 from mlflow import MlflowClient
 
@@ -135,3 +136,56 @@ def test_older_file_routes_and_ui_aliases(
     assert aliased.status_code == 200 and aliased.json()["run"]["info"]["run_id"] == run_id
     missing = httpx.get(f"{tracking_uri}/ajax-api/2.0/mlflow/no-such-route")
     assert missing.status_code == 404 and missing.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_missing_things_are_named_in_mlflows_words(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    with pytest.raises(MlflowException, match="Run with id=nothing-here not found"):
+        client.delete_tag("nothing-here", "t")
+    with pytest.raises(MlflowException, match=f"Registered Model with name={name} not found"):
+        client.update_registered_model(name, "d")
+    client.create_registered_model(name)
+    with pytest.raises(MlflowException, match=r"Registered Model \(name=.+\) already exists"):
+        client.create_registered_model(name)
+    model = client.create_logged_model(client.create_experiment(name))
+    with pytest.raises(MlflowException, match="No tag with key 'absent'"):
+        client.delete_logged_model_tag(model.model_id, "absent")
+    big = httpx.get(f"{tracking_uri}{API}/experiments/search", params={"max_results": 123456789})
+    assert big.status_code == 400
+    assert "Invalid value 123456789 for parameter 'max_results' supplied" in big.json()["message"]
+
+
+def test_ui_history_and_upload_routes(tracking_uri: str, client: MlflowClient, name: str) -> None:
+    exp_id = client.create_experiment(name)
+    runs = sorted(client.create_run(exp_id).info.run_id for _ in range(2))
+    for n, run_id in enumerate(runs):
+        for step, ts in ((3, 2), (2, 1), (3, 1)):
+            client.log_metric(run_id, "m", n + step, timestamp=ts, step=step)
+    bulk = f"{tracking_uri}/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    got = httpx.get(bulk, params={"run_id": runs, "metric_key": "m", "max_results": 5}).json()
+    assert [(m["run_id"], m["timestamp"], m["step"], m["value"]) for m in got["metrics"]] == [
+        (runs[0], 1, 2, 2.0),
+        (runs[0], 1, 3, 3.0),
+        (runs[0], 2, 3, 3.0),
+        (runs[1], 1, 2, 3.0),
+        (runs[1], 1, 3, 4.0),
+    ]
+    refused = httpx.get(bulk, params={"metric_key": "m"})
+    assert refused.status_code == 400
+    assert "must specify at least one run_id" in refused.json()["message"]
+
+    upload = f"{tracking_uri}/ajax-api/2.0/mlflow/upload-artifact"
+    sent = httpx.post(upload, params={"run_uuid": runs[0], "path": "up.txt"}, content=b"hi")
+    assert sent.status_code == 200
+    fetched = httpx.get(
+        f"{tracking_uri}/get-artifact", params={"run_uuid": runs[0], "path": "up.txt"}
+    )
+    assert fetched.text == "hi"
+    for params, wording in (
+        ({"run_uuid": runs[0]}, "Request must specify path."),
+        ({"run_uuid": runs[0], "path": "../x"}, "Invalid path"),
+        ({"run_uuid": runs[0], "path": "empty.txt"}, "Request must specify data."),
+    ):
+        answer = httpx.post(upload, params=params)
+        assert answer.status_code == 400 and wording in answer.json()["message"]

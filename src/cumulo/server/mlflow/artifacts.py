@@ -8,6 +8,7 @@ Files are streamed both ways in chunks, never held whole in memory.
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import posixpath
 from typing import IO
@@ -194,6 +195,25 @@ def get_version_artifact(workspace: Readable, msg: Msg, registry: Registry) -> S
     rel = _safe_path(msg.text("path"))
     handle = registry.open_version_file(workspace, msg.need("name"), msg.need("version"), rel)
     return StreamingResponse(file_chunks(handle), media_type=_media_type(rel))
+
+
+@router.post("/ajax-api/2.0/mlflow/upload-artifact")
+async def upload_run_artifact(
+    request: Request, workspace: Writable, tracking: Tracking
+) -> JsonResponse:
+    """MLflow's web UI uploads one file to a run (``?run_uuid=...&path=...``, the body)."""
+    run_id = request.query_params.get("run_uuid")
+    if not run_id:
+        raise InvalidInput("Request must specify run_uuid.")
+    path = request.query_params.get("path")
+    if not path:
+        raise InvalidInput("Request must specify path.")
+    rel = _safe_path(path)
+    data = await request.body()
+    if not data:
+        raise InvalidInput("Request must specify data.")
+    await run_in_threadpool(tracking.upload_artifact, workspace, run_id, rel, io.BytesIO(data))
+    return JsonResponse({})
 
 
 def _media_type(path: str) -> str:

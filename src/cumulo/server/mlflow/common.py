@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -49,9 +50,39 @@ _MLFLOW_ERRORS: dict[str, tuple[str, int]] = {
 }
 
 
+# MLflow's wording of the errors its clients and tests match on (``Run .+ not found``,
+# ``Registered Model .+ already exists``): Cumulo's message for the same case -> MLflow's.
+_MLFLOW_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Run '([^']*)' does not exist in this workspace\."), "Run with id={0} not found"),
+    (
+        re.compile(r"Registered model '([^']*)' does not exist in this workspace\."),
+        "Registered Model with name={0} not found",
+    ),
+    (
+        re.compile(r"Registered model '([^']*)' already exists\."),
+        "Registered Model (name={0}) already exists.",
+    ),
+    (
+        re.compile(r"Logged model '([^']*)' does not exist in this workspace\."),
+        "Logged model with ID '{0}' not found.",
+    ),
+    (re.compile(r"Tag '([^']*)' does not exist\."), "No tag with key '{0}' found."),
+)
+
+
+def mlflow_message(message: str) -> str:
+    for pattern, wording in _MLFLOW_WORDING:
+        found = pattern.fullmatch(message)
+        if found:
+            return wording.format(*found.groups())
+    return message
+
+
 def mlflow_error(exc: CumuloError) -> JsonResponse:
     code, status = _MLFLOW_ERRORS.get(exc.code, (exc.code, HTTP_STATUS.get(exc.code, 500)))
-    return JsonResponse({"error_code": code, "message": exc.message}, status_code=status)
+    return JsonResponse(
+        {"error_code": code, "message": mlflow_message(exc.message)}, status_code=status
+    )
 
 
 def endpoint_not_found(request: Request) -> JsonResponse:
@@ -289,7 +320,5 @@ def max_results(msg: Message, default: int, limit: int) -> int:
     value = msg.integer("max_results", default)
     assert value is not None
     if not 0 < value <= limit:
-        raise InvalidInput(
-            f"Invalid value {value} for parameter 'max_results': it must be between 1 and {limit}."
-        )
+        raise invalid_value("max_results", value, f"it must be between 1 and {limit}.")
     return value

@@ -27,6 +27,7 @@ from cumulo.server.mlflow.common import (
     Registry,
     Tracking,
     Writable,
+    invalid_value,
     max_results,
     value_text,
     wire_float,
@@ -397,7 +398,7 @@ def get_history(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonRespon
     run_id, key = _run_id(msg), msg.need("metric_key")
     limit = msg.integer("max_results")
     if limit is not None and limit <= 0:
-        raise InvalidInput(f"Invalid value {limit} for parameter 'max_results'.")
+        raise invalid_value("max_results", limit, "it must be positive.")
     offset = decode_token(msg.text("page_token"))
     page = min(limit, HISTORY_PAGE) if limit is not None else None
     h = tracking.get_metric_history(
@@ -416,3 +417,32 @@ def get_history(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonRespon
     if more and page is not None:
         body["next_page_token"] = encode_token(offset + page)
     return JsonResponse(body)
+
+
+MAX_BULK_RUNS = 100
+
+
+@router.get(P + "/metrics/get-history-bulk")
+def get_history_bulk(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    """One metric's history for several runs (MLflow's web UI compares runs with it)."""
+    run_ids = [str(r) for r in msg.repeated("run_id")]
+    if not run_ids:
+        raise InvalidInput("GetMetricHistoryBulk request must specify at least one run_id.")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidInput(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    key = msg.text("metric_key")
+    if key is None:
+        raise InvalidInput("GetMetricHistoryBulk request must specify a metric_key.")
+    limit = min(msg.integer("max_results", HISTORY_PAGE) or HISTORY_PAGE, HISTORY_PAGE)
+    out: list[dict[str, Any]] = []
+    for run_id in sorted(run_ids):  # MLflow's order: by run, then time, step and value
+        h = tracking.get_metric_history(workspace, run_id, key, limit=limit)
+        points = sorted(zip(h["timestamp"], h["step"], h["value"], strict=True))
+        out += [
+            {"key": key, "value": wire_float(v), "timestamp": t, "step": s, "run_id": run_id}
+            for t, s, v in points
+        ]
+    return JsonResponse({"metrics": out[:limit]})
