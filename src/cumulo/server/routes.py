@@ -6,13 +6,15 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    # Native API, MLflow-compatible API and studio routers are included here.
-    from cumulo.server.api import router as native_api
-
-    native_api.include(app)
+    # The MLflow-compatible API comes first: a request is matched against the routes in
+    # order, and MLflow clients send most of a server's requests (their paths share no
+    # prefix with the native API's or the studio's, so the order changes no match).
     from cumulo.server import mlflow as mlflow_api
 
     mlflow_api.include(app)
+    from cumulo.server.api import router as native_api
+
+    native_api.include(app)
     from cumulo.server import studio
 
     studio.include(app)

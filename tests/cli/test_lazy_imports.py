@@ -1,0 +1,70 @@
+"""The command line and the server import only what they need: ``cumulo --help`` loads
+no command module, and the server module loads none of the heavy libraries that only
+some requests use (those load on first use)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cumulo.cli.main import COMMANDS, load
+
+HEAVY_FOR_THE_SERVER = {
+    "alembic", "boto3", "docker", "jinja2", "mlflow", "optuna", "pandas", "paramiko",
+    "pyarrow", "ray", "sklearn", "scipy", "torch",
+}  # fmt: skip
+
+
+def _imported_by(code: str) -> set[str]:
+    """Top-level packages and cumulo modules in ``sys.modules`` after ``code``, in a fresh
+    interpreter."""
+    script = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    names = json.loads(out.strip().splitlines()[-1])
+    return {n if n.startswith("cumulo") else n.split(".")[0] for n in names}
+
+
+@pytest.mark.slow  # a fresh interpreter imports the web framework: seconds on a busy machine
+def test_the_server_module_leaves_heavy_libraries_unloaded() -> None:
+    loaded = _imported_by("import cumulo.server.app, cumulo.server.serve")
+    assert "fastapi" in loaded  # the check sees what was imported
+    assert not loaded & HEAVY_FOR_THE_SERVER
+
+
+def test_the_command_list_loads_no_command_module() -> None:
+    loaded = _imported_by(
+        "import sys\n"
+        "from cumulo.cli.main import app\n"
+        "sys.argv = ['cumulo', '--help']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass"
+    )
+    assert "cumulo.cli.main" in loaded
+    assert not {
+        m for m in loaded if m.startswith(("cumulo.cli.", "cumulo.sdk", "cumulo.server"))
+    } - {"cumulo.cli.main"}
+    assert not loaded & {"sqlalchemy", "fastapi", "uvicorn", "httpx", "numpy"}
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_listed_help_line_is_the_commands_own(name: str) -> None:
+    command = load(name)
+    assert command.name == name
+    assert " ".join((command.help or "").split()).startswith(COMMANDS[name][1])
+
+
+def test_every_command_module_is_listed() -> None:
+    """A module of ``cumulo.cli`` that registers commands is loaded through ``COMMANDS``."""
+    import cumulo.cli
+
+    folder = Path(cumulo.cli.__file__).parent
+    registering = {
+        f"cumulo.cli.{f.stem}" for f in folder.glob("*.py") if "\ndef register(" in f.read_text()
+    }
+    listed = {module for modules, _ in COMMANDS.values() for module in modules}
+    assert registering == listed
