@@ -16,6 +16,7 @@ from cumulo.server.studio import (
     compare,
     compute,
     data,
+    datasets,
     endpoints,
     models,
     pages,
@@ -27,7 +28,9 @@ from cumulo.server.studio import (
 
 def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
-    for module in (pages, runs, sweeps, charts, compare, compute, data, models, endpoints, audit):
+    for module in (
+        pages, runs, sweeps, charts, compare, compute, data, datasets, models, endpoints, audit,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(endpoints.data_router)
     app.include_router(charts.data_router)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from cumulo.core.datasets import SOURCE_TYPE
 from cumulo.core.deployments import EndpointInfo
-from cumulo.core.entities import FileInfo, ModelVersionInfo, RunInfo
+from cumulo.core.entities import DatasetInput, FileInfo, ModelVersionInfo, RunInfo
 from cumulo.core.errors import InvalidInput, NotFound
 from cumulo.core.pages import encode_token
 from cumulo.core.search import Clause, OrderBy
@@ -91,18 +93,14 @@ def _lineage(
     served = serving(endpoints)
     out: dict[int, dict[str, Any]] = {}
     for v in versions:
-        datasets = [
+        datasets: list[dict[str, str]] = [
             {"name": d.get("dataset", ""), "detail": d.get("scenario", "")}
             for d in named_datasets(v)
         ]
         found = inputs.get(v.run_id or "")
         if found is not None:
             named = {d["name"] for d in datasets}
-            datasets += [
-                {"name": d.name, "detail": f"run input · {d.digest[:8]}"}
-                for d in found.datasets
-                if d.name not in named
-            ]
+            datasets += [_run_input(ws, d) for d in found.datasets if d.name not in named]
         out[v.version] = {
             "datasets": datasets,
             "run": runs.get(v.run_id or ""),
@@ -110,6 +108,20 @@ def _lineage(
             "serving": served.get((v.name, v.version), []),
         }
     return out
+
+
+def _run_input(ws: str, d: DatasetInput) -> dict[str, str]:
+    """A dataset a run read; a registered dataset version links to its page."""
+    if d.source_type == SOURCE_TYPE:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            version = int(json.loads(d.source)["version"])
+            return {
+                "name": f"{d.name}:{version}",
+                "detail": "run input",
+                "href": f"/ws/{quote(ws, safe='')}/datasets/{quote(d.name, safe='')}"
+                f"/versions/{version}",
+            }
+    return {"name": d.name, "detail": f"run input · {d.digest[:8]}"}
 
 
 def versions_of_run(services: Services, ws: str, run_id: str) -> list[ModelVersionInfo]:
