@@ -345,7 +345,7 @@ def env_list(workspace: str | None = WorkspaceOption, json: bool = JsonOption) -
 @friendly_errors
 def env_show(
     name: str,
-    version: int | None = typer.Option(None, "--version"),
+    version: int | None = typer.Option(None, "--version", help="Default: the latest."),
     log: bool = typer.Option(False, "--log", help="Print the build log."),
     workspace: str | None = WorkspaceOption,
 ) -> None:

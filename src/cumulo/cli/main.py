@@ -91,15 +91,34 @@ class Commands(TyperGroup):
 
 app = typer.Typer(
     name="cumulo",
-    help="Cumulo: a self-hosted machine learning workspace.",
+    help=(
+        "Cumulo: a self-hosted machine learning workspace.\n\n"
+        "Example: cumulo workspace create demo --write-config && cumulo run list digits"
+    ),
     cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cumulo import __version__
+
+        typer.echo(f"cumulo {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main() -> None:
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
     """Cumulo: a self-hosted machine learning workspace."""
 
 

@@ -87,8 +87,10 @@ def model_register(
     run: str | None = typer.Option(None, "--run", help="Register PATH from this run's files."),
     tag: list[str] | None = typer.Option(None, "--tag", help="KEY=VALUE (repeat)."),
     prop: list[str] | None = typer.Option(None, "--property", help="KEY=VALUE (repeat)."),
-    description: str = typer.Option("", "--description"),
-    framework: str | None = typer.Option(None, "--framework"),
+    description: str = typer.Option("", "--description", help="What this version is."),
+    framework: str | None = typer.Option(
+        None, "--framework", help="e.g. scikit-learn (default: read from an MLflow model)."
+    ),
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
@@ -114,7 +116,7 @@ def model_register(
 @model_app.command("list")
 @friendly_errors
 def model_list(
-    name: str | None = typer.Option(None, "--name", "-n"),
+    name: str | None = typer.Option(None, "--name", "-n", help="Only this model's versions."),
     tag: list[str] | None = typer.Option(None, "--tag", help="KEY=VALUE (repeat; all match)."),
     latest: bool = typer.Option(False, "--latest", help="Only the newest version of each."),
     workspace: str | None = WorkspaceOption,
@@ -220,10 +222,14 @@ def _endpoint_dict(ep: Endpoint) -> dict[str, Any]:
 def endpoint_create(
     name: str,
     model: list[str] = typer.Option(..., "--model", "-m", help="NAME[:VERSION|@ALIAS] (repeat)."),
-    deployment: str = typer.Option("blue", "--deployment", "-d"),
-    entry_script: str | None = typer.Option(None, "--entry-script"),
-    source_dir: str | None = typer.Option(None, "--source-dir"),
-    replicas: int = typer.Option(1, "--replicas"),
+    deployment: str = typer.Option("blue", "--deployment", "-d", help="The deployment's name."),
+    entry_script: str | None = typer.Option(
+        None, "--entry-script", help="score.py with init() and run() (not for MLflow models)."
+    ),
+    source_dir: str | None = typer.Option(
+        None, "--source-dir", help="The folder holding the entry script."
+    ),
+    replicas: int = typer.Option(1, "--replicas", help="Replica processes to serve it."),
     auth: str = typer.Option("key", "--auth", help="key, token or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Update it if it exists."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait until healthy."),
@@ -308,7 +314,9 @@ def endpoint_invoke(
     name: str,
     data: str | None = typer.Option(None, "--data", help="The JSON body."),
     file: str | None = typer.Option(None, "--file", help="A file holding the JSON body."),
-    deployment: str | None = typer.Option(None, "--deployment", "-d"),
+    deployment: str | None = typer.Option(
+        None, "--deployment", "-d", help="Default: as the traffic split sends it."
+    ),
     key: str | None = typer.Option(None, "--key", help="Key or token (default: the primary)."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
@@ -327,8 +335,10 @@ def endpoint_invoke(
 @friendly_errors
 def endpoint_logs(
     name: str,
-    deployment: str | None = typer.Option(None, "--deployment", "-d"),
-    tail: int = typer.Option(200, "--tail", "-n"),
+    deployment: str | None = typer.Option(
+        None, "--deployment", "-d", help="Only this deployment (default: every one)."
+    ),
+    tail: int = typer.Option(200, "--tail", "-n", help="The last N lines."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
     """Print the last lines of each replica's log."""

@@ -188,7 +188,7 @@ def run_list(
     workspace: str | None = WorkspaceOption,
     filter: str | None = typer.Option(None, "--filter", help='e.g. "metrics.acc > 0.9"'),
     order_by: list[str] = typer.Option([], "--order-by", help='e.g. "metrics.acc DESC"'),
-    limit: int = typer.Option(50, "--limit", min=1, max=50_000),
+    limit: int = typer.Option(50, "--limit", min=1, max=50_000, help="At most this many runs."),
     json: bool = JsonOption,
 ) -> None:
     """List the runs of an experiment, filtered and ordered like MLflow's search."""
