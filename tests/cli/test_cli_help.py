@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from typer.testing import CliRunner
@@ -42,3 +43,27 @@ def test_every_option_is_described() -> None:
         if getattr(p, "param_type_name", "") == "option" and not p.help and not p.hidden
     ]
     assert bare == []
+
+
+def test_every_command_shows_an_example_that_it_accepts() -> None:
+    """Each example's options are the command's own (so no example rots)."""
+    wrong = []
+    for path, command in _commands(typer.main.get_command(app), []):
+        if path[0] in ("dataset", "datastore", "server"):
+            continue
+        line = next(
+            (ln for ln in (command.help or "").splitlines() if ln.strip().startswith("Example:")),
+            None,
+        )
+        if line is None:
+            wrong.append(f"cumulo {' '.join(path)}: no example")
+            continue
+        words = shlex.split(line.split("Example:", 1)[1])
+        assert words[: len(path) + 1] == ["cumulo", *path], line
+        known = {o for p in command.params for o in getattr(p, "opts", [])}
+        for word in words[len(path) + 1 :]:
+            if word == "--":
+                break
+            if word.startswith("-") and word.split("=")[0] not in known:
+                wrong.append(f"cumulo {' '.join(path)}: {word} is not an option")
+    assert wrong == []

@@ -28,7 +28,7 @@ def test_from_azureml_runs() -> None:
     out = _run(block, "from-azureml.md")
     assert "cpu-cluster (pool) is ready" in out
     assert "['cpu-cluster', 'local'] {} {} {}" in out
-    assert "Workspace.get_default_datastore is a name of the cloud service's SDK" in out
+    assert "Run.log_confusion_matrix is a name of the cloud service's SDK" in out
 
 
 @pytest.mark.slow

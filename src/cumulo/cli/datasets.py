@@ -67,7 +67,7 @@ def dataset_register(
     ),
     separator: str = typer.Option(",", "--separator", help="The delimiter of --kind csv."),
     no_header: bool = typer.Option(False, "--no-header", help="--kind csv files have no header."),
-    description: str = typer.Option("", "--description"),
+    description: str = typer.Option("", "--description", help="What this version holds."),
     tag: list[str] | None = typer.Option(None, "--tag", help="KEY=VALUE (repeat)."),
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
@@ -170,7 +170,7 @@ def dataset_show(
 def dataset_download(
     dataset: str = typer.Argument(..., help="NAME or NAME:VERSION."),
     target: str = typer.Option(".", "--target", "-t", help="The folder to write the files in."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files already there."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
     """Write a version's files into a folder."""
@@ -291,7 +291,7 @@ def datastore_list(workspace: str | None = WorkspaceOption, json: bool = JsonOpt
 def datastore_browse(
     name: str = typer.Argument(..., help="The datastore."),
     path: str = typer.Argument("", help="A folder in it."),
-    recursive: bool = typer.Option(False, "--recursive", "-r"),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Folders' contents too."),
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:

@@ -133,7 +133,10 @@ def job_submit(
     stream: bool = typer.Option(False, "--stream", help="Follow the logs until the run ends."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Submit a script as a job: returns the run id, or streams its logs with --stream."""
+    """Submit a script as a job: returns the run id, or streams its logs with --stream.
+
+    Example: cumulo job submit -e digits -c cpu-pool --env requirements.txt -- train.py
+    """
     spec: dict[str, Any] = _load_job_file(file) if file else {}
     base = file.parent if file else Path.cwd()
     if command:
@@ -193,7 +196,10 @@ def run_logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until it ends."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Print a job's logs (stdout, stderr, environment builds); --follow streams them live."""
+    """Print a job's logs (stdout, stderr, environment builds); --follow streams them live.
+
+    Example: cumulo run logs 86c92a63 --follow
+    """
     ws = open_workspace(workspace)
     if follow:
         status = _follow(ws, run_id)
@@ -205,7 +211,10 @@ def run_logs(
 
 @friendly_errors
 def run_cancel(run_id: str, workspace: str | None = WorkspaceOption) -> None:
-    """Cancel a job: a queued one at once, a running one is stopped (its outputs kept)."""
+    """Cancel a job: a queued one at once, a running one is stopped (its outputs kept).
+
+    Example: cumulo run cancel 86c92a63
+    """
     ws = open_workspace(workspace)
     run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
     ws.transport.host_jobs()
@@ -231,7 +240,10 @@ def compute_create(
     num_cpus: int | None = typer.Option(None, "--num-cpus", help="ray --managed: CPUs."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Create a managed pool (--kind pool) or attach a Ray cluster (--kind ray)."""
+    """Create a managed pool (--kind pool) or attach a Ray cluster (--kind ray).
+
+    Example: cumulo compute create cpu-pool --kind pool --max-nodes 2
+    """
     ws = open_workspace(workspace)
     if kind == "pool":
         config: LocalPool | RayCluster = LocalPool(max_nodes, idle)
@@ -262,7 +274,10 @@ def compute_attach_ssh(
     ),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Attach a machine reached over SSH; its secrets are stored encrypted, never shown."""
+    """Attach a machine reached over SSH; its secrets are stored encrypted, never shown.
+
+    Example: cumulo compute attach-ssh gpu-box --host gpu-box.lan --user ml
+    """
     secret = typer.prompt("Password", hide_input=True) if password else None
     machine = SshMachine(
         host, user, key_file=key_file, port=port, password=secret, python=python,
@@ -275,7 +290,10 @@ def compute_attach_ssh(
 @compute_app.command("list")
 @friendly_errors
 def compute_list(workspace: str | None = WorkspaceOption, json: bool = JsonOption) -> None:
-    """List compute targets ("local" is built in)."""
+    """List compute targets ("local" is built in).
+
+    Example: cumulo compute list --json
+    """
     targets = ComputeTarget.list(open_workspace(workspace))
     if json:
         print_json([{"name": t.name, "kind": t.kind, "config": t.config} for t in targets])
@@ -292,7 +310,10 @@ def compute_list(workspace: str | None = WorkspaceOption, json: bool = JsonOptio
 def compute_show(
     name: str, workspace: str | None = WorkspaceOption, json: bool = JsonOption
 ) -> None:
-    """A target's nodes, their states, and its queue."""
+    """A target's nodes, their states, and its queue.
+
+    Example: cumulo compute show cpu-pool
+    """
     status = ComputeTarget.get(open_workspace(workspace), name).get_status()
     if json:
         print_json(status)
@@ -318,7 +339,10 @@ def compute_show(
 @compute_app.command("delete")
 @friendly_errors
 def compute_delete(name: str, workspace: str | None = WorkspaceOption) -> None:
-    """Delete a target (refused while it has queued or running jobs)."""
+    """Delete a target (refused while it has queued or running jobs).
+
+    Example: cumulo compute delete cpu-pool
+    """
     ComputeTarget.get(open_workspace(workspace), name).delete()
     err_console.print(f"Deleted compute target {name}.")
 
@@ -327,7 +351,10 @@ def compute_delete(name: str, workspace: str | None = WorkspaceOption) -> None:
 @env_app.command("list")
 @friendly_errors
 def env_list(workspace: str | None = WorkspaceOption, json: bool = JsonOption) -> None:
-    """Registered environments, every version."""
+    """Registered environments, every version.
+
+    Example: cumulo env list
+    """
     envs = Environment.list(open_workspace(workspace))
     if json:
         print_json([e._info.to_dict() for e in envs if e._info])
@@ -349,7 +376,10 @@ def env_show(
     log: bool = typer.Option(False, "--log", help="Print the build log."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """One environment: its spec, build status and (with --log) its build log."""
+    """One environment: its spec, build status and (with --log) its build log.
+
+    Example: cumulo env show sk --log
+    """
     env = Environment.get(open_workspace(workspace), name, version)
     assert env._info is not None
     data = env._info.to_dict()
@@ -366,7 +396,10 @@ def env_build(
     name: str | None = typer.Option(None, "--name", help="Default: the file's folder name."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Register and build an environment now, showing pip's progress."""
+    """Register and build an environment now, showing pip's progress.
+
+    Example: cumulo env build requirements.txt --name sk
+    """
     ws = open_workspace(workspace)
     env = _environment(str(file.resolve()), name or f"{file.resolve().parent.name}-env", Path.cwd())
     if not isinstance(env, Environment):

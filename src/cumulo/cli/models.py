@@ -94,7 +94,10 @@ def model_register(
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
-    """Register a file or folder as the next version of a model."""
+    """Register a file or folder as the next version of a model.
+
+    Example: cumulo model register outputs/model.pkl --name digits
+    """
     ws = open_workspace(workspace)
     tags, props = _pairs(tag, "Tag"), _pairs(prop, "Property")
     if run:
@@ -122,7 +125,10 @@ def model_list(
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
-    """List model versions, newest first."""
+    """List model versions, newest first.
+
+    Example: cumulo model list --name digits
+    """
     models = Model.list(open_workspace(workspace), name, _pairs(tag, "Tag"), latest=latest)
     if json:
         print_json([m.serialize() for m in models])
@@ -137,7 +143,10 @@ def model_show(
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
-    """Show one version: tags, properties, flavors, signature and lineage."""
+    """Show one version: tags, properties, flavors, signature and lineage.
+
+    Example: cumulo model show digits:2
+    """
     found = _model_ref(open_workspace(workspace), model)
     data = found.serialize()
     data["files"] = found.get_file_names()
@@ -164,7 +173,10 @@ def model_download(
     exist_ok: bool = typer.Option(False, "--exist-ok", help="Overwrite files already there."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Download a version's files."""
+    """Download a version's files.
+
+    Example: cumulo model download digits@champion --dir ./model
+    """
     found = _model_ref(open_workspace(workspace), model)
     folder = found.download(target, exist_ok=exist_ok)
     console.print(f"Downloaded {found.id} to {folder}.")
@@ -179,7 +191,10 @@ def model_alias(
     delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Point an alias (e.g. champion) at a version, or remove it."""
+    """Point an alias (e.g. champion) at a version, or remove it.
+
+    Example: cumulo model alias digits champion --version 2
+    """
     ws = open_workspace(workspace)
     if delete:
         Model(ws, name, alias=alias).remove_alias(alias)
@@ -198,7 +213,10 @@ def model_delete(
     workspace: str | None = WorkspaceOption,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete a model version and its files."""
+    """Delete a model version and its files.
+
+    Example: cumulo model delete digits:1 --yes
+    """
     if ":" not in model and "@" not in model:
         raise InvalidInput("Name the version to delete: NAME:VERSION or NAME@ALIAS.")
     found = _model_ref(open_workspace(workspace), model)
@@ -236,7 +254,10 @@ def endpoint_create(
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
-    """Deploy models at an endpoint (an MLflow model needs no entry script)."""
+    """Deploy models at an endpoint (an MLflow model needs no entry script).
+
+    Example: cumulo endpoint create digits -m digits:2 --entry-script score.py --source-dir serve
+    """
     ws = open_workspace(workspace)
     models = [_model_ref(ws, m) for m in model]
     inference = InferenceConfig(entry_script, source_dir) if entry_script else None
@@ -259,7 +280,10 @@ def endpoint_create(
 @endpoint_app.command("list")
 @friendly_errors
 def endpoint_list(workspace: str | None = WorkspaceOption, json: bool = JsonOption) -> None:
-    """List endpoints with their deployments and traffic."""
+    """List endpoints with their deployments and traffic.
+
+    Example: cumulo endpoint list
+    """
     endpoints = Endpoint.list(open_workspace(workspace))
     if json:
         print_json([e.info.to_dict() for e in endpoints])
@@ -284,7 +308,10 @@ def endpoint_show(
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
-    """Show an endpoint: URL, deployments, replicas, traffic (and keys)."""
+    """Show an endpoint: URL, deployments, replicas, traffic (and keys).
+
+    Example: cumulo endpoint show digits --keys
+    """
     ep = Endpoint(open_workspace(workspace), name)
     data = _endpoint_dict(ep)
     if keys:
@@ -320,7 +347,10 @@ def endpoint_invoke(
     key: str | None = typer.Option(None, "--key", help="Key or token (default: the primary)."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Send one scoring request and print the answer."""
+    """Send one scoring request and print the answer.
+
+    Example: cumulo endpoint invoke digits --data '{"data": [[0.0, 1.0]]}'
+    """
     if (data is None) == (file is None):
         raise InvalidInput("Give the body with --data JSON or --file PATH (one of them).")
     body = data.encode() if data is not None else Path(file or "").read_bytes()
@@ -341,7 +371,10 @@ def endpoint_logs(
     tail: int = typer.Option(200, "--tail", "-n", help="The last N lines."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Print the last lines of each replica's log."""
+    """Print the last lines of each replica's log.
+
+    Example: cumulo endpoint logs digits --tail 50
+    """
     sys.stdout.write(Endpoint(open_workspace(workspace), name).get_logs(deployment, tail))
 
 
@@ -352,7 +385,10 @@ def endpoint_traffic(
     split: list[str] = typer.Argument(..., help="DEPLOYMENT=PERCENT ..., adding up to 100."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Split traffic between deployments, e.g. ``blue=90 green=10``."""
+    """Split traffic between deployments, e.g. ``blue=90 green=10``.
+
+    Example: cumulo endpoint traffic digits blue=90 green=10
+    """
     traffic = {}
     for k, v in _pairs(split, "Traffic").items():
         if not v.isdigit():
@@ -370,7 +406,10 @@ def endpoint_delete(
     workspace: str | None = WorkspaceOption,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete an endpoint (or one of its deployments) and stop its replicas."""
+    """Delete an endpoint (or one of its deployments) and stop its replicas.
+
+    Example: cumulo endpoint delete digits --yes
+    """
     ep = Endpoint(open_workspace(workspace), name)
     what = f"deployment {deployment!r} of endpoint {name!r}" if deployment else f"endpoint {name!r}"
     if not yes:

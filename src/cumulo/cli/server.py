@@ -140,7 +140,10 @@ def token_create(
     home: str | None = HomeOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Create a token and print it (once: only its hash is stored)."""
+    """Create a token and print it (once: only its hash is stored).
+
+    Example: cumulo token create --workspace team --role reader --expires-in 30d
+    """
     lifetime = _seconds(expires_in) if expires_in else None
     info, token = _auth_service(home, database_url).create_token(
         workspace, role, description, lifetime
@@ -176,7 +179,10 @@ def token_list(
     database_url: str | None = DatabaseOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List tokens (never the tokens themselves)."""
+    """List tokens (never the tokens themselves).
+
+    Example: cumulo token list
+    """
     found = _auth_service(home, database_url).list_tokens(workspace, include_revoked=all_)
     if as_json:
         print_json([t.to_dict() for t in found])
@@ -202,7 +208,10 @@ def token_revoke(
     home: str | None = HomeOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Revoke a token: requests with it are refused from now on."""
+    """Revoke a token: requests with it are refused from now on.
+
+    Example: cumulo token revoke 3f2a9c
+    """
     info = _auth_service(home, database_url).revoke_token(token_id)
     console.print(f"Token {info.id} ({info.role} of {info.workspace}) is revoked.")
 
@@ -228,7 +237,10 @@ def audit_list(
     database_url: str | None = DatabaseOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Who did what, when, and how it ended (newest first)."""
+    """Who did what, when, and how it ended (newest first).
+
+    Example: cumulo audit list --workspace team --refused
+    """
     found = _auth_service(home, database_url).audit_log(
         workspace, limit=limit, refused_only=refused
     )

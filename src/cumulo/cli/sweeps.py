@@ -269,7 +269,10 @@ def sweep_submit(
     top: int = typer.Option(10, "--top", help="Rows of the leaderboard printed at the end."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Submit a sweep from a YAML file; prints the leaderboard when it ends."""
+    """Submit a sweep from a YAML file; prints the leaderboard when it ends.
+
+    Example: cumulo sweep submit -f sweep.yml
+    """
     experiment, run_config, config, tags = load_sweep_file(file)
     ws = open_workspace(workspace)
     sweep = Experiment(ws, experiment).submit(config, tags=tags or None)
@@ -301,7 +304,10 @@ def sweep_show(
     json: bool = JsonOption,
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """A sweep's leaderboard: its trials best first, with their hyperparameters."""
+    """A sweep's leaderboard: its trials best first, with their hyperparameters.
+
+    Example: cumulo sweep show 86c92a63 --top 5
+    """
     ws = open_workspace(workspace)
     sweep = SweepRun.get(ws, run_id)
     if follow:
@@ -325,7 +331,10 @@ def sweep_show(
 @sweep_app.command("cancel")
 @friendly_errors
 def sweep_cancel(run_id: str, workspace: str | None = WorkspaceOption) -> None:
-    """Cancel a sweep: its running trials are stopped, no new one starts."""
+    """Cancel a sweep: its running trials are stopped, no new one starts.
+
+    Example: cumulo sweep cancel 86c92a63
+    """
     ws = open_workspace(workspace)
     sweep = SweepRun.get(ws, run_id)
     sweep.cancel()

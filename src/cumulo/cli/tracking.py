@@ -83,7 +83,10 @@ def workspace_list(
     ),
     json: bool = JsonOption,
 ) -> None:
-    """List the workspaces of a server, or of an embedded home."""
+    """List the workspaces of a server, or of an embedded home.
+
+    Example: cumulo workspace list --url http://ml-server:5000
+    """
     workspaces = Workspace.list(home=home, url=url)
     if json:
         print_json([{"name": w.name, "location": w.location} for w in workspaces])
@@ -99,7 +102,10 @@ def workspace_list(
 def workspace_show(
     name: str | None = typer.Argument(None), home: str | None = HomeOption, json: bool = JsonOption
 ) -> None:
-    """Show a workspace and its experiments."""
+    """Show a workspace and its experiments.
+
+    Example: cumulo workspace show demo --json
+    """
     ws = open_workspace(name, home)
     exps = Experiment.list(ws, include_archived=True)
     if json:
@@ -137,7 +143,10 @@ def experiment_list(
     all: bool = typer.Option(False, "--all", help="Include archived experiments."),
     json: bool = JsonOption,
 ) -> None:
-    """List experiments with run counts and last activity."""
+    """List experiments with run counts and last activity.
+
+    Example: cumulo experiment list -w demo --all
+    """
     exps = Experiment.list(open_workspace(workspace), include_archived=all)
     if json:
         print_json([_exp(e) for e in exps])
@@ -148,7 +157,10 @@ def experiment_list(
 @experiment_app.command("archive")
 @friendly_errors
 def experiment_archive(name: str, workspace: str | None = WorkspaceOption) -> None:
-    """Hide an experiment from listings (its runs are kept)."""
+    """Hide an experiment from listings (its runs are kept).
+
+    Example: cumulo experiment archive old-tries -w demo
+    """
     ws = open_workspace(workspace)
     ws.transport.tracking.get_experiment(ws.name, name=name)
     Experiment(ws, name).archive()
@@ -162,7 +174,10 @@ def experiment_delete(
     workspace: str | None = WorkspaceOption,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete an experiment, all its runs and their files, for good."""
+    """Delete an experiment, all its runs and their files, for good.
+
+    Example: cumulo experiment delete old-tries -w demo --yes
+    """
     ws = open_workspace(workspace)
     info = ws.transport.tracking.get_experiment(ws.name, name=name)
     if not yes:
@@ -191,7 +206,10 @@ def run_list(
     limit: int = typer.Option(50, "--limit", min=1, max=50_000, help="At most this many runs."),
     json: bool = JsonOption,
 ) -> None:
-    """List the runs of an experiment, filtered and ordered like MLflow's search."""
+    """List the runs of an experiment, filtered and ordered like MLflow's search.
+
+    Example: cumulo run list digits --filter "metrics.acc > 0.9" --order-by "metrics.acc DESC"
+    """
     ws = open_workspace(workspace)
     ws.transport.tracking.get_experiment(ws.name, name=experiment)
     runs = list(
@@ -221,7 +239,10 @@ def run_list(
 @run_app.command("show")
 @friendly_errors
 def run_show(run_id: str, workspace: str | None = WorkspaceOption, json: bool = JsonOption) -> None:
-    """Show a run: status, times, params, tags, properties, latest metrics, error."""
+    """Show a run: status, times, params, tags, properties, latest metrics, error.
+
+    Example: cumulo run show 86c92a63
+    """
     run = open_workspace(workspace).get_run(run_id)
     details = run.get_details()
     if json:
@@ -279,7 +300,10 @@ def run_metrics(
         False, "--system", help="The run's system metrics (CPU, memory, disk, network, GPUs)."
     ),
 ) -> None:
-    """Show a run's metrics: last value, count, min, max and a sparkline per series."""
+    """Show a run's metrics: last value, count, min, max and a sparkline per series.
+
+    Example: cumulo run metrics 86c92a63 --json
+    """
     ws = open_workspace(workspace)
     run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
     data = ws.transport.tracking.get_run_metrics(ws.name, run_id)
@@ -326,7 +350,10 @@ def run_download(
     prefix: str = typer.Option("", "--prefix", help="Only files under this path."),
     to: Path = typer.Option(Path("."), "--to", help="Folder to download into."),
 ) -> None:
-    """Download a run's files."""
+    """Download a run's files.
+
+    Example: cumulo run download 86c92a63 --prefix outputs --to ./best
+    """
     run = open_workspace(workspace).get_run(run_id)
     paths = run.download_files(prefix=prefix, output_directory=to)
     for p in paths:
@@ -341,7 +368,10 @@ def run_delete(
     workspace: str | None = WorkspaceOption,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete a run, its child runs and their files, for good."""
+    """Delete a run, its child runs and their files, for good.
+
+    Example: cumulo run delete 86c92a63 --yes
+    """
     ws = open_workspace(workspace)
     run = ws.get_run(run_id)
     if not yes:
