@@ -88,6 +88,21 @@ def test_experiment_and_run_listing(seeded: tuple[Workspace, list[str]]) -> None
     assert [r["display_name"] for r in rows] == ["run-2", "run-1"]
     table = cli("run", "list", "iris", "-w", "cli", "--limit", "1")
     assert "run-2" in table and "run-0" not in table
+    chosen = runner.invoke(
+        app,
+        ["run", "list", "iris", "-w", "cli", "--columns", "params.c,acc"],
+        env={"COLUMNS": "200"},
+    ).output
+    assert "params.c" in chosen and "0.29" in chosen
+
+
+def test_run_list_shows_the_metrics_that_fit(seeded: tuple[Workspace, list[str]]) -> None:
+    ws, _ids = seeded
+    with Experiment(ws, "iris").start_logging() as run:
+        run.log_metrics({f"autolog_metric_{i:02d}": float(i) for i in range(30)})
+    table = runner.invoke(app, ["run", "list", "iris", "-w", "cli"], env={"COLUMNS": "120"}).output
+    assert "more metric(s) not shown: choose with --columns" in table
+    assert max(len(line) for line in table.splitlines()) <= 120
 
 
 def test_run_show_metrics_download_delete(

@@ -90,8 +90,11 @@ def test_compute_and_env_commands(ws: Workspace, tmp_path: Path) -> None:
     reqs.write_text("six==1.17.0\n")
     out = _ok("env", "build", str(reqs), "--name", "tiny", "-w", ws.name)
     assert "tiny:1 is Ready" in out
-    shown = _ok("env", "show", "tiny", "-w", ws.name, "--log")
+    shown = _ok("env", "show", "tiny", "-w", ws.name, "--log", "--json")
     assert '"build_status": "Ready"' in shown and "six" in shown
+    table = _ok("env", "show", "tiny", "-w", ws.name)  # a table for people, not raw JSON
+    assert "tiny:1" in table and "Ready" in table and "six==1.17.0" in table
+    assert "{" not in table
 
     bad = cli.invoke(app, ["job", "submit", "-w", ws.name, "--", "x.py"])
     assert bad.exit_code == 1 and "experiment" in bad.output

@@ -375,6 +375,7 @@ def env_show(
     version: int | None = typer.Option(None, "--version", help="Default: the latest."),
     log: bool = typer.Option(False, "--log", help="Print the build log."),
     workspace: str | None = WorkspaceOption,
+    json: bool = JsonOption,
 ) -> None:
     """One environment: its spec, build status and (with --log) its build log.
 
@@ -382,9 +383,26 @@ def env_show(
     """
     env = Environment.get(open_workspace(workspace), name, version)
     assert env._info is not None
-    data = env._info.to_dict()
+    info = env._info
+    data = info.to_dict()
     build_log = data.pop("build_log")
-    print_json(data)
+    if json:
+        print_json(data)
+    else:
+        spec = info.env_spec
+        table = Table(show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("environment", f"{info.name}:{info.version}")
+        table.add_row("build", info.build_status)
+        table.add_row("python", spec.python or "as the submitter's")
+        table.add_row("created", display.when(info.created_at))
+        table.add_row("build hash", info.build_hash[:20])
+        for i, req in enumerate(spec.pip_requirements):
+            table.add_row("pip" if i == 0 else "", req)
+        for key, value in sorted(spec.environment_variables.items()):
+            table.add_row(f"variable {key}", value)
+        console.print(table)
     if log:
         sys.stdout.write(build_log + "\n")
 

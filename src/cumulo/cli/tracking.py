@@ -204,6 +204,12 @@ def run_list(
     filter: str | None = typer.Option(None, "--filter", help='e.g. "metrics.acc > 0.9"'),
     order_by: list[str] = typer.Option([], "--order-by", help='e.g. "metrics.acc DESC"'),
     limit: int = typer.Option(50, "--limit", min=1, max=50_000, help="At most this many runs."),
+    columns: str | None = typer.Option(
+        None,
+        "--columns",
+        help="Comma-separated metrics (or params.X, tags.X) to show; "
+        "default: as many metrics as fit the terminal.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """List the runs of an experiment, filtered and ordered like MLflow's search.
@@ -220,20 +226,50 @@ def run_list(
     if json:
         print_json([_run_dict(r.info) for r in runs])
         return
-    keys = sorted({k for r in runs for k in r.info.metrics})[:6]
-    table = Table("#", "id", "name", "status", "started", "duration", *keys)
+    metric_keys = sorted({k for r in runs for k in r.info.metrics})
+    if columns:
+        chosen = [_column(c) for c in columns.split(",") if c.strip()]
+    else:
+        room = max(console.width - FIXED_WIDTH, 0) // METRIC_WIDTH
+        chosen = [("metric", k) for k in metric_keys[:room]]
+    table = Table("#", "id", "name", "status", "started", "duration")
+    for kind, key in chosen:
+        table.add_column(key if kind == "metric" else f"{kind}s.{key}", overflow="fold")
     for r in runs:
         i = r.info
         table.add_row(
             str(i.number),
-            i.id,
+            i.id[:8],
             i.display_name,
             i.status,
             display.when(i.started_at),
             display.duration(i.duration),
-            *[display.fmt_value(i.metrics[k].value) if k in i.metrics else "" for k in keys],
+            *[_cell(i, kind, key) for kind, key in chosen],
         )
     console.print(table)
+    left = len(metric_keys) - sum(1 for kind, _ in chosen if kind == "metric")
+    if left > 0 and not columns:
+        console.print(
+            f"{left} more metric(s) not shown: choose with --columns "
+            f"(e.g. --columns {','.join(metric_keys[-2:])}), or --json for all."
+        )
+
+
+FIXED_WIDTH = 70  # "#", id, name, status, started and duration, as a table draws them
+METRIC_WIDTH = 12
+
+
+def _column(text: str) -> tuple[str, str]:
+    kind, dot, key = text.strip().partition(".")
+    if dot and kind in ("metrics", "params", "tags"):
+        return kind[:-1], key
+    return "metric", text.strip()
+
+
+def _cell(info: RunInfo, kind: str, key: str) -> str:
+    if kind == "metric":
+        return display.fmt_value(info.metrics[key].value) if key in info.metrics else ""
+    return (info.params if kind == "param" else info.tags).get(key, "")
 
 
 @run_app.command("show")

@@ -134,7 +134,7 @@ def _get_target(workspace: WorkspaceRef, name: str) -> ComputeTargetInfo:
     except NotFound:
         names = sorted(t.name for t in jobs.list_compute_targets(workspace.name))
         raise NotFound(
-            f"No compute target {name!r} in workspace {workspace.name!r}; it has "
+            f"Compute target {name!r} does not exist in workspace {workspace.name!r}; it has "
             f"{', '.join(names)}. Create one with ComputeTarget.create(ws, {name!r}, LocalPool())."
         ) from None
 
