@@ -167,7 +167,7 @@ def pipeline_publish(
     file: Path = typer.Option(..., "--file", "-f", help="The pipeline definition (YAML)."),
     name: str = typer.Option(..., "--name", help="The name to publish it under."),
     version: str | None = typer.Option(None, "--version", help="Default: the next number."),
-    description: str = typer.Option("", "--description"),
+    description: str = typer.Option("", "--description", help="What the pipeline does."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
     """Publish a pipeline: it can then run by id, over REST and on schedules."""
