@@ -48,7 +48,7 @@ def test_every_option_is_described() -> None:
 def test_every_command_shows_an_example_that_it_accepts() -> None:
     """Each example's options are the command's own (so no example rots)."""
     wrong = []
-    for path, command in _commands(typer.main.get_command(app), []):
+    for path, command in _all():
         if path[0] in ("dataset", "datastore", "pipeline", "schedule", "server"):
             continue
         line = next(
