@@ -1,4 +1,5 @@
-"""The main job: track, train as jobs, sweep, compare, register, deploy and roll out.
+"""The main job: track, register the data, train from it as jobs, sweep, compare, register,
+deploy, roll out, and trace the lineage from the data to the endpoint.
 
 Everything runs on the embedded default: an SQLite database and a folder under
 $CUMULO_HOME (or ~/.cumulo), local processes, and a `cumulo server` on this
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -25,6 +27,7 @@ sys.path.insert(0, str(HERE))
 from cumulo import (  # noqa: E402
     BanditPolicy,
     ComputeTarget,
+    Dataset,
     DeploymentConfig,
     Experiment,
     HyperDriveConfig,
@@ -101,8 +104,28 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def submit_jobs(ws: Workspace) -> list[str]:
-    """3. The training script as jobs on a managed pool, logs streamed live."""
+def register_data(ws: Workspace) -> Any:
+    """2b. The training data as a versioned dataset: the same content is the same version."""
+    step("2b. Register the training data as a dataset")
+    from sklearn.datasets import load_digits
+
+    digits = load_digits(as_frame=True)
+    folder = Path(tempfile.mkdtemp(prefix="cumulo-digits-"))
+    digits.frame.to_csv(folder / "digits.csv", index=False)
+    ds = Dataset.Tabular.from_delimited_files(folder).register(
+        ws, "digits", description="scikit-learn's 8x8 digits, label last"
+    )
+    profile = ds.profile
+    console.print(
+        f"Dataset digits version {ds.version} ({ds.id[:12]}): {profile['rows']} rows, "
+        f"{profile['columns']} columns; label {profile['column_profiles']['target']['distinct']} "
+        "classes"
+    )
+    return ds
+
+
+def submit_jobs(ws: Workspace, ds: Any) -> list[str]:
+    """3. The training script as jobs on a managed pool, reading the dataset, logs live."""
     step("3. Submit the training script as jobs to a local pool")
     if "cpu-pool" not in ws.compute_targets:
         ComputeTarget.create(
@@ -114,7 +137,14 @@ def submit_jobs(ws: Workspace) -> list[str]:
             ScriptRunConfig(
                 HERE,
                 "train.py",
-                arguments=["--alpha", alpha, "--epochs", 15],
+                arguments=[
+                    "--alpha",
+                    alpha,
+                    "--epochs",
+                    15,
+                    "--data",
+                    ds.as_named_input("digits").as_download(),
+                ],
                 compute_target="cpu-pool",
             ),
             tags={**SESSION, "via": "job"},
@@ -127,12 +157,15 @@ def submit_jobs(ws: Workspace) -> list[str]:
     return [run.id for run in runs]
 
 
-def sweep_alpha(ws: Workspace) -> None:
+def sweep_alpha(ws: Workspace, ds: Any) -> None:
     """3b. A small sweep over alpha on the pool; its best trial's model is registered."""
     step("3b. Sweep alpha: four trials, two at a time, bandit early termination")
     config = HyperDriveConfig(
         run_config=ScriptRunConfig(
-            HERE, "train.py", arguments=["--epochs", 8], compute_target="cpu-pool"
+            HERE,
+            "train.py",
+            arguments=["--epochs", 8, "--data", ds.as_named_input("digits").as_download()],
+            compute_target="cpu-pool",
         ),
         hyperparameter_sampling=RandomParameterSampling({"alpha": loguniform(-10, -1)}, seed=3),
         policy=BanditPolicy(slack_factor=0.15, delay_evaluation=2),
@@ -199,13 +232,17 @@ def show_best(ws: Workspace, url: str) -> list:  # type: ignore[type-arg]
     return runs
 
 
-def deploy(ws: Workspace, runs: list) -> None:  # type: ignore[type-arg]
-    """6. Register the best model, serve it with a key, roll out a second version at 10%."""
+def deploy(ws: Workspace, runs: list, ds: Any) -> None:  # type: ignore[type-arg]
+    """6. Register the best model, serve it with a key, roll out at 10% a second version:
+    the best model trained from the registered dataset."""
     step("6. Register the best model, deploy it, roll out a second version")
     from sklearn.datasets import load_digits
 
     scoring = InferenceConfig(entry_script="score.py", source_directory=str(HERE / "serve"))
-    best, runner_up = [r for r in runs if "outputs/model.pkl" in r.get_file_names()][:2]
+    with_model = [r for r in runs if "outputs/model.pkl" in r.get_file_names()]
+    best = with_model[0]
+    read = {r.id for r in ds.get_runs()}
+    runner_up = next(r for r in with_model if r.id in read and r.id != best.id)
     blue = best.register_model("digits", model_path="outputs/model.pkl", tags={"stage": "champion"})
     blue.set_alias("champion")
     console.print(f"Registered digits version {blue.version} from run #{best.number}")
@@ -232,6 +269,27 @@ def deploy(ws: Workspace, runs: list) -> None:  # type: ignore[type-arg]
     console.print(f"Endpoint URL: [link]{endpoint.scoring_uri}[/link]")
 
 
+def show_lineage(ds: Any) -> None:
+    """6b. From the data to what serves it: dataset -> runs that read it -> models -> endpoints."""
+    step("6b. Lineage: the dataset, the runs that read it, their models, where they serve")
+    graph = ds.get_lineage()
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    after: dict[str, list[str]] = {}
+    for edge in graph["edges"]:
+        after.setdefault(edge["from"], []).append(edge["to"])
+
+    def chains(node: str) -> list[list[str]]:
+        nexts = after.get(node, [])
+        return [[node]] if not nexts else [[node, *rest] for n in nexts for rest in chains(n)]
+
+    root = next(n["id"] for n in graph["nodes"] if n["kind"] == "dataset")
+    for chain in chains(root):
+        if len(chain) > 2:  # runs that registered a model
+            console.print(" → ".join(f"{nodes[n]['kind']} {nodes[n]['label']}" for n in chain))
+    read = sum(1 for n in graph["nodes"] if n["kind"] == "run")
+    console.print(f"{read} runs read digits:{ds.version}; `cumulo dataset show digits` lists them")
+
+
 def show_audit(home: Path) -> None:
     """7. The server kept an audit log of every write: who, what, when, how it ended."""
     step("7. Who did what: the server's audit log")
@@ -251,11 +309,13 @@ def main() -> None:
     server, url = start_server(home)
     try:
         ws = Workspace.connect(url, WORKSPACE)
-        submit_jobs(ws)
-        sweep_alpha(ws)
+        ds = register_data(ws)
+        submit_jobs(ws, ds)
+        sweep_alpha(ws, ds)
         log_with_mlflow(url)
         runs = show_best(ws, url)
-        deploy(ws, runs)
+        deploy(ws, runs, ds)
+        show_lineage(ds)
         show_audit(home)
     finally:
         server.terminate()

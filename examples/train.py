@@ -24,9 +24,23 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 
-def train(run: Any, alpha: float, epochs: int, outputs: Path = Path("outputs")) -> float:
+def load(data: Path | None) -> tuple[Any, Any]:
+    """The digits: from a dataset's folder (``digits.csv``, label last) or scikit-learn's copy."""
+    if data is None:
+        return load_digits(return_X_y=True)
+    table = np.loadtxt(data / "digits.csv", delimiter=",", skiprows=1)
+    return table[:, :-1], table[:, -1].astype(int)
+
+
+def train(
+    run: Any,
+    alpha: float,
+    epochs: int,
+    outputs: Path = Path("outputs"),
+    data: Path | None = None,
+) -> float:
     """Fit epoch by epoch, logging metrics; save the model and a confusion matrix."""
-    x, y = load_digits(return_X_y=True)
+    x, y = load(data)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
     scaler = StandardScaler().fit(x_train)
     x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
@@ -60,6 +74,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--alpha", type=float, default=1e-4)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--data", type=Path, default=None, help="A dataset's folder.")
     args = parser.parse_args()
     context = Run.get_context()
-    print(f"accuracy {train(context, args.alpha, args.epochs):.4f}")
+    print(f"accuracy {train(context, args.alpha, args.epochs, data=args.data):.4f}")
