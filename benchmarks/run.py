@@ -95,6 +95,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "serving": run_serving,
     "jobs": _module_run("job_latency"),
     "failover": _module_run("failover"),
+    "datasets": _module_run("datasets"),
 }
 
 
@@ -166,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds between a run's end and the next spaced submission",
     )
+    data = p.add_argument_group("datasets")
+    data.add_argument("--gib", type=float, default=1.0, help="size of the registered file in GiB")
     p.add_argument("--fresh", action="store_true", help="seed again instead of using the cache")
     p.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
     p.add_argument(
