@@ -269,7 +269,13 @@ class SweepDriver:
             self.store.finish(sweep.id)
             return
         trials = self.store.trials(sweep.id)
-        children = self._children(sweep)
+        # The runs of the trials in flight (every child only when a claimed trial may have
+        # one already, after a restart): a pass stays as cheap at trial 1000 as at trial 1.
+        claimed = any(t.state == CLAIMED for t in trials)
+        children = self._children(
+            sweep,
+            None if claimed else [t.run_id for t in trials if t.state == SUBMITTED and t.run_id],
+        )
         stopping = (
             parent.run_status in (RunStatus.CANCEL_REQUESTED,) or parent.run_status.is_terminal
         )
@@ -286,6 +292,7 @@ class SweepDriver:
                 if t.run_id is not None:
                     self._cancel(ws, t.run_id)
             if not active:
+                children = self._children(sweep)
                 self._end(sweep, parent, trials, children, canceled=stopping, expired=expired)
             return
         if spec.policy is not None and active:
@@ -298,14 +305,26 @@ class SweepDriver:
             trials.append(trial)
             active.append(trial)
         if len(trials) >= spec.max_total_runs and not active:
+            children = self._children(sweep)
             self._end(sweep, parent, trials, children, canceled=False, expired=False)
 
-    def _children(self, sweep: SweepInfo) -> dict[int, RunInfo]:
+    def _children(self, sweep: SweepInfo, run_ids: list[str] | None = None) -> dict[int, RunInfo]:
+        """The sweep's trial runs by number: all of them, or those of ``run_ids``."""
+        if run_ids is not None and not run_ids:
+            return {}
+        where = None
+        if run_ids is not None:
+            where = "attributes.run_id IN (" + ", ".join(f"'{r}'" for r in run_ids) + ")"
         out: dict[int, RunInfo] = {}
         token = None
         while True:
             page = self.tracking.search_runs(
-                sweep.workspace, None, parent_id=sweep.run_id, page_token=token, view="all"
+                sweep.workspace,
+                None,
+                filter=where,
+                parent_id=sweep.run_id,
+                page_token=token,
+                view="all",
             )
             for run in page.runs:
                 number = run.tags.get(TRIAL_TAG)
@@ -446,10 +465,11 @@ class SweepDriver:
         for i in sorted(range(len(trials)), key=lambda i: trials[i].state in ACTIVE):
             t = trials[i]
             run = children.get(t.number)
-            if run is None or t.run_id is None:
+            if t.run_id is None:
                 continue
             running = (
                 t.state == SUBMITTED
+                and run is not None
                 and run.run_status == RunStatus.RUNNING
                 and STOPPED_BY not in run.properties
             )

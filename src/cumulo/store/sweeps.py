@@ -94,6 +94,9 @@ class SweepStore:
                 self._select().where(s.sweeps.c.state == RUNNING, free).limit(limit)
             ).all()
         for row in rows:
+            if row.lease_owner == owner and row.lease_expires_at - now > ttl_ms // 2:
+                out.append(_sweep(row))  # held, with time to spare: no write this pass
+                continue
             with self.db.transaction() as conn:
                 taken = conn.execute(
                     update(s.sweeps)
