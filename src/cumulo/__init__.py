@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from cumulo.core.jobs import Resources
     from cumulo.core.status import RunStatus
+    from cumulo.sdk.automl import AutoMLConfig
     from cumulo.sdk.compute import ComputeTarget, LocalPool, RayCluster, SshMachine
     from cumulo.sdk.datasets import (
         Dataset,
@@ -93,6 +94,7 @@ _WHERE = {
     "Unavailable": "cumulo.core.errors",
     "Resources": "cumulo.core.jobs",
     "RunStatus": "cumulo.core.status",
+    "AutoMLConfig": "cumulo.sdk.automl",
     "ComputeTarget": "cumulo.sdk.compute",
     "LocalPool": "cumulo.sdk.compute",
     "RayCluster": "cumulo.sdk.compute",
@@ -149,6 +151,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "AutoMLConfig",
     "BanditPolicy",
     "BayesianParameterSampling",
     "ComputeTarget",

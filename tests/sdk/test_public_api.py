@@ -8,6 +8,7 @@ import cumulo
 
 PUBLIC = {
     "AlreadyExists",
+    "AutoMLConfig",
     "BanditPolicy",
     "BayesianParameterSampling",
     "ComputeTarget",

@@ -14,6 +14,7 @@ import difflib
 import getpass
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ from cumulo.core.settings import Settings, mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
 from cumulo.sdk import display, jobs, sweeps, v1
+from cumulo.sdk.automl import AUTOML_TAG, AutoMLConfig
 from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.datasets import Dataset, Datastore
 from cumulo.sdk.endpoints import Endpoint
@@ -505,7 +507,8 @@ class Experiment:
             run = exp.submit(ScriptRunConfig("src", "train.py", compute_target="cpu-pool"))
             run.wait_for_completion(show_output=True)
 
-        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``); a
+        A ``HyperDriveConfig`` returns the sweep's parent run (a ``SweepRun``); so does an
+        ``AutoMLConfig``, whose search is a sweep over scikit-learn estimators; a
         ``Pipeline`` its run (a ``PipelineRun``), with ``pipeline_parameters={...}`` and
         ``continue_on_step_failure=True`` among the options.
         """
@@ -513,6 +516,13 @@ class Experiment:
             return config.submit_to(self, tags, **options)
         if options:
             raise InvalidInput(f"Unknown submit options for this config: {sorted(options)}.")
+        if isinstance(config, AutoMLConfig):
+            with tempfile.TemporaryDirectory(prefix="cumulo-automl-") as folder:
+                sweep = config.prepare(Path(folder))  # snapshotted by the submit
+                info = sweeps.submit(
+                    self.workspace, self.id, sweep, tags={**(tags or {}), AUTOML_TAG: config.task}
+                )
+            return SweepRun(self.workspace, info)
         if isinstance(config, HyperDriveConfig):
             info = sweeps.submit(self.workspace, self.id, config, tags=tags)
             return SweepRun(self.workspace, info)
