@@ -1,6 +1,7 @@
 """Run Cumulo's benchmarks against their rivals and write docs/benchmarks.md.
 
-    python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover
+    python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover,
+                                         # sysmetrics
     python benchmarks/run.py store jobs   # some, by name
 
 Each benchmark rewrites only its own section of the figures file. ``studio.py``
@@ -96,6 +97,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "jobs": _module_run("job_latency"),
     "failover": _module_run("failover"),
     "datasets": _module_run("datasets"),
+    "sysmetrics": _module_run("sysmetrics_overhead"),
 }
 
 
