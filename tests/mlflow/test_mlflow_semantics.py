@@ -189,3 +189,36 @@ def test_ui_history_and_upload_routes(tracking_uri: str, client: MlflowClient, n
     ):
         answer = httpx.post(upload, params=params)
         assert answer.status_code == 400 and wording in answer.json()["message"]
+
+
+def test_logged_model_files_for_the_web_ui(
+    tracking_uri: str, client: MlflowClient, name: str, tmp_path
+) -> None:
+    model = client.create_logged_model(client.create_experiment(name))
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    client.log_model_artifact(model.model_id, str(tmp_path / "MLmodel"))
+    base = f"{tracking_uri}/ajax-api/2.0/mlflow/logged-models/{model.model_id}/artifacts"
+    assert [f["path"] for f in httpx.get(f"{base}/directories").json()["files"]] == ["MLmodel"]
+    got = httpx.get(f"{base}/files", params={"artifact_file_path": "MLmodel"})
+    assert got.status_code == 200 and got.text == "flavors: {}\n"
+
+
+def test_versions_by_reference_and_their_order(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    client.create_registered_model(name)
+    first = client.create_model_version(name, "runs:/elsewhere/model", "run_id_1")
+    copied = client.copy_model_version(f"models:/{name}/{first.version}", name)
+    assert client.get_model_version(name, copied.version).source == f"models:/{name}/1"
+    assert client.get_model_version_download_uri(name, copied.version) == "runs:/elsewhere/model"
+    # Newest update first, as MLflow lists versions by default.
+    client.update_model_version(name, "1", description="touched")
+    listed = client.search_model_versions(f"name = '{name}'")
+    assert [v.version for v in listed] == ["1", "2"]
+    with pytest.raises(MlflowException, match=r"Model Version \(name=.+, version=7\) not found"):
+        client.get_model_version(name, "7")
+    with pytest.raises(MlflowException, match="Parameter 'version' must be an integer"):
+        client.get_model_version(name, "seven")
+    bad = _post(tracking_uri, "experiments/create", {"name": name + "x", "artifact_location": 9.0})
+    assert bad.status_code == 400
+    assert "Invalid value 9.0 for parameter 'artifact_location'" in bad.json()["message"]

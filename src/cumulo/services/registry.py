@@ -325,7 +325,7 @@ class RegistryService:
                 name, _, number = ref.rpartition("/")
                 version = self.get_version(workspace, name, number)
             if not version.storage_prefix:
-                raise InvalidInput(f"{source} keeps no files in this workspace to copy.")
+                return None  # itself a reference: this version refers to it in turn
             return version.storage_prefix, "", version.logged_model_id, version.run_id
         if source.startswith("runs:/"):
             rid, _, rel = source[len("runs:/") :].partition("/")
@@ -562,11 +562,21 @@ class RegistryService:
         return None
 
     def download_location(self, workspace: str, name: str, version: Any) -> tuple[str, bool]:
-        """(files prefix, True) for a version with files here, else (source, False)."""
+        """(files prefix, True) for a version with files here, else (source, False); a
+        version registered from another version's URI leads to that version's files."""
         found = self.get_version(workspace, name, version)
-        prefix = self._files_prefix(workspace, found)
-        if prefix:
-            return prefix, True
+        for _hop in range(10):
+            prefix = self._files_prefix(workspace, found)
+            if prefix:
+                return prefix, True
+            ref = found.source[len("models:/") :] if found.source.startswith("models:/") else ""
+            other, _, number = ref.rpartition("/")
+            if not other or not number.isdigit():
+                break
+            try:
+                found = self.get_version(workspace, other, number)
+            except NotFound:
+                break
         return found.source, False
 
     def version_by_prefix(self, workspace: str, prefix: str) -> ModelVersionInfo:

@@ -67,6 +67,14 @@ _MLFLOW_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
         "Logged model with ID '{0}' not found.",
     ),
     (re.compile(r"Tag '([^']*)' does not exist\."), "No tag with key '{0}' found."),
+    (
+        re.compile(r"Model '([^']*)' has no version (\d+)\."),
+        "Model Version (name={0}, version={1}) not found",
+    ),
+    (
+        re.compile(r"A model version is a whole number, got '([^']*)'\."),
+        "Parameter 'version' must be an integer, got '{0}'.",
+    ),
 )
 
 

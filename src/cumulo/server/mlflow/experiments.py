@@ -40,8 +40,11 @@ def _id(request: Request, tracking: Tracking, workspace: str, msg: Msg) -> int:
 
 @router.post(P + "/create")
 def create(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
-    # artifact_location is not honoured: files always go through this server's store.
-    exp = tracking.create_experiment(workspace, msg.need("name"), msg.key_values("tags"))
+    name = msg.need("name")
+    # artifact_location is checked as MLflow checks it, but files always go through this
+    # server's store (docs/mlflow-compatibility.md).
+    msg.text("artifact_location")
+    exp = tracking.create_experiment(workspace, name, msg.key_values("tags"))
     return JsonResponse({"experiment_id": str(exp.id)})
 
 

@@ -5,9 +5,11 @@ through the artifact proxy.
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from cumulo.core.errors import InvalidInput
 from cumulo.core.names import run_display_name
@@ -25,6 +27,7 @@ from cumulo.server.mlflow.common import (
 )
 from cumulo.server.mlflow.filters import LOGGED_MODEL_ATTRIBUTES, LOGGED_MODELS
 from cumulo.server.responses import JsonResponse
+from cumulo.server.streams import file_chunks
 from cumulo.services.registry import MAX_LOGGED_MODELS_PAGE
 
 P = "/api/2.0/mlflow/logged-models"
@@ -166,3 +169,12 @@ def list_files(model_id: str, workspace: Readable, msg: Msg, registry: Registry)
             ],
         }
     )
+
+
+@router.get(P + "/{model_id}/artifacts/files")
+def get_file(model_id: str, workspace: Readable, msg: Msg, registry: Registry) -> StreamingResponse:
+    """One of a logged model's files (MLflow's web UI shows them with this route)."""
+    path = msg.need("artifact_file_path")
+    handle = registry.open_logged_model_file(workspace, model_id, path)
+    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return StreamingResponse(file_chunks(handle), media_type=media)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from cumulo.core.errors import NotFound
-from cumulo.core.search import parse_filter
+from cumulo.core.search import OrderBy, parse_filter
 from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
     MlflowRoute,
@@ -35,6 +35,11 @@ from cumulo.services.registry import MAX_MODELS_PAGE, MAX_VERSIONS_PAGE, Registr
 M = "/api/2.0/mlflow/registered-models"
 V = "/api/2.0/mlflow/model-versions"
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+VERSIONS_ORDER = (
+    OrderBy("attribute", "updated_at", False),
+    OrderBy("attribute", "name", True),
+    OrderBy("attribute", "version", False),
+)
 
 router = APIRouter(route_class=MlflowRoute, include_in_schema=False)
 
@@ -203,10 +208,12 @@ def delete_version(workspace: Writable, msg: Msg, registry: Registry) -> JsonRes
 
 @router.api_route(V + "/search", methods=["GET", "POST"])
 def search_versions(workspace: Readable, msg: Msg, registry: Registry) -> JsonResponse:
+    # MLflow's default order: the most recently updated first.
+    orders = attribute_order(msg.repeated("order_by"), MODEL_VERSIONS) or list(VERSIONS_ORDER)
     found, token = registry.search_versions(
         workspace,
         parse_filter(msg.text("filter"), MODEL_VERSIONS),
-        attribute_order(msg.repeated("order_by"), MODEL_VERSIONS),
+        orders,
         max_results(msg, 10_000, MAX_VERSIONS_PAGE),
         msg.text("page_token"),
     )
