@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from studio_kit import Page, Seeded
@@ -52,12 +53,12 @@ def test_experiments_create_archive_restore_delete(tab: Page, seeded: Seeded) ->
 
 
 def _column(page, index: int) -> list[str]:
-    return page.locator(f"#runs tbody tr td:nth-child({index})").all_inner_texts()
+    return page.locator(f"#runs tbody tr:not(.child) td:nth-child({index})").all_inner_texts()
 
 
 def test_runs_table_filters_sorts_and_pages(tab: Page, seeded: Seeded) -> None:
     page = tab.open(f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}")
-    assert page.locator("#runs tbody tr").count() == 50  # a page, not every run
+    assert page.locator("#runs tbody tr:not(.child)").count() == 50  # a page, not every run
     headers = page.locator("#runs thead th").all_inner_texts()
     acc = next(i for i, h in enumerate(headers, 1) if h.startswith("accuracy"))
     tab.shot("03-runs-table")
@@ -94,6 +95,42 @@ def test_runs_table_filters_sorts_and_pages(tab: Page, seeded: Seeded) -> None:
     assert second and not first & second
     url = page.url
     assert set(_column(tab.open(url.removeprefix(tab.base)), 2)) == second
+
+
+def test_runs_table_nests_children_under_their_parent_and_pins_the_name(
+    tab: Page, seeded: Seeded
+) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/experiments/{seeded.experiment_id}")
+    sweep = seeded.runs["sweep"]
+    children = page.locator(f"#runs tbody tr[data-parent='{sweep}']")
+    assert children.count() == 3 and not children.first.is_visible()
+    expand = page.locator(f"#runs tr[data-run='{sweep}'] button.expand")
+    assert expand.inner_text() == "▸ 3"
+    expand.click()
+    names = children.locator("td.name a").all_inner_texts()
+    assert names == ["sweep-child-0", "sweep-child-1", "sweep-child-2"]
+    assert all(children.nth(i).is_visible() for i in range(3))
+    # The children sit right under their parent, before the next top-level run.
+    order = page.locator("#runs tbody tr").evaluate_all("rows => rows.map(r => r.dataset.run)")
+    at = order.index(sweep)
+    assert [
+        page.locator(f"#runs tr[data-run='{r}']").get_attribute("data-parent")
+        for r in order[at + 1 : at + 4]
+    ] == [sweep] * 3
+    tab.shot("04b-runs-nested")
+    expand.click()
+    assert not children.first.is_visible()
+
+    # Scrolled sideways, the name column stays where it is; the others move.
+    page.set_viewport_size({"width": 820, "height": 700})
+    name = page.locator(f"#runs tr[data-run='{sweep}'] td.name")
+    user = page.locator(f"#runs tr[data-run='{sweep}'] td.meta").last
+    before = (name.bounding_box(), user.bounding_box())
+    page.locator(".tablewrap").evaluate("wrap => { wrap.scrollLeft = 300; }")
+    page.wait_for_function("document.querySelector('.tablewrap').scrollLeft > 0")
+    after = (name.bounding_box(), user.bounding_box())
+    assert after[0]["x"] == pytest.approx(before[0]["x"], abs=2)
+    assert after[1]["x"] < before[1]["x"] - 100
 
 
 def test_column_picker_offers_every_key_of_the_experiment(tab: Page, seeded: Seeded) -> None:
@@ -232,6 +269,8 @@ def test_images_gallery_and_child_runs(tab: Page, seeded: Seeded) -> None:
     page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}/images")
     images = page.locator(".gallery img")
     assert images.count() == 2
+    assert page.locator(".image-sync .step-value").inner_text() == "1"  # the last of 0, 1
+    page.click(".all-images summary")  # every image of the name at once
     page.wait_for_function(
         "Array.from(document.querySelectorAll('.gallery img')).every(i => i.naturalWidth === 64)"
     )
@@ -251,3 +290,137 @@ def test_links_mlflow_prints_open_the_same_pages(tab: Page, seeded: Seeded) -> N
     assert "best" in page.inner_text("h1")
     page = tab.open(f"/ws/{ws}/#/experiments/{exp}")
     page.wait_for_url(re.compile(rf"/ws/{ws}/experiments/{exp}$"))
+
+
+def _slide(sync: Any, index: int) -> None:
+    sync.locator(".step-slider").evaluate(
+        "(el, i) => { el.value = String(i); el.dispatchEvent(new Event('input')); }", index
+    )
+
+
+def test_image_steps_slide_and_runs_show_side_by_side(
+    tab: Page, seeded: Seeded, tmp_path: Path
+) -> None:
+    from studio_kit import png
+
+    from cumulo import Workspace
+    from cumulo.sdk.workspace import Experiment
+
+    ws = Workspace.get(seeded.workspace, home=seeded.home)
+    run = Experiment(ws, "digits").start_logging(display_name="painter")
+    for step, rgb in ((0, (200, 0, 0)), (5, (0, 200, 0)), (10, (0, 0, 200))):
+        image = tmp_path / f"{step}.png"
+        image.write_bytes(png(40 + step, 30, rgb))
+        run.log_image("samples", path=image, step=step, description=f"epoch {step}")
+    run.complete()
+    ws.flush()
+
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{run.id}/images")
+    sync = page.locator(".image-sync[data-key=samples]")
+    figure = sync.locator(".step-image")
+    assert sync.locator(".step-value").inner_text() == "10"  # opens on the last step
+    assert figure.locator("img").get_attribute("src", timeout=2000).endswith("/0002.png")
+    _slide(sync, 0)
+    assert figure.locator("figcaption").inner_text() == "step 0 · epoch 0"
+    assert figure.locator("img").get_attribute("src").endswith("/0000.png")
+    _slide(sync, 1)
+    assert sync.locator(".step-value").inner_text() == "5"
+    page.wait_for_function(
+        "document.querySelector('.image-sync .step-image img').naturalWidth === 45"
+    )
+    tab.shot("13-image-steps")
+
+    # Compared, each run's images stand side by side at one step (the last it had by then).
+    best = seeded.runs["best"]
+    page = tab.open(f"/ws/{seeded.workspace}/compare?runs={best}&runs={run.id}")
+    sync = page.locator("#compare-images .image-sync[data-key=samples]")
+    assert sync.get_attribute("data-steps") == "[0, 1, 5, 10]"
+    figures = sync.locator(".step-image")
+    assert figures.evaluate_all("els => els.map(e => e.dataset.run)") == [best, run.id]
+    _slide(sync, 1)  # step 1: best's second image, the painter's first
+    assert figures.evaluate_all("els => els.map(e => e.dataset.step)") == ["1", "0"]
+    _slide(sync, 3)  # step 10
+    assert figures.evaluate_all("els => els.map(e => e.dataset.step)") == ["1", "10"]
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('#compare-images img'))"
+        ".every(i => i.naturalWidth > 0)"
+    )
+    tab.shot("14-compare-images")
+
+
+def test_a_logged_table_is_drawn_from_two_of_its_columns(tab: Page, seeded: Seeded) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}/metrics")
+    pr = page.locator(".table-plot[data-name=pr]")
+    pr.locator(".plot-kind").select_option("scatter")
+    pr.locator(".plot-x").select_option("precision")
+    pr.locator(".plot-y").select_option("recall")
+    page.wait_for_selector(".table-plot[data-name=pr][data-drawn='2']")
+    data = pr.locator(".plot").evaluate("el => el._uplot.data")
+    assert data == [[0.88, 0.91], [0.9, 0.83]]  # sorted by x
+    confusion = page.locator(".table-plot[data-name=confusion]")
+    confusion.locator(".plot-kind").select_option("bar")
+    confusion.locator(".plot-x").select_option("label")
+    confusion.locator(".plot-y").select_option("dog")
+    page.wait_for_selector(".table-plot[data-name=confusion][data-drawn='2']")
+    assert confusion.locator(".plot").evaluate("el => el._uplot.data") == [[0, 1], [2, 45]]
+    ticks = confusion.locator(".plot").evaluate("el => el._uplot.axes[0]._values")
+    assert "cat" in ticks and "dog" in ticks
+    tab.shot("15-table-plot")
+    confusion.locator(".plot-kind").select_option("")
+    assert confusion.locator(".table-chart").is_hidden()
+
+
+def test_logs_number_and_search_lines_and_tabs_count_what_they_hold(
+    tab: Page, seeded: Seeded
+) -> None:
+    from cumulo import Workspace
+    from cumulo.sdk.workspace import Experiment
+
+    ws = Workspace.get(seeded.workspace, home=seeded.home)
+    run = Experiment(ws, "digits").start_logging(display_name="chatty")
+    text = "".join(f"epoch {e} loss {1 / e:.3f}\n" for e in range(1, 31)) + "done"
+    run.upload_file("logs/train.log", io.BytesIO(text.encode()))
+    run.complete()
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{run.id}/logs")
+    page.wait_for_selector("#log[data-lines='31']")
+    lines = page.locator("#log .ln")
+    assert lines.evaluate_all("els => els.map(e => e.dataset.n)")[:3] == ["1", "2", "3"]
+    assert lines.nth(1).inner_text() == "epoch 2 loss 0.500"  # the number is not in the text
+    assert lines.nth(30).inner_text() == "done"
+    page.fill("#log-search", "EPOCH 2")  # any case
+    shown = page.locator("#log .ln:visible")
+    assert shown.evaluate_all("els => els.map(e => e.dataset.n)") == ["2", *map(str, range(20, 30))]
+    assert page.inner_text("#log-matches") == "11 of 31 lines"
+    tab.shot("16-log-search")
+    page.fill("#log-search", "")
+    assert page.locator("#log .ln:visible").count() == 31
+    assert _tab_counts(page) == {"logs": "1"}
+
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}")
+    assert _tab_counts(page) == {"metrics": "4", "images": "2"}  # 2 series, 2 tables
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['sweep']}")
+    assert _tab_counts(page) == {"children": "3"}
+
+
+def _tab_counts(page: Any) -> dict[str, str]:
+    found = page.locator("#run-tabs a:has(.count)").evaluate_all(
+        "els => els.map(e => [e.dataset.tab, e.querySelector('.count').textContent])"
+    )
+    return dict(found)
+
+
+def test_code_opens_on_the_script_and_error_pages_keep_the_workspace(
+    tab: Page, seeded: Seeded
+) -> None:
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{seeded.runs['best']}/code")
+    assert "print('training')" in page.inner_text("pre.text")  # no click needed
+
+    page = tab.open(f"/ws/{seeded.workspace}/runs/{'0' * 32}")
+    assert "Something is not right" in page.inner_text("h1")
+    nav = page.locator("header.top nav a").all_inner_texts()
+    assert "Experiments" in nav and "Models" in nav
+    back = page.locator(".error-page a")
+    assert back.get_attribute("href") == f"/ws/{seeded.workspace}/experiments"
+    page = tab.open("/ws/no-such-workspace/experiments")
+    assert page.locator("header.top nav a").all_inner_texts() == ["Home"]
+    tab.errors.clear()  # the browser logs each 404 answer as a console error

@@ -317,6 +317,75 @@ def test_screenshots_of_the_charts_view_and_compare(tab: Page, sweep: Sweep) -> 
     page.screenshot(path=str(DOCS_SHOTS / "compare.png"))
 
 
+def test_compare_draws_scalar_bars_a_scatter_and_the_parallel_colour_bar(
+    tab: Page, sweep: Sweep
+) -> None:
+    picked = (0, 4, 8)
+    ids = "&".join(f"runs={sweep.runs[f'run-{i:02d}']}" for i in picked)
+    page = tab.open(f"/ws/{sweep.workspace}/compare?{ids}&metric=loss")
+    page.wait_for_selector("body[data-compare-ready=true]")
+    # A bar chart a metric, a bar a run in the run's colour, at the run's last value.
+    panels = page.locator("#scalar-bars .bar-panel")
+    keys = panels.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert keys == ["metrics.accuracy", "metrics.grad_norm", "metrics.loss", "metrics.lr"]
+    bars = page.evaluate(
+        "(() => { const u = document.querySelector("
+        "'.bar-panel[data-key=\"metrics.loss\"] .plot')._uplot;"
+        " return u.data.slice(1).map((c, i) => [c[i], u.series[i + 1].stroke()]); })()"
+    )
+    for (value, colour), i in zip(bars, picked, strict=True):
+        assert value == pytest.approx(_loss(i, 49), rel=1e-6)
+        assert colour.startswith("hsl(")
+
+    # Min, max and last of each metric with a history, in rows of their own.
+    rows = {
+        row.locator("th").inner_text(): [float(c) for c in row.locator("td").all_inner_texts()]
+        for row in page.locator("#compare-table tr", has_text="loss ·").all()
+    }
+    assert set(rows) == {"loss · last", "loss · min", "loss · max"}
+    for j, i in enumerate(picked):
+        assert rows["loss · max"][j] == pytest.approx(_loss(i, 0), rel=1e-4)
+        assert rows["loss · min"][j] == pytest.approx(_loss(i, 49), rel=1e-4)
+        assert rows["loss · last"][j] == pytest.approx(_loss(i, 49), rel=1e-4)
+    assert page.locator("#compare-table tr th", has_text="accuracy · min").count() == 0
+
+    # The scatter opens on a param that differs against the chosen metric; any two fit.
+    assert page.input_value("#scatter-x") == "params.optimizer"
+    assert page.input_value("#scatter-y") == "metrics.loss"
+    page.select_option("#scatter-x", "params.seed")
+    page.select_option("#scatter-y", "metrics.accuracy")
+    page.wait_for_selector("#scatter[data-points='3']")
+    data = page.evaluate("document.querySelector('#scatter .plot')._uplot.data")
+    assert data[0] == [0, 4, 8]
+    assert [col[j] for j, col in enumerate(data[1:])] == [0.5, 0.6, 0.7]
+    page.locator("#scatter").scroll_into_view_if_needed()
+    box = page.locator("#scatter .u-over").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "document.querySelector('#scatter .chart-info').textContent"
+        ".includes('run-04: params.seed 4, metrics.accuracy 0.6')"
+    )
+
+    # Parallel coordinates: a colour bar over the metric's range; legend in the lines' colours.
+    legend = page.locator("#parallel-legend")
+    assert legend.locator(".colourbar").count() == 1
+    lo, hi = float(legend.locator(".lo").inner_text()), float(legend.locator(".hi").inner_text())
+    assert lo == pytest.approx(_loss(0, 49), rel=1e-4) and hi == pytest.approx(
+        _loss(8, 49), rel=1e-4
+    )
+    lines = page.locator("#parallel path.line").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).stroke)"
+    )
+    swatches = legend.locator(".legend-run .swatch").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert lines == swatches and len(set(lines)) == 3
+    tab.shot("31-compare-analysis", full_page=True)
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SHOTS / "compare-analysis.png"), full_page=True)
+
+
 def test_an_empty_experiment_shows_how_to_log_a_first_run(tab: Page, sweep: Sweep) -> None:
     from cumulo import Experiment, Workspace
 

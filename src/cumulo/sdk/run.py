@@ -149,9 +149,20 @@ class RunTracking:
         )
 
     def log_image(
-        self, name: str, path: str | Path | None = None, plot: Any = None, description: str = ""
+        self,
+        name: str,
+        path: str | Path | None = None,
+        plot: Any = None,
+        description: str = "",
+        step: int | None = None,
     ) -> None:
-        """Log an image from a file or a matplotlib figure; shown in the studio's gallery."""
+        """Log an image from a file or a matplotlib figure; shown in the studio's gallery.
+
+        ``step``: the training step it shows (the studio's slider moves through them);
+        without one, images of a name count 0, 1, 2, ...
+        """
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidInput(f"An image's step is an integer, got {step!r}.")
         if (path is None) == (plot is None):
             raise InvalidInput("log_image takes exactly one of path= or plot=.")
         validation.key(name, "metric")
@@ -179,7 +190,10 @@ class RunTracking:
         with stream:
             self._t.upload_artifact(self._ws, self.id, target, stream)
         self._next_image[name] = count + 1
-        self._record(name, "image", {"path": target}, description)
+        value: dict[str, Any] = {"path": target}
+        if step is not None:
+            value["step"] = step
+        self._record(name, "image", value, description)
 
     def _record(self, name: str, kind: str, value: Any, description: str) -> None:
         if name not in self._checked:

@@ -12,6 +12,7 @@ from cumulo.core.entities import RunInfo
 from cumulo.core.errors import InvalidInput
 from cumulo.server.studio import web
 from cumulo.server.studio.data import MAX_COMPARED
+from cumulo.server.studio.runs import image_gallery, image_steps
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
@@ -40,8 +41,10 @@ def compare(
         metric_keys=metric_keys,
         params=_side_by_side(infos, "params"),
         tags=_side_by_side(infos, "tags"),
-        metrics=_side_by_side(infos, "metrics"),
+        metrics=_metric_rows(tracking, ws, infos),
         parallel=_parallel(infos, chosen),
+        analysis=_analysis(infos),
+        images=_images(tracking, ws, infos),
         nav="experiments",
         title=f"Compare {len(infos)} runs · {ws}",
     )
@@ -75,3 +78,59 @@ def _parallel(runs: list[RunInfo], metric: str) -> dict[str, Any]:
             values.append(None if m is None or not math.isfinite(m.value) else m.value)
         lines.append({"run": r.display_name, "id": r.id, "values": values})
     return {"axes": axes, "lines": lines}
+
+
+def _metric_rows(tracking: Any, ws: str, runs: list[RunInfo]) -> list[dict[str, Any]]:
+    """One row per metric with each run's last value; a metric with a history (more than
+    one point in some run) gets its smallest and largest value in rows of their own."""
+    rows = []
+    for key in sorted({k for r in runs for k in r.metrics}):
+        summaries = [
+            tracking.get_metric_summary(r.workspace, r.id, key) if key in r.metrics else None
+            for r in runs
+        ]
+        history = any(s is not None and s["count"] > 1 for s in summaries)
+        for what in ("last", "min", "max") if history else ("last",):
+            values = [None if s is None else s[what] for s in summaries]
+            label = f"{key} · {what}" if history else key
+            differs = len({repr(v) for v in values}) > 1
+            rows.append({"key": label, "values": values, "differs": differs, "stat": what})
+    return rows
+
+
+def _analysis(runs: list[RunInfo]) -> dict[str, Any]:
+    """What the browser draws scalar bars and the scatter from: each run's name and colour,
+    and every param and metric (its last value) of the runs, a value a run."""
+    fields = []
+    for kind in ("metrics", "params"):
+        for key in sorted({k for r in runs for k in getattr(r, kind)}):
+            values: list[Any] = []
+            for r in runs:
+                found = getattr(r, kind).get(key)
+                if kind == "metrics":
+                    found = None if found is None or not math.isfinite(found.value) else found.value
+                values.append(found)
+            fields.append({"key": f"{kind}.{key}", "kind": kind[:-1], "values": values})
+    return {
+        "runs": [
+            {"id": r.id, "name": r.display_name, "colour": web.run_colour(r.id)} for r in runs
+        ],
+        "fields": fields,
+    }
+
+
+def _images(tracking: Any, ws: str, runs: list[RunInfo]) -> list[dict[str, Any]]:
+    """Each image name the runs logged, the runs that have it side by side."""
+    galleries = [(r, image_gallery(tracking.get_run_records(ws, r.id))) for r in runs]
+    names = sorted({name for _, gallery in galleries for name in gallery})
+    return [
+        image_steps(
+            name,
+            [
+                {"label": r.display_name, "run_id": r.id, "items": gallery[name]}
+                for r, gallery in galleries
+                if name in gallery
+            ],
+        )
+        for name in names
+    ]

@@ -209,6 +209,7 @@ def runs_table(
     columns = [c for c in cols if c.startswith(COLUMN_KINDS)]
     if not cols:
         columns = _default_columns(runs)
+    nested = {} if children else _children_of(tracking, ws, experiment_id, runs)
     params: dict[str, Any] = {
         "filter": filter,
         "order": order,
@@ -231,6 +232,7 @@ def runs_table(
         sizes=PAGE_SIZES,
         more=more,
         children=children,
+        nested=nested,
         live=any(r.status in ACTIVE for r in runs),
         sort_link=lambda col: _sort_link(col, order),
         cell=_cell,
@@ -261,6 +263,29 @@ def run_columns(
     return web.render(
         request, "runs_columns.html", available=sorted(available | set(chosen)), columns=chosen
     )
+
+
+NESTED_MAX = 1000  # child runs read for one page of parents; each parent links to all of its own
+
+
+def _children_of(
+    tracking: Any, ws: str, experiment_id: int, runs: list[RunInfo]
+) -> dict[str, list[RunInfo]]:
+    """The child runs of the shown runs, by parent, in the order they were made."""
+    if not runs:
+        return {}
+    ids = ", ".join(f"'{r.id}'" for r in runs)
+    found = tracking.search_runs(
+        ws,
+        [experiment_id],
+        filter=f"attributes.parent_id IN ({ids})",
+        order_by=["attributes.number ASC"],
+        max_results=NESTED_MAX,
+    )
+    nested: dict[str, list[RunInfo]] = {}
+    for child in found.runs:
+        nested.setdefault(child.parent_id or "", []).append(child)
+    return nested
 
 
 def _default_columns(runs: list[RunInfo]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from cumulo.core import system_metrics
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
+from cumulo.core.errors import CumuloError
+from cumulo.core.jobs import JOB_RUN_KIND
 from cumulo.core.status import TERMINAL
 from cumulo.core.sweeps import SWEEP_RUN_KIND
 from cumulo.server.studio import files, logs, models, web
@@ -36,6 +39,30 @@ def _run(request: Request, ws: str, run_id: str) -> RunInfo:
     return web.services(request).tracking.get_run(ws, run_id)
 
 
+CHILDREN_COUNTED = 100  # more child runs than this read as "100+" on the tab
+
+
+def _counts(request: Request, run: RunInfo) -> dict[str, str]:
+    """What each tab holds, for its label: metrics and tables, images, logs, child runs."""
+    services = web.services(request)
+    tracking = services.tracking
+    records = tracking.get_run_records(run.workspace, run.id)
+    tables = {r.name for r in records if r.kind != "image"}
+    children = tracking.search_runs(
+        run.workspace, parent_id=run.id, max_results=CHILDREN_COUNTED + 1
+    ).runs
+    counts = {
+        "metrics": len(set(run.metrics) | tables),
+        "images": sum(1 for r in records if r.kind == "image"),
+        "logs": len(logs.log_names(services, run.workspace, run.id, run.kind)),
+        "children": len(children),
+    }
+    shown = {key: str(n) for key, n in counts.items() if n}
+    if len(children) > CHILDREN_COUNTED:
+        shown["children"] = f"{CHILDREN_COUNTED}+"
+    return shown
+
+
 def _page(request: Request, run: RunInfo, tab: str, template: str, **context: Any) -> Response:
     return web.render(
         request,
@@ -44,6 +71,7 @@ def _page(request: Request, run: RunInfo, tab: str, template: str, **context: An
         run=run,
         tab=tab,
         tabs=[TABS[0], ("sweep", "Sweep"), *TABS[1:]] if run.kind == SWEEP_RUN_KIND else TABS,
+        counts=_counts(request, run),
         active=run.status not in {s.value for s in TERMINAL},
         nav="experiments",
         title=f"{run.display_name} · {run.experiment_name}",
@@ -199,14 +227,42 @@ def _at(values: list[Any], i: int) -> Any:
 @router.get("/ws/{ws}/runs/{run_id}/images", response_class=HTMLResponse)
 def images(request: Request, ws: str, run_id: str) -> Response:
     run = _run(request, ws, run_id)
-    records = web.services(request).tracking.get_run_records(ws, run_id)
+    gallery = image_gallery(web.services(request).tracking.get_run_records(ws, run_id))
+    views = [
+        image_steps(name, [{"label": "", "run_id": run.id, "items": items}])
+        for name, items in gallery.items()
+    ]
+    return _page(request, run, "images", "run_images.html", gallery=gallery, views=views)
+
+
+def image_gallery(records: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """A run's images by name, in step order: each image's file, step, time and caption
+    (an image logged without a step counts on from the one before)."""
     gallery: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         if r.kind == "image" and isinstance(r.value, dict) and r.value.get("path"):
-            gallery.setdefault(r.name, []).append(
-                {"path": r.value["path"], "at": r.timestamp, "description": r.description}
+            items = gallery.setdefault(r.name, [])
+            step = r.value.get("step")
+            if not isinstance(step, int):
+                step = items[-1]["step"] + 1 if items else 0
+            items.append(
+                {
+                    "path": r.value["path"],
+                    "step": step,
+                    "at": r.timestamp,
+                    "description": r.description,
+                }
             )
-    return _page(request, run, "images", "run_images.html", gallery=gallery)
+    for items in gallery.values():
+        items.sort(key=lambda item: item["step"])
+    return gallery
+
+
+def image_steps(name: str, columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """One image name across runs (a column each: ``label``, ``run_id``, ``items``), with
+    every step any of them has: what one step slider moves through side by side."""
+    steps = sorted({item["step"] for c in columns for item in c["items"]})
+    return {"name": name, "steps": steps, "columns": columns}
 
 
 # ---------------------------------------------------------------------- logs
@@ -229,7 +285,33 @@ def outputs(request: Request, ws: str, run_id: str, path: str = "", file: str = 
 @router.get("/ws/{ws}/runs/{run_id}/code", response_class=HTMLResponse)
 def code(request: Request, ws: str, run_id: str, path: str = "", file: str = "") -> Response:
     run = _run(request, ws, run_id)
-    return _browser(request, run, "code", _code(request, run), "code-file", path, file)
+    source = _code(request, run)
+    if not path and not file:  # the code opens on the script the run ran
+        file = _entry_script(request, run, source)
+        path = posixpath.dirname(file)
+    return _browser(request, run, "code", source, "code-file", path, file)
+
+
+def _entry_script(request: Request, run: RunInfo, source: files.FileSource) -> str:
+    """The script a run ran, where its code has it: a job's script, or the file MLflow
+    named as the source; else the only Python file at the top. "" when none is known."""
+    named = ""
+    if run.kind == JOB_RUN_KIND:
+        with contextlib.suppress(CumuloError):
+            job = web.services(request).jobs.get_job(run.workspace, run.id)
+            named = str(job.config.get("script") or "")
+    else:
+        named = posixpath.basename(run.tags.get("mlflow.source.name", ""))
+    try:
+        top = [e.path for e in source.list("") if not e.is_dir]
+        if named and posixpath.dirname(named):
+            top += [e.path for e in source.list(posixpath.dirname(named)) if not e.is_dir]
+    except CumuloError:
+        return ""
+    if named in top:
+        return named
+    scripts = [p for p in top if p.endswith(".py")]
+    return scripts[0] if len(scripts) == 1 else ""
 
 
 def _code(request: Request, run: RunInfo) -> files.FileSource:

@@ -40,6 +40,7 @@ ASSET_VERSION = hashlib.sha256(
             "serving.css",
             "charts.js",
             "sweep.js",
+            "compare.js",
         )
     )
 ).hexdigest()[:10]
@@ -268,4 +269,23 @@ def error_response(request: Request, exc: CumuloError) -> Response:
     if isinstance(exc, Unauthenticated) and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return see_other(f"/login?next={quote(target)}")
-    return render(request, "error.html", status_code=status, error=exc, title="Error")
+    ws = _known_workspace(request)
+    back = (f"/ws/{quote(ws)}/experiments", f"the experiments of {ws}") if ws else ("/", "home")
+    return render(
+        request, "error.html", status_code=status, error=exc, title="Error", workspace=ws, back=back
+    )
+
+
+def _known_workspace(request: Request) -> str | None:
+    """The workspace a failed page was in, when it exists and the reader may open it:
+    the error page keeps that workspace's navigation."""
+    ws = request.path_params.get("ws")
+    if not isinstance(ws, str) or not ws:
+        return None
+    try:
+        if not readable(request, ws):
+            return None
+        services(request).tracking.get_workspace(ws)
+    except CumuloError:
+        return None
+    return ws

@@ -356,8 +356,10 @@
       var colour = PALETTE[0];
       if (hasMetric) {
         var p = scales[metricAxis].pos(line.values[metricAxis]);
-        colour = p === null ? "#8c959f" : "hsl(" + Math.round(220 - 220 * p) + ",70%,45%)";
+        colour = p === null ? "#8c959f" : colourAt(p);
       }
+      line.colour = colour;
+      if (!pts.length) { return; }  // a run with none of these values: no line to draw
       var path = node("path", { d: "M" + pts.join(" L"), "class": "line", stroke: colour }, svg);
       node("title", {}, path).textContent = line.run + ": " + axes.map(function (a, i) {
         return a.name + "=" + (line.values[i] === null ? "—" : line.values[i]);
@@ -380,6 +382,41 @@
     holder.innerHTML = "";
     holder.appendChild(svg);
     holder.setAttribute("data-drawn", String(lines.length));
+    var legend = $("#parallel-legend");
+    if (legend && hasMetric && scales[metricAxis].numeric) {
+      parallelLegend(legend, axes[metricAxis].name, scales[metricAxis], lines, metricAxis);
+    }
+  }
+
+  // The metric's colour scale, from its lowest value (blue) to its highest (red).
+  function colourAt(p) { return "hsl(" + Math.round(220 - 220 * p) + ",70%,45%)"; }
+
+  // Under the chart: the colour bar with the metric's range, and each run in its line's colour.
+  function parallelLegend(legend, metric, scale, lines, at) {
+    legend.innerHTML = "";
+    var bar = document.createElement("div"), lo = document.createElement("span"), hi = document.createElement("span");
+    var name = document.createElement("b"), scaleRow = document.createElement("div"), runs = document.createElement("div");
+    scaleRow.className = "colourbar-row";
+    bar.className = "colourbar";
+    bar.style.background = "linear-gradient(to right, " + [0, 0.25, 0.5, 0.75, 1].map(colourAt).join(", ") + ")";
+    name.textContent = metric;
+    lo.textContent = formatValue(scale.lo);
+    hi.textContent = formatValue(scale.hi);
+    lo.className = "lo"; hi.className = "hi";
+    [name, lo, bar, hi].forEach(function (n) { scaleRow.appendChild(n); });
+    runs.className = "legend-runs";
+    lines.forEach(function (line) {
+      var item = document.createElement("span"), sw = document.createElement("span");
+      item.className = "legend-run";
+      item.setAttribute("data-run", line.id);
+      sw.className = "swatch";
+      sw.style.background = line.colour;
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(line.run + " " + (line.values[at] === null ? "—" : formatValue(line.values[at]))));
+      runs.appendChild(item);
+    });
+    legend.appendChild(scaleRow);
+    legend.appendChild(runs);
   }
 
   // ------------------------------------------------------------------- logs
@@ -387,18 +424,59 @@
     var pre = $("#log");
     if (!pre) { return; }
     var state = $("#log-state"), offset = -1, url = pre.getAttribute("data-url");
+    var search = $("#log-search"), matches = $("#log-matches"), count = 0, open = null, needle = "";
+    // Each line a numbered element (the number is drawn by CSS, so copied text has none);
+    // a piece that ends inside a line is continued by the next piece.
+    function add(text) {
+      var parts = text.split("\n");
+      parts.forEach(function (part, i) {
+        var last = i === parts.length - 1;
+        if (open) {
+          open.textContent += part;
+          filter(open);
+        } else if (!(last && part === "")) {
+          count++;
+          open = document.createElement("div");
+          open.className = "ln";
+          open.setAttribute("data-n", String(count));
+          open.textContent = part;
+          pre.appendChild(open);
+          filter(open);
+        }
+        if (!last) { open = null; }
+      });
+    }
+    function filter(line) {
+      var hit = needle !== "" && line.textContent.toLowerCase().indexOf(needle) >= 0;
+      line.hidden = needle !== "" && !hit;
+      line.classList.toggle("hit", hit);
+    }
+    function searchAll() {
+      needle = search.value.trim().toLowerCase();
+      var lines = $$(".ln", pre);
+      lines.forEach(filter);
+      var found = needle ? lines.filter(function (l) { return !l.hidden; }).length : 0;
+      matches.textContent = needle ? found + " of " + lines.length + " lines" : "";
+      pre.setAttribute("data-matches", String(found));
+    }
+    if (search) { search.addEventListener("input", searchAll); }
     function poll() {
       getJSON(url + "&offset=" + offset).then(function (d) {
         var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
         if (offset < 0 && d.skipped > 0) {
-          pre.textContent = "… (" + d.skipped.toLocaleString() + " bytes before this; download for all)\n";
+          var note = document.createElement("div");
+          note.className = "log-note";
+          note.textContent = "… (" + d.skipped.toLocaleString() + " bytes before this; download for all; lines numbered from here)";
+          pre.appendChild(note);
         }
-        if (d.text) { pre.appendChild(document.createTextNode(d.text)); }
+        if (d.text) { add(d.text); }
+        if (needle) { searchAll(); }
         offset = d.offset;
-        if (atEnd) { pre.scrollTop = pre.scrollHeight; }
+        if (atEnd && !needle) { pre.scrollTop = pre.scrollHeight; }
         state.textContent = d.active ? "● live, " + d.status : d.status;
         state.className = d.active ? "live" : "muted";
         pre.setAttribute("data-offset", String(offset));
+        pre.setAttribute("data-lines", String(count));
         if (d.active || d.more) { setTimeout(poll, d.more ? 50 : 1000); }
       }).catch(function (err) {
         state.textContent = "Could not read the log: " + err.message;
@@ -406,6 +484,91 @@
       });
     }
     poll();
+  }
+
+  // ------------------------------------------------------- logged tables
+  // A table a run logged, drawn as a line, bars or a scatter of two of its columns.
+  function initTablePlots() {
+    $$(".table-plot").forEach(function (card) {
+      var spec = JSON.parse($(".table-data", card).textContent), holder = $(".table-chart", card);
+      var kind = $(".plot-kind", card), xSel = $(".plot-x", card), ySel = $(".plot-y", card), plot = null;
+      function column(name) {
+        var i = spec.columns.indexOf(name);
+        return spec.rows.map(function (row) { return row[i]; });
+      }
+      function numeric(values) { return values.every(function (v) { return v === null || (v !== "" && isFinite(Number(v))); }); }
+      function draw() {
+        if (plot) { plot.destroy(); plot = null; }
+        holder.hidden = !kind.value;
+        card.removeAttribute("data-drawn");
+        if (!kind.value) { return; }
+        var el = $(".plot", holder), xs = column(xSel.value), ys = column(ySel.value);
+        el.innerHTML = "";
+        if (!numeric(ys)) {
+          el.innerHTML = '<div class="nodata"></div>';
+          el.firstChild.textContent = ySel.value + " holds no numbers to draw.";
+          return;
+        }
+        var cats = numeric(xs) ? null : xs.map(String);
+        var pairs = xs.map(function (x, i) { return [cats ? i : Number(x), ys[i] === null ? null : Number(ys[i])]; });
+        if (!cats) { pairs.sort(function (a, b) { return a[0] - b[0]; }); }
+        var colour = PALETTE[0], series = { label: ySel.value, stroke: colour, width: 1.5,
+          value: function (u, v) { return v === null ? "—" : formatValue(v); } };
+        if (kind.value === "bar") {
+          series.fill = colour;
+          series.paths = uPlot.paths.bars({ size: [0.7, 40] });
+          series.points = { show: false };
+        } else if (kind.value === "scatter") {
+          series.paths = function () { return null; };
+          series.points = { show: true, size: 8, fill: colour };
+        } else {
+          series.points = { show: pairs.length <= 60, size: 5, fill: colour };
+        }
+        var xAxis = { label: xSel.value, labelSize: 18, stroke: ink().text, grid: { stroke: ink().grid }, values: tickLabels };
+        if (cats) {
+          xAxis.values = function (u, splits) { return splits.map(function (v) { return v === Math.round(v) && cats[v] !== undefined ? cats[v] : ""; }); };
+        }
+        var xScale = { time: false };
+        if (kind.value === "bar" || cats) { xScale.range = function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; }; }
+        plot = new uPlot({
+          width: Math.max(300, el.clientWidth || 500),
+          height: 260,
+          series: [{ label: xSel.value, value: cats ? function (u, v) { return v === null ? "—" : cats[v]; } : undefined }, series],
+          scales: { x: xScale },
+          axes: [xAxis, { label: ySel.value, labelSize: 18, size: 64, stroke: ink().text, grid: { stroke: ink().grid }, values: tickLabels }]
+        }, [pairs.map(function (p) { return p[0]; }), pairs.map(function (p) { return p[1]; })], el);
+        el._uplot = plot;
+        card.setAttribute("data-drawn", String(pairs.length));
+      }
+      [kind, xSel, ySel].forEach(function (sel) { sel.addEventListener("change", draw); });
+      window.addEventListener("cumulo:theme", function () { if (plot) { draw(); } });
+    });
+  }
+
+  // ------------------------------------------------------------ image steps
+  // A slider per image name: each run's column shows its image at the chosen step (or
+  // the last one it logged before that step).
+  function initImageSteps() {
+    $$(".image-sync").forEach(function (sync) {
+      var steps = JSON.parse(sync.getAttribute("data-steps")), slider = $(".step-slider", sync);
+      var out = $(".step-value", sync);
+      function show() {
+        var step = steps[Number(slider.value)];
+        out.textContent = String(step);
+        $$(".step-image", sync).forEach(function (fig) {
+          var own = JSON.parse(fig.getAttribute("data-steps")), paths = JSON.parse(fig.getAttribute("data-paths"));
+          var captions = JSON.parse(fig.getAttribute("data-captions")), at = 0;
+          own.forEach(function (s, i) { if (s <= step) { at = i; } });
+          var src = fig.getAttribute("data-base") + paths[at], img = $("img", fig);
+          if (img.getAttribute("src") !== src) { img.setAttribute("src", src); }
+          img.alt = sync.getAttribute("data-key") + " at step " + own[at];
+          $("a", fig).setAttribute("href", src);
+          $("figcaption", fig).textContent = "step " + own[at] + (captions[at] ? " · " + captions[at] : "");
+          fig.setAttribute("data-step", String(own[at]));
+        });
+      }
+      slider.addEventListener("input", show);
+    });
   }
 
   // --------------------------------------------------------- runs selection
@@ -465,6 +628,15 @@
     document.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && e.target.classList && e.target.classList.contains("colpick-find")) { e.preventDefault(); }
     });
+    // A parent run's button shows or hides its child runs, nested under it.
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest && e.target.closest("button.expand");
+      if (!button) { return; }
+      var open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = (open ? "▾ " : "▸ ") + button.textContent.slice(2);
+      $$("tr[data-parent='" + button.getAttribute("data-expand") + "']").forEach(function (row) { row.hidden = !open; });
+    });
     $$("select.submit-on-change").forEach(function (sel) {
       sel.addEventListener("change", function () { sel.form.submit(); });
     });
@@ -508,6 +680,8 @@
     initOverlay();
     initParallel();
     initLog();
+    initImageSteps();
+    initTablePlots();
     document.body.addEventListener("htmx:afterSettle", function (e) {
       if (e.target && (e.target.id === "runs-table" || e.target.id === "rows" || $("#runs-table", e.target.parentNode || document))) {
         initSelection();
