@@ -381,9 +381,73 @@ def test_compare_draws_scalar_bars_a_scatter_and_the_parallel_colour_bar(
         "els => els.map(e => getComputedStyle(e).backgroundColor)"
     )
     assert lines == swatches and len(set(lines)) == 3
+    page.add_style_tag(content="header.top { position: static; }")  # one header, at the top
     tab.shot("31-compare-analysis", full_page=True)
     DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_SHOTS / "compare-analysis.png"), full_page=True)
+
+
+# The scale: 200 runs, 5 metrics each, 1,000 points a metric (a million points).
+BIG_RUNS, BIG_METRICS, BIG_POINTS = 200, 5, 1000
+
+
+def _big(i: int, k: int, step: int) -> float:
+    return math.exp(-step / (100 + i)) + 0.01 * k + 0.001 * math.sin(step)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    from cumulo import Workspace
+
+    home = tmp_path_factory.mktemp("charts-big") / "home"
+    ws = Workspace.create("big", home=home)
+    t = ws.transport.tracking
+    exp = t.get_or_create_experiment(ws.name, "scale")
+    for i in range(BIG_RUNS):
+        run = t.create_run(ws.name, exp.id, display_name=f"run-{i:03d}")
+        series = [
+            (f"m{k}", _big(i, k, s), s, None) for k in range(BIG_METRICS) for s in range(BIG_POINTS)
+        ]
+        t.log_batch(ws.name, run.id, metrics=series, params={"opt": ["adam", "sgd"][i % 2]})
+        t.set_run_status(ws.name, run.id, "Completed")
+    with LiveServer(Settings.load(home=home, environ={})) as server:
+        yield server, f"/ws/{ws.name}/experiments/{exp.id}/charts"
+
+
+def test_charts_view_draws_200_runs_of_5_metrics_of_1000_points(
+    browser: Any, big: tuple[LiveServer, str]
+) -> None:
+    server, path = big
+    tab = Page(browser, server.url)
+    try:
+        page = tab.open(path)
+        for k in range(BIG_METRICS):
+            page.wait_for_selector(
+                f".panel[data-key=m{k}][data-drawn='{BIG_RUNS}']", timeout=120_000
+            )
+        counts = page.evaluate(
+            "Array.from(document.querySelectorAll('.panel .plot')).map(el => "
+            "el._uplot.data.slice(1).reduce((n, c) => n + c.filter(v => v !== null).length, 0))"
+        )
+        assert counts == [BIG_RUNS * BIG_POINTS] * BIG_METRICS  # every point of every run
+        for k, fraction in ((0, 0.3), (3, 0.7)):
+            tip = _hover(page, f".panel[data-key=m{k}]", fraction)
+            step = int(tip["x"].split()[1])
+            assert len(tip["rows"]) == 10
+            for name, value in tip["rows"].items():
+                i = int(name.split("-")[1])
+                assert value == pytest.approx(_big(i, k, step), rel=1e-5), (name, step)
+        tab.shot("32-charts-200-runs")
+        # Grouped by a param: two mean lines over a hundred runs each.
+        page.select_option("#charts-group", "params.opt")
+        page.wait_for_selector(".panel[data-key=m0][data-series='2']", timeout=60_000)
+        tip = _hover(page, ".panel[data-key=m0]", 0.5)
+        step = int(tip["x"].split()[1])
+        adam = [_big(i, 0, step) for i in range(0, BIG_RUNS, 2)]
+        assert tip["rows"]["adam (100 runs, mean)"] == pytest.approx(sum(adam) / 100, rel=1e-5)
+        assert tab.errors == []
+    finally:
+        tab.context.close()
 
 
 def test_an_empty_experiment_shows_how_to_log_a_first_run(tab: Page, sweep: Sweep) -> None:

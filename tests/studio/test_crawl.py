@@ -35,8 +35,12 @@ def test_no_broken_link_and_no_console_error_on_any_page(
     tab: Page, studio: LiveServer, seeded: Seeded
 ) -> None:
     origin = studio.url
-    queue: deque[str] = deque([origin + "/"])
-    seen_links: set[str] = {origin + "/"}
+    # Compare is reached by picking runs (a form, not a link): it starts the crawl too, with
+    # runs that have images, tables and child runs.
+    picked = [seeded.runs[name] for name in ("best", "trial-00", "trial-01", "sweep")]
+    compare = f"{origin}/ws/{seeded.workspace}/compare?" + "&".join(f"runs={r}" for r in picked)
+    queue: deque[str] = deque([origin + "/", compare])
+    seen_links: set[str] = {origin + "/", compare}
     opened: list[str] = []
     kinds_opened: dict[str, int] = {}
     broken: list[tuple[str, int, str]] = []
@@ -74,6 +78,18 @@ def test_no_broken_link_and_no_console_error_on_any_page(
     assert tab.errors == [], f"console errors: {tab.errors[:10]}"
     # The crawl reached every part of the studio.
     reached = " ".join(opened)
-    for part in ("/experiments", "/charts", "/runs/", "/metrics", "/compute", "/models"):
+    for part in (
+        "/experiments",
+        "/charts",
+        "/compare",
+        "/runs/",
+        "/metrics",
+        "/images",
+        "/logs",
+        "/code",
+        "/children",
+        "/compute",
+        "/models",
+    ):
         assert part in reached, part
     assert len(seen_links) > 100
