@@ -43,10 +43,14 @@ def _script_endpoint(ws, tmp_path: Path, code: Path, name: str, **config: Any) -
     )
 
 
-def test_mlflow_model_is_served_with_mlflows_protocol(ws, mlflow_model_dir: Path) -> None:
+def test_mlflow_model_is_served_with_mlflows_protocol(
+    ws, mlflow_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = Model.register(ws, mlflow_model_dir, "iris")
     ep = Model.deploy(ws, "iris", [model], deployment_config=DeploymentConfig(request_logging=1.0))
     assert ep.state == "Healthy"
+    progress = capsys.readouterr().err  # the wait said what it waited for
+    assert "iris/blue: Healthy, 1 of 1 replica(s) ready" in progress
     body = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": ROWS}}
     assert ep.run(body) == {"predictions": [0, 2]}
     primary, secondary = ep.get_keys()
@@ -96,7 +100,8 @@ def test_entry_script_bad_input_and_failures_keep_serving(ws, tmp_path, scoring_
     failed = httpx.post(ep.scoring_uri, json={"boom": True})
     assert failed.status_code == 500
     error_id = failed.json()["error_id"]
-    assert "boom" not in failed.json()["message"]  # the traceback stays in the logs
+    message = failed.json()["message"]  # the model's words; the traceback stays in the logs
+    assert "RuntimeError: boom in run" in message and "Traceback" not in message
     assert ep.run({"data": [[2, 2]]})["result"] == [8]  # still serving
     logs = ep.get_logs()
     assert error_id in logs and "RuntimeError: boom in run" in logs

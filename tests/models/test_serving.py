@@ -112,3 +112,19 @@ def test_openapi_schema_from_signature_and_sample(mlflow_model_dir: Path) -> Non
     request, _ = deployment_schemas({"kind": "script", "sample_input": {"data": [[1.0, 2.0]]}})
     assert request["properties"]["data"]["items"]["items"]["type"] == "number"
     assert request["example"] == {"data": [[1.0, 2.0]]}
+
+
+def test_a_model_failure_answers_its_message_not_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cumulo.serving.app import answer
+
+    (tmp_path / "score.py").write_text(
+        "def run(raw):\n    raise ValueError('expected 64 pixels, got 3')\n"
+    )
+    status, body = answer(ScriptPredictor("score.py", tmp_path), b"{}", "application/json")
+    data = orjson.loads(body)
+    assert status == 500 and data["error_code"] == "INTERNAL_ERROR"
+    assert "ValueError: expected 64 pixels, got 3" in data["message"]
+    assert data["error_id"] in data["message"] and "Traceback" not in data["message"]
+    assert data["error_id"] in caplog.text

@@ -18,12 +18,13 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import orjson
 
-from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo
+from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo, ReplicaState
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
 from cumulo.sdk import display
 from cumulo.sdk.run import WorkspaceRef
 
 # Never packed with the scoring code.
+PROGRESS_S = 10.0  # a waiting deployment's progress line at least this often
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".cumulo"}
 
 
@@ -249,15 +250,19 @@ class Endpoint:
         deployment_config: DeploymentConfig | None = None,
         wait: bool = True,
         timeout: float = 300.0,
+        show_output: bool = True,
     ) -> DeploymentInfo:
-        """Add a deployment (it takes no traffic unless it is the first one)."""
+        """Add a deployment (it takes no traffic unless it is the first one).
+
+        While it waits it prints the deployment's progress (``show_output``).
+        """
         config = self._config(inference_config, deployment_config)
         info = self._api.create_deployment(
             self.workspace.name, self.name, name, _refs(models), config
         )
         self._transport.serving_url()  # an embedded home serves it from this process
         if wait:
-            info = self.wait_for_deployment(name, timeout=timeout)
+            info = self.wait_for_deployment(name, timeout=timeout, show_output=show_output)
         self.refresh()
         return info
 
@@ -350,17 +355,30 @@ class Endpoint:
     def wait_for_deployment(
         self, deployment: str | None = None, timeout: float = 300.0, show_output: bool = False
     ) -> DeploymentInfo:
-        """Wait until the deployment is Healthy; a failed ``init()`` raises with its traceback."""
+        """Wait until the deployment is Healthy; a failed ``init()`` raises with its traceback.
+
+        With ``show_output`` each change (state, replicas ready) is printed as it
+        happens, and a line every ``PROGRESS_S`` seconds while nothing changes.
+        """
         name = deployment or self._main_deployment()
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         last = ""
+        said = started
         while True:
             found = self.refresh()._info.deployment(name)
             if found is None:
                 raise NotFound(f"Endpoint {self.name!r} has no deployment {name!r}.")
-            if show_output and found.state != last:
-                print(f"{self.name}/{name}: {found.state}", file=sys.stderr)
-                last = found.state
+            ready = sum(1 for r in found.replica_states if r.state == ReplicaState.READY)
+            now_text = f"{found.state}, {ready} of {found.replicas} replica(s) ready"
+            now = time.monotonic()
+            if show_output and (now_text != last or now - said >= PROGRESS_S):
+                print(
+                    f"{self.name}/{name}: {now_text} ({now - started:.0f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                last, said = now_text, now
             if found.state == DeploymentState.HEALTHY:
                 return found
             if found.state == DeploymentState.FAILED:

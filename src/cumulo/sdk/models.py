@@ -161,7 +161,7 @@ class Model:
         overwrite: bool = False,
         wait: bool = True,
         timeout: float = 300.0,
-        show_output: bool = False,
+        show_output: bool = True,
     ) -> Endpoint:
         """Serve ``models`` at endpoint ``name`` (its deployment ``blue`` by default).
 

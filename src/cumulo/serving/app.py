@@ -12,8 +12,9 @@ only the router and the supervisor know: a process that finds the replica's
 port gets a 401 instead of skipping the endpoint's keys.
 
 A ``ScoringError`` becomes its status (400 bad input, 415 media type) with
-the model's message; any other exception is a 500 whose body names an error
-id, logged with the traceback; the replica goes on serving.
+the model's message; any other exception is a 500 whose body gives the
+exception's type and message and an error id, logged with the traceback; the
+replica goes on serving.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import orjson
 from cumulo.core.deployments import REPLICA_SECRET_HEADER
 from cumulo.serving.errors import ScoringError
 
+MAX_MESSAGE = 2000  # characters of a model's exception message a caller is given
 log = logging.getLogger("cumulo.serving")
 
 MAX_BODY = 100 * 1024 * 1024
@@ -121,12 +123,15 @@ def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, b
         return 200, predictor.predict(body, content_type)
     except ScoringError as exc:
         return exc.status, exc.body()
-    except Exception:
+    except Exception as exc:
         error_id = uuid.uuid4().hex[:12]
         log.exception("scoring failed, error id %s", error_id)
+        # The model's own words, as the cloud service and `mlflow models serve` give them;
+        # the traceback stays in the deployment's logs.
+        said = f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]
         message = (
-            f"The model failed on this request (error id {error_id}); its traceback is in "
-            "the deployment's logs."
+            f"The model failed on this request: {said} (error id {error_id}; the traceback "
+            "is in the deployment's logs)."
         )
         return 500, orjson.dumps(
             {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}

@@ -8,8 +8,9 @@ returns anything JSON can carry (numpy arrays and scalars included).
 
 A request the script cannot use gets 400 with the script's message when
 ``run`` raises ``cumulo.InvalidInput`` (or the body is not valid JSON); any
-other exception is the script's failure: 500, with the traceback in the
-replica's log under an error id the caller is given.
+other exception is the script's failure: 500, with the exception's type and
+message, and the traceback in the replica's log under an error id the caller
+is given.
 """
 
 from __future__ import annotations
