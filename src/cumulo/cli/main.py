@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("cumulo.cli.server",),
         "Read the audit log: every write and every refused request a server answered.",
     ),
+    "notebook": (
+        ("cumulo.cli.notebook",),
+        "Start JupyterLab in a folder whose notebooks find the workspace.",
+    ),
     "job": (("cumulo.cli.jobs",), "Submit scripts as jobs to compute targets."),
     "compute": (("cumulo.cli.jobs",), "Create, list, show and delete compute targets."),
     "env": (("cumulo.cli.jobs",), "List, show and build environments."),

@@ -1,0 +1,49 @@
+"""``cumulo notebook``: JupyterLab in a folder that knows its workspace."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from cumulo.cli.common import WorkspaceOption, console, friendly_errors, open_workspace
+from cumulo.core.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("notebook")(notebook)
+
+
+@friendly_errors
+def notebook(
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="The notebooks' folder."),
+    port: int | None = typer.Option(None, "--port", help="Default: JupyterLab's (8888 up)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+    workspace: str | None = WorkspaceOption,
+) -> None:
+    """Start JupyterLab in a folder whose notebooks find the workspace.
+
+    The workspace's .cumulo/config.json is written in the folder first, so
+    ``Workspace.from_config()`` in any notebook there opens it.
+
+    Example: cumulo notebook --dir notebooks -w demo
+    """
+    ws = open_workspace(workspace)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = ws.write_config(directory)
+    console.print(f"Workspace [bold]{ws.name}[/bold] ({ws.location}) written to {written}")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ConfigError(
+            "JupyterLab is not installed here: `pip install jupyterlab`, then run this again "
+            f"(or start any notebook server in {directory}: Workspace.from_config() finds the "
+            "workspace there)."
+        )
+    argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={directory.resolve()}"]
+    if port is not None:
+        argv.append(f"--port={port}")
+    if no_browser:
+        argv.append("--no-browser")
+    os.execv(sys.executable, argv)  # JupyterLab takes over this process, its signals too
