@@ -1,5 +1,5 @@
-"""The main job: track, register the data, train from it as jobs, sweep, compare, register,
-deploy, roll out, and trace the lineage from the data to the endpoint.
+"""The main job: track, register the data, train from it as jobs, sweep, run a pipeline
+twice, compare, register, deploy, roll out, and trace the lineage from the data to the endpoint.
 
 Everything runs on the embedded default: an SQLite database and a folder under
 $CUMULO_HOME (or ~/.cumulo), local processes, and a `cumulo server` on this
@@ -34,6 +34,10 @@ from cumulo import (  # noqa: E402
     InferenceConfig,
     LocalPool,
     Model,
+    Pipeline,
+    PipelineData,
+    PipelineParameter,
+    PythonScriptStep,
     RandomParameterSampling,
     ScriptRunConfig,
     Workspace,
@@ -194,6 +198,44 @@ def sweep_alpha(ws: Workspace, ds: Any) -> None:
     console.print(f"Registered digits-sweep version {model.version} from trial run #{best.number}")
 
 
+def digits_pipeline(ws: Workspace) -> Pipeline:
+    """prepare -> train -> evaluate -> register, passing folders from step to step."""
+    src = HERE / "pipeline"
+    data, model, report = PipelineData("data"), PipelineData("model"), PipelineData("report")
+    alpha = PipelineParameter("alpha", 1e-3)
+    return Pipeline(
+        ws,
+        [
+            PythonScriptStep("prepare", "prepare.py", src, ["--out", data], outputs=[data],
+                             compute_target="cpu-pool"),
+            PythonScriptStep("train", "train.py", src,
+                             ["--data", data, "--alpha", alpha, "--model", model],
+                             outputs=[model], compute_target="cpu-pool"),
+            PythonScriptStep("evaluate", "evaluate.py", src,
+                             ["--data", data, "--model", model, "--report", report],
+                             outputs=[report], compute_target="cpu-pool"),
+            PythonScriptStep("register", "register.py", src,
+                             ["--model", model, "--report", report], compute_target="cpu-pool"),
+        ],
+    )  # fmt: skip
+
+
+def run_pipeline(ws: Workspace) -> None:
+    """3c. A pipeline, then the same pipeline again: every unchanged step is reused."""
+    step("3c. A pipeline: prepare -> train -> evaluate -> register, then again (reused)")
+    exp = Experiment(ws, "digits-pipeline")
+    for attempt in ("submitted", "submitted again, nothing changed"):
+        started = time.monotonic()
+        run = exp.submit(digits_pipeline(ws), tags=SESSION)
+        run.wait_for_completion(show_output=False, raise_on_error=True)
+        table = Table(title=f"Pipeline {attempt}: {time.monotonic() - started:.1f}s")
+        for column in ("step", "status", "why it ran"):
+            table.add_column(column)
+        for s in run.get_steps():
+            table.add_row(s["name"], s["status"], "" if s["state"] == "reused" else s["reason"])
+        console.print(table)
+
+
 def log_with_mlflow(url: str) -> None:
     """4. Existing MLflow code logs to Cumulo unchanged."""
     step("4. Log a run with the MLflow client")
@@ -312,6 +354,7 @@ def main() -> None:
         ds = register_data(ws)
         submit_jobs(ws, ds)
         sweep_alpha(ws, ds)
+        run_pipeline(ws)
         log_with_mlflow(url)
         runs = show_best(ws, url)
         deploy(ws, runs, ds)

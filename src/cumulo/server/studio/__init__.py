@@ -20,6 +20,7 @@ from cumulo.server.studio import (
     endpoints,
     models,
     pages,
+    pipelines,
     runs,
     sweeps,
     web,
@@ -29,7 +30,8 @@ from cumulo.server.studio import (
 def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
     for module in (
-        pages, runs, sweeps, charts, compare, compute, data, datasets, models, endpoints, audit,
+        pages, runs, sweeps, pipelines, charts, compare, compute, data, datasets, models,
+        endpoints, audit,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(endpoints.data_router)

@@ -15,6 +15,7 @@ from cumulo.core import system_metrics
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.errors import CumuloError
 from cumulo.core.jobs import JOB_RUN_KIND
+from cumulo.core.pipelines import PIPELINE_RUN_KIND
 from cumulo.core.status import TERMINAL
 from cumulo.core.sweeps import SWEEP_RUN_KIND
 from cumulo.server.studio import files, logs, models, web
@@ -63,6 +64,12 @@ def _counts(request: Request, run: RunInfo) -> dict[str, str]:
     return shown
 
 
+def _tabs(kind: str) -> list[tuple[str, str]]:
+    """A sweep's and a pipeline's runs have a tab of their own after the overview."""
+    own = {SWEEP_RUN_KIND: ("sweep", "Sweep"), PIPELINE_RUN_KIND: ("pipeline", "Pipeline")}
+    return [TABS[0], own[kind], *TABS[1:]] if kind in own else TABS
+
+
 def _page(request: Request, run: RunInfo, tab: str, template: str, **context: Any) -> Response:
     return web.render(
         request,
@@ -70,7 +77,7 @@ def _page(request: Request, run: RunInfo, tab: str, template: str, **context: An
         workspace=run.workspace,
         run=run,
         tab=tab,
-        tabs=[TABS[0], ("sweep", "Sweep"), *TABS[1:]] if run.kind == SWEEP_RUN_KIND else TABS,
+        tabs=_tabs(run.kind),
         counts=_counts(request, run),
         active=run.status not in {s.value for s in TERMINAL},
         nav="experiments",
