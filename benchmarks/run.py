@@ -1,7 +1,7 @@
 """Run Cumulo's benchmarks against their rivals and write docs/benchmarks.md.
 
     python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover,
-                                         # sysmetrics
+                                         # sysmetrics, sweeps
     python benchmarks/run.py store jobs   # some, by name
 
 Each benchmark rewrites only its own section of the figures file. ``studio.py``
@@ -98,6 +98,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "failover": _module_run("failover"),
     "datasets": _module_run("datasets"),
     "sysmetrics": _module_run("sysmetrics_overhead"),
+    "sweeps": _module_run("sweep_overhead"),
 }
 
 
@@ -171,6 +172,10 @@ def parser() -> argparse.ArgumentParser:
     )
     data = p.add_argument_group("datasets")
     data.add_argument("--gib", type=float, default=1.0, help="size of the registered file in GiB")
+    sweeps = p.add_argument_group("sweeps")
+    sweeps.add_argument("--trials", type=int, default=50, help="trials of the timed sweep")
+    sweeps.add_argument("--concurrent", type=int, default=4, help="trials at a time")
+    sweeps.add_argument("--work", type=float, default=0.5, help="seconds each trial works")
     p.add_argument("--fresh", action="store_true", help="seed again instead of using the cache")
     p.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
     p.add_argument(
