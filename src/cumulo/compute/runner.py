@@ -457,7 +457,7 @@ def start_system_metrics(
     server took yet is delivered later, and at the latest before the final status.
     """
     interval = float(spec.get("system_metrics_interval", system_metrics.DEFAULT_INTERVAL) or 0)
-    if interval <= 0:
+    if interval <= 0 or "run_id" not in spec:  # off, or no run to record into
         return None
     tracking = _tracking(channel)
     nvml = load_nvml()
