@@ -102,3 +102,13 @@ def test_a_notebook_sees_the_run_live(tmp_path: Path) -> None:
     assert "Completed" in outputs[1] and "Queued" not in outputs[1]
     assert "Completed" in outputs[2] and "<polyline" in outputs[2] and "epoch 3" in outputs[2]
     assert "epoch 0" in outputs[3] and "] Running" in outputs[3] and "Completed" in outputs[3]
+
+
+def test_the_charts_are_the_runs_own_metrics_not_its_system_ones(trained: Workspace) -> None:
+    run = next(Experiment(trained, "iris").get_runs())
+    # Sorted by name, system/ series would come before "loss" and fill the chart limit.
+    system = [("system/cpu_utilization_percentage", 50.0, s, 1 + s) for s in range(3)]
+    system += [("system/system_memory_usage_megabytes", 900.0, s, 1 + s) for s in range(3)]
+    trained.transport.tracking.log_batch(trained.name, run.id, metrics=system)
+    page = RunDetails(run).get_html()
+    assert "loss: 0.2" in page and "system/" not in page

@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from cumulo.core import system_metrics
 from cumulo.core.errors import ConfigError, CumuloError
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
@@ -89,7 +90,9 @@ class RunDetails:
             self.run.workspace.name, self.run.id
         )
         out: dict[str, list[float]] = {}
-        for key, s in sorted(data["series"].items())[:MAX_CHARTS]:
+        # The run's own metrics; its system/ series would crowd them out of the chart limit.
+        own = sorted((k, s) for k, s in data["series"].items() if not system_metrics.is_system(k))
+        for key, s in own[:MAX_CHARTS]:
             values = [float(v) for v in s["value"]]
             stride = max(1, math.ceil(len(values) / MAX_POINTS))
             out[key] = values[::stride] if stride > 1 else values
