@@ -216,14 +216,25 @@ def _number(value: Any) -> str:
 @friendly_errors
 def dataset_compare(
     base: str = typer.Argument(..., help="NAME:VERSION, the baseline."),
-    other: str = typer.Argument(..., help="NAME:VERSION to compare with it."),
+    other: str | None = typer.Argument(None, help="NAME:VERSION to compare with it."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="Compare the endpoint's sampled requests instead."
+    ),
+    deployment: str | None = typer.Option(None, "--deployment", help="One deployment's."),
     threshold: float = typer.Option(0.2, "--threshold", help="PSI over which a column drifted."),
     workspace: str | None = WorkspaceOption,
     json: bool = JsonOption,
 ) -> None:
     """Drift column by column: schema changes, PSI, Wasserstein distance (exit 2 on drift)."""
     ws = open_workspace(workspace)
-    report = _dataset(ws, base).compare(_dataset(ws, other), threshold=threshold)
+    if (other is None) == (endpoint is None):
+        raise InvalidInput("Compare with another version (OTHER) or with --endpoint, one of them.")
+    ds = _dataset(ws, base)
+    if other is None:
+        assert endpoint is not None
+        report = ds.compare_with_endpoint(endpoint, deployment, threshold=threshold)
+    else:
+        report = ds.compare(_dataset(ws, other), threshold=threshold)
     if json:
         print_json(report)
     else:

@@ -454,6 +454,24 @@ class TabularDataset(_Dataset):
             self._ws.name, a.name, a.version, b.name, b.version, threshold
         )
 
+    def compare_with_endpoint(
+        self,
+        endpoint: Any,
+        deployment: str | None = None,
+        limit: int = 1000,
+        threshold: float = 0.2,
+    ) -> dict[str, Any]:
+        """Drift of an endpoint's sampled requests (``request_logging``) against this version.
+
+        Rows sent as lists take this version's columns in order; only the columns
+        the requests carry are compared. The report reads like ``compare``'s.
+        """
+        info = self.info
+        name = endpoint if isinstance(endpoint, str) else endpoint.name
+        return self._ws.transport.datasets.compare_with_endpoint(
+            self._ws.name, info.name, info.version, name, deployment, limit, threshold
+        )
+
 
 class DatasetConsumptionConfig:
     """A dataset version as a job's named input; put it in a ``ScriptRunConfig``'s arguments."""

@@ -394,6 +394,16 @@ class DatasetClient(Protocol):
         other_version: int,
         threshold: float = 0.2,
     ) -> dict[str, Any]: ...
+    def compare_with_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        version: int,
+        endpoint: str,
+        deployment: str | None = None,
+        limit: int = 1000,
+        threshold: float = 0.2,
+    ) -> dict[str, Any]: ...
 
 
 class PipelineClient(Protocol):

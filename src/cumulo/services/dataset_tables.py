@@ -16,6 +16,7 @@ the threshold (0.2 by default, the usual "significant shift").
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -336,3 +337,65 @@ def binned_wasserstein(expected: Any, actual: Any) -> float | None:
         return None
     cdf = np.cumsum(p / p.sum()) - np.cumsum(q / q.sum())
     return float(np.abs(cdf).sum() / len(p))
+
+
+# ------------------------------------------------------------ sampled requests
+def request_rows(bodies: list[str], columns: list[str]) -> Any:
+    """The rows of an endpoint's sampled requests as one DataFrame.
+
+    A body is ``{"data": [[...], ...]}`` or ``{"data": [{...}, ...]}``, MLflow's
+    ``{"dataframe_split": {"columns", "data"}}`` or ``{"dataframe_records": [...]}``,
+    or ``{"input_data": {"columns", "data"}}``. Rows given as lists without column
+    names take the dataset's columns in order (the features first, as trained).
+    Bodies that are not JSON, or hold none of these, are skipped.
+    """
+    pd = pandas()
+    frames = []
+    for body in bodies:
+        try:
+            parsed = json.loads(body)
+        except (TypeError, ValueError):
+            continue
+        frame = _request_frame(pd, parsed, columns)
+        if frame is not None and len(frame):
+            frames.append(frame)
+    if not frames:
+        raise InvalidInput(
+            "No sampled request holds rows to compare (turn on request_logging in the "
+            "deployment's config, and send rows as {'data': [[...]]} or a dataframe)."
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _request_frame(pd: Any, body: Any, columns: list[str]) -> Any:
+    if not isinstance(body, dict):
+        return None
+    split = body.get("dataframe_split") or body.get("input_data")
+    if isinstance(split, dict) and isinstance(split.get("data"), list):
+        names = split.get("columns") or columns
+        return _rows(pd, split["data"], names)
+    records = body.get("dataframe_records")
+    if isinstance(records, list):
+        return pd.DataFrame.from_records([r for r in records if isinstance(r, dict)])
+    data = body.get("data")
+    if isinstance(data, list):
+        if data and all(isinstance(r, dict) for r in data):
+            return pd.DataFrame.from_records(data)
+        return _rows(pd, data, columns)
+    return None
+
+
+def _rows(pd: Any, rows: list[Any], names: list[str]) -> Any:
+    rows = [r for r in rows if isinstance(r, list)]
+    width = max((len(r) for r in rows), default=0)
+    if not rows or width > len(names):
+        return None
+    return pd.DataFrame([r + [None] * (width - len(r)) for r in rows], columns=names[:width])
+
+
+def frame_source(frame: Any) -> tuple[dict[str, Any], list[str], Opener]:
+    """A DataFrame as a one-file parquet source for ``profile`` and ``compare``."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    return {"type": PARQUET}, ["requests"], lambda _path: io.BytesIO(data)

@@ -494,6 +494,53 @@ class DatasetService:
             "columns": columns,
         }
 
+    def compare_with_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        version: int,
+        endpoint: str,
+        deployment: str | None = None,
+        limit: int = 1000,
+        threshold: float = dataset_tables.PSI_THRESHOLD,
+    ) -> dict[str, Any]:
+        """Drift of an endpoint's sampled requests against ``name:version``, per column.
+
+        Only the columns the requests carry are compared (a label the model
+        predicts is not in them); a column the dataset lacks is ``added``.
+        """
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+            raise InvalidInput("threshold must be a number >= 0.")
+        base = self.store.get_version(workspace, name, version)
+        if base.kind != TABULAR:
+            raise InvalidInput(f"Dataset {base.ref} is a file dataset: only tables compare.")
+        logs = self.deployments.get_request_logs(workspace, endpoint, deployment, limit)
+        columns = [c["name"] for c in base.schema]
+        frame = dataset_tables.request_rows([str(r["request"]) for r in logs], columns)
+        fmt, paths, opener = dataset_tables.frame_source(frame)
+        _, sampled = dataset_tables.profile(fmt, paths, opener)
+        present = set(sampled["column_profiles"])
+        kept = {k: v for k, v in base.profile.get("column_profiles", {}).items() if k in present}
+        result = dataset_tables.compare(
+            (
+                base.format,
+                [f.sha256 for f in base.file_list],
+                self._blob_opener(workspace),
+                {**base.profile, "column_profiles": kept},
+            ),
+            (fmt, paths, opener, sampled),
+            float(threshold),
+        )
+        where = endpoint + (f"/{deployment}" if deployment else "")
+        return {
+            "base": base.ref,
+            "other": f"requests to {where}",
+            "threshold": float(threshold),
+            "drift": any(c["drift"] for c in result),
+            "rows": [base.profile.get("rows"), sampled["rows"]],
+            "columns": result,
+        }
+
 
 class _Graph:
     def __init__(self) -> None:

@@ -192,3 +192,23 @@ class HttpDatasets:
         url = self._version(workspace, name, version) + "/compare"
         data: dict[str, Any] = self.client.call("GET", url, params=params)
         return data
+
+    def compare_with_endpoint(
+        self,
+        workspace: str,
+        name: str,
+        version: int,
+        endpoint: str,
+        deployment: str | None = None,
+        limit: int = 1000,
+        threshold: float = 0.2,
+    ) -> dict[str, Any]:
+        params = {
+            "endpoint": endpoint,
+            "deployment": deployment,
+            "limit": limit,
+            "threshold": threshold,
+        }
+        url = self._version(workspace, name, version) + "/compare-endpoint"
+        data: dict[str, Any] = self.client.call("GET", url, params=params)
+        return data

@@ -252,6 +252,23 @@ def compare_datasets(
     )
 
 
+@router.get("/datasets/{name}/versions/{version}/compare-endpoint")
+def compare_with_endpoint(
+    workspace: Readable,
+    name: Name,
+    version: Version,
+    api: Api,
+    endpoint: Annotated[str, Query(max_length=250)],
+    deployment: Annotated[str | None, Query(max_length=250)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    threshold: Annotated[float, Query(ge=0, le=1e6)] = 0.2,
+) -> JsonResponse:
+    """Drift of an endpoint's sampled requests against the version, per column."""
+    return JsonResponse(
+        api.compare_with_endpoint(workspace, name, version, endpoint, deployment, limit, threshold)
+    )
+
+
 @router.get("/lineage")
 def lineage(
     workspace: Readable,
