@@ -143,6 +143,13 @@ def test_missing_things_are_named_in_mlflows_words(
 ) -> None:
     with pytest.raises(MlflowException, match="Run with id=nothing-here not found"):
         client.delete_tag("nothing-here", "t")
+    gone = client.create_run("0").info.run_id
+    client.set_tag(gone, "t", "v")
+    client.delete_run(gone)
+    with pytest.raises(MlflowException, match=f"The run {gone} must be in the 'active' state"):
+        client.delete_tag(gone, "t")
+    with pytest.raises(MlflowException, match=f"The run {gone} must be in the 'active' state"):
+        client.log_param(gone, "p", "1")
     with pytest.raises(MlflowException, match=f"Registered Model with name={name} not found"):
         client.update_registered_model(name, "d")
     client.create_registered_model(name)

@@ -55,6 +55,12 @@ _MLFLOW_ERRORS: dict[str, tuple[str, int]] = {
 _MLFLOW_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Run '([^']*)' does not exist in this workspace\."), "Run with id={0} not found"),
     (
+        re.compile(
+            r"Run (\S+) is deleted; restore it before logging to it \(it must be active\)\."
+        ),
+        "The run {0} must be in the 'active' state. Current state is deleted.",
+    ),
+    (
         re.compile(r"Registered model '([^']*)' does not exist in this workspace\."),
         "Registered Model with name={0} not found",
     ),
