@@ -109,3 +109,18 @@ def test_a_large_file_is_hashed_and_stored_in_bounded_memory(tmp_path: Path) -> 
     assert peak < 12 * 2**20, f"registering a 48 MiB file peaked at {peak / 2**20:.1f} MiB"
     got = ds.download(tmp_path / "out")
     assert Path(got[0]).stat().st_size == big.stat().st_size
+
+
+def test_a_model_registered_naming_a_dataset_version_depends_on_it(tmp_path: Path) -> None:
+    ws = Workspace.create("named")
+    ds = Dataset.File.from_files(_data(tmp_path / "data")).register(ws, "train")
+    (tmp_path / "model.txt").write_text("weights")
+    model = Model.register(ws, tmp_path / "model.txt", "local-model", datasets=[("training", ds)])
+    assert model.datasets == [{"scenario": "training", "dataset": "train", "version": "1"}]
+    edges = [{"from": "dataset:train:1", "to": "model:local-model:1"}]
+    assert ds.get_lineage()["edges"] == edges
+    assert model.get_lineage()["edges"] == edges
+    with pytest.raises(Conflict, match="local-model:1"):
+        ds.delete()
+    model.delete()
+    ds.delete()

@@ -329,9 +329,15 @@ def check_user_tags(tags: dict[str, Any]) -> None:
 
 
 def _dataset_ref(item: Any) -> dict[str, str]:
+    """``{"scenario", "dataset"}``, and ``"version"`` for a registered dataset version."""
+    scenario, found = ("", item)
     if isinstance(item, (tuple, list)) and len(item) == 2:
-        return {"scenario": str(item[0]), "dataset": str(getattr(item[1], "name", item[1]))}
-    return {"scenario": "", "dataset": str(getattr(item, "name", item))}
+        scenario, found = item
+    ref = {"scenario": str(scenario), "dataset": str(getattr(found, "name", found))}
+    version = getattr(found, "version", None)
+    if isinstance(version, int) and not isinstance(version, bool):
+        ref["version"] = str(version)
+    return ref
 
 
 @dataclass(frozen=True)

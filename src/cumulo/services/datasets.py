@@ -312,11 +312,13 @@ class DatasetService:
         """Remove a version; refused while a registered model was trained from it."""
         info = self.store.get_version(workspace, name, version)
         models = self._models_of_runs(workspace, [r for r, _ in self._consumers(info)])
+        models += [m for m in self._models_naming(info) if m not in models]
         if models:
             names = ", ".join(f"{m.name}:{m.version}" for m in models)
             raise Conflict(
                 f"Dataset {info.ref} cannot be deleted: registered model {names} depends on it "
-                "(trained by a run that read it). Delete those model versions first."
+                "(trained by a run that read it, or registered naming it). Delete those model "
+                "versions first."
             )
         self.store.delete_version(workspace, name, version)
         in_use = self.store.files_in_use(workspace)
@@ -385,6 +387,22 @@ class DatasetService:
             out += self.registry.list_versions(workspace, run_id=run_id)
         return out
 
+    def _models_naming(self, info: DatasetVersionInfo) -> list[ModelVersionInfo]:
+        """Model versions registered with ``datasets=[(..., this version)]``."""
+        return [
+            m
+            for m in self.registry.list_versions(info.workspace)
+            if any(_names(d, info) for d in m.datasets)
+        ]
+
+    def _named_datasets(self, m: ModelVersionInfo) -> list[DatasetVersionInfo]:
+        out = []
+        for d in m.datasets:
+            if str(d.get("version", "")).isdigit():
+                with contextlib.suppress(NotFound):  # deleted since, or named only
+                    out.append(self.store.get_version(m.workspace, d["dataset"], int(d["version"])))
+        return out
+
     def _run_datasets(self, workspace: str, run_id: str) -> list[DatasetVersionInfo]:
         lineage = self.registry.lineage(workspace, [run_id]).get(run_id)
         out = []
@@ -413,18 +431,21 @@ class DatasetService:
         """
         graph = _Graph()
         runs: list[str] = []
+        graph_models: list[ModelVersionInfo] = []  # and the models that name their data
         if dataset is not None:
             info = self.store.get_version(workspace, dataset, version)
             graph.dataset(info)
             for r, _ in self._consumers(info):
                 runs.append(r)
                 graph.edge(_dataset_id(info), f"run:{r}")
+            graph_models = self._models_naming(info)
         elif model is not None:
             found = self.registry.resolve_version(workspace, model, model_version)
+            for ds in self._named_datasets(found):
+                graph.dataset(ds)
             if found.run_id:
                 runs.append(found.run_id)
-            else:
-                graph.model(found)
+            graph_models = [found]
         elif run_id is not None:
             self.tracking.get_run(workspace, run_id)
             runs.append(run_id)
@@ -445,6 +466,11 @@ class DatasetService:
             for m in self._models_of_runs(workspace, [r]):
                 graph.model(m)
                 graph.edge(f"run:{r}", _model_id(m))
+        for m in graph_models:
+            graph.model(m)
+            for ds in self._named_datasets(m):
+                if _dataset_id(ds) in graph.nodes:
+                    graph.edge(_dataset_id(ds), _model_id(m))
         for node in list(graph.nodes.values()):
             if node["kind"] != "model":
                 continue
@@ -595,6 +621,10 @@ def _serving(
                     }
                 )
     return out
+
+
+def _names(ref: dict[str, str], info: DatasetVersionInfo) -> bool:
+    return ref.get("dataset") == info.name and ref.get("version") == str(info.version)
 
 
 def _base(pattern: str, paths: list[str]) -> str:
