@@ -57,6 +57,15 @@ def test_interactive_run_logs_metrics_params_tags_properties(workspace: Workspac
     assert details["endTimeUtc"] and details["experiment"] == "train"
 
 
+def test_a_series_summary_leaves_nan_out_of_its_range(workspace: Workspace) -> None:
+    run = Experiment(workspace, "summary").start_logging()
+    for value in (3.0, float("nan"), -1.0, 7.5, float("nan")):
+        run.log("loss", value)
+    run.complete()
+    summary = workspace.transport.tracking.get_metric_summary(workspace.name, run.id, "loss")
+    assert summary == {"count": 5, "min": -1.0, "max": 7.5, "last": None}
+
+
 def test_nan_and_infinity_are_stored_faithfully(workspace: Workspace) -> None:
     run = Experiment(workspace, "specials").start_logging()
     run.log("nan", float("nan"))

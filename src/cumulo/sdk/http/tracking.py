@@ -273,6 +273,18 @@ class HttpTracking:
         path = self._run(workspace, run_id) + "/metrics/history"
         return _decode_series(self.client.call("GET", path, params=params))
 
+    def get_metric_summary(self, workspace: str, run_id: str, key: str) -> dict[str, Any]:
+        """Computed here from the series' history, as the service computes it from the store."""
+        values = self.get_metric_history(workspace, run_id, key)["value"]
+        numbers = [v for v in values if not math.isnan(v)]
+        last = values[-1] if values else None
+        return {
+            "count": len(values),
+            "min": min(numbers) if numbers else None,
+            "max": max(numbers) if numbers else None,
+            "last": None if last is None or math.isnan(last) else last,
+        }
+
     def get_metric_chart(
         self,
         workspace: str,
