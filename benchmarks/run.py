@@ -92,6 +92,7 @@ def run_serving(args: argparse.Namespace, command: list[str]) -> str:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "store": _module_run("store"),
     "server": _module_run("server"),
+    "tracking": _module_run("tracking"),
     "studio": run_studio,
     "serving": run_serving,
     "jobs": _module_run("job_latency"),
@@ -147,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
         default="cumulo,mlflow,mlflow-1,fml",
         help="servers compared: cumulo, mlflow, mlflow-1 (--workers 1), fml (FastTrackML)",
     )
+    importlib.import_module("tracking").add_arguments(p)
     studio = p.add_argument_group("studio")
     studio.add_argument("--metrics", type=int, default=20, help="metrics of each seeded run")
     studio.add_argument(
