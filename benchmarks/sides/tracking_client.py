@@ -106,7 +106,7 @@ def main() -> None:
     start = clock()
     for i in range(args.runs):
         with mlflow.start_run(experiment_id=exp_id, run_name=f"run-{i:04d}"):
-            mlflow.log_params({"model": ("rf", "lr", "svm")[i % 3], "i": str(i)})
+            mlflow.log_params({"model": ("rf", "rf", "rf", "lr")[i % 4], "i": str(i)})
             mlflow.log_metric("acc", ((i * 37) % 100) / 100)
     result["runs"] = {"runs": args.runs, "runs_per_s": args.runs / (clock() - start)}
 
@@ -122,7 +122,8 @@ def main() -> None:
         )
 
     samples, found = repeat(search, args.repeat)
-    expected = [i for i in range(args.runs) if i % 3 == 0 and ((i * 37) % 100) / 100 > 0.5]
+    # 108 of 300 runs match: the answer is a full page of 100.
+    expected = [i for i in range(args.runs) if i % 4 != 3 and ((i * 37) % 100) / 100 > 0.5]
     result["search"] = {
         "returned": len(found),
         "agrees": len(found) == min(100, len(expected)),
