@@ -69,8 +69,17 @@ def expected_in(access: Access, who: str, path: str, method: str) -> bool:
 
 
 def addresses_default(path: str) -> bool:
-    """MLflow's root paths serve the ``default`` workspace."""
-    return path.startswith(("/api/2.0/mlflow", "/api/3.0/mlflow"))
+    """MLflow's root paths (and its web UI's aliases of them) serve the ``default`` workspace."""
+    mlflow_roots = (
+        "/api/2.0/mlflow",
+        "/api/3.0/mlflow",
+        "/ajax-api/2.0/mlflow",
+        "/ajax-api/3.0/mlflow",
+    )
+    return path.startswith(mlflow_roots) or path in (
+        "/get-artifact",
+        "/model-versions/get-artifact",
+    )
 
 
 def refused(response: httpx.Response) -> bool:
