@@ -25,10 +25,6 @@ README = ROOT / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 # Lines that start a server, or need one that checks tokens: the test's server stands in.
 NOT_RUN_HERE = ("cumulo server", "cumulo token", "cumulo audit")
-# Blocks that cannot run as written yet, by a line they hold, and why. Each is a debt:
-# the datasets block reads a data/train.csv it never writes, compares with a version 2
-# it never registers, and registers an S3 bucket that does not exist.
-BLOCKS_NOT_RUN = {'Datastore.register_s3(ws, "lake", "my-bucket"': "datasets block"}
 
 
 def readme_blocks() -> list[tuple[str, str]]:
@@ -64,8 +60,6 @@ def test_the_readme_runs_as_written(
     ran = 0
     for number, (lang, body) in enumerate(readme_blocks(), 1):
         text = body.replace("http://127.0.0.1:5000", cumulo_server_url)
-        if any(marker in text for marker in BLOCKS_NOT_RUN):
-            continue
         if lang == "python":
             exec(compile(text, f"README.md block {number}", "exec"), namespace)
             ran += 1
