@@ -6,7 +6,10 @@ else those NVML finds. ``GpuLedger`` records, in a file under the home changed
 under a lock, which GPUs each job attempt holds, so the schedulers and pool
 nodes of one home never give one GPU to two jobs. An entry is let go when its
 job attempt is no longer active (ended, retried, lost): a job whose process
-was killed frees its GPUs at the next look.
+was killed frees its GPUs at the next look. An endpoint's replicas take theirs
+in the same file (``take_for_process``), so a job and a replica never share a
+GPU; the supervisor lets them go when the replica stops, and they are freed
+too once the process that took them is gone.
 """
 
 from __future__ import annotations
@@ -89,21 +92,37 @@ class GpuLedger:
     ) -> tuple[int, ...] | None:
         """``count`` free GPUs of ``inventory`` for this attempt (its own if it holds some),
         or None while fewer are free."""
+        return self._grab({"run_id": run_id, "attempt": attempt}, count, inventory, alive)
+
+    def take_for_process(
+        self, holder: str, count: int, inventory: Sequence[int], alive: Alive
+    ) -> tuple[int, ...] | None:
+        """``count`` free GPUs for ``holder`` (a replica) of this process, kept until
+        ``release(holder)`` or until this process is gone; None while fewer are free."""
+        return self._grab({"holder": holder, "pid": os.getpid()}, count, inventory, alive)
+
+    def release(self, holder: str) -> None:
+        """Let go of the GPUs ``holder`` of this process holds."""
         with self._locked() as held:
             for key, entry in list(held.items()):
-                mine = entry["run_id"] == run_id and entry["attempt"] == attempt
-                if not mine and not alive(entry["run_id"], int(entry["attempt"])):
-                    del held[key]  # its job ended, or was lost or retried
-            own = tuple(
-                int(g) for g, e in held.items() if e["run_id"] == run_id and e["attempt"] == attempt
-            )
+                if entry == {"holder": holder, "pid": os.getpid()}:
+                    del held[key]
+
+    def _grab(
+        self, entry: dict[str, Any], count: int, inventory: Sequence[int], alive: Alive
+    ) -> tuple[int, ...] | None:
+        with self._locked() as held:
+            for key, other in list(held.items()):
+                if other != entry and not _active(other, alive):
+                    del held[key]  # its job ended or was lost or retried, its process is gone
+            own = tuple(int(g) for g, e in held.items() if e == entry)
             if len(own) == count:
                 return tuple(sorted(own))
             free = [g for g in inventory if str(g) not in held]
             if len(free) < count:
                 return None
             for gpu in free[:count]:
-                held[str(gpu)] = {"run_id": run_id, "attempt": attempt}
+                held[str(gpu)] = dict(entry)
             return tuple(free[:count])
 
     def held_by(self, run_id: str, attempt: int) -> tuple[int, ...]:
@@ -113,11 +132,18 @@ class GpuLedger:
                 sorted(
                     int(g)
                     for g, e in held.items()
-                    if e["run_id"] == run_id and e["attempt"] == attempt
+                    if e.get("run_id") == run_id and e.get("attempt") == attempt
                 )
             )
 
     def in_use(self) -> dict[int, str]:
-        """GPU -> the run holding it (stale entries included until the next ``take``)."""
+        """GPU -> the run or replica holding it (stale entries included until the next
+        ``take``)."""
         with self._locked() as held:
-            return {int(g): e["run_id"] for g, e in held.items()}
+            return {int(g): e.get("run_id") or e["holder"] for g, e in held.items()}
+
+
+def _active(entry: dict[str, Any], alive: Alive) -> bool:
+    if "pid" in entry:  # a replica's: held while the process that took it runs
+        return bool(psutil.pid_exists(int(entry["pid"])))
+    return alive(entry["run_id"], int(entry["attempt"]))

@@ -20,6 +20,7 @@ import orjson
 
 from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo, ReplicaState
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
+from cumulo.core.jobs import Resources
 from cumulo.sdk import display
 from cumulo.sdk.run import WorkspaceRef
 
@@ -100,11 +101,15 @@ class DeploymentConfig:
     ``auth``: ``"key"`` (primary/secondary keys), ``"token"`` (workspace tokens)
     or ``"none"``. ``compute_target``: ``None`` for local replica processes, or
     the name of a Ray cluster target to serve with Ray Serve. ``request_logging``:
-    the share of requests (0 to 1) whose body and answer are kept.
+    the share of requests (0 to 1) whose body and answer are kept. ``resources``:
+    what each replica asks for (``Resources(gpus=1)`` or ``{"gpus": 1}``): on this
+    machine each replica is given its own GPUs (``CUDA_VISIBLE_DEVICES``), never one
+    a job or another replica holds; more than the machine has is refused.
 
     Example::
 
         DeploymentConfig(replicas=2, auth="key", request_logging=0.1)
+        DeploymentConfig(resources=Resources(gpus=1))
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class DeploymentConfig:
         liveness_timeout_s: float = 2.0,
         failure_threshold: int = 3,
         startup_timeout_s: float = 600.0,
+        resources: Resources | dict[str, Any] | None = None,
     ) -> None:
         self.replicas = replicas
         self.auth = auth
@@ -130,6 +136,7 @@ class DeploymentConfig:
         self.liveness_timeout_s = liveness_timeout_s
         self.failure_threshold = failure_threshold
         self.startup_timeout_s = startup_timeout_s
+        self.resources = None if resources is None else Resources.parse(resources).to_dict()
 
     def config(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "auth"}

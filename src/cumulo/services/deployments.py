@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from cumulo.compute.gpus import machine_capacity
 from cumulo.core import validation
 from cumulo.core.deployments import (
     MAX_DEPLOYMENTS,
@@ -37,7 +38,7 @@ from cumulo.core.deployments import (
 )
 from cumulo.core.entities import ModelVersionInfo
 from cumulo.core.errors import Conflict, InvalidInput, NotFound
-from cumulo.core.jobs import EnvironmentSpec
+from cumulo.core.jobs import EnvironmentSpec, Resources
 from cumulo.core.settings import Settings
 from cumulo.services.registry import RegistryService
 from cumulo.serving.metrics import merge, percentiles
@@ -51,6 +52,7 @@ _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Settings a deployment takes, with their defaults (DeploymentConfig mirrors them).
 SPEC_DEFAULTS: dict[str, Any] = {
     "replicas": 1,
+    "resources": None,
     "compute_target": None,
     "environment": None,
     "environment_variables": {},
@@ -282,6 +284,7 @@ class DeploymentService:
             EnvironmentSpec.parse(env_spec["spec"])  # says what is wrong with it
         if spec["compute_target"] is not None and not isinstance(spec["compute_target"], str):
             raise InvalidInput("compute_target is the name of a Ray cluster target.")
+        spec["resources"] = self._resources(spec["resources"], spec["compute_target"])
         env = spec["environment_variables"] or {}
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and _ENV_VAR_RE.match(k) and isinstance(v, str)
@@ -319,6 +322,20 @@ class DeploymentService:
         spec["signature"] = versions[0].signature if versions and kind == "mlflow" else None
         resolved = [{"name": v.name, "version": v.version} for v in versions]
         return resolved, kind, spec
+
+    def _resources(self, value: Any, compute_target: str | None) -> dict[str, Any] | None:
+        """What each replica asks for; refused when this machine can never give it."""
+        if value is None:
+            return None
+        wanted = Resources.parse(value)
+        if compute_target is None:  # replicas run on this machine (a Ray target: Ray places)
+            why = machine_capacity({}, self.settings).refusal(wanted)
+            if why:
+                raise InvalidInput(
+                    f"Each replica asks for {why}: this machine can never run it. "
+                    "Ask for less, or serve it on a Ray cluster target that has more."
+                )
+        return wanted.to_dict()
 
     def _code(self, workspace: str, endpoint: str, reference: Any) -> str:
         """The id of code uploaded to this endpoint (refused if it names anything else)."""

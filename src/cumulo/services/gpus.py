@@ -8,7 +8,8 @@ goes back to the queue as it was (its attempt not counted), with the reason on
 its run (the ``cumulo.queue_reason`` tag and a line in its log), and is looked
 at again a moment later; jobs behind it that need no GPU go on meanwhile.
 ``prepare`` gives the job exactly the GPUs it holds (``CUDA_VISIBLE_DEVICES``;
-none to a job that asked for none).
+none to a job that asked for none). An endpoint's replicas on this machine
+take theirs from the same ledger through ``ReplicaGpus``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from cumulo.compute.base import Capacity, target_type
-from cumulo.compute.gpus import GpuLedger
+from cumulo.compute.gpus import GpuLedger, machine_gpus
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError
 from cumulo.core.jobs import QUEUE_REASON_TAG, JobInfo, JobState, LogStream, Resources
@@ -44,6 +45,30 @@ def gpu_variables(jobs: JobService, job: JobInfo) -> dict[str, str]:
         return {}
     held = GpuLedger(jobs.home).held_by(job.run_id, job.attempts)
     return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, held))}
+
+
+def job_alive(jobs: JobService, run_id: str, attempt: int) -> bool:
+    """Whether that attempt of the job still runs (and so holds its GPUs)."""
+    job = jobs.store.find_job(run_id)
+    return job is not None and job.state == JobState.ACTIVE.value and job.attempts == attempt
+
+
+class ReplicaGpus:
+    """This machine's GPUs for the replicas a supervisor runs (a ``serving.local.GpuSource``),
+    out of the ledger its jobs take theirs from."""
+
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+        self.ledger = GpuLedger(jobs.home)
+
+    def take(self, holder: str, count: int) -> tuple[int, ...] | None:
+        inventory = machine_gpus(self.jobs.settings)
+        return self.ledger.take_for_process(
+            holder, count, inventory, lambda run, attempt: job_alive(self.jobs, run, attempt)
+        )
+
+    def release(self, holder: str) -> None:
+        self.ledger.release(holder)
 
 
 def waiting_reason(gpus: int) -> str:
@@ -92,8 +117,7 @@ class GpuGate:
         return True
 
     def _alive(self, run_id: str, attempt: int) -> bool:
-        job = self.jobs.store.find_job(run_id)
-        return job is not None and job.state == JobState.ACTIVE.value and job.attempts == attempt
+        return job_alive(self.jobs, run_id, attempt)
 
     def _say_waiting(self, job: JobInfo, wanted: int, total: int) -> None:
         if job.run_id in self._told:

@@ -92,6 +92,7 @@ class RayServeSet:
             "port": self.port,
             "host": "127.0.0.1" if self.host in ("127.0.0.1", "localhost") else "0.0.0.0",
             "replicas": want.replicas,
+            "num_gpus": want.gpus,
             "replica": replica,
             "env": env,
         }

@@ -37,8 +37,10 @@ from typing import Any
 
 from cumulo.core.deployments import DeploymentState, code_archive, code_id, code_prefix
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, Unauthenticated
+from cumulo.core.jobs import Resources
 from cumulo.services.auth import AuthService
 from cumulo.services.deployments import DeploymentService
+from cumulo.services.gpus import ReplicaGpus
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner, target_heads
 from cumulo.services.ray_serving import RayServeSet, serve_port
@@ -86,6 +88,7 @@ class Supervisor:
         self._preload: Preloader | None = None
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
         self.preloading = hosting.service.settings.serving_preload
+        self._gpus = ReplicaGpus(hosting.jobs)  # shared with this machine's jobs
 
     def _preloader(self) -> Preloader | None:
         """The warm-start preloader of this interpreter (started again if it died)."""
@@ -218,7 +221,7 @@ class Supervisor:
                 )
             else:
                 preloader = self._preloader() if self.preloading else None
-                replica_set = LocalReplicaSet(name, self._reporter(dep_id), preloader)
+                replica_set = LocalReplicaSet(name, self._reporter(dep_id), preloader, self._gpus)
             self._sets[dep_id] = replica_set
         summary = replica_set.reconcile(want)
         if problem is not None:
@@ -335,6 +338,7 @@ class Supervisor:
             failure_threshold=int(spec.get("failure_threshold", 3)),
             startup_timeout_s=float(spec.get("startup_timeout_s", 600.0)),
             host=settings.advertise_host or LOOPBACK,
+            gpus=Resources.parse(spec.get("resources")).gpus,
         )
 
     def _ray_target(self, workspace: str, target: str) -> tuple[Any, int]:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from cumulo.core.deployments import (
     REPLICA_SECRET_ENV,
@@ -57,6 +57,18 @@ LOG_TAIL = 30
 WARMING_WAIT_S = 30.0  # past this, a replica starts cold rather than wait for the preloader
 
 Report = Callable[..., None]  # report(slot, generation, **values); values=None removes
+GPU_RECHECK_S = 1.0  # how soon a replica waiting for GPUs looks again
+
+
+class GpuSource(Protocol):
+    """Hands out this machine's GPUs, each to one job or replica at a time."""
+
+    def take(self, holder: str, count: int) -> tuple[int, ...] | None:
+        """``count`` GPUs for ``holder`` (its own if it holds them), or None while
+        fewer are free."""
+        ...
+
+    def release(self, holder: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class Want:
     # The address other machines reach this one at: replicas listen on it and are
     # registered under it (each refuses calls without its secret).
     host: str = "127.0.0.1"
+    gpus: int = 0  # each replica's, taken from the machine's GpuSource
 
 
 @dataclass
@@ -98,6 +111,7 @@ class _Replica:
     drain_until: float | None = None
     error: str | None = None
     traceback: str | None = None
+    holder: str = ""  # the name its GPUs are held under
 
     @property
     def generation(self) -> int:
@@ -125,12 +139,21 @@ class Summary:
 class LocalReplicaSet:
     """The replica processes of one deployment on this machine."""
 
-    def __init__(self, name: str, report: Report, preloader: Preloader | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        report: Report,
+        preloader: Preloader | None = None,
+        gpus: GpuSource | None = None,
+    ) -> None:
         self.name = name
         self.report = report
         self.preloader = preloader  # forks warm replicas for the default interpreter
+        # The machine's GPUs: each replica gets CUDA_VISIBLE_DEVICES with those it
+        # holds (none when it asked for none); None leaves the variable as it is.
+        self.gpus = gpus
         self.replicas: list[_Replica] = []
-        self._stopping: list[tuple[subprocess.Popen[bytes] | PreloadedProcess, float]] = []
+        self._stopping: list[tuple[subprocess.Popen[bytes] | PreloadedProcess, float, str]] = []
         self._ever_ready: set[int] = set()
 
     # -------------------------------------------------------------- reconcile
@@ -215,6 +238,15 @@ class LocalReplicaSet:
         )
         r.log_fh.flush()
         env = {**os.environ, **want.env, REPLICA_SECRET_ENV: r.secret}
+        if self.gpus is not None:
+            r.holder = f"replica {self.name} {r.slot} g{r.generation}"
+            held = self.gpus.take(r.holder, want.gpus) if want.gpus else ()
+            if held is None:
+                self._wait_for_gpus(r, now)
+                return
+            if r.error == _waiting(r):
+                r.error = None
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, held))
         try:
             r.proc = self._warm(want, spec_path, r.log_path, env) or subprocess.Popen(
                 [want.python, "-m", "cumulo.serving.replica", str(spec_path)],
@@ -227,6 +259,7 @@ class LocalReplicaSet:
             )
         except OSError as exc:
             r.proc = None
+            self._release(r.holder)
             self._set(r, ReplicaState.FAILED, now, error=f"Cannot start the replica: {exc}")
             return
         r.attempts += 1
@@ -245,6 +278,17 @@ class LocalReplicaSet:
             log_path=str(r.log_path),
             started_at=now_ms(),
         )
+
+    def _wait_for_gpus(self, r: _Replica, now: float) -> None:
+        """No start yet: the GPUs it asks for are all held; it looks again shortly."""
+        error = _waiting(r)
+        if r.error != error:
+            self._set(r, ReplicaState.STARTING, now, error=error)
+        r.next_start = now + GPU_RECHECK_S
+
+    def _release(self, holder: str) -> None:
+        if self.gpus is not None and holder:
+            self.gpus.release(holder)
 
     def _preloader_warming(self, want: Want) -> bool:
         pre = self.preloader
@@ -284,6 +328,8 @@ class LocalReplicaSet:
             return
         proc = r.proc
         if proc is None:
+            if r.state == ReplicaState.STARTING and now >= r.next_start:
+                self._start(r, now)  # it waited for GPUs
             return
         code = proc.poll()
         if code is not None:
@@ -317,6 +363,7 @@ class LocalReplicaSet:
 
     def _exited(self, r: _Replica, code: int, now: float) -> None:
         r.proc = None
+        self._release(r.holder)
         status = _read_json(r.status_path)
         if status.get("state") == "failed":
             r.traceback = status.get("traceback")
@@ -332,6 +379,7 @@ class LocalReplicaSet:
 
     def _crash(self, r: _Replica, now: float, why: str) -> None:
         r.proc = None
+        self._release(r.holder)
         r.url = None
         r.ready_since = None
         tail = _tail(r.log_path, LOG_TAIL)
@@ -365,7 +413,9 @@ class LocalReplicaSet:
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
-            self._stopping.append((proc, time.monotonic() + STOP_GRACE_S))
+            self._stopping.append((proc, time.monotonic() + STOP_GRACE_S, r.holder))
+        else:
+            self._release(r.holder)
 
     def _kill(self, r: _Replica) -> None:
         proc, r.proc = r.proc, None
@@ -374,6 +424,7 @@ class LocalReplicaSet:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+        self._release(r.holder)
 
     def _reap(self, now: float) -> None:
         for r in list(self.replicas):
@@ -383,20 +434,22 @@ class LocalReplicaSet:
                     r.log_fh.close()
                 self.report(r.slot, r.generation, remove=True)
         still = []
-        for proc, deadline in self._stopping:
+        for proc, deadline, holder in self._stopping:
             if proc.poll() is not None:
+                self._release(holder)
                 continue
             if now >= deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                self._release(holder)
                 continue
-            still.append((proc, deadline))
+            still.append((proc, deadline, holder))
         self._stopping = still
 
     def stop_all(self, wait_s: float = 10.0) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after ``wait_s``)."""
         procs = [p for _, p in ((r, r.proc) for r in self.replicas) if p is not None]
-        procs += [p for p, _ in self._stopping]
+        procs += [p for p, _, _ in self._stopping]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -411,10 +464,18 @@ class LocalReplicaSet:
                     proc.wait(5)
         for r in self.replicas:
             r.proc = None
+            self._release(r.holder)
             if r.log_fh is not None:
                 r.log_fh.close()
+        for _, _, holder in self._stopping:
+            self._release(holder)
         self.replicas.clear()
         self._stopping.clear()
+
+
+def _waiting(r: _Replica) -> str:
+    count = r.want.gpus
+    return f"Replica {r.slot} is waiting for {count} GPU" + ("" if count == 1 else "s")
 
 
 def listen_address(host: str) -> str:

@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         Scorer,
         name="scorer",
         num_replicas=int(spec.get("replicas", 1)),
-        ray_actor_options={"num_cpus": float(spec.get("num_cpus", 0.5))},
+        ray_actor_options={
+            "num_cpus": float(spec.get("num_cpus", 0.5)),
+            "num_gpus": int(spec.get("num_gpus", 0)),
+        },
     )
     secret = os.environ.pop(REPLICA_SECRET_ENV, "")
     if not secret:
