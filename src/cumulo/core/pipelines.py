@@ -7,6 +7,10 @@ arguments are strings that may hold placeholders, resolved when it runs::
     ${{outputs.model}}        the local folder the step writes data ``model`` to
     ${{parameters.lr}}        the value of the pipeline parameter ``lr``
 
+A step may also read registered dataset versions: its config's ``inputs``
+(as a job's: ``[{"name", "dataset", "version", "mode"}]``), each named in
+its arguments by its input mark and downloaded before the script starts.
+
 A step that takes data runs after the step that produces it; ``run_after``
 adds orderings that pass no data. ``PipelineSpec.parse`` checks the whole
 graph before anything runs: duplicate names, data without a producer or
@@ -14,7 +18,8 @@ with two, unknown parameters and cycles, each error naming the steps.
 
 Reuse is decided by a step's *fingerprint* (``fingerprint``): its code
 snapshot and script, argument template, the values of the parameters it
-uses, its environment and the content hashes of its inputs. ``why_ran``
+uses, its environment, the content hashes of its inputs and the content
+digests of the dataset versions it reads. ``why_ran``
 names what differs from an earlier run of the same step.
 """
 
@@ -28,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cumulo.core.datasets import INPUT_MARK, input_mark
 from cumulo.core.entities import Record
 from cumulo.core.errors import InvalidInput
 from cumulo.core.validation import key
@@ -119,6 +125,10 @@ class StepSpec(Record):
                 f"Step {name!r} both takes and produces {', '.join(sorted(both))}: "
                 "a step cannot depend on itself."
             )
+        named = {input_mark(i.get("name", "")) for i in step.datasets if isinstance(i, Mapping)}
+        loose = [a for a in step.arguments if a.startswith(INPUT_MARK) and a not in named]
+        if loose:
+            raise InvalidInput(f"Step {name!r}: argument {loose[0]!r} names no dataset input.")
         for kind, ref in step.placeholders():
             listed = step.inputs if kind == "inputs" else step.outputs
             if kind != "parameters" and ref not in listed:
@@ -134,6 +144,14 @@ class StepSpec(Record):
     @property
     def parameters(self) -> list[str]:
         return sorted({ref for kind, ref in self.placeholders() if kind == "parameters"})
+
+    @property
+    def datasets(self) -> list[dict[str, Any]]:
+        """The dataset versions the step reads (its job config's ``inputs``)."""
+        got = self.config.get("inputs") or []
+        if not isinstance(got, list):
+            raise InvalidInput(f"Step {self.name!r}: config inputs must be a list.")
+        return got
 
     def resolve(self, values: Mapping[str, Any]) -> list[str]:
         """The script's arguments: folders for data, values for parameters."""
@@ -301,9 +319,15 @@ def check_graph(steps: Iterable[StepSpec], parameters: Mapping[str, Any]) -> Non
 
 # ------------------------------------------------------------------ reuse
 def fingerprint_parts(
-    step: StepSpec, values: Mapping[str, Any], inputs: Mapping[str, str]
+    step: StepSpec,
+    values: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    datasets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """What decides reuse: code, arguments, parameters, environment, inputs' content."""
+    """What decides reuse: code, arguments, parameters, environment, inputs' content.
+
+    ``datasets`` maps each dataset input to ``{"version": "name:N", "digest": ...}``.
+    """
     cfg = step.config
     env = str(cfg.get("environment") or "current")
     if cfg.get("environment_version") is not None:
@@ -315,6 +339,7 @@ def fingerprint_parts(
         "environment": env,
         "inputs": {d: inputs[d] for d in step.inputs},
         "outputs": list(step.outputs),
+        **({"datasets": {n: dict(v) for n, v in datasets.items()}} if datasets else {}),
     }
 
 
@@ -344,6 +369,12 @@ def why_ran(parts: Mapping[str, Any], earlier: Mapping[str, Any] | None, step: s
     for d in sorted(set(new_i) | set(old_i)):
         if new_i.get(d) != old_i.get(d):
             changed.append(f"input {d} changed")
+    new_d, old_d = parts.get("datasets") or {}, earlier.get("datasets") or {}
+    for d in sorted(set(new_d) | set(old_d)):
+        new, old = new_d.get(d) or {}, old_d.get(d) or {}
+        if new != old:
+            was, now = old.get("version") or "none", new.get("version") or "none"
+            changed.append(f"dataset {d} changed ({was} -> {now})")
     if parts.get("outputs") != earlier.get("outputs"):
         changed.append("outputs changed")
     return "; ".join(changed) or "no completed run with the same fingerprint"

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from cumulo.core.datasets import LATEST
 from cumulo.core.errors import InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import CURRENT_ENVIRONMENT, LOCAL_TARGET
 from cumulo.core.pipelines import (
@@ -57,6 +58,7 @@ from cumulo.core.pipelines import (
 )
 from cumulo.core.status import RunStatus
 from cumulo.sdk.compute import ComputeTarget
+from cumulo.sdk.datasets import Dataset, DatasetConsumptionConfig, job_inputs
 from cumulo.sdk.jobs import Environment, ScriptRunConfig, prepare_job_config
 from cumulo.sdk.workspace import Experiment, Run, Workspace
 
@@ -118,8 +120,11 @@ class PythonScriptStep:
     """A step that runs ``script_name`` from ``source_directory`` as a job.
 
     ``inputs`` and ``outputs`` are ``PipelineData``; data used in ``arguments``
-    and listed in neither is taken as an input. ``allow_reuse=False`` runs the
-    step every time even when nothing changed.
+    and listed in neither is taken as an input. A registered dataset version is
+    an input too: ``ds.as_named_input("train").as_download()`` in ``arguments``
+    (it becomes the path of a folder holding its files) or in ``inputs``. The
+    version's content is part of what decides reuse, and the step's run records
+    it. ``allow_reuse=False`` runs the step every time even when nothing changed.
     """
 
     def __init__(
@@ -128,7 +133,7 @@ class PythonScriptStep:
         script_name: str,
         source_directory: str | Path = ".",
         arguments: Sequence[Any] = (),
-        inputs: Sequence[PipelineData] = (),
+        inputs: Sequence[PipelineData | DatasetConsumptionConfig] = (),
         outputs: Sequence[PipelineData] = (),
         compute_target: str | ComputeTarget | None = None,
         environment: Environment | str | None = None,
@@ -140,7 +145,8 @@ class PythonScriptStep:
         self.source_directory = source_directory
         self.arguments = list(arguments)
         self.outputs = list(outputs)
-        self.inputs = list(inputs)
+        self.inputs = [d for d in inputs if not isinstance(d, DatasetConsumptionConfig)]
+        _, self.datasets = job_inputs([*self.arguments, *inputs])  # dataset versions it reads
         for a in self.arguments:
             if isinstance(a, PipelineData) and a not in self.outputs and a not in self.inputs:
                 self.inputs.append(a)
@@ -162,6 +168,8 @@ class PythonScriptStep:
             return placeholder(kind, value.name)
         if isinstance(value, PipelineParameter):
             return placeholder("parameters", value.name)
+        if isinstance(value, DatasetConsumptionConfig):
+            return value.mark
         if isinstance(value, os.PathLike):
             return str(os.fspath(value))
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -172,7 +180,7 @@ class PythonScriptStep:
         return StepSpec.parse(
             {
                 "name": self.name,
-                "config": config or {},
+                "config": {**(config or {}), "inputs": self.datasets},
                 "arguments": [self._argument(a) for a in self.arguments],
                 "inputs": [d.name for d in self.inputs],
                 "outputs": [d.name for d in self.outputs],
@@ -274,7 +282,7 @@ class Pipeline:
         params = data.get("parameters") or {}
         if not isinstance(params, dict):
             raise InvalidInput("'parameters' maps names to default values.")
-        steps = [_yaml_step({**defaults, **s}, Path(base), params) for s in raw]
+        steps = [_yaml_step({**defaults, **s}, Path(base), params, workspace) for s in raw]
         pipeline = cls(
             workspace,
             steps,
@@ -335,7 +343,25 @@ class Pipeline:
         return f"Pipeline(steps={[s.name for s in self.steps]})"
 
 
-def _yaml_step(data: dict[str, Any], base: Path, params: dict[str, Any]) -> PythonScriptStep:
+def _yaml_dataset(
+    workspace: Workspace, step: Any, item: dict[str, Any]
+) -> DatasetConsumptionConfig:
+    """``{name: train, dataset: digits:2}`` (no ``:N``: the latest version, pinned now)."""
+    if set(item) != {"name", "dataset"}:
+        raise InvalidInput(
+            f"Step {step!r}: a dataset input is {{name: ..., dataset: name:version}}, got {item!r}."
+        )
+    dataset, _, version = str(item["dataset"]).partition(":")
+    if version and not version.isdigit():
+        raise InvalidInput(f"Step {step!r}: dataset version {version!r} is not a number.")
+    found = Dataset.get_by_name(workspace, dataset, int(version) if version else LATEST)
+    ref: DatasetConsumptionConfig = found.as_named_input(data_name(item["name"], "Input"))
+    return ref.as_download()
+
+
+def _yaml_step(
+    data: dict[str, Any], base: Path, params: dict[str, Any], workspace: Workspace
+) -> PythonScriptStep:
     known = {"name", "script", "script_name", "source_directory", "arguments", "inputs",
              "outputs", "compute_target", "environment", "allow_reuse", "run_after"}  # fmt: skip
     unknown = set(data) - known
@@ -343,13 +369,24 @@ def _yaml_step(data: dict[str, Any], base: Path, params: dict[str, Any]) -> Pyth
     if unknown:
         raise InvalidInput(f"Step {name!r}: unknown fields {sorted(unknown)}.")
     outputs = {n: PipelineData(n) for n in data.get("outputs") or []}
-    inputs = {n: PipelineData(n) for n in data.get("inputs") or []}
+    inputs: dict[str, PipelineData | DatasetConsumptionConfig] = {}
+    for item in data.get("inputs") or []:
+        if isinstance(item, dict):
+            ref = _yaml_dataset(workspace, name, item)
+            inputs[ref.name] = ref
+        else:
+            inputs[str(item)] = PipelineData(str(item))
     args: list[Any] = []
     for a in data.get("arguments") or []:
         text = str(a)
         whole = PLACEHOLDER.fullmatch(text.strip())
         for kind, ref in PLACEHOLDER.findall(text):
-            if kind == "outputs":
+            if kind == "inputs" and isinstance(inputs.get(ref), DatasetConsumptionConfig):
+                if not whole:
+                    raise InvalidInput(
+                        f"Step {name!r}: dataset input {ref!r} must be an argument of its own."
+                    )
+            elif kind == "outputs":
                 outputs.setdefault(ref, PipelineData(ref))
             elif kind == "inputs":
                 inputs.setdefault(ref, PipelineData(ref))

@@ -157,7 +157,11 @@ class PipelineDriver:
         for d in step.inputs:
             outs = steps[made[d]].outputs or {}
             inputs[d] = outs[d]
-        parts = fingerprint_parts(step, pr.parameters, inputs)
+        try:
+            datasets = self._datasets(pr.workspace, step.datasets)
+        except (InvalidInput, NotFound) as exc:  # e.g. the version was deleted
+            return self._fail_waiting(pr, s, f"its dataset inputs: {exc.message}")
+        parts = fingerprint_parts(step, pr.parameters, inputs, datasets)
         fp = fingerprint(parts)
         source = self._resumed(pr, s.name, fp)
         if source is None and step.allow_reuse:
@@ -185,6 +189,25 @@ class PipelineDriver:
             s, state=SUBMITTING, fingerprint=fp, parts=parts, reason=reason, started_at=now
         )
         return self._submit(pr, parent, claimed, inputs)
+
+    def _datasets(self, workspace: str, items: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """Each dataset input -> its version (``name:N``) and that version's content digest."""
+        if items and self.jobs.datasets is None:
+            raise InvalidInput("This server takes no dataset inputs.")
+        out = {}
+        for item in items:
+            assert self.jobs.datasets is not None
+            info = self.jobs.datasets.get_dataset(workspace, item["dataset"], item["version"])
+            out[item["name"]] = {"version": info.ref, "digest": info.digest}
+        return out
+
+    def _fail_waiting(self, pr: PipelineRunInfo, s: StepState, reason: str) -> StepState:
+        now = now_ms()
+        if not self.store.move_step(
+            pr.id, s.name, WAITING, state=FAILED, reason=reason, started_at=now, ended_at=now
+        ):
+            return s
+        return replace(s, state=FAILED, reason=reason, started_at=now, ended_at=now)
 
     def _resumed(self, pr: PipelineRunInfo, name: str, fp: str) -> StepState | None:
         if pr.resume_of is None:
