@@ -59,8 +59,9 @@ class Seeded:
 
 
 def seed(home: Path) -> Seeded:
-    """A workspace through the SDK: 60 trials, a failed run, a long series, files, images."""
-    from cumulo import Workspace
+    """A workspace through the SDK: 60 trials, a failed run, a long series, files, images,
+    a published pipeline and a schedule."""
+    from cumulo import Pipeline, PythonScriptStep, Schedule, Workspace
     from cumulo.sdk.workspace import Experiment
 
     ws = Workspace.create("vision", home=home, exist_ok=True)
@@ -113,6 +114,11 @@ def seed(home: Path) -> Seeded:
         child.complete()
     parent.complete()
     out.runs["sweep"] = parent.id
+    src = home / "pipeline-src"
+    src.mkdir(exist_ok=True)
+    (src / "prep.py").write_text("print('prepared')\n")
+    published = Pipeline(ws, [PythonScriptStep("prep", "prep.py", src)]).publish("nightly")
+    Schedule.create(ws, "nightly", published.id, "scheduled", cron="0 3 * * *").disable()
     ws.flush()
     return out
 

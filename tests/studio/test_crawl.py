@@ -90,6 +90,7 @@ def test_no_broken_link_and_no_console_error_on_any_page(
         "/children",
         "/compute",
         "/models",
+        "/pipelines",
     ):
         assert part in reached, part
     assert len(seen_links) > 100

@@ -1,5 +1,6 @@
 """A pipeline run's page: its steps as a graph with live statuses, a timeline of the steps,
-and each step's run, status and reason (why it ran, what it reused, why it was canceled).
+and each step's run, status and reason (why it ran, what it reused, why it was canceled);
+and the workspace's published pipelines, their endpoints and schedules.
 
 The graph is server-rendered SVG: each step sits in the column of its longest
 path from a step without inputs, and links to its run (logs, outputs, metrics).
@@ -13,15 +14,19 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from cumulo.core.entities import now_ms
+from cumulo.core.entities import RunInfo, now_ms
 from cumulo.core.errors import NotFound
+from cumulo.core.pipelines import PUBLISHED_TAG, PublishedPipelineInfo, ScheduleInfo
 from cumulo.core.status import TERMINAL
 from cumulo.server.studio import web
+from cumulo.server.studio.endpoints import base_url
 from cumulo.server.studio.runs import _page
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False, dependencies=[web.READ])
 
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 46, 60, 18, 10
+RECENT_RUNS = 5  # runs shown per published pipeline
+RECENT_FIRINGS = 5  # firings shown per schedule
 STATES = {  # state -> (label, css class of its box)
     "waiting": ("Waiting", "waiting"),
     "submitting": ("Queued", "running"),
@@ -135,3 +140,61 @@ def pipeline_graph(request: Request, ws: str, run_id: str) -> Response:
     return web.render(
         request, "_pipeline_graph.html", workspace=ws, run=context.pop("run"), **context
     )
+
+
+@router.get("/ws/{ws}/pipelines", response_class=HTMLResponse)
+def published(request: Request, ws: str) -> Response:
+    """Published pipelines by endpoint (name), each version with its REST URL and recent runs;
+    the schedules with their rule, next tick and last firings."""
+    services = web.services(request)
+    base = base_url(request)
+    endpoints: dict[str, dict[str, Any]] = {}
+    for p in services.pipelines.list_published_pipelines(ws):
+        endpoint = endpoints.setdefault(p.name, {"name": p.name, "default": None, "versions": []})
+        if p.is_default:
+            endpoint["default"] = p
+        endpoint["versions"].append(_version(services, ws, base, p))
+    for endpoint in endpoints.values():
+        endpoint["versions"].reverse()  # newest first
+    names = {v["info"].id: v["info"] for e in endpoints.values() for v in e["versions"]}
+    found = [_schedule(services, ws, s, names) for s in services.pipelines.list_schedules(ws)]
+    return web.render(
+        request,
+        "pipelines.html",
+        workspace=ws,
+        endpoints=list(endpoints.values()),
+        schedules=found,
+        base=base,
+        nav="pipelines",
+        title=f"Pipelines · {ws}",
+    )
+
+
+def _version(services: Any, ws: str, base: str, p: PublishedPipelineInfo) -> dict[str, Any]:
+    runs = services.tracking.search_runs(
+        ws, tags={PUBLISHED_TAG: p.id}, max_results=RECENT_RUNS
+    ).runs
+    return {
+        "info": p,
+        "steps": [s.get("name", "") for s in p.spec.get("steps", [])],
+        "rest": f"{base}/api/v1/workspaces/{ws}/pipelines/{p.id}/runs",
+        "runs": runs,
+    }
+
+
+def _schedule(
+    services: Any, ws: str, info: ScheduleInfo, names: dict[str, PublishedPipelineInfo]
+) -> dict[str, Any]:
+    firings = []
+    for tick, run_id in reversed(
+        services.pipelines.schedule_firings(ws, info.name)[-RECENT_FIRINGS:]
+    ):
+        run: RunInfo | None = None
+        if run_id:
+            try:
+                run = services.tracking.get_run(ws, run_id)
+            except NotFound:  # deleted since
+                run = None
+        firings.append({"tick": tick, "run_id": run_id, "run": run})
+    rule = info.cron if info.cron else f"every {info.interval} {info.frequency}"
+    return {"info": info, "rule": rule, "pipeline": names.get(info.pipeline_id), "firings": firings}
