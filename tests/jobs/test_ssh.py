@@ -30,8 +30,17 @@ from tests.jobs.conftest import (
 from tests.jobs.sshd import Sshd
 from typer.testing import CliRunner
 
-from cumulo import ComputeTarget, Experiment, InvalidInput, ScriptRunConfig, SshMachine, Workspace
+from cumulo import (
+    ComputeTarget,
+    Experiment,
+    InvalidInput,
+    Resources,
+    ScriptRunConfig,
+    SshMachine,
+    Workspace,
+)
 from cumulo.cli.main import app
+from cumulo.compute.gpus import gpus_here
 from cumulo.core.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -293,3 +302,17 @@ def test_folders_of_jobs_that_ended_a_week_ago_are_removed(
     assert run.wait_for_completion(show_output=False, timeout=120)["status"] == "Completed"
     assert not old.exists()
     assert recent.exists()
+
+
+def test_the_machines_gpus_are_counted_on_attach_and_more_is_refused_at_submit(
+    ws: Workspace, machine: Sshd, tmp_path: Path
+) -> None:
+    found = gpus_here()  # the machine is this one, reached over loopback as another user
+    target = ComputeTarget.attach(ws, "box", ssh_machine(machine))
+    assert target.config["gpus"] == found
+    write_script(tmp_path / "src", "hi.py", "print('never runs')\n")
+    config = ScriptRunConfig(
+        tmp_path / "src", "hi.py", compute_target="box", resources=Resources(gpus=found + 1)
+    )
+    with pytest.raises(InvalidInput, match=f"{found + 1} GPUs?, and it has {found}"):
+        Experiment(ws, "gpus").submit(config)

@@ -201,6 +201,9 @@ class TargetType:
     ``capacity(config, settings)``, when set, says what one job can get at most
     (``Capacity``): a request beyond it is refused at submit, and the GPUs of a
     target that lists ``gpu_ids`` are handed out by the scheduler.
+    ``on_attach(config, home)``, when set, is called with the checked (and
+    sealed) config when the target is created, and returns it with what was
+    found on the machine (an SSH machine's GPU count).
     ``on_delete(config, home, key)``, when set, is called after such a target
     was deleted (``key`` is ``WORKSPACE-TARGET``), e.g. to stop what it started.
     ``seal(config, home)``, when set, encrypts the secrets among the checked
@@ -216,6 +219,7 @@ class TargetType:
     serves_deployments: bool = False
     on_delete: Callable[[dict[str, Any], Path, str], None] | None = None
     capacity: Callable[[dict[str, Any], Settings], Capacity] | None = None
+    on_attach: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
     seal: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None
 
 

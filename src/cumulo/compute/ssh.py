@@ -26,6 +26,10 @@ reach the machine for as long, so both sides agree and no job runs on unseen.
 Cancel sends SIGTERM to the agent's group (it stops the script, uploads
 ``./outputs`` and records ``Canceled``); a forced cancel kills both groups.
 
+On attach the machine's runtime is made and its GPUs are counted there
+(``find_gpus``); the count is kept in the target's config and is what a job
+may ask for at most (``capacity``).
+
 Secrets: the private key and password are stored encrypted (Fernet: AES-128-CBC
 with HMAC-SHA256) under a key kept in the server's home (``secret.key``, mode
 0600), and the API shows them as ``"***"``. The machine's host key is pinned on
@@ -45,6 +49,7 @@ import hashlib
 import importlib.metadata
 import io
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -63,13 +68,17 @@ from cumulo.compute import processes, secrets
 from cumulo.compute.base import (
     AGENT_MODULE,
     JOB_FOLDER,
+    Capacity,
     HeadRegistry,
     Launch,
     TargetState,
     TargetType,
 )
-from cumulo.core.errors import ConfigError, InvalidInput, Unavailable
+from cumulo.core.errors import ConfigError, CumuloError, InvalidInput, Unavailable
 from cumulo.core.jobs import SEALED
+from cumulo.core.settings import Settings
+
+log = logging.getLogger("cumulo.compute")
 
 KIND = "ssh"
 SECRET_FIELDS = ("private_key", "password")
@@ -660,12 +669,46 @@ def cancel(job: Path, supervisor: int, force: bool) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- GPUs
+# Run by the machine's cumulo runtime on attach: how many GPUs it offers.
+_COUNT_GPUS = "from cumulo.compute.gpus import gpus_here; print(gpus_here())"
+
+
+def find_gpus(config: dict[str, Any], home: Path) -> dict[str, Any]:
+    """``config`` with the GPUs the machine has (``gpus``), asked of it now through its
+    runtime (NVML there, or its ``CUMULO_LOCAL_GPUS``). A machine that cannot be
+    reached now is attached all the same, declaring nothing."""
+    backend = SshBackend(config, home)
+    try:
+        runtime = backend.runtime()
+        q = shlex.quote
+        out = backend._run(
+            f"PYTHONPATH={q(runtime.pythonpath)} {q(runtime.python)} -c {q(_COUNT_GPUS)}"
+        )
+        gpus = int(out.strip().splitlines()[-1])
+    except (CumuloError, ValueError, IndexError) as exc:
+        why = exc.message if isinstance(exc, CumuloError) else repr(exc)
+        log.warning("could not count the GPUs of %s: %s", backend.destination, why)
+        return config
+    finally:
+        backend.close()
+    return {**config, "gpus": gpus}
+
+
+def capacity(config: dict[str, Any], settings: Settings) -> Capacity:
+    """The GPUs found on attach (nothing declared when they could not be counted)."""
+    gpus = config.get("gpus")
+    return Capacity(gpus=gpus if isinstance(gpus, int) else None)
+
+
 TARGET = TargetType(
     kind=KIND,
     backend=SshBackend,
     parse_config=parse_config,
     remote_agent=True,
     seal=seal_config,
+    on_attach=find_gpus,
+    capacity=capacity,
 )
 
 

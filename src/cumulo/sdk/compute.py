@@ -77,6 +77,8 @@ class SshMachine:
     under ``work_dir`` made from the machine's ``python``), builds the job's
     environment there (cached), and runs at most ``max_concurrent_jobs`` jobs at
     once; the machine reports back to the server's address, which it must reach.
+    On attach its GPUs are counted there (NVML) and kept with the target: a job
+    asking for more is refused at submit.
     The key file is read here and stored encrypted by the server, never shown.
     Example::
 

@@ -134,6 +134,8 @@ class JobService:
         clean = declared.parse_config(dict(config or {}))
         if declared.seal is not None:  # secrets are stored encrypted under this server's key
             clean = declared.seal(clean, self.home)
+        if declared.on_attach is not None:  # what the machine has, found now
+            clean = declared.on_attach(clean, self.home)
         return self.store.create_target(workspace, name, declared.kind, clean)
 
     def get_compute_target(self, workspace: str, name: str) -> ComputeTargetInfo:
