@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from cumulo.core.pipelines import (
     why_ran,
 )
 from cumulo.core.status import RunStatus
+from cumulo.services.drivers import DriverWorker
 from cumulo.services.pipelines import PipelineService
 from cumulo.services.ray_heads import head_owner
 from cumulo.services.schedules import ScheduleFirer
@@ -470,64 +470,16 @@ def _origin(s: StepState) -> str:
     return s.name
 
 
-class PipelineWorker:
-    """The pipeline driver of one ``Services`` object, started and stopped as a whole."""
+class PipelineWorker(DriverWorker[PipelineDriver]):
+    """The pipeline driver of one ``Services`` object (see ``DriverWorker``)."""
 
     def __init__(self, service: PipelineService, lease_seconds: float | None = None) -> None:
+        super().__init__(
+            "pipelines",
+            lambda: PipelineDriver(service, lease_seconds=lease_seconds),
+            POLL_SECONDS,
+            IDLE_SECONDS,
+        )
         self.service = service
-        self.lease_seconds = lease_seconds
-        self.driver: PipelineDriver | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        service.on_change(self._wake.set)
-        service.jobs.on_submit(self._wake.set)
-
-    def start(self) -> PipelineWorker:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self.driver = PipelineDriver(self.service, lease_seconds=self.lease_seconds)
-                self._stop = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._loop,
-                    args=(self.driver, self._stop),
-                    name="cumulo-pipelines",
-                    daemon=True,
-                )
-                self._thread.start()
-        return self
-
-    def ensure_started(self) -> PipelineWorker:
-        return self.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            thread, driver, stop = self._thread, self.driver, self._stop
-            self._thread = self.driver = None
-        if thread is None or driver is None:
-            return
-        stop.set()
-        self._wake.set()
-        thread.join(timeout)
-        try:
-            driver.release()
-        except CumuloError as exc:
-            log.warning("could not give back the pipelines' leases: %s", exc.message)
-
-    def _loop(self, driver: PipelineDriver, stop: threading.Event) -> None:
-        while not stop.is_set():
-            busy = 0
-            try:
-                busy = driver.tick()
-            except Exception:
-                log.exception("pipeline pass failed; retrying")
-            self._wake.wait(POLL_SECONDS if busy else IDLE_SECONDS)
-            self._wake.clear()
+        service.on_change(self.wake)
+        service.jobs.on_submit(self.wake)

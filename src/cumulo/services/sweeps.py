@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,6 +50,7 @@ from cumulo.core.sweeps import (
     TrialInfo,
     script_arguments,
 )
+from cumulo.services.drivers import DriverWorker
 from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner
 from cumulo.store.sweeps import SweepStore
@@ -584,68 +584,15 @@ class SweepDriver:
         self._policy_at.pop(sweep.id, None)
 
 
-class SweepWorker:
-    """The sweep driver of one ``Services`` object, started and stopped as a whole.
-
-    The server's lifespan starts it; an embedded process starts it on its first
-    submit (``ensure_started``), in a daemon thread. ``stop`` gives its sweeps'
-    leases back, so a worker started later takes them over at once.
-    """
+class SweepWorker(DriverWorker[SweepDriver]):
+    """The sweep driver of one ``Services`` object (see ``DriverWorker``)."""
 
     def __init__(self, service: SweepService, lease_seconds: float | None = None) -> None:
+        super().__init__(
+            "sweeps",
+            lambda: SweepDriver(service, lease_seconds=lease_seconds),
+            POLL_SECONDS,
+            IDLE_SECONDS,
+        )
         self.service = service
-        self.lease_seconds = lease_seconds
-        self.driver: SweepDriver | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        service.on_change(self._wake.set)
-
-    def start(self) -> SweepWorker:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self.driver = SweepDriver(self.service, lease_seconds=self.lease_seconds)
-                self._stop = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._loop,
-                    args=(self.driver, self._stop),
-                    name="cumulo-sweeps",
-                    daemon=True,
-                )
-                self._thread.start()
-        return self
-
-    def ensure_started(self) -> SweepWorker:
-        return self.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            thread, driver, stop = self._thread, self.driver, self._stop
-            self._thread = self.driver = None
-        if thread is None or driver is None:
-            return
-        stop.set()
-        self._wake.set()
-        thread.join(timeout)
-        try:
-            driver.release()
-        except CumuloError as exc:
-            log.warning("could not give back the sweeps' leases: %s", exc.message)
-
-    def _loop(self, driver: SweepDriver, stop: threading.Event) -> None:
-        while not stop.is_set():
-            busy = 0
-            try:
-                busy = driver.tick()
-            except Exception:
-                log.exception("sweep pass failed; retrying")
-            self._wake.wait(POLL_SECONDS if busy else IDLE_SECONDS)
-            self._wake.clear()
+        service.on_change(self.wake)
