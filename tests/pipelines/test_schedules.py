@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cumulo import (
+    Dataset,
     InvalidInput,
     Pipeline,
     PipelineParameter,
@@ -24,6 +25,7 @@ from cumulo.core.settings import Settings
 from cumulo.services import schedules
 from cumulo.services.context import Services, build_services
 from cumulo.services.pipeline_driver import PipelineDriver
+from cumulo.services.schedules import DATASET_TAG
 
 MINUTE = 60_000
 
@@ -134,6 +136,74 @@ def test_a_schedule_fires_once_per_tick_across_processes_and_restarts(tmp_path: 
     assert [s.enabled for s in Schedule.list(ws)] == [False]
     schedule.enable()
     assert Schedule.get(ws, "every-minute").enabled
+
+
+def _version(ws: Workspace, folder: Path, text: str) -> Dataset:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.txt").write_text(text)
+    return Dataset.File.from_files(folder / "data.txt").register(ws, "digits")
+
+
+def test_a_dataset_schedule_fires_once_per_new_version_across_processes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ws = Workspace.create(f"ws-{uuid.uuid4().hex[:8]}", home=home)
+    src = tmp_path / "src"
+    src.mkdir()
+    first_version = _version(ws, tmp_path / "v1", "one")
+    (src / "train.py").write_text("print('train')\n")
+    train = first_version.as_named_input("train").as_download()
+    step = PythonScriptStep("train", "train.py", src, ["--data", train])
+    pipeline_id = Pipeline(ws, [step]).publish("retrain").id
+    with pytest.raises(InvalidInput, match="one of the three"):
+        Schedule.create(ws, "both", pipeline_id, "e", cron="* * * * *", on_dataset="digits")
+    schedule = Schedule.create(ws, "on-digits", pipeline_id, "retrain", on_dataset="digits")
+    assert (schedule.info.on_dataset, schedule.info.dataset_version) == ("digits", 1)
+    assert schedule.info.next_fire_at is None and "on new digits" in repr(schedule)
+
+    one, first = _driver(home, "server-1")
+    two, second = _driver(home, "server-2")
+    try:
+        asked = [first.schedules.fire_new_versions(), second.schedules.fire_new_versions()]
+        assert asked == [0, 0]  # the version there when it was made does not fire
+        _version(ws, tmp_path / "v2", "two")
+        fired: list[int] = []
+        threads = [
+            threading.Thread(target=lambda d=d: fired.append(d.schedules.fire_new_versions()))
+            for d in (first, second)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(fired) == [0, 1]
+        assert first.schedules.fire_new_versions() == 0
+        _version(ws, tmp_path / "v3", "three")
+        _version(ws, tmp_path / "v4", "four")
+        assert second.schedules.fire_new_versions() == 2  # one run for each new version
+        assert first.schedules.fire_new_versions() == 0
+        # Off, a new version does not fire, nor when it is back on.
+        schedule.disable()
+        _version(ws, tmp_path / "v5", "five")
+        assert first.schedules.fire_new_versions() == 0
+        schedule.enable()
+        assert Schedule.get(ws, "on-digits").info.dataset_version == 5
+        assert first.schedules.fire_new_versions() == 0
+        read = {  # each run's step reads the version that fired it
+            run_id: one.pipelines.get_pipeline_run(ws.name, str(run_id))["spec"]["steps"][0]
+            for _, run_id in Schedule.get(ws, "on-digits").get_firings()
+        }
+    finally:
+        one.close()
+        two.close()
+
+    firings = Schedule.get(ws, "on-digits").get_firings()
+    assert [tick for tick, _ in firings] == [2, 3, 4]
+    for version, run_id in firings:
+        assert run_id is not None
+        tags = ws.get_run(run_id).get_tags()
+        assert tags[SCHEDULE_TAG] == "on-digits" and tags[DATASET_TAG] == f"digits:{version}"
+        (item,) = read[run_id]["config"]["inputs"]
+        assert (item["dataset"], item["version"]) == ("digits", version)
 
 
 def _ask(driver: PipelineDriver, now: int, fired: list[int]) -> None:

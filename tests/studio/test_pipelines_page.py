@@ -12,7 +12,7 @@ import httpx
 import pytest
 from studio_kit import LiveServer
 
-from cumulo import Pipeline, PythonScriptStep, Schedule, ScheduleRecurrence, Workspace
+from cumulo import Dataset, Pipeline, PythonScriptStep, Schedule, ScheduleRecurrence, Workspace
 from cumulo.core.entities import now_ms
 from cumulo.core.settings import Settings
 from cumulo.services.context import build_services, close_all
@@ -62,6 +62,9 @@ def test_published_pipelines_and_schedules_with_their_runs(
         recurrence=ScheduleRecurrence("Hour", 1, start_time=start / 1000),
     )  # fmt: skip
     Schedule.create(ws, "at-three", second.id, "scheduled", cron="0 3 * * *").disable()
+    (src / "data.txt").write_text("1,2,3\n")
+    Dataset.File.from_files(src / "data.txt").register(ws, "digits")
+    Schedule.create(ws, "on-digits", first.id, "retrain", on_dataset="digits")
     services = build_services(Settings.load(home=home))
     try:  # the server's firer claims the tick that has come and submits the pipeline
         firer = ScheduleFirer(services.pipelines, "page-test", lease_ms=30_000)
@@ -88,4 +91,7 @@ def test_published_pipelines_and_schedules_with_their_runs(
     assert link in hourly
     at_three = text[text.index('data-schedule="at-three"') : text.index('data-schedule="hourly"')]
     assert "0 3 * * *" in at_three and "no (disabled)" in at_three and "not fired yet" in at_three
+    on_digits = text[text.index('data-schedule="on-digits"') :]
+    assert "on new digits" in on_digits
+    assert f'version 2 of <a href="/ws/{ws.name}/datasets/digits">' in on_digits
     assert client.get(f"/ws/{ws.name}/runs/{run_id}/pipeline").status_code == 200

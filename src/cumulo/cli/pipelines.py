@@ -189,9 +189,13 @@ def schedule_create(
     every: str | None = typer.Option(None, "--every", help='A recurrence, e.g. "5 Minute".'),
     cron: str | None = typer.Option(None, "--cron", help='A cron expression, e.g. "0 3 * * *".'),
     param: list[str] = typer.Option([], "--param", "-p", help="A pipeline parameter, name=value."),
+    on_dataset: str | None = typer.Option(
+        None, "--on-dataset", help="Fire once per new version of this registered dataset."
+    ),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Run a published pipeline on a recurrence (--every) or a cron expression (--cron)."""
+    """Run a published pipeline on a recurrence (--every), a cron expression (--cron), or
+    each new version of a registered dataset (--on-dataset)."""
     ws = open_workspace(workspace)
     recurrence = None
     if every is not None:
@@ -202,14 +206,20 @@ def schedule_create(
             )
         recurrence = ScheduleRecurrence(unit.strip().rstrip("s").title(), int(count))
     schedule = Schedule.create(
-        ws, name, pipeline, experiment, recurrence, cron, _values(param) or None
+        ws, name, pipeline, experiment, recurrence, cron, _values(param) or None, on_dataset
     )
     info = schedule.info
-    err_console.print(f"Schedule {info.name} fires next at {display.when(info.next_fire_at)}.")
+    if info.on_dataset is not None:
+        err_console.print(
+            f"Schedule {info.name} fires on each version of {info.on_dataset} "
+            f"after {info.dataset_version}."
+        )
+    else:
+        err_console.print(f"Schedule {info.name} fires next at {display.when(info.next_fire_at)}.")
 
 
 def _rule(info: Any) -> str:
-    return str(info.cron) if info.cron else f"every {info.interval} {info.frequency}"
+    return str(info.rule)
 
 
 @schedule_app.command("list")

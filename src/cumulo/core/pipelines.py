@@ -454,6 +454,15 @@ class ScheduleInfo(Record):
     last_fired_at: int | None = None
     last_run_id: str | None = None
     created_at: int = 0
+    on_dataset: str | None = None  # fires once per new version of this dataset
+    dataset_version: int | None = None  # the newest version it fired for, or saw when made
+
+    @property
+    def rule(self) -> str:
+        """When it fires, in words: ``every 5 Minute``, its cron, or ``on new digits``."""
+        if self.on_dataset is not None:
+            return f"on new {self.on_dataset}"
+        return self.cron or f"every {self.interval} {self.frequency}"
 
 
 def recurrence(frequency: Any, interval: Any) -> tuple[str, int]:

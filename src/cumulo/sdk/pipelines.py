@@ -662,7 +662,7 @@ class ScheduleRecurrence:
 class Schedule:
     """Runs a published pipeline on a recurrence or a cron expression, from the workspace's
     service (one firing per tick, however many servers run; a tick missed while none ran
-    fires once when one starts)."""
+    fires once when one starts), or once per new version of a registered dataset."""
 
     def __init__(self, workspace: Workspace, info: ScheduleInfo) -> None:
         self.workspace = workspace
@@ -689,8 +689,12 @@ class Schedule:
         recurrence: ScheduleRecurrence | None = None,
         cron: str | None = None,
         pipeline_parameters: dict[str, Any] | None = None,
+        on_dataset: str | None = None,
     ) -> Schedule:
-        """Fire from the workspace's server (embedded: while a process hosts its jobs)."""
+        """Fire from the workspace's server (embedded: while a process hosts its jobs).
+
+        ``on_dataset="digits"`` instead of a recurrence or cron: run the pipeline once for
+        each version of the registered dataset ``digits`` registered from now on."""
         info = workspace.transport.pipelines.create_schedule(
             workspace.name,
             name,
@@ -701,6 +705,7 @@ class Schedule:
             interval=recurrence.interval if recurrence else 1,
             start_time=recurrence.start_ms if recurrence else None,
             cron=cron,
+            on_dataset=on_dataset,
         )
         return Schedule(workspace, info)
 
@@ -728,8 +733,7 @@ class Schedule:
         return self.workspace.transport.pipelines.schedule_firings(self.workspace.name, self.name)
 
     def __repr__(self) -> str:
-        rule = self._info.cron or f"every {self._info.interval} {self._info.frequency}"
-        return f"Schedule(name={self.name!r}, {rule}, enabled={self.enabled})"
+        return f"Schedule(name={self.name!r}, {self._info.rule}, enabled={self.enabled})"
 
 
 def _user() -> str:

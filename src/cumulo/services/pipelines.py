@@ -211,14 +211,19 @@ class PipelineService:
         tags: dict[str, str] | None = None,
         user: str = "",
         submitter_role: str | None = None,
+        dataset_versions: dict[str, int] | None = None,
     ) -> RunInfo:
-        """Run a published pipeline (by id, or by name for its endpoint's default version)."""
+        """Run a published pipeline (by id, or by name for its endpoint's default version);
+        ``dataset_versions`` makes the steps that read those datasets read those versions."""
         published = self._resolve(workspace, pipeline_id)
         exp = self.tracking.get_or_create_experiment(workspace, experiment_name)
+        spec = published.spec
+        if dataset_versions:
+            spec = _reading(published.pipeline_spec, dataset_versions).to_dict()
         return self.submit_pipeline(
             workspace,
             exp.id,
-            published.spec,
+            spec,
             parameters,
             tags={PUBLISHED_TAG: published.id, **(tags or {})},
             display_name=f"{published.name}:{published.version}",
@@ -245,8 +250,10 @@ class PipelineService:
         interval: int = 1,
         start_time: int | None = None,
         cron: str | None = None,
+        on_dataset: str | None = None,
     ) -> ScheduleInfo:
-        """Run a published pipeline on a recurrence (``frequency``, ``interval``) or ``cron``."""
+        """Run a published pipeline on a recurrence (``frequency``, ``interval``), ``cron``,
+        or once per new version of the registered dataset ``on_dataset``."""
         data_name(name, "Schedule")
         published = self.store.get_published(workspace, pipeline_id)
         published.pipeline_spec.with_parameters(parameters)  # unknown names fail now
@@ -264,8 +271,26 @@ class PipelineService:
             enabled=True,
             next_fire_at=None,
         )
-        info = schedules.with_rule(info, frequency, interval, start_time, cron, now)
+        if on_dataset is not None:
+            if frequency is not None or cron is not None or start_time is not None:
+                raise InvalidInput(
+                    "A schedule fires on a recurrence, a cron expression or a dataset's new "
+                    "versions, one of the three."
+                )
+            info = replace(
+                info,
+                on_dataset=on_dataset,
+                dataset_version=self._latest_version(workspace, on_dataset),
+            )
+        else:
+            info = schedules.with_rule(info, frequency, interval, start_time, cron, now)
         return self.store.create_schedule(info)
+
+    def _latest_version(self, workspace: str, dataset: str) -> int:
+        """The newest version of a registered dataset, the one a schedule starts after."""
+        if self.jobs.datasets is None:
+            raise InvalidInput("This server keeps no datasets to fire schedules on.")
+        return self.jobs.datasets.get_dataset(workspace, dataset).version
 
     def list_schedules(self, workspace: str) -> list[ScheduleInfo]:
         return self.store.list_schedules(workspace)
@@ -278,6 +303,9 @@ class PipelineService:
         info = self.store.get_schedule(workspace, name)
         if not enabled:
             return self.store.update_schedule(workspace, name, enabled=False)
+        if info.on_dataset is not None:  # versions registered while it was off do not fire
+            latest = self._latest_version(workspace, info.on_dataset)
+            return self.store.update_schedule(workspace, name, enabled=True, dataset_version=latest)
         nxt = schedules.first_tick(info, now_ms())
         return self.store.update_schedule(workspace, name, enabled=True, next_fire_at=nxt)
 
@@ -292,3 +320,17 @@ class PipelineService:
         for callback in list(self._listeners):
             with contextlib.suppress(Exception):
                 callback()
+
+
+def _reading(spec: PipelineSpec, versions: dict[str, int]) -> PipelineSpec:
+    """``spec`` with each step's input of a dataset in ``versions`` moved to that version."""
+    steps = []
+    for step in spec.steps:
+        inputs = [
+            {**item, "version": versions[item["dataset"]]}
+            if item.get("dataset") in versions
+            else item
+            for item in step.config.get("inputs") or []
+        ]
+        steps.append(replace(step, config={**step.config, "inputs": inputs}) if inputs else step)
+    return replace(spec, steps=steps)

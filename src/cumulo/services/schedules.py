@@ -11,6 +11,13 @@ one process win, whichever), submits the pipeline and moves ``next_fire_at`` to
 the first tick after ``now``. Ticks missed while no process ran collapse into
 that one firing. A firing claimed by a process that stopped before it
 submitted is taken over once its claim is older than the lease time.
+
+A schedule made ``on_dataset`` has no ticks: it keeps ``dataset_version``, the
+newest version of the dataset it fired for (or saw when it was made). Every
+``DATASET_CHECK_MS`` each process lists the versions registered after it and
+claims each one as the firing's tick, the same ``(schedule, tick)`` claim: one
+run per new version, whichever process sees it first, and versions registered
+while no process ran fire when one starts.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
     from cumulo.services.pipelines import PipelineService
 
 log = logging.getLogger("cumulo.schedules")
+
+DATASET_CHECK_MS = 1_000  # how often a process looks for new dataset versions
+DATASET_TAG = "cumulo.schedule.dataset"  # a run fired by a dataset's version: "name:version"
 
 
 def with_rule(
@@ -120,6 +130,7 @@ class ScheduleFirer:
         self.store = service.store
         self.owner = owner
         self.lease_ms = lease_ms
+        self._datasets_checked_at = 0
 
     def fire_due(self, now: int | None = None) -> int:
         """Fire every schedule whose tick has come; how many this process fired."""
@@ -135,6 +146,31 @@ class ScheduleFirer:
             self.store.advance(sid, info.next_fire_at, next_tick(info, now))
             if claimed:
                 fired += self._fire(sid, tick, retaken=False)
+        if now_ms() - self._datasets_checked_at >= DATASET_CHECK_MS:
+            self._datasets_checked_at = now_ms()
+            fired += self.fire_new_versions()
+        return fired
+
+    def fire_new_versions(self) -> int:
+        """Fire each dataset schedule once per version registered since it last fired."""
+        datasets = self.service.jobs.datasets
+        if datasets is None:
+            return 0
+        fired = 0
+        for sid, info in self.store.dataset_schedules():
+            assert info.on_dataset is not None
+            seen = info.dataset_version or 0
+            try:
+                found = datasets.list_datasets(info.workspace, info.on_dataset)
+            except CumuloError as exc:
+                log.warning("schedule %s: dataset not read: %s", info.name, exc.message)
+                continue
+            new = sorted(v.version for v in found if v.version > seen)
+            for version in new:
+                if self.store.claim_firing(sid, version, self.owner):
+                    fired += self._fire(sid, version, retaken=False)
+            if new:
+                self.store.advance_dataset(sid, info.dataset_version, new[-1])
         return fired
 
     def _orphans(self, now: int) -> list[tuple[int, int]]:
@@ -151,6 +187,8 @@ class ScheduleFirer:
             return 0
         tracking = self.service.tracking
         tags = {SCHEDULE_TAG: info.name, TICK_TAG: str(tick)}
+        if info.on_dataset is not None:
+            tags[DATASET_TAG] = f"{info.on_dataset}:{tick}"
         try:
             if retaken:  # its claimer may have submitted it and stopped right after
                 exp = tracking.get_or_create_experiment(info.workspace, info.experiment_name)
@@ -165,6 +203,7 @@ class ScheduleFirer:
                 info.parameters,
                 tags=tags,
                 user=f"schedule:{info.name}",
+                dataset_versions={info.on_dataset: tick} if info.on_dataset else None,
             )
         except CumuloError as exc:
             log.warning("schedule %s: tick %s not submitted: %s", info.name, tick, exc.message)

@@ -313,6 +313,8 @@ class PipelineStore:
                         cron=info.cron,
                         enabled=info.enabled,
                         next_fire_at=info.next_fire_at,
+                        on_dataset=info.on_dataset,
+                        dataset_version=info.dataset_version,
                         created_at=now_ms(),
                     )
                 )
@@ -361,6 +363,27 @@ class PipelineStore:
                 .limit(limit)
             ).all()
         return [(r.id, _schedule(r)) for r in rows]
+
+    def dataset_schedules(self) -> list[tuple[int, ScheduleInfo]]:
+        """Enabled schedules that fire on a dataset's new versions, with their row ids."""
+        sc = p.pipeline_schedules
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                self._schedules()
+                .where(sc.c.enabled.is_(True), sc.c.on_dataset.is_not(None))
+                .order_by(sc.c.id)
+            ).all()
+        return [(r.id, _schedule(r)) for r in rows]
+
+    def advance_dataset(self, schedule_id: int, seen: int | None, version: int) -> bool:
+        """Record ``version`` as fired for, if nobody moved it on since ``seen`` was read."""
+        sc = p.pipeline_schedules
+        was = sc.c.dataset_version.is_(None) if seen is None else sc.c.dataset_version == seen
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                update(sc).where(sc.c.id == schedule_id, was).values(dataset_version=version)
+            )
+        return done.rowcount == 1
 
     def update_schedule(self, workspace: str, name: str, **values: Any) -> ScheduleInfo:
         sc = p.pipeline_schedules
@@ -534,4 +557,6 @@ def _schedule(row: Row[Any]) -> ScheduleInfo:
         last_fired_at=row.last_fired_at,
         last_run_id=row.last_run_id,
         created_at=row.created_at,
+        on_dataset=row.on_dataset,
+        dataset_version=row.dataset_version,
     )

@@ -110,6 +110,8 @@ pipeline_schedules = Table(
     Column("last_fired_at", BigInteger),
     Column("last_run_id", String(32)),
     Column("created_at", BigInteger, nullable=False),
+    Column("on_dataset", String(250)),  # fires on this dataset's new versions instead
+    Column("dataset_version", Integer),  # the newest version it has fired for (or seen)
     UniqueConstraint("workspace_id", "name"),
     Index(None, "enabled", "next_fire_at"),
 )

@@ -116,6 +116,7 @@ class HttpPipelines:
         interval: int = 1,
         start_time: int | None = None,
         cron: str | None = None,
+        on_dataset: str | None = None,
     ) -> ScheduleInfo:
         body = {
             "name": name,
@@ -126,6 +127,7 @@ class HttpPipelines:
             "interval": interval,
             "start_time": start_time,
             "cron": cron,
+            "on_dataset": on_dataset,
         }
         data = self.client.call("POST", f"{ws_path(workspace)}/schedules", body)
         return ScheduleInfo.from_dict(data)

@@ -73,6 +73,7 @@ class ScheduleCreate(BaseModel):
     interval: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     start_time: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     cron: str | None = Field(default=None, max_length=200)
+    on_dataset: str | None = Field(default=None, max_length=250)
 
 
 class ScheduleUpdate(BaseModel):
@@ -179,6 +180,7 @@ def create_schedule(
         interval=body.interval,
         start_time=body.start_time,
         cron=body.cron,
+        on_dataset=body.on_dataset,
     )
     return JsonResponse(info.to_dict(), status_code=201)
 

@@ -196,5 +196,9 @@ def _schedule(
             except NotFound:  # deleted since
                 run = None
         firings.append({"tick": tick, "run_id": run_id, "run": run})
-    rule = info.cron if info.cron else f"every {info.interval} {info.frequency}"
-    return {"info": info, "rule": rule, "pipeline": names.get(info.pipeline_id), "firings": firings}
+    return {
+        "info": info,
+        "rule": info.rule,
+        "pipeline": names.get(info.pipeline_id),
+        "firings": firings,
+    }
