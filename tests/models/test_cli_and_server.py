@@ -24,7 +24,7 @@ runner = CliRunner()
 def cli(*args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # what a pipe would get: progress lines go to stderr
 
 
 def test_model_commands(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def _lineage(
     out: dict[int, dict[str, Any]] = {}
     for v in versions:
         datasets: list[dict[str, str]] = [
-            {"name": d.get("dataset", ""), "detail": d.get("scenario", "")}
+            {"name": d.get("dataset", ""), "detail": d.get("scenario", ""), "href": ""}
             for d in named_datasets(v)
         ]
         found = inputs.get(v.run_id or "")
@@ -121,7 +121,7 @@ def _run_input(ws: str, d: DatasetInput) -> dict[str, str]:
                 "href": f"/ws/{quote(ws, safe='')}/datasets/{quote(d.name, safe='')}"
                 f"/versions/{version}",
             }
-    return {"name": d.name, "detail": f"run input · {d.digest[:8]}"}
+    return {"name": d.name, "detail": f"run input · {d.digest[:8]}", "href": ""}
 
 
 def versions_of_run(services: Services, ws: str, run_id: str) -> list[ModelVersionInfo]:
