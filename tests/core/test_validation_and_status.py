@@ -89,6 +89,8 @@ def test_every_error_code_has_an_http_status_and_round_trips() -> None:
 
     for cls in subclasses(CumuloError):
         assert cls.code in HTTP_STATUS
+        if cls.__module__ != "cumulo.core.errors" and "code" not in vars(cls):
+            continue  # a client-side refinement (the SDK's NotHere) travels as its parent
         rebuilt = from_code(cls.code, "msg")
         assert type(rebuilt) is cls and rebuilt.message == "msg"
 

@@ -90,6 +90,7 @@ class LogSink:
         self._pending_bytes = 0
         self.lost = 0  # lines dropped: the store was away and the buffer full
         self._lock = threading.Lock()
+        self.path = local_copy
         self._file = open(local_copy, "a", encoding="utf-8")  # noqa: SIM115
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
 
@@ -259,8 +260,6 @@ def run_job(
     finally:
         with contextlib.suppress(Exception):
             sink.close()
-    with contextlib.suppress(Exception):
-        channel.upload_file("user_logs/std_log.txt", folder / "std_log.txt")
     (folder / "result.json").write_text(json.dumps(result))
     return result
 
@@ -546,6 +545,12 @@ def _final(channel: JobChannel, sink: LogSink, result: dict[str, Any]) -> dict[s
         log.warning("%s", message)
         error = result.get("error") or {"code": "LogsNotDelivered", "message": message}
         result["error"] = {**error, "undelivered_log_lines": lines}
+    # The log's file is among the run's files before the run ends, so whoever waits
+    # for the end finds it.
+    try:
+        channel.upload_file("user_logs/std_log.txt", sink.path)
+    except Exception as exc:  # the run has its log lines already; the file is a copy
+        log.warning("could not upload the job's std_log.txt: %s", exc)
     try:
         channel.set_status(result["status"], result.get("error"))
     except CumuloError as exc:
