@@ -1,5 +1,5 @@
 """AutoML: a search over scikit-learn estimators that beats a trivial baseline, whose best
-trial's MLflow model is registered and scores new rows; bad configs refused."""
+trial's MLflow model is registered, scores new rows and is deployed; bad configs refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cumulo import AutoMLConfig, Experiment, InvalidInput, SweepRun, Workspace
+from cumulo import AutoMLConfig, Experiment, InvalidInput, Model, SweepRun, Workspace
 from cumulo.sdk.automl import AUTOML_TAG
 
 
@@ -96,3 +96,8 @@ def test_automl_beats_a_trivial_baseline_and_its_best_model_scores(
     local = model.download(tmp_path / "model")
     predicted = mlflow.pyfunc.load_model(str(local)).predict(X.head(20))
     assert (predicted == y.head(20).to_numpy()).mean() >= 0.9
+
+    endpoint = Model.deploy(ws, "iris-automl", [model])  # served as it was saved, and scored
+    rows = X.head(5)
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    assert endpoint.run(body) == {"predictions": predicted[:5].tolist()}
