@@ -166,21 +166,28 @@ class RayBackend:
 
 
 # ------------------------------------------------------------- managed head
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are chosen (one at a
+    time, the system may hand the same port out twice)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def head_environment() -> dict[str, str]:
     """Settings that keep a local head on loopback, quiet and patient with queued jobs."""
+    autoscaler_metrics, dashboard_metrics = _free_ports(2)
     return {
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_AUTH_MODE": "disabled",
         "RAY_JOB_START_TIMEOUT_SECONDS": "86400",
-        "AUTOSCALER_METRIC_PORT": str(_free_port()),
-        "DASHBOARD_METRIC_PORT": str(_free_port()),
+        "AUTOSCALER_METRIC_PORT": str(autoscaler_metrics),
+        "DASHBOARD_METRIC_PORT": str(dashboard_metrics),
     }
 
 
@@ -217,7 +224,7 @@ class ManagedRayHead:
         if not Path(ray_bin).exists():
             raise ConfigError("Ray is not installed: pip install 'cumulo[ray]'.")
         self.temp = tempfile.mkdtemp(prefix="cray", dir="/tmp")  # socket paths must be short
-        gcs, dash, client, agent = (_free_port() for _ in range(4))
+        gcs, dash, client, agent = _free_ports(4)
         try:
             ip = socket.gethostbyname(self.bind)
         except OSError as exc:
