@@ -29,7 +29,9 @@ from cumulo.store.ray_heads import RayHeadStore
 def _server(services: Services, home: Path) -> JobService:
     """The job service of a server with home ``home`` over the same database."""
     settings = dataclasses.replace(services.settings, home=home)
-    return JobService(settings, services.database, services.tracking, services.auth)
+    return JobService(
+        settings, services.database, services.tracking, services.auth, services.datasets
+    )
 
 
 def _hosting(services: Services, jobs: JobService) -> Hosting:

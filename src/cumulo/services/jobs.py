@@ -64,7 +64,7 @@ class JobService:
         database: Database,
         tracking: TrackingService,
         auth: AuthService,
-        datasets: DatasetService | None = None,
+        datasets: DatasetService,
     ) -> None:
         self.settings = settings
         self.datasets = datasets  # resolves and records a job's dataset inputs
@@ -230,7 +230,7 @@ class JobService:
                 **(properties or {}),
             }
             self.tracking.add_properties(workspace, run.id, props)
-            if cfg.inputs and self.datasets is not None:
+            if cfg.inputs:
                 self.datasets.record_inputs(workspace, run.id, cfg.inputs)
             self.store.create_job(
                 workspace,
@@ -287,8 +287,6 @@ class JobService:
             )
         inputs = config.get("inputs") or []
         if inputs:
-            if self.datasets is None:
-                raise InvalidInput("This server takes no dataset inputs.")
             inputs = self.datasets.resolve_inputs(workspace, inputs)
         args = arguments(config.get("arguments"))
         named = {input_mark(i["name"]) for i in inputs}

@@ -48,7 +48,6 @@ from cumulo.core.entities import now_ms
 from cumulo.core.errors import (
     CumuloError,
     EnvironmentBuildError,
-    InvalidInput,
     InvalidState,
     Unavailable,
 )
@@ -206,8 +205,6 @@ def _fetch_inputs(jobs: JobService, job: JobInfo, workdir: Path) -> list[str]:
     cfg = job.job_config
     paths: dict[str, str] = {}
     for item in cfg.inputs:
-        if jobs.datasets is None:
-            raise InvalidInput("This server takes no dataset inputs.")
         rel = f"{JOB_FOLDER}/inputs/{item['name']}"
         jobs.datasets.download(job.workspace, item["dataset"], item["version"], workdir / rel)
         paths[input_mark(item["name"])] = rel
