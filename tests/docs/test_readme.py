@@ -74,3 +74,11 @@ def test_the_readme_runs_as_written(
     assert endpoint.traffic == {"blue": 90, "green": 10}
     assert namespace["best"].get_metrics()["accuracy"][-1] > 0.5
     endpoint.delete()
+
+
+def test_the_readme_lists_every_command_group() -> None:
+    from cumulo.cli.main import COMMANDS
+
+    text = " ".join(README.read_text().split())
+    listing = text.split("`cumulo --help` lists every group: ", 1)[1].split(";", 1)[0]
+    assert re.findall(r"`([\w-]+)`", listing) == list(COMMANDS)
