@@ -64,9 +64,12 @@ def test_get_runs_by_type_and_properties(ws: Workspace) -> None:
         a.add_properties({"stage": "prod"})
     with exp.start_logging():
         pass
+    job = ws.transport.tracking.create_run(ws.name, exp.id, kind="job", status="Completed")
     assert [r.id for r in exp.get_runs(properties={"stage": "prod"})] == [a.id]
     assert len(list(exp.get_runs(type="interactive"))) == 2
-    assert list(exp.get_runs(type="azureml.scriptrun")) == []  # submitted jobs: none yet
+    assert [r.id for r in exp.get_runs(type="azureml.scriptrun")] == [job.id]
+    assert [r.id for r in exp.get_runs(type="job")] == [job.id]
+    assert list(exp.get_runs(type="hyperdrive")) == []
 
 
 def test_registry_and_endpoints_by_name(tmp_path: Path, ws: Workspace) -> None:
