@@ -20,9 +20,9 @@ from cumulo import (
     ScheduleRecurrence,
     Workspace,
 )
+from cumulo.core import schedules
 from cumulo.core.pipelines import SCHEDULE_TAG, TICK_TAG, ScheduleInfo
 from cumulo.core.settings import Settings
-from cumulo.services import schedules
 from cumulo.services.context import Services, build_services
 from cumulo.services.pipeline_driver import PipelineDriver
 from cumulo.services.schedules import DATASET_TAG

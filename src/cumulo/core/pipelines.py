@@ -429,15 +429,6 @@ class PublishedPipelineInfo(Record):
         return PipelineSpec.parse(self.spec)
 
 
-FREQUENCIES = {
-    "Second": 1_000,
-    "Minute": 60_000,
-    "Hour": 3_600_000,
-    "Day": 86_400_000,
-    "Week": 604_800_000,
-}
-
-
 @dataclass(frozen=True)
 class ScheduleInfo(Record):
     workspace: str
@@ -463,30 +454,3 @@ class ScheduleInfo(Record):
         if self.on_dataset is not None:
             return f"on new {self.on_dataset}"
         return self.cron or f"every {self.interval} {self.frequency}"
-
-
-def recurrence(frequency: Any, interval: Any) -> tuple[str, int]:
-    """A checked ``(frequency, interval)``: ``("Minute", 5)`` fires every five minutes."""
-    freq = next((f for f in FREQUENCIES if isinstance(frequency, str) and f.lower() ==
-                 frequency.lower()), None)  # fmt: skip
-    if freq is None:
-        raise InvalidInput(
-            f"Unknown frequency {frequency!r}; use {', '.join(FREQUENCIES)} (or a cron expression)."
-        )
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise InvalidInput(f"A schedule's interval must be a whole number >= 1, got {interval!r}.")
-    return freq, interval
-
-
-def next_recurrence(start: int, period_ms: int, after: int) -> int:
-    """The first tick ``start + k * period_ms`` strictly after ``after``."""
-    if after < start:
-        return start
-    return start + ((after - start) // period_ms + 1) * period_ms
-
-
-def last_recurrence(start: int, period_ms: int, at: int) -> int | None:
-    """The last tick at or before ``at``, None before the first."""
-    if at < start:
-        return None
-    return start + ((at - start) // period_ms) * period_ms

@@ -29,8 +29,8 @@ from cumulo.core.pipelines import (
     ScheduleInfo,
     data_name,
 )
+from cumulo.core.schedules import first_tick, with_rule
 from cumulo.core.status import RunStatus
-from cumulo.services import schedules
 from cumulo.services.jobs import JobService
 from cumulo.store.pipelines import PipelineStore
 
@@ -305,7 +305,7 @@ class PipelineService:
                 dataset_version=self._latest_version(workspace, on_dataset),
             )
         else:
-            info = schedules.with_rule(info, frequency, interval, start_time, cron, now)
+            info = with_rule(info, frequency, interval, start_time, cron, now)
         return self.store.create_schedule(info)
 
     def _latest_version(self, workspace: str, dataset: str) -> int:
@@ -328,7 +328,7 @@ class PipelineService:
         if info.on_dataset is not None:  # versions registered while it was off do not fire
             latest = self._latest_version(workspace, info.on_dataset)
             return self.store.update_schedule(workspace, name, enabled=True, dataset_version=latest)
-        nxt = schedules.first_tick(info, now_ms())
+        nxt = first_tick(info, now_ms())
         return self.store.update_schedule(workspace, name, enabled=True, next_fire_at=nxt)
 
     def schedule_firings(self, workspace: str, name: str) -> list[tuple[int, str | None]]:

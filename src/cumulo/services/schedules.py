@@ -2,7 +2,8 @@
 
 A schedule's rule is a recurrence (``frequency`` Second | Minute | Hour | Day |
 Week, every ``interval`` of them, on ticks ``start_time + k * period``) or a
-cron expression (croniter reads it, in UTC). Its row keeps ``next_fire_at``.
+cron expression (croniter reads it, in UTC); ``core/schedules.py`` checks it
+and computes its ticks. Its row keeps ``next_fire_at``.
 
 ``ScheduleFirer.fire_due(now)`` runs in every server process: for each schedule
 whose next tick has come it claims the *latest* tick at or before ``now`` by
@@ -23,103 +24,17 @@ while no process ran fire when one starts.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-
-from croniter import CroniterBadCronError, croniter
 
 from cumulo.core.entities import now_ms
-from cumulo.core.errors import CumuloError, InvalidInput, NotFound
-from cumulo.core.pipelines import (
-    FREQUENCIES,
-    SCHEDULE_TAG,
-    TICK_TAG,
-    ScheduleInfo,
-    last_recurrence,
-    next_recurrence,
-    recurrence,
-)
-
-if TYPE_CHECKING:
-    from cumulo.services.pipelines import PipelineService
+from cumulo.core.errors import CumuloError, NotFound
+from cumulo.core.pipelines import SCHEDULE_TAG, TICK_TAG
+from cumulo.core.schedules import latest_tick, next_tick
+from cumulo.services.pipelines import PipelineService
 
 log = logging.getLogger("cumulo.schedules")
 
 DATASET_CHECK_MS = 1_000  # how often a process looks for new dataset versions
 DATASET_TAG = "cumulo.schedule.dataset"  # a run fired by a dataset's version: "name:version"
-
-
-def with_rule(
-    info: ScheduleInfo,
-    frequency: str | None,
-    interval: int,
-    start_time: int | None,
-    cron: str | None,
-    now: int,
-) -> ScheduleInfo:
-    """``info`` with its checked rule and first tick."""
-    if (frequency is None) == (cron is None):
-        raise InvalidInput(
-            "A schedule takes a recurrence (frequency and interval) or a cron expression, "
-            "one of the two."
-        )
-    if cron is not None:
-        if not isinstance(cron, str) or not croniter.is_valid(cron):
-            raise InvalidInput(
-                f"{cron!r} is not a cron expression (minute hour day month weekday, "
-                "e.g. '*/5 * * * *')."
-            )
-        info = replace(info, cron=cron)
-    else:
-        freq, every = recurrence(frequency, interval)
-        if start_time is not None and (isinstance(start_time, bool) or start_time < 0):
-            raise InvalidInput("start_time must be milliseconds since the epoch.")
-        info = replace(
-            info,
-            frequency=freq,
-            interval=every,
-            start_time=now if start_time is None else start_time,
-        )
-    return replace(info, next_fire_at=first_tick(info, now))
-
-
-def _cron(expr: str, at_ms: int) -> croniter:
-    try:
-        return croniter(expr, datetime.fromtimestamp(at_ms / 1000, UTC))
-    except (CroniterBadCronError, ValueError) as exc:
-        raise InvalidInput(f"Cron expression {expr!r}: {exc}") from None
-
-
-def _period(info: ScheduleInfo) -> int:
-    assert info.frequency is not None and info.interval is not None
-    return FREQUENCIES[info.frequency] * info.interval
-
-
-def first_tick(info: ScheduleInfo, now: int) -> int:
-    """The first tick at or after ``now``."""
-    if info.cron is not None:
-        return next_tick(info, now - 1)
-    assert info.start_time is not None
-    return next_recurrence(info.start_time, _period(info), now - 1)
-
-
-def next_tick(info: ScheduleInfo, after: int) -> int:
-    """The first tick strictly after ``after``."""
-    if info.cron is not None:
-        return int(_cron(info.cron, after).get_next(float) * 1000)
-    assert info.start_time is not None
-    return next_recurrence(info.start_time, _period(info), after)
-
-
-def latest_tick(info: ScheduleInfo, now: int) -> int | None:
-    """The last tick at or before ``now``."""
-    if info.cron is not None:
-        nxt = next_tick(info, now)
-        prev = int(_cron(info.cron, nxt).get_prev(float) * 1000)
-        return prev if prev <= now else None
-    assert info.start_time is not None
-    return last_recurrence(info.start_time, _period(info), now)
 
 
 class ScheduleFirer:
