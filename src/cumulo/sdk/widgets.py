@@ -21,20 +21,45 @@ import html
 import math
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cumulo.core import system_metrics
+from cumulo.core.entities import RunInfo
 from cumulo.core.errors import ConfigError, CumuloError
 from cumulo.core.status import RunStatus
 from cumulo.sdk import display
 
 if TYPE_CHECKING:
-    from cumulo.sdk.run import RunTracking
+    from cumulo.sdk.transport import Transport
 
 MAX_CHARTS = 8
 MAX_POINTS = 300
 MAX_CHILDREN = 50
 _W, _H = 220, 70
+
+
+class ShownWorkspace(Protocol):
+    """What the view reads of a run's workspace."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def transport(self) -> Transport: ...
+
+
+class ShownRun(Protocol):
+    """What the view reads of a run (``sdk/run.py``'s ``RunTracking`` is one)."""
+
+    @property
+    def workspace(self) -> ShownWorkspace: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def info(self) -> RunInfo: ...
+    def refresh(self) -> object: ...
+    def get_portal_url(self) -> str: ...
+    def get_children(self) -> Iterable[ShownRun]: ...
 
 
 def notebook_display() -> Any | None:
@@ -58,7 +83,7 @@ class RunDetails:
     run ends; ``get_html()`` and ``get_text()`` give one snapshot.
     """
 
-    def __init__(self, run: RunTracking, interval: float = 2.0, log_lines: int = 20) -> None:
+    def __init__(self, run: ShownRun, interval: float = 2.0, log_lines: int = 20) -> None:
         self.run = run
         self.interval = interval
         self._tail: collections.deque[str] = collections.deque(maxlen=log_lines)
@@ -104,7 +129,7 @@ class RunDetails:
         except ConfigError:
             return None
 
-    def _children(self) -> list[RunTracking]:
+    def _children(self) -> list[ShownRun]:
         children = []
         for child in self.run.get_children():
             children.append(child)
