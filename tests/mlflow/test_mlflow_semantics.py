@@ -210,6 +210,37 @@ def test_logged_model_files_for_the_web_ui(
     assert got.status_code == 200 and got.text == "flavors: {}\n"
 
 
+def test_logged_files_are_sent_as_downloads_never_as_pages(
+    tracking_uri: str, client: MlflowClient, name: str, tmp_path
+) -> None:
+    """An HTML file someone logged would run its script on the server's origin if a route
+    sent it as a page: each file route sends it as a download, sandboxed, unsniffed."""
+    page = tmp_path / "page.html"
+    page.write_text("<script>alert(1)</script>")
+    run_id = client.create_run(client.create_experiment(name)).info.run_id
+    client.log_artifact(run_id, str(page))
+    model = client.create_logged_model(client.create_experiment(name + "-m"))
+    client.log_model_artifact(model.model_id, str(page))
+    client.create_registered_model(name)
+    client.create_model_version(name, f"runs:/{run_id}", run_id)
+    answers = [
+        httpx.get(f"{tracking_uri}/get-artifact", params={"run_id": run_id, "path": "page.html"}),
+        httpx.get(
+            f"{tracking_uri}/model-versions/get-artifact",
+            params={"name": name, "version": "1", "path": "page.html"},
+        ),
+        httpx.get(
+            f"{tracking_uri}{API}/logged-models/{model.model_id}/artifacts/files",
+            params={"artifact_file_path": "page.html"},
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200 and answer.text == "<script>alert(1)</script>"
+        assert answer.headers["content-disposition"] == 'attachment; filename="page.html"'
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"].startswith("sandbox")
+
+
 def test_versions_by_reference_and_their_order(
     tracking_uri: str, client: MlflowClient, name: str
 ) -> None:

@@ -9,7 +9,6 @@ Files are streamed both ways in chunks, never held whole in memory.
 from __future__ import annotations
 
 import io
-import mimetypes
 import posixpath
 from typing import IO
 
@@ -31,7 +30,7 @@ from cumulo.server.mlflow.common import (
     Writable,
 )
 from cumulo.server.responses import JsonResponse
-from cumulo.server.streams import body_reader, file_chunks
+from cumulo.server.streams import attachment, body_reader, file_chunks
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService, run_prefix
 
@@ -186,15 +185,14 @@ def list_run_artifacts(workspace: Readable, msg: Msg, tracking: Tracking) -> Jso
 @router.get("/get-artifact")
 def get_run_artifact(workspace: Readable, msg: Msg, tracking: Tracking) -> StreamingResponse:
     run_id, rel = _run_of(msg), _safe_path(msg.text("path"))
-    handle = tracking.open_artifact(workspace, run_id, rel)
-    return StreamingResponse(file_chunks(handle), media_type=_media_type(rel))
+    return attachment(tracking.open_artifact(workspace, run_id, rel), rel)
 
 
 @router.get("/model-versions/get-artifact")
 def get_version_artifact(workspace: Readable, msg: Msg, registry: Registry) -> StreamingResponse:
     rel = _safe_path(msg.text("path"))
     handle = registry.open_version_file(workspace, msg.need("name"), msg.need("version"), rel)
-    return StreamingResponse(file_chunks(handle), media_type=_media_type(rel))
+    return attachment(handle, rel)
 
 
 @router.post("/ajax-api/2.0/mlflow/upload-artifact")
@@ -214,10 +212,6 @@ async def upload_run_artifact(
         raise InvalidInput("Request must specify data.")
     await run_in_threadpool(tracking.upload_artifact, workspace, run_id, rel, io.BytesIO(data))
     return JsonResponse({})
-
-
-def _media_type(path: str) -> str:
-    return mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
 @router.get("/api/3.0/mlflow/server-info")

@@ -5,7 +5,6 @@ through the artifact proxy.
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,7 +26,7 @@ from cumulo.server.mlflow.common import (
 )
 from cumulo.server.mlflow.filters import LOGGED_MODEL_ATTRIBUTES, LOGGED_MODELS
 from cumulo.server.responses import JsonResponse
-from cumulo.server.streams import file_chunks
+from cumulo.server.streams import attachment
 from cumulo.services.registry import MAX_LOGGED_MODELS_PAGE
 
 P = "/api/2.0/mlflow/logged-models"
@@ -175,6 +174,4 @@ def list_files(model_id: str, workspace: Readable, msg: Msg, registry: Registry)
 def get_file(model_id: str, workspace: Readable, msg: Msg, registry: Registry) -> StreamingResponse:
     """One of a logged model's files (MLflow's web UI shows them with this route)."""
     path = msg.need("artifact_file_path")
-    handle = registry.open_logged_model_file(workspace, model_id, path)
-    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return StreamingResponse(file_chunks(handle), media_type=media)
+    return attachment(registry.open_logged_model_file(workspace, model_id, path), path)

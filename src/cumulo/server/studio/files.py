@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import NotFound
+from cumulo.server.streams import SANDBOX
 from cumulo.services.context import Services
 
 PREVIEW_BYTES = 512 * 1024
@@ -32,7 +33,6 @@ IMAGE_TYPES = {
     ".webp": "image/webp",
     ".svg": "image/svg+xml",
 }
-SANDBOX = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
 
 
 class FileSource(Protocol):
