@@ -134,3 +134,24 @@ def test_wrong_inputs_are_refused_with_a_reason(workspace: Workspace, tmp_path: 
         files.as_named_input("x").as_mount()
     with pytest.raises(InvalidInput, match="no rows"):
         workspace.transport.datasets.take(workspace.name, "plain", 1, 3)
+
+
+def test_a_file_whose_bytes_hash_otherwise_is_refused_and_not_kept(
+    workspace: Workspace,
+) -> None:
+    import hashlib
+    import io
+
+    client = workspace.transport.datasets
+    named = hashlib.sha256(b"the bytes meant").hexdigest()
+    with pytest.raises(InvalidInput, match="hashes to"):
+        client.upload_dataset_file(workspace.name, named, io.BytesIO(b"other bytes"))
+    assert client.has_dataset_file(workspace.name, named) is False
+    wrong = hashlib.sha256(b"other bytes").hexdigest()
+    assert client.has_dataset_file(workspace.name, wrong) is False  # not kept under its own
+
+    assert client.upload_dataset_file(workspace.name, named, io.BytesIO(b"the bytes meant")) == 15
+    assert client.has_dataset_file(workspace.name, named) is True
+    files = [{"path": "m.txt", "size": 15, "sha256": named}]
+    info = client.register_dataset(workspace.name, "meant", "file", files=files)
+    assert (info.version, info.files) == (1, files)

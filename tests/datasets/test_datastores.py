@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -131,3 +132,33 @@ def test_over_http_credentials_are_never_answered(
         text = httpx.get(url).text
         assert SECRET not in text and KEY_ID not in text and "sealed" not in text
     assert httpx.get(f"{base}/datastores/lake").json()["has_credentials"] is True
+
+
+def test_a_datastore_file_is_read_once_when_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cumulo.store.artifacts import ArtifactStore
+
+    ws = Workspace.create("read-once")
+    root = tmp_path / "once"
+    (root / "in").mkdir(parents=True)
+    (root / "in" / "a.bin").write_bytes(b"a" * 3000)
+    (root / "in" / "b.bin").write_bytes(b"b" * 10)
+    store = Datastore.register_local(ws, "once", root)
+    opened: list[str] = []
+    real_open = ArtifactStore.open
+
+    def counting(self: ArtifactStore, prefix: str, rel: str) -> Any:
+        if self.root == str(root.resolve()):
+            opened.append(rel)
+        return real_open(self, prefix, rel)
+
+    monkeypatch.setattr(ArtifactStore, "open", counting)
+    first = Dataset.File.from_files(store.path("in/*.bin")).register(ws, "once")
+    assert sorted(opened) == ["in/a.bin", "in/b.bin"]
+    again = Dataset.File.from_files(store.path("in")).register(ws, "once")
+    assert again.version == first.version == 1
+    monkeypatch.undo()
+    out = first.download(tmp_path / "out")
+    assert sorted(Path(p).read_bytes()[:1] for p in out) == [b"a", b"b"]
+    assert (tmp_path / "out" / "a.bin").stat().st_size == 3000

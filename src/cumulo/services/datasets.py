@@ -3,10 +3,12 @@
 A version's files are stored once per content, as ``<ws>/datasets/blobs/<sha256>``
 in the artifact store: a client sends a file only when no blob has its digest
 (``has_dataset_file``), and ``upload_dataset_file`` refuses bytes whose digest is
-not the one named. Files of a datastore are read by the server, hashed in one
-streaming pass and copied in another. Registering then names the files; the
-version's digest (``core.datasets.version_digest``) makes the same content
-under one name the same version. A tabular version's schema and profile are
+not the one named. Every file is read once, hashed as it is copied under a
+staging name, and takes its digest's name only then, so a blob always holds the
+bytes its name says (files of a datastore too: the server reads them).
+Registering then names the files; the version's digest
+(``core.datasets.version_digest``) makes the same content under one name the
+same version. A tabular version's schema and profile are
 computed once, here, when it is first registered.
 
 A job that reads a version records it among its run's dataset inputs
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
-import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -48,7 +50,7 @@ from cumulo.services.datastores import Datastores
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
-from cumulo.store.artifacts import CHUNK, ArtifactStore
+from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.datasets import DatasetStore
 
 MAX_TAKE = 10_000
@@ -63,26 +65,16 @@ def blob_path(sha256: str) -> str:
 
 
 class _Hashing:
-    """A stream read through: counts and hashes what passes."""
+    """A stream read through: hashes what passes."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         self.sha = hashlib.sha256()
-        self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
         self.sha.update(data)
-        self.size += len(data)
         return data
-
-
-def stream_digest(stream: IO[bytes]) -> tuple[str, int]:
-    """SHA-256 and size of a stream, read in chunks."""
-    reader = _Hashing(stream)
-    while reader.read(CHUNK):
-        pass
-    return reader.sha.hexdigest(), reader.size
 
 
 class DatasetService:
@@ -148,14 +140,29 @@ class DatasetService:
         prefix, rel = blob_prefix(workspace), blob_path(sha256)
         if self.artifacts.exists(prefix, rel):
             return self.artifacts.size(prefix, rel)  # the same bytes are there already
+        return self._store_blob(workspace, stream, sha256)[1]
+
+    def _store_blob(
+        self, workspace: str, stream: IO[bytes], expected: str | None = None
+    ) -> tuple[str, int]:
+        """Copy a stream into the blobs in one pass, hashing it on the way: its digest and size.
+
+        The bytes are written under a staging name and renamed to their digest
+        once it is known (and is ``expected``, when one is named).
+        """
+        prefix = blob_prefix(workspace)
+        staging = f"incoming/{uuid.uuid4().hex}"
         reader = _Hashing(stream)
-        size = self.artifacts.put_stream(prefix, rel, reader)  # type: ignore[arg-type]
-        if reader.sha.hexdigest() != sha256:
-            self.artifacts.delete(prefix, rel)
-            raise InvalidInput(
-                f"The file sent hashes to {reader.sha.hexdigest()}, not {sha256}; send it again."
-            )
-        return size
+        try:
+            size = self.artifacts.put_stream(prefix, staging, reader)  # type: ignore[arg-type]
+            sha = reader.sha.hexdigest()
+            if expected is not None and sha != expected:
+                raise InvalidInput(f"The file sent hashes to {sha}, not {expected}; send it again.")
+            if not self.artifacts.exists(prefix, blob_path(sha)):
+                self.artifacts.move(prefix, staging, blob_path(sha))
+        finally:
+            self.artifacts.delete(prefix, staging)  # left only when refused or held already
+        return sha, size
 
     def _from_datastore(self, workspace: str, datastore: str, pattern: str) -> list[DatasetFile]:
         """The files a pattern of a datastore names, copied into the workspace's blobs."""
@@ -169,10 +176,7 @@ class DatasetService:
         out = []
         for f in found:
             with store.open(prefix, f.path) as fh:
-                sha, size = stream_digest(fh)
-            if not self.has_dataset_file(workspace, sha):
-                with store.open(prefix, f.path) as fh:
-                    self.upload_dataset_file(workspace, sha, fh)
+                sha, size = self._store_blob(workspace, fh)
             out.append(DatasetFile(f.path[len(base) :].lstrip("/"), size, sha))
         return out
 
@@ -359,13 +363,7 @@ class DatasetService:
         info = self.store.get_version(workspace, name, version)
         target.mkdir(parents=True, exist_ok=True)
         for f in info.file_list:
-            dest = target / f.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with (
-                self.artifacts.open(blob_prefix(workspace), blob_path(f.sha256)) as src,
-                open(dest, "wb") as out,
-            ):
-                shutil.copyfileobj(src, out, CHUNK)
+            self.artifacts.get_file(blob_prefix(workspace), blob_path(f.sha256), target / f.path)
         return target
 
     # ---------------------------------------------------------------- lineage
@@ -643,4 +641,4 @@ def _base(pattern: str, paths: list[str]) -> str:
     return base
 
 
-__all__ = ["FILE", "TABULAR", "DatasetService", "blob_path", "blob_prefix", "stream_digest"]
+__all__ = ["FILE", "TABULAR", "DatasetService", "blob_path", "blob_prefix"]

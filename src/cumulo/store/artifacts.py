@@ -171,6 +171,17 @@ class ArtifactStore:
             except OSError:
                 break  # another upload put a file there meanwhile: keep it
 
+    def move(self, prefix: str, src: str, dest: str) -> None:
+        """Rename a stored file (atomic on a local folder; copy and delete on an object store)."""
+        src_path, dest_path = self._path(prefix, src), self._path(prefix, dest)
+        action = f"store {dest!r}"
+        with storage_errors(action):
+            self.fs.makedirs(posixpath.dirname(dest_path), exist_ok=True)
+            if self.is_local:
+                os.replace(src_path, dest_path)
+            else:
+                self.fs.mv(src_path, dest_path)
+
     def put_bytes(self, prefix: str, rel: str, data: bytes) -> int:
         import io
 
