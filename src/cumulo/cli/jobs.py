@@ -216,15 +216,14 @@ def run_cancel(run_id: str, workspace: str | None = WorkspaceOption) -> None:
     Example: cumulo run cancel 86c92a63
     """
     ws = open_workspace(workspace)
-    run_id = ws.get_run(run_id).id  # a unique start of the id, as tables show, is enough
+    run = ws.get_run(run_id)  # a unique start of the id, as tables show, is enough
     ws.transport.host_jobs()
-    info = ws.transport.jobs.cancel_job(ws.name, run_id)
+    info = ws.transport.jobs.cancel_job(ws.name, run.id)
     if ws.url is None and info.status == RunStatus.CANCEL_REQUESTED.value:
-        run = ws.get_run(run_id)  # embedded: this process carries the cancel out
-        while not RunStatus(run.get_status()).is_terminal:
-            time.sleep(0.1)
+        while not RunStatus(run.get_status()).is_terminal:  # embedded: this process
+            time.sleep(0.1)  # carries the cancel out
         info = run.info
-    err_console.print(f"Run {run_id}: {info.status}.")
+    err_console.print(f"Run {run.id}: {info.status}.")
 
 
 # ------------------------------------------------------------------- compute
