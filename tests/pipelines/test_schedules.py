@@ -118,13 +118,23 @@ def test_a_schedule_fires_once_per_tick_across_processes_and_restarts(tmp_path: 
         time.sleep(0.6)  # "gone" never submits it: its claim grows older than the lease
         assert third.schedules.fire_due(nxt + 2_000) == 1
         assert third.schedules.fire_due(nxt + 3_000) == 0
+        # Its claimer submitted the next tick's run and stopped before recording it:
+        # taken over, the firing records that run and submits no second one.
+        last = start + 9 * MINUTE
+        assert three.pipelines.store.claim_firing(_schedule_id(three, ws), last, "gone")
+        tags = {SCHEDULE_TAG: "every-minute", TICK_TAG: str(last)}
+        orphan = three.pipelines.fire_published(
+            ws.name, pipeline_id, "scheduled", {"x": 7}, tags=tags
+        )
+        time.sleep(0.6)
+        assert third.schedules.fire_due(last + 1_000) == 0
     finally:
         three.close()
 
     firings = Schedule.get(ws, "every-minute").get_firings()
     ticks = [t for t, _ in firings]
-    assert ticks == [start + k * MINUTE for k in (0, 1, 2, 3, 7, 8)]
-    assert all(run_id for _, run_id in firings)
+    assert ticks == [start + k * MINUTE for k in (0, 1, 2, 3, 7, 8, 9)]
+    assert all(run_id for _, run_id in firings) and firings[-1][1] == orphan.id
     runs = {run_id: ws.get_run(run_id) for _, run_id in firings}
     assert len(runs) == len(firings)
     for tick, run_id in firings:
