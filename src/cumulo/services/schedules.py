@@ -90,7 +90,7 @@ class ScheduleFirer:
 
     def _orphans(self, now: int) -> list[tuple[int, int]]:
         out = []
-        for sid, tick, _owner, claimed_at in self.store.unsubmitted_firings(now - self.lease_ms):
+        for sid, tick, claimed_at in self.store.unsubmitted_firings(now - self.lease_ms):
             if self.store.retake_firing(sid, tick, self.owner, claimed_at):
                 out.append((sid, tick))
         return out

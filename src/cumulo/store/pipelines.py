@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, delete, desc, insert, or_, select, update
+from sqlalchemy import Row, and_, desc, insert, or_, select, update
 
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import AlreadyExists, Conflict, NotFound
@@ -421,16 +421,16 @@ class PipelineStore:
         except Conflict:
             return False
 
-    def unsubmitted_firings(self, older_than: int) -> list[tuple[int, int, str, int]]:
-        """(schedule id, tick, owner, claimed at) of firings claimed but never submitted."""
+    def unsubmitted_firings(self, older_than: int) -> list[tuple[int, int, int]]:
+        """(schedule id, tick, claimed at) of firings claimed but never submitted."""
         f = p.schedule_firings
         with self.db.transaction(write=False) as conn:
             rows = conn.execute(
-                select(f.c.schedule_id, f.c.tick, f.c.owner, f.c.claimed_at).where(
+                select(f.c.schedule_id, f.c.tick, f.c.claimed_at).where(
                     f.c.run_id.is_(None), f.c.claimed_at < older_than
                 )
             ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def retake_firing(self, schedule_id: int, tick: int, owner: str, claimed_at: int) -> bool:
         """Take over a firing whose claimer stopped before submitting (compare-and-set)."""
@@ -484,18 +484,6 @@ class PipelineStore:
         if row is None:
             raise NotFound(f"Schedule {schedule_id} is gone.")
         return _schedule(row)
-
-    def delete_schedule(self, workspace: str, name: str) -> None:
-        sc, f = p.pipeline_schedules, p.schedule_firings
-        with self.db.transaction() as conn:
-            ws_id = self._workspace_id(conn, workspace)
-            sid = conn.execute(
-                select(sc.c.id).where(sc.c.workspace_id == ws_id, sc.c.name == name)
-            ).scalar()
-            if sid is None:
-                raise NotFound(f"No schedule {name!r} in workspace {workspace!r}.")
-            conn.execute(delete(f).where(f.c.schedule_id == sid))
-            conn.execute(delete(sc).where(sc.c.id == sid))
 
 
 def _run(row: Row[Any]) -> PipelineRunInfo:
