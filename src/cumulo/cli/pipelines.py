@@ -4,7 +4,8 @@ cumulo pipeline submit -f pipeline.yml [-e EXPERIMENT] [-p name=value ...] [--no
 cumulo pipeline show RUN [--json]
 cumulo pipeline list [--json]                       published pipelines
 cumulo pipeline publish -f pipeline.yml --name NAME [--version V] [--description D]
-cumulo schedule create NAME --pipeline ID -e EXPERIMENT (--every "5 Minute" | --cron EXPR)
+cumulo schedule create NAME --pipeline ID -e EXPERIMENT
+                       (--every "5 Minute" | --cron EXPR | --on-dataset DATASET) [-p name=value ...]
 cumulo schedule list [--json]
 cumulo schedule disable NAME   /   cumulo schedule enable NAME
 
@@ -57,7 +58,8 @@ pipeline_app = typer.Typer(
     help="Pipelines: submit one from a file, show its steps, publish it.", no_args_is_help=True
 )
 schedule_app = typer.Typer(
-    help="Schedules: run a published pipeline on a recurrence or a cron expression.",
+    help="Schedules: run a published pipeline on a recurrence, a cron expression or a "
+    "dataset's new versions.",
     no_args_is_help=True,
 )
 
@@ -218,10 +220,6 @@ def schedule_create(
         err_console.print(f"Schedule {info.name} fires next at {display.when(info.next_fire_at)}.")
 
 
-def _rule(info: Any) -> str:
-    return str(info.rule)
-
-
 @schedule_app.command("list")
 @friendly_errors
 def schedule_list(json: bool = JsonOption, workspace: str | None = WorkspaceOption) -> None:
@@ -236,7 +234,7 @@ def schedule_list(json: bool = JsonOption, workspace: str | None = WorkspaceOpti
         i = s.info
         table.add_row(
             i.name,
-            _rule(i),
+            i.rule,
             i.pipeline_id,
             i.experiment_name,
             "yes" if i.enabled else "no",
