@@ -66,6 +66,18 @@ def test_a_series_summary_leaves_nan_out_of_its_range(workspace: Workspace) -> N
     assert summary == {"count": 5, "min": -1.0, "max": 7.5, "last": None}
 
 
+def test_a_series_summary_takes_its_last_value_by_step_not_by_logging_order(
+    workspace: Workspace,
+) -> None:
+    run = Experiment(workspace, "summary-order").start_logging()
+    run.log("loss", 2.0, step=5)
+    run.log("loss", float("inf"), step=1)
+    run.log("loss", -3.0, step=2)
+    run.complete()
+    summary = workspace.transport.tracking.get_metric_summary(workspace.name, run.id, "loss")
+    assert summary == {"count": 3, "min": -3.0, "max": float("inf"), "last": 2.0}
+
+
 def test_nan_and_infinity_are_stored_faithfully(workspace: Workspace) -> None:
     run = Experiment(workspace, "specials").start_logging()
     run.log("nan", float("nan"))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
-
-import numpy as np
 
 from cumulo.core import system_metrics, validation
 from cumulo.core.downsample import Series, from_buckets, lttb
@@ -346,15 +343,8 @@ class TrackingService:
     def get_metric_summary(self, workspace: str, run_id: str, key: str) -> dict[str, Any]:
         """A series' smallest, largest and last value and its length (NaN left out of
         the smallest and largest; None where no value is a number)."""
-        series = self.store.read_series(workspace, run_id, key)
-        values = series.value[~np.isnan(series.value)] if len(series) else series.value
-        last = float(series.value[-1]) if len(series) else None
-        return {
-            "count": len(series),
-            "min": float(values.min()) if len(values) else None,
-            "max": float(values.max()) if len(values) else None,
-            "last": None if last is None or math.isnan(last) else last,
-        }
+        count, low, high, last = self.store.metric_summary(workspace, run_id, key)
+        return {"count": count, "min": low, "max": high, "last": last}
 
     def get_run_records(self, workspace: str, run_id: str) -> list[MetricRecord]:
         """The run's list, row, table and image records, in the order they were logged."""

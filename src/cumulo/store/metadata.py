@@ -536,6 +536,21 @@ class MetadataStore(ExperimentStore):
             self._run_row(conn, ws_id, run_id)
             return metric_series.read(conn, run_id, key, start_step, end_step)
 
+    def metric_summary(
+        self, workspace: str, run_id: str, key: str
+    ) -> tuple[int, float | None, float | None, float | None]:
+        """A series' length, smallest and largest value (NaN left out) and last value
+        (the one search and listings read; None where it is NaN): no series is loaded whole."""
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            self._run_row(conn, ws_id, run_id)
+            count, low, high = metric_series.summary(conn, run_id, key)
+            lm = t.latest_metrics
+            last = conn.execute(
+                select(lm.c.value).where(lm.c.run_id == run_id, lm.c.key == key)
+            ).scalar()
+        return count, low, high, last
+
     def metric_chart_rows(
         self,
         workspace: str,

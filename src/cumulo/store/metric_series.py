@@ -203,6 +203,20 @@ def read(
     return series
 
 
+def summary(conn: Connection, run_id: str, key: str) -> tuple[int, float | None, float | None]:
+    """A series' length and its smallest and largest value, NaN left out (None where no
+    value is a number): only the chunks' values are read, and none are sorted."""
+    c = t.metric_chunks
+    blobs = conn.execute(
+        select(c.c.value_data).where(c.c.run_id == run_id, c.c.key == key)
+    ).scalars()
+    values = np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=_F8)
+    numbers = values[~np.isnan(values)]
+    if not len(numbers):
+        return len(values), None, None
+    return len(values), float(numbers.min()), float(numbers.max())
+
+
 def delete_runs(conn: Connection, run_ids: list[str]) -> None:
     conn.execute(delete(t.metric_chunks).where(t.metric_chunks.c.run_id.in_(run_ids)))
 
