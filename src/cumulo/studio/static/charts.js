@@ -158,8 +158,8 @@
         data.push(mean, hi, lo);
         series.push(
           lineSeries(name + " (" + cols.length + " runs, mean)", colour, few),
-          { label: name + " max", stroke: "transparent", points: { show: false }, spanGaps: true, value: valueOf },
-          { label: name + " min", stroke: "transparent", points: { show: false }, spanGaps: true, value: valueOf });
+          { label: name + " max", stroke: "transparent", points: { show: false }, spanGaps: true, value: S.legendValue },
+          { label: name + " min", stroke: "transparent", points: { show: false }, spanGaps: true, value: S.legendValue });
         bands.push({ series: [base + 1, base + 2], fill: hexAlpha(colour, 0.16) });
         helpers.push(base + 1, base + 2);
       });
@@ -228,7 +228,7 @@
       var run = ctx.byId[s.run_id], col = new Array(n).fill(null);
       col[j] = s.y[0];
       data.push(col);
-      series.push({ label: run.name, stroke: run.colour, fill: run.colour, paths: bars, points: { show: false }, value: valueOf });
+      series.push({ label: run.name, stroke: run.colour, fill: run.colour, paths: bars, points: { show: false }, value: S.legendValue });
     });
     var values = list.map(function (s) { return s.y[0]; }).filter(function (v) { return v !== null; });
     var lo = Math.min.apply(null, values.concat([0])), hi = Math.max.apply(null, values.concat([0]));
@@ -257,10 +257,8 @@
     if (this.plot) { this.plot.setSize({ width: this.el.clientWidth, height: this.el.clientHeight || 220 }); }
   };
 
-  function valueOf(u, v) { return v === null || v === undefined ? "—" : S.formatValue(v); }
-
   function lineSeries(label, colour, few) {
-    return { label: label, stroke: colour, width: 1.25, spanGaps: true, value: valueOf,
+    return { label: label, stroke: colour, width: 1.25, spanGaps: true, value: S.legendValue,
       points: { show: few, size: 4, fill: colour } };
   }
 
@@ -346,12 +344,11 @@
     var source = $("#charts-data");
     if (!source) { document.body.setAttribute("data-charts-ready", "true"); return; }
     var spec = JSON.parse(source.textContent);
-    var styles = getComputedStyle(document.documentElement);
     var ctx = {
       url: spec.url, query: spec.query, runs: spec.runs, byId: {},
       view: new View(spec.view_key),
-      ink: styles.getPropertyValue("--muted").trim() || "#656d76",
-      gridInk: styles.getPropertyValue("--line").trim() || "#e3e6ea",
+      ink: S.ink().text,
+      gridInk: S.ink().grid,
       groupValue: function (run) {
         var g = ctx.view.group, kind = g.split(".")[0], key = g.slice(kind.length + 1);
         var v = kind === "params" ? run.params[key] : run.tags[key];
@@ -478,9 +475,8 @@
     view.save();
     window.addEventListener("resize", function () { panels.forEach(function (p) { p.resize(); }); });
     window.addEventListener("cumulo:theme", function () {
-      var now = getComputedStyle(document.documentElement);
-      ctx.ink = now.getPropertyValue("--muted").trim();
-      ctx.gridInk = now.getPropertyValue("--line").trim();
+      ctx.ink = S.ink().text;
+      ctx.gridInk = S.ink().grid;
       panels.forEach(function (p) { p.draw(); });
     });
     window.cumuloCharts = { panels: panels, view: view };

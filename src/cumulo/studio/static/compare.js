@@ -5,11 +5,6 @@
 
   var S = window.cumuloStudio, $ = S.$;
 
-  function ink() {
-    var styles = getComputedStyle(document.documentElement);
-    return { text: styles.getPropertyValue("--muted").trim() || "#656d76", grid: styles.getPropertyValue("--line").trim() || "#eef0f2" };
-  }
-
   function isNumber(v) { return typeof v === "number" && isFinite(v); }
 
   // A field's values as positions on an axis: numbers as they are; anything else by its
@@ -67,9 +62,9 @@
         cursor: { drag: { x: false, y: false }, points: { show: false } },
         scales: { x: { time: false, range: [-0.5, n - 0.5] }, y: { range: [lo, hi + (hi - lo) * 0.05 || 1] } },
         axes: [
-          { stroke: ink().text, grid: { show: false }, size: 30,
+          { stroke: S.ink().text, grid: { show: false }, size: 30,
             values: function (u, splits) { return splits.map(function (v) { return v === Math.round(v) && runs[v] ? runs[v].name : ""; }); } },
-          { stroke: ink().text, grid: { stroke: ink().grid }, size: 60, values: S.tickLabels }
+          { stroke: S.ink().text, grid: { stroke: S.ink().grid }, size: 60, values: S.tickLabels }
         ],
         hooks: {
           setCursor: [function (u) {
@@ -138,8 +133,8 @@
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false, range: pad(px, xs) }, y: { range: pad(py, ys) } },
       axes: [
-        { label: fx.key, labelSize: 18, stroke: ink().text, grid: { stroke: ink().grid }, values: axisValues(px) },
-        { label: fy.key, labelSize: 18, size: 64, stroke: ink().text, grid: { stroke: ink().grid }, values: axisValues(py) }
+        { label: fx.key, labelSize: 18, stroke: S.ink().text, grid: { stroke: S.ink().grid }, values: axisValues(px) },
+        { label: fy.key, labelSize: 18, size: 64, stroke: S.ink().text, grid: { stroke: S.ink().grid }, values: axisValues(py) }
       ],
       hooks: {
         setCursor: [function (u) {

@@ -19,8 +19,9 @@
       });
   }
 
-  // serving.js (loaded after this file) uses the same helpers.
-  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, tickLabels: tickLabels, smoothed: smoothed };
+  // charts.js, compare.js, sweep.js and serving.js (loaded after this file) use the same helpers.
+  window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, legendValue: legendValue,
+    tickLabels: tickLabels, smoothed: smoothed, ink: ink };
 
   function runActive() {
     var head = $("#run-header");
@@ -54,6 +55,9 @@
   }
 
   // "1.50e-4" -> "1.5e-4": scientific notation without trailing zeros.
+  // A value in a chart's legend or tooltip: "—" where the series has none.
+  function legendValue(u, v) { return v === null || v === undefined ? "—" : formatValue(v); }
+
   function trimExp(text) { return text.replace(/\.?0+e/, "e").replace("e+", "e"); }
 
   function formatValue(v) {
@@ -116,7 +120,7 @@
 
   function lineSeries(label, color, dim, few) {
     return { label: label, stroke: color, width: dim ? 1 : 1.5, alpha: dim ? 0.25 : 1, spanGaps: false,
-      points: { show: !!few, size: 6, fill: color }, value: function (u, v) { return v === null ? "—" : formatValue(v); } };
+      points: { show: !!few, size: 6, fill: color }, value: legendValue };
   }
 
   // ------------------------------------------------------ one run, one metric
@@ -513,7 +517,7 @@
         var pairs = xs.map(function (x, i) { return [cats ? i : Number(x), ys[i] === null ? null : Number(ys[i])]; });
         if (!cats) { pairs.sort(function (a, b) { return a[0] - b[0]; }); }
         var colour = PALETTE[0], series = { label: ySel.value, stroke: colour, width: 1.5,
-          value: function (u, v) { return v === null ? "—" : formatValue(v); } };
+          value: legendValue };
         if (kind.value === "bar") {
           series.fill = colour;
           series.paths = uPlot.paths.bars({ size: [0.7, 40] });
@@ -666,6 +670,7 @@
     });
   }
 
+  // The theme's colours for a chart's axes (text) and grid lines.
   function ink() {
     var styles = getComputedStyle(document.documentElement);
     return { text: styles.getPropertyValue("--muted").trim() || "#656d76", grid: styles.getPropertyValue("--line").trim() || "#eef0f2" };

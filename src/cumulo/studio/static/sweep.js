@@ -7,21 +7,16 @@
   var S = window.cumuloStudio, $ = S.$;
   var BLUE = "#0969da", RED = "#cf222e", GREEN = "#1a7f37";
 
-  function css(name, fallback) {
-    var v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return v || fallback;
-  }
-
   function dots(label, colour) {
     return { label: label, stroke: colour, fill: colour, paths: function () { return null; },
       points: { show: true, size: 8, fill: colour, stroke: colour },
-      value: function (u, v) { return v === null || v === undefined ? "—" : S.formatValue(v); } };
+      value: S.legendValue };
   }
 
   function line(label, colour, stepped) {
     return { label: label, stroke: colour, width: 2, spanGaps: true,
       paths: stepped ? uPlot.paths.stepped({ align: 1 }) : undefined, points: { show: false },
-      value: function (u, v) { return v === null || v === undefined ? "—" : S.formatValue(v); } };
+      value: S.legendValue };
   }
 
   function byTrial(spec) {
@@ -81,7 +76,7 @@
       holder.setAttribute("data-drawn", "0");
       return;
     }
-    var ink = css("--muted", "#656d76"), grid = css("--line", "#eef0f2");
+    var ink = S.ink().text, grid = S.ink().grid;
     var plot = new uPlot({
       width: Math.max(300, holder.clientWidth || 600),
       height: 260,
