@@ -65,7 +65,7 @@ def test_an_endpoints_requests_compared_with_its_training_data(tmp_path: Path) -
     (tmp_path / "model" / "w.json").write_text("{}")
     (tmp_path / "serve").mkdir()
     (tmp_path / "serve" / "score.py").write_text(SCORE)
-    model = Model.register(ws, tmp_path / "model", "m")
+    model = Model.register(ws, tmp_path / "model", "m", datasets=[("training", ds)])
     endpoint = Model.deploy(
         ws,
         "drifty",
@@ -76,6 +76,12 @@ def test_an_endpoints_requests_compared_with_its_training_data(tmp_path: Path) -
     for _ in range(10):  # x as trained, y shifted by three standard deviations
         rows = np.column_stack([rng.normal(0, 1, 50), rng.normal(8, 1, 50)]).tolist()
         assert endpoint.run({"data": rows}) == {"ok": True}
+
+    graph = ds.get_lineage()  # the data -> the model named with it -> where it serves
+    served = [n for n in graph["nodes"] if n["kind"] == "endpoint"]
+    assert [(n["endpoint"], n["traffic"]) for n in served] == [("drifty", 100)]
+    assert {"from": "dataset:train:1", "to": "model:m:1"} in graph["edges"]
+    assert {"from": "model:m:1", "to": served[0]["id"]} in graph["edges"]
 
     report = ds.compare_with_endpoint(endpoint)
     by = {c["column"]: c for c in report["columns"]}

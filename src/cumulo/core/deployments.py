@@ -252,6 +252,23 @@ class EndpointInfo(Record):
         return next((d for d in self.deployments if d.name == name), None)
 
 
+def serving(endpoints: list[EndpointInfo]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(model name, version) -> the deployments serving it, with their share of traffic."""
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for ep in endpoints:
+        for dep in ep.deployments:
+            for m in dep.models:
+                out.setdefault((m["name"], int(m["version"])), []).append(
+                    {
+                        "endpoint": ep.name,
+                        "deployment": dep.name,
+                        "traffic": ep.traffic.get(dep.name, 0),
+                        "state": dep.state,
+                    }
+                )
+    return out
+
+
 def scoring_path(workspace: str, endpoint: str) -> str:
     return f"/endpoints/{workspace}/{endpoint}/score"
 

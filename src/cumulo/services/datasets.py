@@ -43,6 +43,7 @@ from cumulo.core.datasets import (
     sha256_hex,
     version_digest,
 )
+from cumulo.core.deployments import serving
 from cumulo.core.entities import DatasetInput, FileInfo, ModelVersionInfo, RunInfo, check_user_tags
 from cumulo.core.errors import Conflict, CumuloError, InvalidInput, NotFound
 from cumulo.services import dataset_tables
@@ -449,7 +450,10 @@ class DatasetService:
             runs.append(run_id)
         else:
             raise InvalidInput("Ask for the lineage of a dataset, a model or a run.")
-        served = _serving(self.deployments, workspace)
+        try:
+            served = serving(self.deployments.list_endpoints(workspace))
+        except CumuloError:
+            served = {}
         for r in dict.fromkeys(runs):
             try:
                 run = self.tracking.get_run(workspace, r)
@@ -598,27 +602,6 @@ def _dataset_id(info: DatasetVersionInfo) -> str:
 
 def _model_id(m: ModelVersionInfo) -> str:
     return f"model:{m.name}:{m.version}"
-
-
-def _serving(
-    deployments: DeploymentService, workspace: str
-) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    try:
-        endpoints = deployments.list_endpoints(workspace)
-    except CumuloError:
-        return out
-    for ep in endpoints:
-        for dep in ep.deployments:
-            for m in dep.models:
-                out.setdefault((m["name"], int(m["version"])), []).append(
-                    {
-                        "endpoint": ep.name,
-                        "deployment": dep.name,
-                        "traffic": ep.traffic.get(dep.name, 0),
-                    }
-                )
-    return out
 
 
 def _names(ref: dict[str, str], info: DatasetVersionInfo) -> bool:

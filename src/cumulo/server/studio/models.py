@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from cumulo.core.datasets import SOURCE_TYPE
-from cumulo.core.deployments import EndpointInfo
+from cumulo.core.deployments import EndpointInfo, serving
 from cumulo.core.entities import DatasetInput, FileInfo, ModelVersionInfo, RunInfo
 from cumulo.core.errors import InvalidInput, NotFound
 from cumulo.core.pages import encode_token
@@ -35,23 +35,6 @@ SHOWN_FILES = 500  # files listed on a version's page
 # ------------------------------------------------------------------ helpers
 def _endpoints(services: Services, ws: str) -> list[EndpointInfo]:
     return services.deployments.list_endpoints(ws)
-
-
-def serving(endpoints: list[EndpointInfo]) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    """(model name, version) -> the deployments serving it, with their share of traffic."""
-    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for ep in endpoints:
-        for dep in ep.deployments:
-            for m in dep.models:
-                out.setdefault((m["name"], int(m["version"])), []).append(
-                    {
-                        "endpoint": ep.name,
-                        "deployment": dep.name,
-                        "traffic": ep.traffic.get(dep.name, 0),
-                        "state": dep.state,
-                    }
-                )
-    return out
 
 
 def user_tags(version: ModelVersionInfo) -> dict[str, str]:
