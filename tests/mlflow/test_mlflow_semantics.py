@@ -82,6 +82,17 @@ def test_run_ids_of_other_servers_are_recorded(
             {"run_id": "<run>", "metrics": [{"key": "m", "value": 1}]},
             "Missing value for required parameter 'metrics[0].timestamp'",
         ),
+        # Checked before the run is looked up: a run that does not exist is not named.
+        (
+            "runs/log-metric",
+            {"run_id": "no-such-run", "key": "m", "value": 1, "timestamp": "foo"},
+            "Invalid value \"foo\" for parameter 'timestamp' supplied",
+        ),
+        (
+            "runs/log-batch",
+            {"run_id": "no-such-run", "metrics": [{"key": "m", "value": "x", "timestamp": 1}]},
+            "Invalid value \"x\" for parameter 'value' supplied",
+        ),
     ],
 )
 def test_wrong_values_are_refused_in_mlflows_words(

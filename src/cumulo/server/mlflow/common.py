@@ -130,9 +130,10 @@ class MlflowRoute(APIRoute):
 class Message:
     """A request's fields, read leniently as MLflow's server reads its protos."""
 
-    def __init__(self, data: dict[str, Any], size: int = 0) -> None:
+    def __init__(self, data: dict[str, Any], size: int = 0, prefix: str = "") -> None:
         self.data = data
         self.size = size  # bytes of the JSON body
+        self.prefix = prefix  # where a nested message sits ("metrics[0].")
 
     def __contains__(self, name: str) -> bool:
         return self.data.get(name) is not None
@@ -141,7 +142,7 @@ class Message:
         return self.data.get(name)
 
     def _missing(self, name: str) -> InvalidInput:
-        return InvalidInput(f"Missing value for required parameter '{name}'.")
+        return InvalidInput(f"Missing value for required parameter '{self.prefix}{name}'.")
 
     def text(self, name: str, required: bool = False, default: str | None = None) -> str | None:
         value = self.data.get(name)

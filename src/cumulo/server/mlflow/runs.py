@@ -165,25 +165,22 @@ def search(
 
 # ---------------------------------------------------------------- logging
 def _point(item: dict[str, Any], index: int | None = None) -> tuple[str, float, int, int]:
-    """``(key, value, step, timestamp)`` of a wire metric; the service validates the rest.
+    """``(key, value, step, timestamp)`` of a wire metric, checked before any lookup.
 
-    The hot path of ingestion: plain numbers pass straight through, strings (int64 as
-    text, "NaN", "Infinity") are converted. ``index``: the item's place in a batch.
+    The hot path of ingestion: a metric of plain numbers passes straight through; any
+    other is checked field by field in MLflow's order and words (strings such as int64
+    as text, "NaN" and "Infinity" are converted). ``index``: the item's place in a batch.
     """
-    try:
-        key, value, ts = item["key"], item["value"], item["timestamp"]
-    except KeyError as exc:
-        where = "" if index is None else f"metrics[{index}]."
-        raise InvalidInput(
-            f"Missing value for required parameter '{where}{exc.args[0]}'."
-        ) from None
+    key, value, ts = item.get("key"), item.get("value"), item.get("timestamp")
     step = item.get("step", 0)
-    if type(value) is not float:
-        value = Message(item).number("value")
-    if type(step) is not int:
-        step = Message(item).integer("step", 0)
-    if type(ts) is not int:
-        ts = Message(item).integer("timestamp")
+    if type(key) is str and key and type(value) is float and type(ts) is int and type(step) is int:
+        return key, value, step, ts
+    fields = Message(item, prefix="" if index is None else f"metrics[{index}].")
+    key = fields.need("key")
+    value = fields.number("value", required=True)
+    ts = fields.integer("timestamp", required=True)
+    step = fields.integer("step", 0)
+    assert value is not None and ts is not None and step is not None  # required, defaulted
     return key, value, step, ts
 
 
@@ -214,10 +211,11 @@ def _log_metrics(
     workspace: str,
     run_id: str,
     items: list[dict[str, Any]],
+    points: list[tuple[str, float, int, int]],
     params: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
 ) -> None:
-    points = [_point(item, n) for n, item in enumerate(items)]
+    """Log ``items``, read as ``points`` by ``_point`` before any lookup."""
     run_name = _run_name(tags)  # checked before anything is written
     by_model = _model_metrics(run_id, items, points)
     if by_model:
@@ -267,12 +265,8 @@ def log_metric(
     workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
     run_id = _run_id(msg)
-    # Each field checked in MLflow's order, with its wording, before the run is looked up.
-    msg.need("key")
-    msg.number("value", required=True)
-    msg.integer("timestamp", required=True)
-    msg.integer("step")
-    _log_metrics(tracking, registry, workspace, run_id, [msg.data])
+    point = _point(msg.data)
+    _log_metrics(tracking, registry, workspace, run_id, [msg.data], [point])
     return JsonResponse({})
 
 
@@ -318,7 +312,8 @@ def log_batch(
                 f"Duplicate parameter key {item.get('key')!r} with different values in one batch."
             )
     tags_values = msg.key_values("tags")
-    _log_metrics(tracking, registry, workspace, run_id, metrics, param_values, tags_values)
+    points = [_point(item, n) for n, item in enumerate(metrics)]
+    _log_metrics(tracking, registry, workspace, run_id, metrics, points, param_values, tags_values)
     return JsonResponse({})
 
 
