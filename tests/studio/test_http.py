@@ -134,3 +134,16 @@ def test_model_lists_page_newer_and_older(tmp_path: Path) -> None:
         assert "← Newer" in second and "Older →" not in second
         versions = c.get("/ws/shelf/models/m00").text
         assert "page 1" not in versions  # two versions fit on one page: no pager
+
+
+def test_the_asset_version_changes_with_any_static_file_new_ones_included(tmp_path: Path) -> None:
+    from cumulo.server.studio.web import asset_version
+
+    (tmp_path / "studio.js").write_text("one")
+    first = asset_version(tmp_path)
+    assert asset_version(tmp_path) == first
+    (tmp_path / "studio.js").write_text("two")
+    edited = asset_version(tmp_path)
+    (tmp_path / "later.js").write_text("")
+    added = asset_version(tmp_path)
+    assert len({first, edited, added}) == 3

@@ -28,22 +28,19 @@ STATIC = STUDIO_DIR / "static"
 STATIC_URL = "/studio-static"
 DATA_PREFIX = "/studio-data"
 COOKIE = "cumulo_token"
-# Asset URLs carry a hash of their content, so browsers refetch them after a change.
-ASSET_VERSION = hashlib.sha256(
-    b"".join(
-        (STATIC / n).read_bytes()
-        for n in (
-            "studio.js",
-            "studio.css",
-            "VERSIONS",
-            "serving.js",
-            "serving.css",
-            "charts.js",
-            "sweep.js",
-            "compare.js",
-        )
-    )
-).hexdigest()[:10]
+
+
+def asset_version(folder: Path) -> str:
+    """A hash of every file under ``folder``, names and contents: asset URLs carry it, so
+    browsers refetch the assets after any of them changes or a new one comes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+ASSET_VERSION = asset_version(STATIC)
 
 
 def services(request: Request) -> Services:
