@@ -32,7 +32,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,15 +54,8 @@ from cumulo.services.jobs import JobService
 from cumulo.services.ray_heads import head_owner
 from cumulo.store.sweeps import SweepStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: Optuna is slow to import, and only sweeps need it
     from cumulo.services import sweep_optuna
-
-
-def _optuna() -> ModuleType:
-    """The Optuna side of sweeps, loaded with the first sweep (Optuna is slow to import)."""
-    from cumulo.services import sweep_optuna
-
-    return sweep_optuna
 
 
 log = logging.getLogger("cumulo.sweeps")
@@ -173,6 +165,8 @@ class SweepService:
     def _warm_start(self, workspace: str, spec: SweepSpec) -> list[sweep_optuna.WarmTrial]:
         if spec.resume_from is None:
             return []
+        from cumulo.services import sweep_optuna
+
         try:
             run = self.tracking.find_run(workspace, spec.resume_from)
             earlier = self.store.get(workspace, run.id)
@@ -180,9 +174,7 @@ class SweepService:
             raise InvalidInput(
                 f"resume_from: {spec.resume_from!r} is not a sweep of workspace {workspace!r}."
             ) from None
-        warm: list[sweep_optuna.WarmTrial] = _optuna().warm_trials(
-            spec, earlier.spec, self.store.trials(earlier.id)
-        )
+        warm = sweep_optuna.warm_trials(spec, earlier.spec, self.store.trials(earlier.id))
         if not warm:
             raise InvalidInput(
                 f"resume_from: sweep {earlier.run_id} has no finished trial in this search "
@@ -203,7 +195,9 @@ class SweepService:
             "trials": [t.to_dict() for t in trials],
         }
         if info.spec.multi_objective:
-            out["pareto_front"] = _optuna().pareto_front(info.spec, trials)
+            from cumulo.services import sweep_optuna
+
+            out["pareto_front"] = sweep_optuna.pareto_front(info.spec, trials)
         return out
 
     def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo:
@@ -406,12 +400,16 @@ class SweepDriver:
         return replace(trial, state=state, value=value, values=values)
 
     def _claim(self, sweep: SweepInfo, trials: list[TrialInfo]) -> TrialInfo | None:
+        from cumulo.services import sweep_optuna
+
         number = len(trials)
         warm = [
-            _optuna().WarmTrial(w["internal"], w["values"])
+            sweep_optuna.WarmTrial(w["internal"], w["values"])
             for w in sweep.job_config.get("warm_start", [])
         ]
-        asked = _optuna().ask(sweep.spec, trials, self._histories(sweep, trials, {}), number, warm)
+        asked = sweep_optuna.ask(
+            sweep.spec, trials, self._histories(sweep, trials, {}), number, warm
+        )
         trial = TrialInfo(
             number=number,
             params=asked.params,
@@ -452,6 +450,8 @@ class SweepDriver:
     def _apply_policy(
         self, sweep: SweepInfo, trials: list[TrialInfo], children: dict[int, RunInfo]
     ) -> None:
+        from cumulo.services import sweep_optuna
+
         last = self._policy_at.get(sweep.id, 0.0)
         if time.monotonic() - last < POLICY_SECONDS:
             return
@@ -485,7 +485,7 @@ class SweepDriver:
             view = list(trials)
             if not running:  # looked at as if running, so the pruner may record its rungs
                 view[i] = replace(t, state=SUBMITTED)
-            looked = _optuna().evaluate(sweep.spec, view, histories, t.number, steps)
+            looked = sweep_optuna.evaluate(sweep.spec, view, histories, t.number, steps)
             if looked.system_attrs != t.system_attrs:  # Hyperband's rungs: kept for later looks
                 self.store.update_trial(sweep.id, t.number, system_attrs=looked.system_attrs)
                 trials[i] = replace(t, system_attrs=looked.system_attrs)
@@ -536,7 +536,9 @@ class SweepDriver:
         goal = spec.primary_metric_goal
         best = None
         if spec.multi_objective and scored:
-            front = set(_optuna().pareto_front(spec, trials))
+            from cumulo.services import sweep_optuna
+
+            front = set(sweep_optuna.pareto_front(spec, trials))
             props["sweep.pareto_front"] = orjson.dumps(
                 [t.run_id for t in trials if t.number in front]
             ).decode()
