@@ -22,7 +22,7 @@ from cumulo import (
     ScriptRunConfig,
     Workspace,
 )
-from cumulo.compute.gpus import GpuLedger
+from cumulo.compute.gpus import GpuLedger, gpus_here
 from cumulo.core.errors import InvalidInput
 from cumulo.core.jobs import QUEUE_REASON_TAG
 from cumulo.core.settings import Settings
@@ -139,3 +139,10 @@ def test_the_local_gpu_inventory_setting() -> None:
     with pytest.raises(ValueError, match="CUMULO_LOCAL_GPUS"):
         Settings.load(environ={"CUMULO_LOCAL_GPUS": "0,0"})
     assert Resources.parse({"memory_gb": 1.5}).memory_mb == 1536
+
+
+def test_an_attached_machine_reports_the_gpus_it_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUMULO_LOCAL_GPUS", "1,3")
+    assert gpus_here() == 2
+    monkeypatch.setenv("CUMULO_LOCAL_GPUS", "0")
+    assert gpus_here() == 0

@@ -27,7 +27,7 @@ import psutil
 
 from cumulo.compute.base import Capacity
 from cumulo.compute.sysmetrics import gpu_count, load_nvml
-from cumulo.core.settings import Settings, parse_gpus
+from cumulo.core.settings import Settings
 
 LEDGER = "gpus.json"
 
@@ -50,12 +50,9 @@ def machine_gpus(settings: Settings) -> tuple[int, ...]:
 
 
 def gpus_here() -> int:
-    """How many GPUs this machine offers: ``CUMULO_LOCAL_GPUS`` if set, else those NVML
-    finds. What an SSH-attached machine reports on attach."""
-    declared = os.environ.get("CUMULO_LOCAL_GPUS")
-    if declared is not None:
-        return len(parse_gpus("CUMULO_LOCAL_GPUS", declared))
-    return _nvml_gpus()
+    """How many GPUs this machine offers (``machine_gpus`` under its own settings): what
+    an SSH-attached machine reports on attach."""
+    return len(machine_gpus(Settings.load()))
 
 
 def machine_capacity(config: dict[str, Any], settings: Settings) -> Capacity:
