@@ -208,7 +208,7 @@ def fake_nvml(count: int) -> types.SimpleNamespace:
 
 
 def test_the_sampler_reads_the_gpus_it_is_given_through_nvml() -> None:
-    sampler = Sampler(folder=".", gpus=visible_gpus("1", 2), nvml=fake_nvml(2))
+    sampler = Sampler(folder=".", visible="1", nvml=fake_nvml(2))
     out = sampler.sample()
     gpu = {k: v for k, v in out.items() if k.startswith("system/gpu_")}
     assert gpu == {

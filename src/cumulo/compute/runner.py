@@ -36,7 +36,7 @@ from typing import IO, Any, Protocol
 from cumulo.compute import processes
 from cumulo.compute.base import JOB_FOLDER
 from cumulo.compute.spool import ENV_DIR, Spool
-from cumulo.compute.sysmetrics import Point, Sampler, Sampling, gpu_count, load_nvml, visible_gpus
+from cumulo.compute.sysmetrics import Point, Sampler, Sampling
 from cumulo.core import system_metrics
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError
@@ -459,10 +459,8 @@ def start_system_metrics(
     if interval <= 0 or "run_id" not in spec:  # off, or no run to record into
         return None
     tracking = _tracking(channel)
-    nvml = load_nvml()
-    gpus = visible_gpus(env.get("CUDA_VISIBLE_DEVICES"), gpu_count(nvml))
     try:
-        sampler = Sampler(pid, workdir, gpus, nvml if nvml is not None else False)
+        sampler = Sampler(pid, workdir, env.get("CUDA_VISIBLE_DEVICES"))
     except Exception as exc:  # psutil cannot see the process: the run goes on without
         log.warning("system metrics are off for this job: %s", exc)
         return None

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,23 +76,23 @@ class Sampler:
     """One reading of everything, as ``{name: value}``; call ``sample()`` at each interval.
 
     ``pid`` is the root of the process tree measured (None: this process);
-    ``folder`` the working folder whose disk is measured; ``gpus`` the GPU
-    indices to read (None: all NVML sees); ``nvml`` the NVML bindings, already
-    initialised (None: loaded here when a driver answers; ``False``: none).
+    ``folder`` the working folder whose disk is measured; ``visible`` the
+    ``CUDA_VISIBLE_DEVICES`` of the process, whose GPUs are read (None: all NVML
+    sees); ``nvml`` the NVML bindings, already initialised (None: loaded here
+    when a driver answers; ``False``: none).
     """
 
     def __init__(
         self,
         pid: int | None = None,
         folder: Path | str = ".",
-        gpus: Sequence[int] | None = None,
+        visible: str | None = None,
         nvml: Any = None,
     ) -> None:
         self.pid = os.getpid() if pid is None else pid
         self.folder = str(folder)
         self.nvml = load_nvml() if nvml is None else (nvml or None)
-        count = gpu_count(self.nvml)
-        self.gpus = [i for i in (range(count) if gpus is None else gpus) if 0 <= i < count]
+        self.gpus = visible_gpus(visible, gpu_count(self.nvml))
         self._handles: dict[int, Any] = {}
         self._cpu_seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU s
         self._last_wall = time.monotonic()
