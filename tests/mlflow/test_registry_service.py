@@ -268,6 +268,35 @@ def test_logged_models_and_lineage(env: tuple[Services, str]) -> None:
         assert b"sklearn" in fh.read()
 
 
+def test_a_run_of_another_workspace_is_named_never_read(env: tuple[Services, str]) -> None:
+    """Run ids a version or a logged model names are recorded without a lookup (as MLflow
+    does); a run of another workspace lends them neither its files nor a link."""
+    services, ws = env
+    registry = services.registry
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    services.tracking.create_workspace(other)
+    theirs = _run_with_model(services, other)
+
+    registry.create_model(ws, "borrowed")
+    version = registry.create_version(ws, "borrowed", source=f"runs:/{theirs}/model", run_id=theirs)
+    assert version.run_id == theirs and version.storage_prefix is None
+    assert registry.list_version_files(ws, "borrowed", version.version) == []
+    assert registry.download_location(ws, "borrowed", version.version) == (
+        f"runs:/{theirs}/model",
+        False,
+    )
+    with pytest.raises(NotFound):
+        registry.open_version_file(ws, "borrowed", version.version, "model/MLmodel")
+    with pytest.raises(NotFound):  # a run id with a path means files here: looked up
+        registry.create_version(ws, "borrowed", run_id=theirs, path="model")
+
+    exp = services.tracking.get_or_create_experiment(ws, "train")
+    logged = registry.create_logged_model(ws, exp.id, name="m", source_run_id=theirs)
+    assert registry.get_logged_model(ws, logged.id).source_run_id == theirs
+    with pytest.raises(NotFound):  # a parent is a link: it must be a run of this workspace
+        services.tracking.create_run(ws, exp.id, parent_id=theirs)
+
+
 def test_migration_creates_the_registry_tables(tmp_path: Path) -> None:
     services = open_services(Settings.load(home=tmp_path / "home", environ={}))
     tables = [v for v in vars(schema_registry).values() if isinstance(v, Table)]
