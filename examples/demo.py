@@ -109,8 +109,8 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def register_data(ws: Workspace) -> Any:
-    """2b. The training data as a versioned dataset: the same content is the same version."""
-    step("2b. Register the training data as a dataset")
+    """3. The training data as a versioned dataset: the same content is the same version."""
+    step("3. Register the training data as a dataset")
     from sklearn.datasets import load_digits
 
     digits = load_digits(as_frame=True)
@@ -129,8 +129,8 @@ def register_data(ws: Workspace) -> Any:
 
 
 def submit_jobs(ws: Workspace, ds: Any) -> list[str]:
-    """3. The training script as jobs on a managed pool, reading the dataset, logs live."""
-    step("3. Submit the training script as jobs to a local pool")
+    """4. The training script as jobs on a managed pool, reading the dataset, logs live."""
+    step("4. Submit the training script as jobs to a local pool")
     if "cpu-pool" not in ws.compute_targets:
         ComputeTarget.create(
             ws, "cpu-pool", LocalPool(max_nodes=2, idle_seconds_before_scaledown=60)
@@ -162,8 +162,8 @@ def submit_jobs(ws: Workspace, ds: Any) -> list[str]:
 
 
 def sweep_alpha(ws: Workspace, ds: Any) -> None:
-    """3b. A small sweep over alpha on the pool; its best trial's model is registered."""
-    step("3b. Sweep alpha: four trials, two at a time, bandit early termination")
+    """5. A small sweep over alpha on the pool; its best trial's model is registered."""
+    step("5. Sweep alpha: four trials, two at a time, bandit early termination")
     config = HyperDriveConfig(
         run_config=ScriptRunConfig(
             HERE,
@@ -221,8 +221,8 @@ def digits_pipeline(ws: Workspace) -> Pipeline:
 
 
 def run_pipeline(ws: Workspace) -> None:
-    """3c. A pipeline, then the same pipeline again: every unchanged step is reused."""
-    step("3c. A pipeline: prepare -> train -> evaluate -> register, then again (reused)")
+    """6. A pipeline, then the same pipeline again: every unchanged step is reused."""
+    step("6. A pipeline: prepare -> train -> evaluate -> register, run twice")
     exp = Experiment(ws, "digits-pipeline")
     for attempt in ("submitted", "submitted again, nothing changed"):
         started = time.monotonic()
@@ -232,13 +232,17 @@ def run_pipeline(ws: Workspace) -> None:
         for column in ("step", "status", "why it ran"):
             table.add_column(column)
         for s in run.get_steps():
-            table.add_row(s["name"], s["status"], "" if s["state"] == "reused" else s["reason"])
+            if s["state"] == "reused":
+                status, why = "reused", f"nothing changed since run {s['reused_from'][:8]}"
+            else:
+                status, why = s["status"], s["reason"]
+            table.add_row(s["name"], status, why)
         console.print(table)
 
 
 def log_with_mlflow(url: str) -> None:
-    """4. Existing MLflow code logs to Cumulo unchanged."""
-    step("4. Log a run with the MLflow client")
+    """7. Existing MLflow code logs to Cumulo unchanged."""
+    step("7. Log a run with the MLflow client")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
@@ -252,8 +256,8 @@ def log_with_mlflow(url: str) -> None:
 
 
 def show_best(ws: Workspace, url: str) -> list:  # type: ignore[type-arg]
-    """5. One store for everything: SDK runs, job runs and MLflow runs side by side."""
-    step("5. Compare every run and find the best")
+    """8. One store for everything: SDK runs, job runs and MLflow runs side by side."""
+    step("8. Compare every run and find the best")
     exp = Experiment(ws, "digits-sgd")
     runs = list(
         exp.get_runs(filter=f"tags.demo = '{SESSION['demo']}'", order_by="metrics.accuracy DESC")
@@ -275,9 +279,9 @@ def show_best(ws: Workspace, url: str) -> list:  # type: ignore[type-arg]
 
 
 def deploy(ws: Workspace, runs: list, ds: Any) -> None:  # type: ignore[type-arg]
-    """6. Register the best model, serve it with a key, roll out at 10% a second version:
+    """9. Register the best model, serve it with a key, roll out at 10% a second version:
     the best model trained from the registered dataset."""
-    step("6. Register the best model, deploy it, roll out a second version")
+    step("9. Register the best model, deploy it, roll out a second version")
     from sklearn.datasets import load_digits
 
     scoring = InferenceConfig(entry_script="score.py", source_directory=str(HERE / "serve"))
@@ -312,8 +316,8 @@ def deploy(ws: Workspace, runs: list, ds: Any) -> None:  # type: ignore[type-arg
 
 
 def show_lineage(ds: Any) -> None:
-    """6b. From the data to what serves it: dataset -> runs that read it -> models -> endpoints."""
-    step("6b. Lineage: the dataset, the runs that read it, their models, where they serve")
+    """10. From the data to what serves it: dataset -> runs that read it -> models -> endpoints."""
+    step("10. Lineage: from the dataset to the endpoints that serve its models")
     graph = ds.get_lineage()
     nodes = {n["id"]: n for n in graph["nodes"]}
     after: dict[str, list[str]] = {}
@@ -333,8 +337,8 @@ def show_lineage(ds: Any) -> None:
 
 
 def show_audit(home: Path) -> None:
-    """7. The server kept an audit log of every write: who, what, when, how it ended."""
-    step("7. Who did what: the server's audit log")
+    """11. The server kept an audit log of every write: who, what, when, how it ended."""
+    step("11. Who did what: the server's audit log")
     time.sleep(1.2)  # the server stores its entries once a second
     cli = [sys.executable, "-m", "cumulo.cli.main", "audit", "list", "--home", str(home)]
     subprocess.run([*cli, "--workspace", WORKSPACE, "--limit", "8"], check=True)
