@@ -96,10 +96,15 @@ def test_filters_name_a_misspelled_key_and_in_works_on_params(ws: Workspace) -> 
         with exp.start_logging() as run:
             run.log_params({"lr": lr})
             run.log("accuracy", float(lr))
+            run.tag("size", {"0.1": "s", "0.2": "m", "0.3": "l"}[lr])
     with pytest.raises(InvalidInput, match="did you mean 'accuracy'"):
         list(exp.get_runs(filter="metrics.acuracy > 0.1"))
     picked = exp.get_runs(filter="params.lr IN ('0.1', '0.3')", order_by="params.lr")
     assert [r.get_params()["lr"] for r in picked] == ["0.1", "0.3"]
+    by_metric = exp.get_runs(filter="metrics.accuracy IN (0.2, 0.3)", order_by="params.lr")
+    assert [r.get_params()["lr"] for r in by_metric] == ["0.2", "0.3"]
+    by_tag = exp.get_runs(filter="tags.size NOT IN ('m')", order_by="params.lr")
+    assert [r.get_params()["lr"] for r in by_tag] == ["0.1", "0.3"]
     assert list(exp.get_runs(filter="metrics.accuracy > 5")) == []  # known key: just empty
 
 
