@@ -16,7 +16,6 @@ the threshold (0.2 by default, the usual "significant shift").
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ PSI_THRESHOLD = 0.2
 _EPS = 1e-4
 
 Opener = Callable[[str], IO[bytes]]
+Frames = Callable[[], Iterator[Any]]  # the rows as DataFrames, read from the start on each call
 
 
 def pandas() -> Any:
@@ -82,6 +82,11 @@ def chunks(fmt: dict[str, Any], paths: list[str], open_file: Opener) -> Iterator
                 raise InvalidInput("Only a tabular dataset has rows.")
 
 
+def frames(fmt: dict[str, Any], paths: list[str], open_file: Opener) -> Frames:
+    """The files' rows, for ``profile``, ``head`` and ``compare`` (read again on each pass)."""
+    return lambda: chunks(fmt, paths, open_file)
+
+
 def _kind(dtype: Any) -> str:
     pd = pandas()
     if pd.api.types.is_bool_dtype(dtype):
@@ -114,13 +119,11 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def profile(
-    fmt: dict[str, Any], paths: list[str], open_file: Opener
-) -> tuple[list[dict[str, str]], dict[str, Any]]:
+def profile(rows_of: Frames) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The schema (name and type of each column) and the profile of a tabular dataset."""
     rows = 0
     cols: dict[str, dict[str, Any]] = {}
-    for frame in chunks(fmt, paths, open_file):
+    for frame in rows_of():
         rows += len(frame)
         for name in frame.columns:
             series = frame[name]
@@ -153,7 +156,7 @@ def profile(
                 if len(col["values"]) > MAX_DISTINCT:
                     col["distinct_capped"] = True
                     col["values"] = set()
-    histograms = _histograms(fmt, paths, open_file, cols)
+    histograms = _histograms(rows_of, cols)
     schema = [{"name": name, "type": col["type"]} for name, col in cols.items()]
     columns = {}
     for name, col in cols.items():
@@ -175,7 +178,7 @@ def profile(
 
 
 def _histograms(
-    fmt: dict[str, Any], paths: list[str], open_file: Opener, cols: dict[str, dict[str, Any]]
+    rows_of: Frames, cols: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, list[float]]]:
     edges = {
         name: np.linspace(
@@ -192,7 +195,7 @@ def _histograms(
     if not edges:
         return {}
     counts = {name: np.zeros(HISTOGRAM_BINS, dtype=np.int64) for name in edges}
-    for frame in chunks(fmt, paths, open_file):
+    for frame in rows_of():
         for name in edges:
             if name in frame.columns:
                 values = _floats(frame[name])
@@ -209,12 +212,12 @@ def _floats(series: Any) -> Any:
     return values[np.isfinite(values)]
 
 
-def head(fmt: dict[str, Any], paths: list[str], open_file: Opener, n: int) -> dict[str, Any]:
+def head(rows_of: Frames, n: int) -> dict[str, Any]:
     """The first ``n`` rows as ``{"columns": [...], "rows": [[...], ...]}`` (JSON values)."""
     pd = pandas()
     taken = []
     left = n
-    for frame in chunks(fmt, paths, open_file):
+    for frame in rows_of():
         if left <= 0:
             break
         taken.append(frame.head(left))
@@ -228,17 +231,17 @@ def head(fmt: dict[str, Any], paths: list[str], open_file: Opener, n: int) -> di
 
 # ---------------------------------------------------------------------- drift
 def compare(
-    base: tuple[dict[str, Any], list[str], Opener, dict[str, Any]],
-    other: tuple[dict[str, Any], list[str], Opener, dict[str, Any]],
+    base: tuple[Frames, dict[str, Any]],
+    other: tuple[Frames, dict[str, Any]],
     threshold: float = PSI_THRESHOLD,
 ) -> list[dict[str, Any]]:
     """Per column: schema change, PSI, Wasserstein distance and whether it drifted.
 
-    Each side is ``(format, paths, opener, profile)``; the profiles give the
-    columns, their types and ranges, so each side is read once.
+    Each side is ``(rows, profile)``; the profiles give the columns, their
+    types and ranges, so each side is read once.
     """
-    a_cols = base[3].get("column_profiles", {})
-    b_cols = other[3].get("column_profiles", {})
+    a_cols = base[1].get("column_profiles", {})
+    b_cols = other[1].get("column_profiles", {})
     out: list[dict[str, Any]] = []
     numeric: dict[str, Any] = {}
     categorical: list[str] = []
@@ -273,8 +276,8 @@ def compare(
             else:
                 categorical.append(name)
         out.append(row)
-    a_counts = _distributions(base, numeric, categorical)
-    b_counts = _distributions(other, numeric, categorical)
+    a_counts = _distributions(base[0], numeric, categorical)
+    b_counts = _distributions(other[0], numeric, categorical)
     for row in out:
         name = row["column"]
         if row["change"] is not None or (name not in numeric and name not in categorical):
@@ -294,16 +297,13 @@ def compare(
 
 
 def _distributions(
-    side: tuple[dict[str, Any], list[str], Opener, dict[str, Any]],
-    numeric: dict[str, Any],
-    categorical: list[str],
+    rows_of: Frames, numeric: dict[str, Any], categorical: list[str]
 ) -> dict[str, Any]:
-    fmt, paths, opener, _ = side
     out: dict[str, Any] = {name: np.zeros(DRIFT_BINS, dtype=float) for name in numeric}
     out.update({name: {} for name in categorical})
     if not numeric and not categorical:
         return out
-    for frame in chunks(fmt, paths, opener):
+    for frame in rows_of():
         for name, edges in numeric.items():
             if name in frame.columns:
                 out[name] += np.histogram(_floats(frame[name]), bins=edges)[0]
@@ -391,11 +391,3 @@ def _rows(pd: Any, rows: list[Any], names: list[str]) -> Any:
     if not rows or width > len(names):
         return None
     return pd.DataFrame([r + [None] * (width - len(r)) for r in rows], columns=names[:width])
-
-
-def frame_source(frame: Any) -> tuple[dict[str, Any], list[str], Opener]:
-    """A DataFrame as a one-file parquet source for ``profile`` and ``compare``."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    data = buffer.getvalue()
-    return {"type": PARQUET}, ["requests"], lambda _path: io.BytesIO(data)

@@ -23,6 +23,7 @@ import hashlib
 import posixpath
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -228,7 +229,7 @@ class DatasetService:
         ordered = sorted(listed, key=lambda f: f.path)
         if kind == TABULAR:
             schema, profile = dataset_tables.profile(
-                fmt, [f.sha256 for f in ordered], self._blob_opener(workspace)
+                self._rows(workspace, fmt, [f.sha256 for f in ordered])
             )
         info, _ = self.store.add_version(
             workspace,
@@ -275,13 +276,19 @@ class DatasetService:
             out.append(f)
         return out
 
-    def _blob_opener(self, workspace: str) -> Any:
+    def _rows(
+        self, workspace: str, fmt: dict[str, Any], digests: list[str]
+    ) -> dataset_tables.Frames:
+        """The rows of the blobs ``digests``, read as ``fmt`` says."""
         prefix = blob_prefix(workspace)
 
         def _open(sha256: str) -> IO[bytes]:
             return self.artifacts.open(prefix, blob_path(sha256))
 
-        return _open
+        return dataset_tables.frames(fmt, digests, _open)
+
+    def _version_rows(self, info: DatasetVersionInfo) -> dataset_tables.Frames:
+        return self._rows(info.workspace, info.format, [f.sha256 for f in info.file_list])
 
     def get_dataset(
         self, workspace: str, name: str, version: int | None = None
@@ -310,8 +317,7 @@ class DatasetService:
         info = self.store.get_version(workspace, name, version)
         if info.kind != TABULAR:
             raise InvalidInput(f"Dataset {info.ref} is a file dataset: it has no rows.")
-        paths = [f.sha256 for f in info.file_list]
-        return dataset_tables.head(info.format, paths, self._blob_opener(workspace), n)
+        return dataset_tables.head(self._version_rows(info), n)
 
     def delete_dataset_version(self, workspace: str, name: str, version: int) -> None:
         """Remove a version; refused while a registered model was trained from it."""
@@ -507,11 +513,8 @@ class DatasetService:
         for info in (a, b):
             if info.kind != TABULAR:
                 raise InvalidInput(f"Dataset {info.ref} is a file dataset: only tables compare.")
-        opener = self._blob_opener(workspace)
         columns = dataset_tables.compare(
-            (a.format, [f.sha256 for f in a.file_list], opener, a.profile),
-            (b.format, [f.sha256 for f in b.file_list], opener, b.profile),
-            float(threshold),
+            (self._version_rows(a), a.profile), (self._version_rows(b), b.profile), float(threshold)
         )
         return {
             "base": a.ref,
@@ -545,18 +548,13 @@ class DatasetService:
         logs = self.deployments.get_request_logs(workspace, endpoint, deployment, limit)
         columns = [c["name"] for c in base.schema]
         frame = dataset_tables.request_rows([str(r["request"]) for r in logs], columns)
-        fmt, paths, opener = dataset_tables.frame_source(frame)
-        _, sampled = dataset_tables.profile(fmt, paths, opener)
+        requests = partial(iter, [frame])  # the sampled rows, one DataFrame
+        _, sampled = dataset_tables.profile(requests)
         present = set(sampled["column_profiles"])
         kept = {k: v for k, v in base.profile.get("column_profiles", {}).items() if k in present}
         result = dataset_tables.compare(
-            (
-                base.format,
-                [f.sha256 for f in base.file_list],
-                self._blob_opener(workspace),
-                {**base.profile, "column_profiles": kept},
-            ),
-            (fmt, paths, opener, sampled),
+            (self._version_rows(base), {**base.profile, "column_profiles": kept}),
+            (requests, sampled),
             float(threshold),
         )
         where = endpoint + (f"/{deployment}" if deployment else "")
