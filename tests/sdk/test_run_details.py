@@ -90,8 +90,9 @@ NOTEBOOK_CELLS = [
 
 @pytest.mark.slow
 def test_a_notebook_sees_the_run_live(tmp_path: Path) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS]
     nbclient.NotebookClient(
