@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 
 from cumulo.core import validation
 from cumulo.core.entities import DatasetInput, ModelMetric, RunInfo, RunLineage
-from cumulo.core.errors import InvalidInput, InvalidState, NotFound, PayloadTooLarge
+from cumulo.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from cumulo.core.names import run_display_name
 from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
@@ -332,13 +332,9 @@ def set_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
 def delete_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id, key = _run_id(msg), msg.need("key")
     run = tracking.get_run(workspace, run_id)
-    if run.deleted:
-        raise InvalidState(
-            f"Run {run_id} is deleted; restore it before logging to it (it must be active)."
-        )
-    if key not in run.tags:
+    if key not in run.tags and not run.deleted:
         raise NotFound(f"No tag with name: {key} in run with id {run_id}.")
-    tracking.delete_tags(workspace, run_id, [key])
+    tracking.delete_tags(workspace, run_id, [key])  # refuses a deleted run, in its own words
     return JsonResponse({})
 
 
