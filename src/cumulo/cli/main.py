@@ -57,7 +57,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "schedule": (
         ("cumulo.cli.pipelines",),
-        "Schedules: run a published pipeline on a recurrence or a cron expression.",
+        "Schedules: run a published pipeline on a recurrence, a cron expression or a "
+        "dataset's new versions.",
     ),
 }
 

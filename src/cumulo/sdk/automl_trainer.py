@@ -74,7 +74,7 @@ def main() -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from cumulo import Run
+    from cumulo.sdk.workspace import Run
 
     p = argparse.ArgumentParser()
     p.add_argument("--task", required=True)
