@@ -40,7 +40,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 def test_the_system_tab_charts_the_machine_on_the_runs_time_axis(tab: Page, seeded: Seeded) -> None:
     run_id = seeded.runs["cnn"]
     page = tab.open(f"/ws/{seeded.workspace}/runs/{run_id}/system")
-    assert page.locator("#run-tabs a.on").inner_text() == "System"
+    assert page.locator("#run-tabs a.on").inner_text() == "System 3"  # its three series
+    counts = page.locator("#run-tabs a:has(.count)").evaluate_all(
+        "els => els.map(e => [e.dataset.tab, e.querySelector('.count').textContent])"
+    )
+    assert dict(counts) == {"metrics": "1", "system": "3"}  # each tab counts what it shows
     sections = page.locator(".charts-section").all_inner_texts()
     assert sections == ["GPUs", "CPU", "Memory", "The run's metrics"]
     gpu = f".chart[data-key='{names.gpu(0, 'utilization_percentage')}']"

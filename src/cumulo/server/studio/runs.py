@@ -43,17 +43,21 @@ def _run(request: Request, ws: str, run_id: str) -> RunInfo:
 CHILDREN_COUNTED = 100  # more child runs than this read as "100+" on the tab
 
 
-def _counts(request: Request, run: RunInfo) -> dict[str, str]:
-    """What each tab holds, for its label: metrics and tables, images, logs, child runs."""
+def _counts(request: Request, run: RunInfo, records: list[MetricRecord] | None) -> dict[str, str]:
+    """What each tab holds, for its label: the run's metrics and tables, its system
+    metrics, images, logs, child runs. ``records``: the run's, where the tab read them."""
     services = web.services(request)
     tracking = services.tracking
-    records = tracking.get_run_records(run.workspace, run.id)
+    if records is None:
+        records = tracking.get_run_records(run.workspace, run.id)
     tables = {r.name for r in records if r.kind != "image"}
+    machine = sum(1 for k in run.metrics if system_metrics.is_system(k))
     children = tracking.search_runs(
         run.workspace, parent_id=run.id, max_results=CHILDREN_COUNTED + 1
     ).runs
     counts = {
-        "metrics": len(set(run.metrics) | tables),
+        "metrics": len(set(run.metrics) | tables) - machine,
+        "system": machine,
         "images": sum(1 for r in records if r.kind == "image"),
         "logs": len(logs.log_names(services, run.workspace, run.id, run.kind)),
         "children": len(children),
@@ -70,7 +74,14 @@ def _tabs(kind: str) -> list[tuple[str, str]]:
     return [TABS[0], own[kind], *TABS[1:]] if kind in own else TABS
 
 
-def _page(request: Request, run: RunInfo, tab: str, template: str, **context: Any) -> Response:
+def _page(
+    request: Request,
+    run: RunInfo,
+    tab: str,
+    template: str,
+    records: list[MetricRecord] | None = None,
+    **context: Any,
+) -> Response:
     return web.render(
         request,
         template,
@@ -78,7 +89,7 @@ def _page(request: Request, run: RunInfo, tab: str, template: str, **context: An
         run=run,
         tab=tab,
         tabs=_tabs(run.kind),
-        counts=_counts(request, run),
+        counts=_counts(request, run, records),
         active=run.status not in {s.value for s in TERMINAL},
         nav="experiments",
         title=f"{run.display_name} · {run.experiment_name}",
@@ -167,6 +178,7 @@ def metrics(request: Request, ws: str, run_id: str) -> Response:
         run,
         "metrics",
         "run_metrics.html",
+        records,
         keys=sorted(k for k in run.metrics if not system_metrics.is_system(k)),
         tables=_tables(records),
     )
@@ -234,12 +246,13 @@ def _at(values: list[Any], i: int) -> Any:
 @router.get("/ws/{ws}/runs/{run_id}/images", response_class=HTMLResponse)
 def images(request: Request, ws: str, run_id: str) -> Response:
     run = _run(request, ws, run_id)
-    gallery = image_gallery(web.services(request).tracking.get_run_records(ws, run_id))
+    records = web.services(request).tracking.get_run_records(ws, run_id)
+    gallery = image_gallery(records)
     views = [
         image_steps(name, [{"label": "", "run_id": run.id, "items": items}])
         for name, items in gallery.items()
     ]
-    return _page(request, run, "images", "run_images.html", gallery=gallery, views=views)
+    return _page(request, run, "images", "run_images.html", records, gallery=gallery, views=views)
 
 
 def image_gallery(records: list[Any]) -> dict[str, list[dict[str, Any]]]:
