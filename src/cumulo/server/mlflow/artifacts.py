@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from cumulo.core import validation
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import InvalidInput, NotFound, PermissionDenied
+from cumulo.server.mlflow import convert
 from cumulo.server.mlflow.common import (
     Message,
     MlflowRoute,
@@ -95,13 +96,7 @@ def list_artifacts(
         return JsonResponse({})  # above any run or model: nothing to list
     files = _list(tracking, registry, loc)
     return JsonResponse(
-        {
-            "files": [
-                {"path": posixpath.basename(f.path), "is_dir": f.is_dir}
-                | ({} if f.size is None else {"file_size": f.size})
-                for f in files
-            ]
-        }
+        {"files": [convert.file_info(f, posixpath.basename(f.path)) for f in files]}
     )
 
 
@@ -173,11 +168,7 @@ def list_run_artifacts(workspace: Readable, msg: Msg, tracking: Tracking) -> Jso
     return JsonResponse(
         {
             "root_uri": f"mlflow-artifacts:/{run_prefix(workspace, run_id)}",
-            "files": [
-                {"path": f.path, "is_dir": f.is_dir}
-                | ({} if f.size is None else {"file_size": f.size})
-                for f in files
-            ],
+            "files": [convert.file_info(f, f.path) for f in files],
         }
     )
 

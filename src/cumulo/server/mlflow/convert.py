@@ -18,6 +18,7 @@ from fastapi import Request
 
 from cumulo.core.entities import (
     ExperimentInfo,
+    FileInfo,
     LoggedModelInfo,
     ModelVersionInfo,
     RegisteredModelInfo,
@@ -257,3 +258,8 @@ def logged_model(m: LoggedModelInfo, default_id: int) -> dict[str, Any]:
             item["dataset_digest"] = metric.dataset_digest
         metrics.append(item)
     return {"info": info, "data": {"params": key_value_list(m.params), "metrics": metrics}}
+
+
+def file_info(f: FileInfo, path: str) -> dict[str, Any]:
+    """A listed file or folder as MLflow's ``FileInfo``, under the path the route shows."""
+    return {"path": path, "is_dir": f.is_dir} | ({} if f.size is None else {"file_size": f.size})

@@ -161,11 +161,7 @@ def list_files(model_id: str, workspace: Readable, msg: Msg, registry: Registry)
     return JsonResponse(
         {
             "root_uri": f"mlflow-artifacts:/{workspace}/logged-models/{model_id}",
-            "files": [
-                {"path": f.path, "is_dir": f.is_dir}
-                | ({} if f.size is None else {"file_size": f.size})
-                for f in files
-            ],
+            "files": [convert.file_info(f, f.path) for f in files],
         }
     )
 
