@@ -245,6 +245,18 @@ def test_endpoint_page_test_form_charts_snippets_and_logs(tab: Page, shop: Shop)
     page.wait_for_url(re.compile(r"/ws/shop/endpoints/pricer$"))
     assert page.locator("#message").count() == 0
 
+    # The request charts take the theme's colours: dark grid lines on the dark theme.
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    page.wait_for_selector("#latency-chart[data-drawn='1'] canvas")
+    grid, line = page.evaluate(
+        "() => { const u = document.querySelector('#latency-chart .plot')._uplot;"
+        " return [u.axes[1].grid.stroke(u, 1),"
+        " getComputedStyle(document.documentElement).getPropertyValue('--line').trim()]; }"
+    )
+    page.emulate_media(color_scheme="light")
+    assert grid == line == "#30363d"
+
 
 @pytest.mark.slow
 def test_failed_deployment_shows_its_init_traceback(tab: Page, shop: Shop) -> None:

@@ -11,14 +11,15 @@
 
   // ------------------------------------------------------------ request charts
   function chartOptions(el, series, bars) {
+    var ink = window.cumuloStudio.ink();  // the theme's, as the other charts take them
     var opts = {
       width: Math.max(200, el.clientWidth || 400),
       height: PLOT_HEIGHT,
       legend: { show: true },
       scales: { x: { time: true } },
       series: [{}].concat(series),
-      axes: [{ stroke: "#656d76", grid: { stroke: "#eef0f2" } },
-        { stroke: "#656d76", grid: { stroke: "#eef0f2" }, size: 50 }],
+      axes: [{ stroke: ink.text, grid: { stroke: ink.grid } },
+        { stroke: ink.text, grid: { stroke: ink.grid }, size: 50 }],
       cursor: { drag: { x: false, y: false } }
     };
     if (bars) { opts.scales.y = { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } }; }
@@ -50,6 +51,7 @@
       if (chart.plot) { chart.plot.destroy(); chart.plot = null; }
       chart.el.innerHTML = "";
       chart.plot = new uPlot(opts, data, chart.el);
+      chart.el._uplot = chart.plot;
     }
 
     function load() {
