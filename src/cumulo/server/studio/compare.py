@@ -51,13 +51,10 @@ def compare(
 
 
 def _side_by_side(runs: list[RunInfo], kind: str) -> list[dict[str, Any]]:
-    """One row per key: the value in each run, and whether they differ."""
+    """One row per param or tag: the value in each run, and whether they differ."""
     rows = []
     for key in sorted({k for r in runs for k in getattr(r, kind)}):
-        values: list[Any] = []
-        for r in runs:
-            found = getattr(r, kind).get(key)
-            values.append(found.value if kind == "metrics" and found is not None else found)
+        values = [getattr(r, kind).get(key) for r in runs]
         distinct = {repr(v) for v in values}
         rows.append({"key": key, "values": values, "differs": len(distinct) > 1})
     return rows
@@ -74,8 +71,7 @@ def _parallel(runs: list[RunInfo], metric: str) -> dict[str, Any]:
     for r in runs:
         values: list[Any] = [r.params.get(k) for k in varying[:12]]
         if metric:
-            m = r.metrics.get(metric)
-            values.append(None if m is None or not math.isfinite(m.value) else m.value)
+            values.append(_last(r, metric))
         lines.append({"run": r.display_name, "id": r.id, "values": values})
     return {"axes": axes, "lines": lines}
 
@@ -104,12 +100,9 @@ def _analysis(runs: list[RunInfo]) -> dict[str, Any]:
     fields = []
     for kind in ("metrics", "params"):
         for key in sorted({k for r in runs for k in getattr(r, kind)}):
-            values: list[Any] = []
-            for r in runs:
-                found = getattr(r, kind).get(key)
-                if kind == "metrics":
-                    found = None if found is None or not math.isfinite(found.value) else found.value
-                values.append(found)
+            values: list[Any] = [
+                _last(r, key) if kind == "metrics" else r.params.get(key) for r in runs
+            ]
             fields.append({"key": f"{kind}.{key}", "kind": kind[:-1], "values": values})
     return {
         "runs": [
@@ -134,3 +127,9 @@ def _images(tracking: Any, ws: str, runs: list[RunInfo]) -> list[dict[str, Any]]
         )
         for name in names
     ]
+
+
+def _last(run: RunInfo, key: str) -> float | None:
+    """A metric's last value in the run; None where it has none or it is not finite."""
+    m = run.metrics.get(key)
+    return None if m is None or not math.isfinite(m.value) else m.value
