@@ -1,8 +1,8 @@
 """Pipeline runs, their steps, published pipelines, endpoints and schedules in the store.
 
-A driver takes a running pipeline with a lease (owner + expiry, compare-and-set
-like the sweeps'); a step moves on only from the state its caller read, so of
-two drivers one wins. A schedule's tick is claimed by inserting its firing row.
+A driver takes a running pipeline with a lease (``store/driver_leases.py``); a
+step moves on only from the state its caller read, so of two drivers one wins.
+A schedule's tick is claimed by inserting its firing row.
 """
 
 from __future__ import annotations
@@ -23,20 +23,16 @@ from cumulo.core.pipelines import (
     ScheduleInfo,
     StepState,
 )
+from cumulo.store import driver_leases as leases
 from cumulo.store import schema as t
 from cumulo.store import schema_pipelines as p
 from cumulo.store.db import Database
+from cumulo.store.driver_leases import RUNNING
 from cumulo.store.scoped import WorkspaceIds
-
-RUNNING, DONE = "running", "done"
 
 
 def _dump(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _same(column: Any, value: Any) -> Any:
-    return column.is_(None) if value is None else column == value
 
 
 class PipelineStore:
@@ -107,43 +103,14 @@ class PipelineStore:
 
     def acquire(self, owner: str, ttl_ms: int, limit: int = 50) -> list[PipelineRunInfo]:
         """The running pipelines ``owner`` drives now: its own, and those whose lease ran out."""
-        now = now_ms()
-        c = p.pipeline_runs.c
-        free = or_(c.lease_owner.is_(None), c.lease_owner == owner, c.lease_expires_at < now)
-        with self.db.transaction(write=False) as conn:
-            rows = conn.execute(self._select().where(c.state == RUNNING, free).limit(limit)).all()
-        out = []
-        for row in rows:
-            with self.db.transaction() as conn:
-                taken = conn.execute(
-                    update(p.pipeline_runs)
-                    .where(
-                        c.id == row.id,
-                        c.state == RUNNING,
-                        _same(c.lease_owner, row.lease_owner),
-                        _same(c.lease_expires_at, row.lease_expires_at),
-                    )
-                    .values(lease_owner=owner, lease_expires_at=now + ttl_ms, updated_at=now)
-                )
-            if taken.rowcount == 1:
-                out.append(_run(row))
-        return out
+        rows = leases.acquire(self.db, p.pipeline_runs, self._select(), owner, ttl_ms, limit)
+        return [_run(row) for row in rows]
 
     def release(self, owner: str) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                update(p.pipeline_runs)
-                .where(p.pipeline_runs.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+        leases.release(self.db, p.pipeline_runs, owner)
 
     def finish(self, pipeline_run_id: int) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                update(p.pipeline_runs)
-                .where(p.pipeline_runs.c.id == pipeline_run_id)
-                .values(state=DONE, lease_owner=None, lease_expires_at=None, updated_at=now_ms())
-            )
+        leases.finish(self.db, p.pipeline_runs, pipeline_run_id)
 
     # ----------------------------------------------------------------- steps
     def steps(self, pipeline_run_id: int) -> list[StepState]:

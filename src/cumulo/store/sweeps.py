@@ -1,8 +1,8 @@
 """Sweeps and their trials in the metadata store.
 
-A driver takes a running sweep with a lease (owner + expiry, compare-and-set
-like the jobs'); a trial number is claimed by inserting its row, which the
-unique key lets one writer win, so a sweep never runs a number twice.
+A driver takes a running sweep with a lease (``store/driver_leases.py``); a
+trial number is claimed by inserting its row, which the unique key lets one
+writer win, so a sweep never runs a number twice.
 """
 
 from __future__ import annotations
@@ -10,17 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, and_, insert, select, update
 
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import Conflict, NotFound
 from cumulo.core.sweeps import SweepInfo, SweepSpec, TrialInfo
+from cumulo.store import driver_leases as leases
 from cumulo.store import schema as t
 from cumulo.store import schema_sweeps as s
 from cumulo.store.db import Database
+from cumulo.store.driver_leases import RUNNING
 from cumulo.store.scoped import WorkspaceIds
 
-RUNNING, DONE = "running", "done"
 _JSON = (
     "params",
     "internal",
@@ -82,58 +83,15 @@ class SweepStore:
 
     def acquire(self, owner: str, ttl_ms: int, limit: int = 50) -> list[SweepInfo]:
         """The running sweeps ``owner`` drives now: its own, and those whose lease ran out."""
-        now = now_ms()
-        free = or_(
-            s.sweeps.c.lease_owner.is_(None),
-            s.sweeps.c.lease_owner == owner,
-            s.sweeps.c.lease_expires_at < now,
-        )
-        out = []
-        with self.db.transaction(write=False) as conn:
-            rows = conn.execute(
-                self._select().where(s.sweeps.c.state == RUNNING, free).limit(limit)
-            ).all()
-        for row in rows:
-            if row.lease_owner == owner and row.lease_expires_at - now > ttl_ms // 2:
-                out.append(_sweep(row))  # held, with time to spare: no write this pass
-                continue
-            with self.db.transaction() as conn:
-                taken = conn.execute(
-                    update(s.sweeps)
-                    .where(
-                        s.sweeps.c.id == row.id,
-                        s.sweeps.c.state == RUNNING,
-                        or_(
-                            s.sweeps.c.lease_owner.is_(None),
-                            s.sweeps.c.lease_owner == owner,
-                            s.sweeps.c.lease_expires_at < now,
-                        ),
-                        # compare-and-set: nobody took it since it was read
-                        _same(s.sweeps.c.lease_owner, row.lease_owner),
-                        _same(s.sweeps.c.lease_expires_at, row.lease_expires_at),
-                    )
-                    .values(lease_owner=owner, lease_expires_at=now + ttl_ms, updated_at=now)
-                )
-            if taken.rowcount == 1:
-                out.append(_sweep(row))
-        return out
+        rows = leases.acquire(self.db, s.sweeps, self._select(), owner, ttl_ms, limit)
+        return [_sweep(row) for row in rows]
 
     def release(self, owner: str) -> None:
         """Give up ``owner``'s leases, so another driver takes its sweeps over at once."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                update(s.sweeps)
-                .where(s.sweeps.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+        leases.release(self.db, s.sweeps, owner)
 
     def finish(self, sweep_id: int) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                update(s.sweeps)
-                .where(s.sweeps.c.id == sweep_id)
-                .values(state=DONE, lease_owner=None, lease_expires_at=None, updated_at=now_ms())
-            )
+        leases.finish(self.db, s.sweeps, sweep_id)
 
     # ----------------------------------------------------------------- trials
     def trials(self, sweep_id: int) -> list[TrialInfo]:
@@ -187,10 +145,6 @@ class SweepStore:
                     **{k: _dump(v) if k in _JSON else v for k, v in values.items()},
                 )
             )
-
-
-def _same(column: Any, value: Any) -> Any:
-    return column.is_(None) if value is None else column == value
 
 
 def _sweep(row: Row[Any]) -> SweepInfo:
