@@ -19,6 +19,7 @@ from cumulo import (
     PythonScriptStep,
     Workspace,
 )
+from cumulo.core.pipelines import STEP_TAG
 from cumulo.sdk.embedded import EmbeddedTransport
 
 pytestmark = pytest.mark.slow  # each runs several jobs
@@ -212,3 +213,47 @@ def test_a_pipeline_carries_on_after_a_restart(module_ws: Workspace) -> None:
     got = _steps(run)
     assert [got[n]["state"] for n in ("first", "second", "third")] == ["completed"] * 3
     assert len(list(run.get_children())) == 3
+
+
+def test_a_step_skipped_across_a_restart_keeps_one_run(
+    module_ws: Workspace, tmp_path: Path
+) -> None:
+    transport = module_ws.transport
+    assert isinstance(transport, EmbeddedTransport)
+    services = transport.services
+    src = src_dir(module_ws)
+    flag = tmp_path / "fail"
+    flag.touch()
+    x = PipelineData("x")
+    tag = uuid.uuid4().hex
+    steps = [
+        PythonScriptStep("first", "step.py", src, ["--tag", tag, "--name", "F", "--sleep", 1,
+                                                   "--fail-if", str(flag), "--out", x],
+                         outputs=[x]),
+        PythonScriptStep("second", "step.py", src, ["--tag", tag, "--name", "S", "--inp", x]),
+    ]  # fmt: skip
+    run = Experiment(module_ws, "restart-skip").submit(Pipeline(module_ws, steps))
+    wait_until(lambda: _steps(run)["first"]["status"] == "Running", what="the first step")
+    services.stop_workers()
+    first = run.find_step_run("first")
+    wait_until(lambda: first.get_status() == "Failed", what="the first step's job to fail")
+    # ... the driver made the second step's skipped run, then stopped before recording it
+    exp_id = services.pipelines.store.get_run(module_ws.name, run.id).experiment_id
+    services.tracking.create_run(
+        module_ws.name,
+        exp_id,
+        display_name="second",
+        parent_id=run.id,
+        kind="skipped",
+        status="NotStarted",
+        tags={STEP_TAG: "second"},
+    )
+
+    transport.host_jobs()  # a new driver takes over
+    assert _finish(run)["status"] == "Failed"
+    got = _steps(run)
+    assert got["second"]["state"] == "canceled"
+    assert got["second"]["reason"] == "Canceled: upstream step first failed."
+    seconds = [c for c in run.get_children() if c.get_tags().get(STEP_TAG) == "second"]
+    assert [c.id for c in seconds] == [got["second"]["run_id"]]
+    assert seconds[0].get_status() == "Canceled"

@@ -22,8 +22,11 @@ the server's lifespan, or by an embedded process on its first submit) ticks:
      (naming the failed steps) or ``Canceled``.
 
 Steps move by compare-and-set on their stored state, and a step caught
-between being claimed and its run being recorded (the process stopped) is
-adopted from its run's tag or submitted then, so a restart loses nothing.
+between being claimed and its job's run being recorded (the process stopped)
+is adopted from its run's tag or submitted then; a reused or skipped step,
+which runs no job, is recorded in one move from ``waiting`` once its ended
+child run exists, and a later pass finds that run by its tag rather than make
+another. So a restart loses nothing and makes nothing twice.
 """
 
 from __future__ import annotations
@@ -262,8 +265,9 @@ class PipelineDriver:
         page = self.tracking.search_runs(
             pr.workspace, None, parent_id=pr.run_id, tags={STEP_TAG: s.name}, view="all"
         )
-        if page.runs:
-            run = page.runs[0]
+        jobs = [r for r in page.runs if r.kind not in (REUSED_KIND, SKIPPED_KIND)]
+        if jobs:
+            run = jobs[0]
             self.store.move_step(pr.id, s.name, SUBMITTING, state=RUNNING, run_id=run.id)
             return replace(s, state=RUNNING, run_id=run.id)
         step = pr.spec.step(s.name)
@@ -285,50 +289,18 @@ class PipelineDriver:
     ) -> StepState:
         origin = source.reused_from or source.run_id or ""
         now = now_ms()
-        if not self.store.move_step(
-            pr.id,
+        run = self._step_run(
+            pr,
             s.name,
-            WAITING,
-            state=SUBMITTING,
-            fingerprint=fp,
-            parts=parts,
-            reason=f"reused from run {origin}",
-            started_at=now,
-        ):
-            return s
-        run = self.tracking.create_run(
-            pr.workspace,
-            pr.experiment_id,
-            display_name=s.name,
-            parent_id=pr.run_id,
-            kind=REUSED_KIND,
-            status=RunStatus.NOT_STARTED.value,
-            tags={STEP_TAG: s.name},
-            user=pr.template.get("user") or "",
-        )
-        self.tracking.add_properties(
-            pr.workspace,
-            run.id,
+            REUSED_KIND,
             {
-                "pipeline.step": s.name,
                 "pipeline.fingerprint": fp,
                 "pipeline.reused_from": origin,
                 "pipeline.reason": f"reused from run {origin}: nothing changed",
             },
+            RunStatus.COMPLETED,
         )
-        self.tracking.set_run_status(pr.workspace, run.id, RunStatus.COMPLETED.value)
-        ended = now_ms()
-        self.store.move_step(
-            pr.id,
-            s.name,
-            SUBMITTING,
-            state=REUSED,
-            run_id=run.id,
-            outputs=source.outputs,
-            reused_from=origin,
-            ended_at=ended,
-        )
-        return replace(
+        done = replace(
             s,
             state=REUSED,
             run_id=run.id,
@@ -338,8 +310,65 @@ class PipelineDriver:
             reused_from=origin,
             reason=f"reused from run {origin}",
             started_at=now,
-            ended_at=ended,
+            ended_at=now_ms(),
         )
+        return self._record(pr, s, done)
+
+    def _skip(self, pr: PipelineRunInfo, parent: RunInfo, s: StepState, reason: str) -> StepState:
+        """A step that will not run: canceled, with a child run that says why."""
+        now = now_ms()
+        run = self._step_run(
+            pr,
+            s.name,
+            SKIPPED_KIND,
+            {"pipeline.reason": reason},
+            RunStatus.CANCELED,
+            error={"code": "UpstreamFailed", "message": reason},
+        )
+        done = replace(
+            s, state=CANCELED, run_id=run.id, reason=reason, started_at=now, ended_at=now_ms()
+        )
+        return self._record(pr, s, done)
+
+    def _step_run(
+        self,
+        pr: PipelineRunInfo,
+        name: str,
+        kind: str,
+        properties: dict[str, str],
+        status: RunStatus,
+        error: dict[str, Any] | None = None,
+    ) -> RunInfo:
+        """The ended child run of a step that runs no job (reused or skipped): the one an
+        earlier pass made before it could record the step (the process stopped), or a new one.
+        """
+        page = self.tracking.search_runs(
+            pr.workspace, None, parent_id=pr.run_id, tags={STEP_TAG: name}, view="all"
+        )
+        run = next((r for r in page.runs if r.kind == kind), None)
+        if run is None:
+            run = self.tracking.create_run(
+                pr.workspace,
+                pr.experiment_id,
+                display_name=name,
+                parent_id=pr.run_id,
+                kind=kind,
+                status=RunStatus.NOT_STARTED.value,
+                tags={STEP_TAG: name},
+                user=pr.template.get("user") or "",
+            )
+        self.tracking.add_properties(pr.workspace, run.id, {"pipeline.step": name, **properties})
+        if run.run_status.is_terminal:
+            return run
+        return self.tracking.set_run_status(pr.workspace, run.id, status.value, error=error)
+
+    def _record(self, pr: PipelineRunInfo, s: StepState, done: StepState) -> StepState:
+        """The waiting step ``s`` ends as ``done`` without a job, unless it moved meanwhile."""
+        values = done.to_dict()
+        del values["name"]
+        if not self.store.move_step(pr.id, s.name, WAITING, **values):
+            return s
+        return done
 
     def _settle(self, pr: PipelineRunInfo, s: StepState) -> StepState:
         """A running step whose run ended: its outputs are stored, or it failed."""
@@ -397,37 +426,6 @@ class PipelineDriver:
                     while chunk := src.read(1024 * 1024):
                         out.write(chunk)
             return self.jobs.snapshots.take(workspace, root).hash
-
-    def _skip(self, pr: PipelineRunInfo, parent: RunInfo, s: StepState, reason: str) -> StepState:
-        """A step that will not run: canceled, with a child run that says why."""
-        now = now_ms()
-        if not self.store.move_step(
-            pr.id, s.name, WAITING, state=SUBMITTING, reason=reason, started_at=now
-        ):
-            return s
-        run = self.tracking.create_run(
-            pr.workspace,
-            pr.experiment_id,
-            display_name=s.name,
-            parent_id=pr.run_id,
-            kind=SKIPPED_KIND,
-            status=RunStatus.NOT_STARTED.value,
-            tags={STEP_TAG: s.name},
-            user=pr.template.get("user") or "",
-        )
-        self.tracking.add_properties(
-            pr.workspace, run.id, {"pipeline.step": s.name, "pipeline.reason": reason}
-        )
-        self.tracking.set_run_status(
-            pr.workspace,
-            run.id,
-            RunStatus.CANCELED.value,
-            error={"code": "UpstreamFailed", "message": reason},
-        )
-        self.store.move_step(
-            pr.id, s.name, SUBMITTING, state=CANCELED, run_id=run.id, ended_at=now_ms()
-        )
-        return replace(s, state=CANCELED, run_id=run.id, reason=reason)
 
     def _end(
         self,
