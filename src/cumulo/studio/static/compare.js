@@ -10,8 +10,7 @@
   // A field's values as positions on an axis: numbers as they are; anything else by its
   // rank among the field's distinct values (the axis then names them).
   function positions(field) {
-    var numeric = field.values.every(function (v) { return v === null || isFinite(Number(v)) && v !== ""; });
-    if (numeric) {
+    if (S.allNumbers(field.values)) {
       return { numeric: true, at: field.values.map(function (v) { return v === null ? null : Number(v); }) };
     }
     var cats = Array.from(new Set(field.values.filter(function (v) { return v !== null; }).map(String))).sort();
@@ -19,10 +18,7 @@
   }
 
   function axisValues(pos) {
-    if (pos.numeric) { return S.tickLabels; }
-    return function (u, splits) {
-      return splits.map(function (v) { return v === Math.round(v) && pos.cats[v] !== undefined ? pos.cats[v] : ""; });
-    };
+    return pos.numeric ? S.tickLabels : S.categoryTicks(pos.cats);
   }
 
   // A line under a chart that says what is under the cursor: run names and values.

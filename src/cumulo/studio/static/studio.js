@@ -21,7 +21,7 @@
 
   // charts.js, compare.js, sweep.js and serving.js (loaded after this file) use the same helpers.
   window.cumuloStudio = { $: $, $$: $$, getJSON: getJSON, formatValue: formatValue, legendValue: legendValue,
-    tickLabels: tickLabels, smoothed: smoothed, ink: ink };
+    tickLabels: tickLabels, smoothed: smoothed, ink: ink, allNumbers: allNumbers, categoryTicks: categoryTicks };
 
   function runActive() {
     var head = $("#run-header");
@@ -57,6 +57,14 @@
   // "1.50e-4" -> "1.5e-4": scientific notation without trailing zeros.
   // A value in a chart's legend or tooltip: "—" where the series has none.
   function legendValue(u, v) { return v === null || v === undefined ? "—" : formatValue(v); }
+
+  // Whether every value, nulls aside, reads as a number: what makes an axis numeric.
+  function allNumbers(values) { return values.every(function (v) { return v === null || (v !== "" && isFinite(Number(v))); }); }
+
+  // Tick labels of an axis of categories placed at 0, 1, 2...: their names, nothing between.
+  function categoryTicks(cats) {
+    return function (u, splits) { return splits.map(function (v) { return v === Math.round(v) && cats[v] !== undefined ? cats[v] : ""; }); };
+  }
 
   function trimExp(text) { return text.replace(/\.?0+e/, "e").replace("e+", "e"); }
 
@@ -334,7 +342,7 @@
     }
     var scales = axes.map(function (axis, i) {
       var values = lines.map(function (l) { return l.values[i]; }).filter(function (v) { return v !== null && v !== undefined; });
-      var numeric = values.length > 0 && values.every(function (v) { return v !== "" && isFinite(Number(v)); });
+      var numeric = values.length > 0 && allNumbers(values);
       if (numeric) {
         var nums = values.map(Number), lo = Math.min.apply(null, nums), hi = Math.max.apply(null, nums);
         return { numeric: true, lo: lo, hi: hi, pos: function (v) {
@@ -500,7 +508,6 @@
         var i = spec.columns.indexOf(name);
         return spec.rows.map(function (row) { return row[i]; });
       }
-      function numeric(values) { return values.every(function (v) { return v === null || (v !== "" && isFinite(Number(v))); }); }
       function draw() {
         if (plot) { plot.destroy(); plot = null; }
         holder.hidden = !kind.value;
@@ -508,12 +515,12 @@
         if (!kind.value) { return; }
         var el = $(".plot", holder), xs = column(xSel.value), ys = column(ySel.value);
         el.innerHTML = "";
-        if (!numeric(ys)) {
+        if (!allNumbers(ys)) {
           el.innerHTML = '<div class="nodata"></div>';
           el.firstChild.textContent = ySel.value + " holds no numbers to draw.";
           return;
         }
-        var cats = numeric(xs) ? null : xs.map(String);
+        var cats = allNumbers(xs) ? null : xs.map(String);
         var pairs = xs.map(function (x, i) { return [cats ? i : Number(x), ys[i] === null ? null : Number(ys[i])]; });
         if (!cats) { pairs.sort(function (a, b) { return a[0] - b[0]; }); }
         var colour = PALETTE[0], series = { label: ySel.value, stroke: colour, width: 1.5,
@@ -529,9 +536,7 @@
           series.points = { show: pairs.length <= 60, size: 5, fill: colour };
         }
         var xAxis = { label: xSel.value, labelSize: 18, stroke: ink().text, grid: { stroke: ink().grid }, values: tickLabels };
-        if (cats) {
-          xAxis.values = function (u, splits) { return splits.map(function (v) { return v === Math.round(v) && cats[v] !== undefined ? cats[v] : ""; }); };
-        }
+        if (cats) { xAxis.values = categoryTicks(cats); }
         var xScale = { time: false };
         if (kind.value === "bar" || cats) { xScale.range = function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; }; }
         plot = new uPlot({
