@@ -310,8 +310,6 @@ class PipelineService:
 
     def _latest_version(self, workspace: str, dataset: str) -> int:
         """The newest version of a registered dataset, the one a schedule starts after."""
-        if self.jobs.datasets is None:
-            raise InvalidInput("This server keeps no datasets to fire schedules on.")
         return self.jobs.datasets.get_dataset(workspace, dataset).version
 
     def list_schedules(self, workspace: str) -> list[ScheduleInfo]:

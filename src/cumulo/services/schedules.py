@@ -69,8 +69,6 @@ class ScheduleFirer:
     def fire_new_versions(self) -> int:
         """Fire each dataset schedule once per version registered since it last fired."""
         datasets = self.service.jobs.datasets
-        if datasets is None:
-            return 0
         fired = 0
         for sid, info in self.store.dataset_schedules():
             assert info.on_dataset is not None
