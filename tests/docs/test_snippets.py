@@ -1,0 +1,159 @@
+"""Every code block of README.md and docs/**/*.md runs as written, so none can rot.
+
+One test per page (its id is the page's path). A page's blocks run in order, as
+a reader would run them, following these conventions (docs/contributing-docs.md
+gives them to writers; tests/docs/snippets.py implements them):
+
+- ```` ```python ```` blocks run in one namespace per page, in a fresh
+  ``CUMULO_HOME`` and a fresh working folder per page (also ``HOME``).
+- ```` ```bash ```` blocks run whole in bash in that folder, with this interpreter's
+  ``bin`` first on ``PATH``; exports and ``cd`` carry on to later blocks.
+  ``cumulo server ...`` lines are replaced by a server the test starts over the
+  page's home (on a free port: the page's ``127.0.0.1:5000`` is rewritten to it).
+- A block with a title (```` ```python title="train.py" ````) is written to that
+  file in the page's folder instead of being run.
+- Blocks without a language, ``text``/``console`` output and untitled data
+  (``yaml``, ``json``, ``toml``, ``sql``) are shown, not run.
+- ``<!-- not-run: reason -->`` right before a block skips it; the reason is
+  required, and the test prints them with the page's count of run, written,
+  shown and not-run blocks.
+
+A page whose blocks submit jobs, sweeps or pipelines, deploy, or start a server
+or cluster is marked ``slow``. Some pages' results are checked further below.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
+from tests.docs.snippets import Block, PageRunner, is_heavy, needs_server, parse, unknown_languages
+
+ROOT = Path(__file__).parents[2]
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def blocks_of(page: Path) -> list[Block]:
+    return parse(page.read_text(), page_id(page))
+
+
+# Pages whose blocks are still being made to run as written.
+PENDING = {
+    "README.md",
+    "docs/datasets.md",
+    "docs/jobs.md",
+    "docs/pipelines.md",
+    "docs/scale-out.md",
+    "docs/sweeps.md",
+    "docs/system-metrics.md",
+}
+
+
+def _param(page: Path) -> Any:
+    marks = [pytest.mark.slow] if is_heavy(blocks_of(page)) else []
+    if page_id(page) in PENDING:
+        marks.append(pytest.mark.skip(reason="its blocks are being made to run"))
+    return pytest.param(page, id=page_id(page), marks=marks)
+
+
+# ------------------------------------------------------------- extra checks
+def _readme(ns: dict[str, Any], out: str) -> None:
+    endpoint = ns["endpoint"]
+    assert endpoint.traffic == {"blue": 90, "green": 10}
+    assert ns["best"].get_metrics()["accuracy"][-1] > 0.5
+    endpoint.delete()
+
+
+def _from_azureml(ns: dict[str, Any], out: str) -> None:
+    assert "cpu-cluster (pool) is ready" in out
+    assert "['cpu-cluster', 'local'] {} {} {}" in out
+    assert "Run.log_confusion_matrix is a name of the cloud service's SDK" in out
+
+
+def _from_mlflow(ns: dict[str, Any], out: str) -> None:
+    assert "{'lr': '0.1'} [1.0, 0.5, 0.3333333333333333]" in out.splitlines()
+
+
+CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "README.md": _readme,
+    "docs/from-azureml.md": _from_azureml,
+    "docs/from-mlflow.md": _from_mlflow,
+}
+
+
+# ------------------------------------------------------------------- tests
+def test_every_block_is_in_a_language_the_runner_knows() -> None:
+    unknown = [u for page in pages() for u in unknown_languages(blocks_of(page))]
+    assert not unknown, "run them (python, bash), title them, or mark them shown (text)"
+
+
+def test_every_not_run_block_says_why() -> None:
+    marked = [b for page in pages() for b in blocks_of(page) if b.not_run is not None]
+    assert all(b.not_run for b in marked), [b.where() for b in marked if not b.not_run]
+    for block in marked:
+        print(f"not run: {block.where()}: {block.not_run}")
+
+
+def test_the_checks_name_pages_that_exist() -> None:
+    assert set(CHECKS) <= {page_id(p) for p in pages()}
+
+
+def test_the_readme_lists_every_command_group() -> None:
+    import re
+
+    from cumulo.cli.main import COMMANDS
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    listing = text.split("`cumulo --help` lists every group: ", 1)[1].split(";", 1)[0]
+    assert re.findall(r"`([\w-]+)`", listing) == list(COMMANDS)
+
+
+@pytest.mark.timeout(900)  # environment builds, jobs, sweeps, pipelines and endpoints
+@pytest.mark.parametrize("page", [_param(p) for p in pages()])
+def test_page_runs_as_written(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = blocks_of(page)
+    folder = tmp_path / "page"
+    folder.mkdir()
+    real_home = Path.home()
+    monkeypatch.setenv(
+        "PIP_CACHE_DIR", os.environ.get("PIP_CACHE_DIR", str(real_home / ".cache" / "pip"))
+    )
+    monkeypatch.setenv(
+        "UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR", str(real_home / ".cache" / "uv"))
+    )
+    monkeypatch.setenv(
+        "MPLCONFIGDIR", os.environ.get("MPLCONFIGDIR", str(real_home / ".config" / "matplotlib"))
+    )
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(folder)
+    server = None
+    url = None
+    if needs_server(blocks):
+        port = free_port()
+        server = start_cumulo_server(Path(os.environ["CUMULO_HOME"]), port)
+        url = f"http://127.0.0.1:{port}"
+    try:
+        runner = PageRunner(folder, url, monkeypatch)
+        tally = runner.run(blocks)
+        print(f"{page_id(page)}: {tally}")
+        for reason in tally.not_run:
+            print(f"  not run: {reason}")
+        check = CHECKS.get(page_id(page))
+        if check is not None:
+            check(runner.namespace, runner.output.getvalue())
+    finally:
+        if server is not None:
+            stop_cumulo_server(server)
