@@ -25,6 +25,7 @@ or cluster is marked ``slow``. Some pages' results are checked further below.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,11 +54,9 @@ def blocks_of(page: Path) -> list[Block]:
 PENDING = {
     "README.md",
     "docs/datasets.md",
-    "docs/jobs.md",
     "docs/pipelines.md",
     "docs/scale-out.md",
     "docs/sweeps.md",
-    "docs/system-metrics.md",
 }
 
 
@@ -66,6 +65,24 @@ def _param(page: Path) -> Any:
     if page_id(page) in PENDING:
         marks.append(pytest.mark.skip(reason="its blocks are being made to run"))
     return pytest.param(page, id=page_id(page), marks=marks)
+
+
+@pytest.fixture(scope="module")
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("envs")
+
+
+# ------------------------------------------------------------ page set-ups
+def _readme_scripts(folder: Path) -> None:
+    """The README names a training script, an entry script and a pipeline's steps
+    (``src/train.py``, ``serve/score.py``, ``pipeline/``) and links them in ``examples/``."""
+    (folder / "src").mkdir()
+    shutil.copy(ROOT / "examples" / "train.py", folder / "src" / "train.py")
+    shutil.copytree(ROOT / "examples" / "serve", folder / "serve")
+    shutil.copytree(ROOT / "examples" / "pipeline", folder / "pipeline")
+
+
+SETUP: dict[str, Callable[[Path], None]] = {"README.md": _readme_scripts}
 
 
 # ------------------------------------------------------------- extra checks
@@ -122,7 +139,9 @@ def test_the_readme_lists_every_command_group() -> None:
 
 @pytest.mark.timeout(900)  # environment builds, jobs, sweeps, pipelines and endpoints
 @pytest.mark.parametrize("page", [_param(p) for p in pages()])
-def test_page_runs_as_written(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_runs_as_written(
+    page: Path, env_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocks = blocks_of(page)
     folder = tmp_path / "page"
     folder.mkdir()
@@ -139,11 +158,17 @@ def test_page_runs_as_written(page: Path, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("HOME", str(folder))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(folder)
+    # Pages build the same environments: once for the whole module.
+    monkeypatch.setenv("CUMULO_ENV_CACHE", str(env_cache))
+    setup = SETUP.get(page_id(page))
+    if setup is not None:
+        setup(folder)
     server = None
     url = None
     if needs_server(blocks):
         port = free_port()
-        server = start_cumulo_server(Path(os.environ["CUMULO_HOME"]), port)
+        home = Path(os.environ["CUMULO_HOME"])
+        server = start_cumulo_server(home, port, env={"CUMULO_ENV_CACHE": str(env_cache)})
         url = f"http://127.0.0.1:{port}"
     try:
         runner = PageRunner(folder, url, monkeypatch)
