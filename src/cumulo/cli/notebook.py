@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import typer
 
 from cumulo.cli.common import WorkspaceOption, console, friendly_errors, open_workspace
 from cumulo.core.errors import ConfigError
+from cumulo.services.notebooks import jupyterlab_argv, jupyterlab_installed, missing_message
 
 
 def register(app: typer.Typer) -> None:
@@ -35,15 +34,10 @@ def notebook(
     directory.mkdir(parents=True, exist_ok=True)
     written = ws.write_config(directory)
     console.print(f"Workspace [bold]{ws.name}[/bold] ({ws.location}) written to {written}")
-    if importlib.util.find_spec("jupyterlab") is None:
+    if not jupyterlab_installed():
         raise ConfigError(
-            "JupyterLab is not installed here: `pip install jupyterlab`, then run this again "
-            f"(or start any notebook server in {directory}: Workspace.from_config() finds the "
-            "workspace there)."
+            f"{missing_message()} Or start any notebook server in {directory}: "
+            "Workspace.from_config() finds the workspace there."
         )
-    argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={directory.resolve()}"]
-    if port is not None:
-        argv.append(f"--port={port}")
-    if no_browser:
-        argv.append("--no-browser")
-    os.execv(sys.executable, argv)  # JupyterLab takes over this process, its signals too
+    argv = jupyterlab_argv(directory, port=port, browser=not no_browser)
+    os.execv(argv[0], argv)  # JupyterLab takes over this process, its signals too

@@ -49,6 +49,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             # so no queued job starts on a node whose server is shutting down.
             services.scheduler.stop(stop_nodes=True, wait=False)
     finally:
+        services.notebooks.stop_all()  # the JupyterLab servers it started end with it
         services.hosting.stop()
         app.state.audit.close()
 

@@ -13,9 +13,11 @@ workers, each with ``start()``/``stop()``:
 - ``sweeper``: the sweep driver (``services/sweeps.py``), started with the
   scheduler;
 - ``pipeliner``: the pipeline driver and schedule firer
-  (``services/pipeline_driver.py``), started with the scheduler.
+  (``services/pipeline_driver.py``), started with the scheduler;
+- ``notebooks``: the JupyterLab servers the server starts per workspace
+  (``services/notebooks.py``), stopped by the server's lifespan.
 
-``Services.close()`` stops the workers and closes the engine.
+``Services.close()`` stops the workers and notebook servers and closes the engine.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cumulo.services.datasets import DatasetService
 from cumulo.services.deployments import DeploymentService
 from cumulo.services.environments import EnvironmentService
 from cumulo.services.jobs import JobService
+from cumulo.services.notebooks import NotebookService
 from cumulo.services.pipeline_driver import PipelineWorker
 from cumulo.services.pipelines import PipelineService
 from cumulo.services.registry import RegistryService
@@ -65,6 +68,7 @@ class Services:
     sweeper: SweepWorker
     pipelines: PipelineService
     pipeliner: PipelineWorker
+    notebooks: NotebookService
 
     @property
     def environments(self) -> EnvironmentService:
@@ -78,6 +82,7 @@ class Services:
         self.hosting.stop()
 
     def close(self, stop_nodes: bool = False) -> None:
+        self.notebooks.stop_all()
         self.stop_workers(stop_nodes)
         self.database.dispose()
 
@@ -111,6 +116,7 @@ def build_services(settings: Settings) -> Services:
         sweeper=SweepWorker(sweeps),
         pipelines=pipelines,
         pipeliner=PipelineWorker(pipelines),
+        notebooks=NotebookService(settings.home, tracking, auth),
     )
 
 

@@ -19,6 +19,7 @@ from cumulo.server.studio import (
     datasets,
     endpoints,
     models,
+    notebooks,
     pages,
     pipelines,
     runs,
@@ -31,7 +32,7 @@ def include(app: FastAPI) -> None:
     app.mount(web.STATIC_URL, StaticFiles(directory=str(web.STATIC)), name="studio-static")
     for module in (
         pages, runs, sweeps, pipelines, charts, compare, compute, data, datasets, models,
-        endpoints, audit,
+        endpoints, audit, notebooks,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(endpoints.data_router)

@@ -12,7 +12,7 @@ from cumulo.core.errors import CumuloError, InvalidInput, Unauthenticated
 from cumulo.core.pages import encode_token
 from cumulo.core.status import TERMINAL, RunStatus
 from cumulo.server import auth
-from cumulo.server.studio import web
+from cumulo.server.studio import notebooks, web
 
 router = APIRouter(route_class=web.PageRoute, include_in_schema=False)
 
@@ -138,6 +138,7 @@ def experiments(request: Request, ws: str, view: str = "active", message: str = 
         "experiments.html",
         workspace=ws,
         experiments=infos,
+        notebooks=notebooks.button(request, ws),
         view=view,
         message=message,
         nav="experiments",
