@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("cumulo.cli.server",),
         "Serve the workspaces of one store over HTTP (native API, MLflow API, studio).",
     ),
-    "workspace": (("cumulo.cli.tracking",), "Create, list and show workspaces."),
+    "workspace": (
+        ("cumulo.cli.tracking",),
+        "Create, list, show, export and import workspaces.",
+    ),
     "experiment": (("cumulo.cli.tracking",), "List, archive and delete experiments."),
     "run": (
         ("cumulo.cli.tracking", "cumulo.cli.jobs"),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich import filesize
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from cumulo.cli.common import (
@@ -21,12 +26,19 @@ from cumulo.cli.common import (
 )
 from cumulo.core import system_metrics
 from cumulo.core.entities import RunInfo, encode_float
+from cumulo.core.errors import InvalidInput
+from cumulo.core.settings import Settings
 from cumulo.sdk import display
+from cumulo.sdk.progress import transfer
 from cumulo.sdk.workspace import Experiment, Workspace
 
-workspace_app = typer.Typer(help="Create, list and show workspaces.", no_args_is_help=True)
+workspace_app = typer.Typer(
+    help="Create, list, show, export and import workspaces.", no_args_is_help=True
+)
 experiment_app = typer.Typer(help="List, archive and delete experiments.", no_args_is_help=True)
 run_app = typer.Typer(help="List, inspect, download and delete runs.", no_args_is_help=True)
+
+ROWS_WORTH_A_BAR = 50_000  # below this an export's rows are written before a bar helps
 
 
 def register(app: typer.Typer) -> None:
@@ -115,6 +127,132 @@ def workspace_show(
         return
     console.print(f"Workspace [bold]{ws.name}[/bold] at {ws.location}")
     _print_experiments(exps)
+
+
+@workspace_app.command("export")
+@friendly_errors
+def workspace_export(
+    folder: Path = typer.Argument(..., help="A new (or empty) folder to write the export to."),
+    workspace: str | None = typer.Option(
+        None, "--workspace", "-w", help="Workspace to export (default: $CUMULO_WORKSPACE)."
+    ),
+    home: str | None = HomeOption,
+    database_url: str | None = typer.Option(
+        None, help="The store's PostgreSQL URL (default: $CUMULO_DATABASE_URL, else SQLite)."
+    ),
+    artifact_root: str | None = typer.Option(
+        None, help="The store's artifact folder or s3://bucket/prefix (default: the home's)."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Export even while jobs, sweeps or pipelines run: they come out as canceled runs.",
+    ),
+) -> None:
+    """Write a workspace (runs, metrics, artifacts, models, datasets, pipelines, endpoint
+    definitions; no tokens) to a folder that `cumulo workspace import` reads.
+
+    Reads the store directly (embedded home, or --database-url and --artifact-root);
+    it does not go through a server's --url. See docs/backup.md.
+
+    Example: cumulo workspace export backups/demo-2026-12-07 -w demo
+    """
+    from cumulo.store.transfer import export_workspace
+
+    name = workspace or os.environ.get("CUMULO_WORKSPACE")
+    if not name:
+        raise InvalidInput("No workspace given: pass --workspace NAME or set CUMULO_WORKSPACE.")
+    db, artifacts = _open_store(home, database_url, artifact_root)
+    try:
+        done = export_workspace(db, artifacts, name, folder, force=force, meter=_meter)
+    finally:
+        db.dispose()
+    console.print(
+        f"Exported workspace [bold]{done.workspace}[/bold] to {done.folder}: "
+        f"{sum(done.rows.values())} rows, {done.files} files ({filesize.decimal(done.bytes)})"
+    )
+    if done.interrupted_runs:
+        console.print(
+            f"{len(done.interrupted_runs)} unfinished runs are exported as canceled: "
+            + ", ".join(done.interrupted_runs)
+        )
+
+
+@workspace_app.command("import")
+@friendly_errors
+def workspace_import(
+    folder: Path = typer.Argument(..., help="A folder written by `cumulo workspace export`."),
+    name: str | None = typer.Option(
+        None, "--name", help="Name of the new workspace (default: the exported workspace's)."
+    ),
+    home: str | None = HomeOption,
+    database_url: str | None = typer.Option(
+        None, help="The target's PostgreSQL URL (default: $CUMULO_DATABASE_URL, else SQLite)."
+    ),
+    artifact_root: str | None = typer.Option(
+        None, help="The target's artifact folder or s3://bucket/prefix (default: the home's)."
+    ),
+) -> None:
+    """Create a workspace from an export folder, in an embedded home or a PostgreSQL store.
+
+    Refuses a name that exists (pick another with --name); all or nothing: on any
+    error the target is left as it was. Endpoints get new keys and start on the
+    target's server; tokens are not carried. See docs/backup.md.
+
+    Example: cumulo workspace import backups/demo-2026-12-07 --name demo-restored
+    """
+    from cumulo.store.transfer import import_workspace
+
+    db, artifacts = _open_store(home, database_url, artifact_root)
+    try:
+        done = import_workspace(db, artifacts, folder, name=name, meter=_meter)
+    finally:
+        db.dispose()
+    console.print(
+        f"Imported workspace [bold]{done.workspace}[/bold] into {db.safe_url}: "
+        f"{sum(done.rows.values())} rows, {done.files} files ({filesize.decimal(done.bytes)})"
+    )
+    if done.renamed_ids:
+        console.print(
+            f"{len(done.renamed_ids)} ids already existed in this store and were given new ones:"
+        )
+        for old, new in sorted(done.renamed_ids.items()):
+            console.print(f"  {old} -> {new}")
+    if done.sealed_values:
+        err_console.print(
+            f"{done.sealed_values} sealed credentials (datastores, SSH targets) open only with "
+            "the source home's secret.key: copy it to this home, or register them again."
+        )
+
+
+def _open_store(
+    home: str | None, database_url: str | None, artifact_root: str | None
+) -> tuple[Any, Any]:
+    from cumulo.store.artifacts import ArtifactStore
+    from cumulo.store.db import Database
+
+    settings = Settings.load(home=home, database_url=database_url, artifact_root=artifact_root)
+    return (
+        Database(settings.database_url),
+        ArtifactStore(settings.artifact_root, settings.s3_endpoint_url),
+    )
+
+
+@contextlib.contextmanager
+def _meter(label: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal for long exports and imports: bytes as uploads show
+    them, rows counted."""
+    if unit == "bytes":
+        with transfer(label, total) as advance:
+            yield advance
+        return
+    if total < ROWS_WORTH_A_BAR or not err_console.is_terminal:
+        yield lambda _n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 # ----------------------------------------------------------------- experiment
