@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint fmt bench mlflow-suite clean chromium postgres sshd
+.PHONY: demo test lint fmt bench docs mlflow-suite clean chromium postgres sshd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ fmt: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run.py
+
+# The documentation site into site/ (MkDocs, strict: a broken link fails it); open
+# site/index.html. CI builds it through tests/docs/test_site.py.
+docs: $(STAMP_TEST)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
 
 # MLflow's own tracking-server tests against `cumulo server` and, as the control, against
 # MLflow's server (slow, opt-in, not part of `make test`): MLFLOW_SRC names an MLflow source
