@@ -24,6 +24,7 @@ PAGES = [
     "settings.html",
     "rest-api.html",
     "operations.html",
+    "backup.html",
     "scale-out.html",
     "security.html",
     "from-azureml.html",
