@@ -53,36 +53,45 @@ class _Client:
         return self.request("POST", path, **options)
 
 
-def _app(home: Path, auth: str = "none") -> tuple[_Client, Any]:
-    app = create_app(Settings.load(home=home, auth=auth))
+@pytest.fixture(scope="module")
+def inproc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One app with token checks, workspaces wsa and wsb, and tokens of wsa."""
+    app = create_app(Settings.load(home=tmp_path_factory.mktemp("nb-home"), auth="token"))
     services = app.state.services
     for name in ("wsa", "wsb"):
         services.tracking.create_workspace(name, exist_ok=True)
-    return _Client(app), services
+    _info, owner = services.auth.create_token("wsa", "owner")
+    _info, reader = services.auth.create_token("wsa", "reader")
+    return {"client": _Client(app), "services": services, "owner": owner, "reader": reader}
 
 
 def test_without_jupyterlab_the_button_is_disabled_and_the_api_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inproc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "jupyterlab", None)  # what an interpreter without it sees
-    client, services = _app(tmp_path / "home")
-    page = client.get("/ws/wsa/experiments")
+    client, services, owner = inproc["client"], inproc["services"], inproc["owner"]
+    page = client.get("/ws/wsa/experiments", cookies={"cumulo_token": owner})
     button = BUTTON.search(page.text)
     assert button is not None and "disabled" in button.group(0)
     assert "pip install jupyterlab" in page.text
-    for path in ("/api/v1/workspaces/wsa/notebooks", "/studio-data/ws/wsa/notebooks"):
-        refused = client.post(path)
+    for path, given in (
+        ("/api/v1/workspaces/wsa/notebooks", {"headers": {"authorization": f"Bearer {owner}"}}),
+        ("/studio-data/ws/wsa/notebooks", {"cookies": {"cumulo_token": owner}}),
+    ):
+        refused = client.post(path, **given)
         assert refused.status_code == 409, refused.text
         assert "pip install jupyterlab" in refused.json()["message"]
-    status = client.get("/api/v1/workspaces/wsa/notebooks").json()
+    status = client.get(
+        "/api/v1/workspaces/wsa/notebooks", headers={"authorization": f"Bearer {owner}"}
+    ).json()
     assert status["status"] == "stopped" and status["installed"] is False
     assert not services.notebooks.folder("wsa").exists()
 
 
-def test_a_token_of_one_workspace_cannot_open_anothers_notebooks(tmp_path: Path) -> None:
-    client, services = _app(tmp_path / "home", auth="token")
-    _info, owner_a = services.auth.create_token("wsa", "owner")
-    _info, reader_a = services.auth.create_token("wsa", "reader")
+def test_a_token_of_one_workspace_cannot_open_anothers_notebooks(inproc: dict[str, Any]) -> None:
+    client, services = inproc["client"], inproc["services"]
+    owner_a, reader_a = inproc["owner"], inproc["reader"]
+    tokens_before = len(services.auth.list_tokens())
     api = "/api/v1/workspaces/{}/notebooks"
     for method in ("POST", "GET", "DELETE"):
         other = client.request(
@@ -110,7 +119,7 @@ def test_a_token_of_one_workspace_cannot_open_anothers_notebooks(tmp_path: Path)
     # Nothing was started for either workspace, and no token was made for one.
     assert not (services.notebooks.root / "wsb").exists()
     assert not (services.notebooks.root / "wsa").exists()
-    assert len(services.auth.list_tokens()) == 2
+    assert len(services.auth.list_tokens()) == tokens_before
 
 
 # ----------------------------------------------------------- a real JupyterLab
@@ -243,9 +252,19 @@ def test_the_button_opens_jupyterlab_whose_kernels_open_the_workspace(
             services.auth.authenticate(config["token"])
         assert httpx.get(api, headers=auth).json()["status"] == "stopped"
 
-        # Started again through the API, it ends with the server.
+        # Started again through the API, with tokens of two seconds: opened past half of
+        # that, its config gets a fresh token and the old one is revoked.
+        services.notebooks.token_seconds = 2
         started = httpx.post(api, params={"wait": 120}, headers=auth, timeout=130)
         assert started.status_code == 200 and started.json()["status"] == "running"
+        first = json.loads(config_file.read_text())["token"]
+        time.sleep(1.1)
+        assert httpx.post(api, headers=auth).json()["url"] == started.json()["url"]
+        renewed = json.loads(config_file.read_text())["token"]
+        assert renewed != first and services.auth.authenticate(renewed).workspace == "wsa"
+        with pytest.raises(Unauthenticated):
+            services.auth.authenticate(first)
+        # It ends with the server.
         pid = _pid(services, "wsa")
         tab.context.close()
     deadline = time.monotonic() + 15

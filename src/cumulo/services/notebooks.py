@@ -14,8 +14,9 @@ A workspace's notebook server, as the server starts it:
   ``Workspace.from_config()`` in a notebook there opens the workspace through
   the server. With token auth on, the file also holds a token made for it: a
   contributor token of that workspace alone, revoked when the notebook server
-  stops (never the caller's own token). The file and its folder are readable
-  by the server's user only;
+  stops and replaced when it is opened past half the token's 30 days (never
+  the caller's own token). The file and its folder are readable by the
+  server's user only;
 - it listens on the server's advertise host (loopback by default) on a free
   port, opens no browser, and takes a random Jupyter token (handed over in its
   environment, not on its command line, where other users could read it);
@@ -60,7 +61,8 @@ from cumulo.services.tracking import TrackingService
 CONFIG_DIR = ".cumulo"
 CONFIG_FILE = "config.json"
 INSTALL_HINT = "pip install jupyterlab"  # or cumulo[notebook], which pins it
-# The token a notebook server's config holds: long enough for any session, revoked at stop.
+# The token a notebook server's config holds: revoked at stop, and replaced by a fresh one
+# when the server is opened past half its lifetime (a notebook server may run for months).
 TOKEN_ROLE = "contributor"
 TOKEN_SECONDS = 30 * 86400
 STOP_SECONDS = 10.0  # how long JupyterLab has to shut its kernels down before it is killed
@@ -145,6 +147,7 @@ class _Record:
     jupyter_token: str
     started_at: int
     token_id: str | None = None
+    token_expires_at: int | None = None
     ended: bool = False
 
     @property
@@ -163,6 +166,7 @@ class NotebookService:
         self._records = self.root / ".servers"
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._guard = threading.Lock()
+        self.token_seconds = TOKEN_SECONDS
 
     @property
     def installed(self) -> bool:
@@ -187,6 +191,7 @@ class NotebookService:
         with self._locked(workspace):
             record = self._read(workspace)
             if record is not None and not record.ended and self._alive(record):
+                self._refresh(workspace, record, server_url, with_token)
                 return self._describe(workspace, record)
             if record is not None:
                 self._end(workspace, record)
@@ -198,15 +203,9 @@ class NotebookService:
         folder = self.folder(workspace)
         folder.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"workspace": workspace, "url": server_url.rstrip("/")}
-        token_id = None
+        token_id = expires_at = None
         if with_token:
-            info, token = self.auth.create_token(
-                workspace,
-                TOKEN_ROLE,
-                f"notebooks of workspace {workspace}",
-                expires_in_seconds=TOKEN_SECONDS,
-            )
-            config["token"], token_id = token, info.id
+            config["token"], token_id, expires_at = self._new_token(workspace)
         write_config(folder, config)
         jupyter_token = secrets.token_urlsafe(32)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
@@ -241,11 +240,43 @@ class NotebookService:
             jupyter_token=jupyter_token,
             started_at=now_ms(),
             token_id=token_id,
+            token_expires_at=expires_at,
         )
         with self._guard:
             self._children[workspace] = proc
         self._write(workspace, record)
         return record
+
+    def _new_token(self, workspace: str) -> tuple[str, str, int | None]:
+        info, token = self.auth.create_token(
+            workspace,
+            TOKEN_ROLE,
+            f"notebooks of workspace {workspace}",
+            expires_in_seconds=self.token_seconds,
+        )
+        return token, info.id, info.expires_at
+
+    def _refresh(self, workspace: str, record: _Record, server_url: str, with_token: bool) -> None:
+        """Keep a running notebook server's config current: this server's URL, and a fresh
+        token once the old one is past half its lifetime (the old one is then revoked)."""
+        file = self.folder(workspace) / CONFIG_DIR / CONFIG_FILE
+        try:
+            config = json.loads(file.read_text())
+        except (OSError, ValueError):
+            config = {"workspace": workspace}
+        wanted = {**config, "url": server_url.rstrip("/")}
+        old = record.token_id
+        ends = record.token_expires_at
+        if with_token and (
+            old is None or (ends and ends - now_ms() < self.token_seconds * 1000 / 2)
+        ):
+            wanted["token"], record.token_id, record.token_expires_at = self._new_token(workspace)
+        if wanted == config:
+            return
+        write_config(self.folder(workspace), wanted)
+        self._write(workspace, record)
+        if old is not None and record.token_id != old:
+            self.auth.revoke_token(old)
 
     def wait(self, workspace: str, timeout: float) -> NotebookServer:
         """The notebook server once it answers, or as it is after ``timeout`` seconds.
