@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import Integer, select
 from typer.testing import CliRunner
 
-from cumulo import Dataset, Experiment, Workspace
+from cumulo import Dataset, Experiment, ScriptRunConfig, Workspace
 from cumulo.cli.main import app
 from cumulo.core.errors import Conflict, InvalidInput, InvalidState
 from cumulo.core.settings import Settings
 from cumulo.sdk.endpoints import Endpoint
 from cumulo.sdk.models import Model
+from cumulo.sdk.pipelines import Pipeline, PipelineParameter, PythonScriptStep, Schedule
 from cumulo.services.context import open_services
 from cumulo.store import transfer
 from cumulo.store.artifacts import ArtifactStore
@@ -86,6 +87,11 @@ def build_source(root: Path) -> tuple[Store, str]:
     ws.transport.endpoints.create_deployment(
         name, "scorer", "blue", [{"name": "clf", "version": registered.version}], {}
     )
+    (files / "steps").mkdir()
+    (files / "steps" / "noop.py").write_text("print('tick')\n")
+    step = PythonScriptStep("only", "noop.py", files / "steps", ["--x", PipelineParameter("x", 1)])
+    published = Pipeline(ws, [step]).publish("nightly", description="one step")
+    Schedule.create(ws, "yearly", published.id, "scheduled", cron="0 3 1 1 *").disable()
     open_services(store.settings).auth.create_token(name, "reader", "a reader")
     return store, name
 
@@ -130,7 +136,13 @@ def table_rows(folder: Path, workspace: str) -> dict[str, list[str]]:
 
 def sdk_view(ws: Workspace) -> dict[str, Any]:
     """What a user sees of the workspace through the SDK, ids and bytes included."""
-    view: dict[str, Any] = {"runs": {}, "models": {}, "datasets": {}, "endpoints": {}}
+    view: dict[str, Any] = {
+        "runs": {},
+        "models": {},
+        "datasets": {},
+        "endpoints": {},
+        "schedules": {},
+    }
     for exp in Experiment.list(ws):
         for run in exp.get_runs(include_children=True):
             artifacts = {}
@@ -163,6 +175,9 @@ def sdk_view(ws: Workspace) -> dict[str, Any]:
         target = Path(f"d-{uuid.uuid4().hex[:6]}")
         paths = version.download(target)
         view["datasets"][version.version] = sorted(Path(p).read_bytes() for p in paths)
+    for schedule in Schedule.list(ws):
+        info = schedule.info
+        view["schedules"][schedule.name] = (info.pipeline_id, info.rule, info.enabled)
     for ep in Endpoint.list(ws):
         view["endpoints"][ep.name] = {
             "description": ep.info.description,
@@ -193,6 +208,8 @@ def test_manifest_counts_checksums_and_no_credentials(source: tuple[Store, str, 
     assert manifest["tables"]["runs"]["rows"] == 2
     assert manifest["tables"]["model_versions"]["rows"] == 2
     assert manifest["tables"]["dataset_versions"]["rows"] == 2
+    assert manifest["tables"]["published_pipelines"]["rows"] == 1
+    assert manifest["tables"]["pipeline_schedules"]["rows"] == 1
     assert manifest["artifacts"]["files"] == len(
         (folder / "artifacts.jsonl").read_text().splitlines()
     )
@@ -240,7 +257,9 @@ def test_copy_next_to_its_original_gets_new_run_ids(source: tuple[Store, str, Pa
     done = transfer.import_workspace(store.db, store.artifacts, folder, name=f"{name}-copy")
     original, copy = sdk_view(store.workspace(name)), sdk_view(store.workspace(f"{name}-copy"))
     new_ids = done.renamed_ids
-    assert set(new_ids) == set(original["runs"])
+    (pipeline_id, rule, enabled), *_ = original["schedules"].values()
+    assert set(new_ids) == {*original["runs"], pipeline_id}
+    assert copy["schedules"]["yearly"] == (new_ids[pipeline_id], rule, enabled)
     for old_id, seen in original["runs"].items():
         parent = new_ids[seen["parent"]] if seen["parent"] else None
         assert copy["runs"][new_ids[old_id]] == {**seen, "parent": parent}
@@ -333,6 +352,27 @@ def test_cli_export_and_import(source: tuple[Store, str, Path], root: Path) -> N
         app, ["workspace", "import", str(root / "cli"), "--name", "moved", "--home", home_c]
     )
     assert out.exit_code == 1 and "already exists" in out.output
+
+
+@pytest.mark.slow
+def test_a_finished_job_travels_with_its_logs_and_snapshot(tmp_path: Path) -> None:
+    source = Store(Settings.load(home=tmp_path / "job-home"))
+    ws = Workspace.create("jobs", home=source.settings.home)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "hello.py").write_text("print('hello from the job')\n")
+    run = Experiment(ws, "jobs").submit(ScriptRunConfig(tmp_path / "src", "hello.py"))
+    assert run.wait_for_completion(show_output=False)["status"] == "Completed"
+    folder = tmp_path / "export"
+    done = transfer.export_workspace(source.db, source.artifacts, "jobs", folder)
+    assert done.rows["jobs"] == 1 and done.rows["job_logs"] >= 1 and done.rows["snapshots"] == 1
+
+    target = Store(Settings.load(home=tmp_path / "other-home"))
+    transfer.import_workspace(target.db, target.artifacts, folder, name="jobs-moved")
+    moved = target.workspace("jobs-moved").get_run(run.id)
+    assert moved.get_status() == "Completed"
+    assert "hello from the job" in moved.get_logs()
+    snapshot = moved.restore_snapshot(tmp_path / "restored")
+    assert (snapshot / "hello.py").read_text() == "print('hello from the job')\n"
 
 
 @pytest.mark.slow

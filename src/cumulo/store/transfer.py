@@ -440,6 +440,8 @@ def _on_export(
         row["primary_key"] = row["secondary_key"] = ""  # new keys are made on import
     if "lease_owner" in row:
         row["lease_owner"] = row["lease_expires_at"] = None
+    if table == "jobs":
+        row["handle"] = row["node"] = None  # the source machine's process: pid, folder, host
     if table == "runs" and row["id"] in interrupted and row["status"] not in TERMINAL:
         row["status"] = RunStatus.CANCELED.value
         row["ended_at"] = ended_at
