@@ -53,12 +53,17 @@ async def start_notebooks(
     workspace: Writable,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
 ) -> JsonResponse:
+    """Start the workspace's JupyterLab, or find the one running, and answer its URL.
+
+    200 once it answers, 202 while it still starts (``wait`` seconds are waited first).
+    """
     found = await run_in_threadpool(open_notebooks, request, workspace, wait)
     return answer(found)
 
 
 @router.get("")
 async def notebooks_status(request: Request, workspace: Writable) -> JsonResponse:
+    """The workspace's JupyterLab: stopped, starting, running (with its URL) or failed."""
     notebooks = service(request)
     found = await run_in_threadpool(notebooks.status, workspace)
     return JsonResponse({**found.to_dict(), "installed": notebooks.installed})
@@ -66,5 +71,6 @@ async def notebooks_status(request: Request, workspace: Writable) -> JsonRespons
 
 @router.delete("")
 async def stop_notebooks(request: Request, workspace: Writable) -> JsonResponse:
+    """Stop the workspace's JupyterLab and its kernels, and revoke its token."""
     stopped = await run_in_threadpool(service(request).stop, workspace)
     return JsonResponse({"workspace": workspace, "stopped": stopped})
