@@ -52,7 +52,7 @@ def test_submit_a_job_file_then_follow_and_list(ws: Workspace, tmp_path: Path) -
     run_id = out.strip().splitlines()[-1]
     logs = _ok("run", "logs", run_id, "-w", ws.name, "--follow")
     assert "six ok 7" in logs
-    assert "Successfully installed six" in logs  # the environment build is in the run's logs
+    assert "+ six==1.17.0" in logs  # the environment build (uv) is in the run's logs
     assert "Completed" in logs
     run = ws.get_run(run_id)
     assert run.get_tags()["team"] == "vision"

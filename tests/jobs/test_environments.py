@@ -1,9 +1,11 @@
-"""Environments whose packages come from somewhere else than PyPI: pip options in the spec."""
+"""Environments: built by uv (or pip when set so), with the spec's pip options carried over
+to uv, failures that name the requirement, and a built environment reused."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -11,7 +13,10 @@ import pytest
 from tests.jobs.conftest import write_script
 
 from cumulo import Environment, Experiment, ScriptRunConfig, Workspace
-from cumulo.core.errors import InvalidInput
+from cumulo.compute.environments import UV_CACHE, ensure_environment, uv_environ
+from cumulo.core.errors import EnvironmentBuildError, InvalidInput
+from cumulo.core.jobs import EnvironmentSpec
+from cumulo.core.settings import Settings
 
 
 def _wheel(folder: Path, name: str, version: str, code: str) -> Path:
@@ -61,3 +66,95 @@ def test_pip_options_that_a_spec_cannot_carry_are_refused(line: str) -> None:
     ws = Workspace.create("refused-options")
     with pytest.raises(InvalidInput, match="is not allowed in pip_requirements: use one of"):
         Environment("bad", pip_requirements=[line, "six"]).register(ws)
+
+
+def _spec(*requirements: str) -> EnvironmentSpec:
+    return EnvironmentSpec.parse({"pip_requirements": list(requirements)})
+
+
+def _answer(python: str, module: str) -> str:
+    code = f"import {module}; print({module}.ANSWER)"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def test_uv_builds_from_a_find_links_folder_and_the_built_env_is_reused(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    _wheel(wheels, "uv_pkg", "1.0", "ANSWER = 7\n")
+    cache, log = tmp_path / "envs", []
+    spec = _spec("--no-index", f"--find-links {wheels}", "uv_pkg==1.0")
+    python = ensure_environment(spec, cache, log.append, label="offline:1")
+    build = "\n".join(log)
+    assert "with uv" in build and f"cache {cache / UV_CACHE}" in build
+    assert "+ uv-pkg==1.0" in build  # uv's own line for what it installed
+    assert any((cache / UV_CACHE).iterdir())  # uv kept its wheels beside the environments
+    assert _answer(python, "uv_pkg") == "7"
+    log.clear()
+    assert ensure_environment(spec, cache, log.append, label="offline:1") == python
+    assert log == [f"Using cached offline:1 {spec.build_hash[:20]} ({Path(python).parents[1]})."]
+
+
+def test_pip_index_variables_reach_uv_unless_uv_has_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = uv_environ(tmp_path, {"PIP_FIND_LINKS": "/a /b", "PIP_INDEX_URL": "http://x/simple",
+                                "PIP_EXTRA_INDEX_URL": "http://y http://z",
+                                "UV_INDEX_URL": "http://mine/simple"})  # fmt: skip
+    assert env["UV_FIND_LINKS"] == "/a,/b"
+    assert env["UV_EXTRA_INDEX_URL"] == "http://y http://z"
+    assert env["UV_INDEX_URL"] == "http://mine/simple"
+    assert env["UV_CACHE_DIR"] == str(tmp_path / UV_CACHE)
+    assert uv_environ(tmp_path, {"UV_CACHE_DIR": "/own"})["UV_CACHE_DIR"] == "/own"
+    # A machine whose pip finds its wheels through PIP_FIND_LINKS: uv finds them too.
+    _wheel(tmp_path / "house", "pip_house", "2.0", "ANSWER = 2\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "house"))
+    monkeypatch.delenv("UV_FIND_LINKS", raising=False)
+    python = ensure_environment(_spec("--no-index", "pip_house"), tmp_path / "envs", print)
+    assert _answer(python, "pip_house") == "2"
+
+
+def test_a_pip_option_uv_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentBuildError, match="pip option --prefer-binary has no equivalent"):
+        ensure_environment(_spec("--prefer-binary", "six"), tmp_path / "envs", print)
+
+
+@pytest.mark.parametrize(
+    ("requirements", "named", "explained"),
+    [
+        (["house_pkg==0.3", "nowhere_pkg==1.0"], "Could not find nowhere_pkg==1.0",
+         "nowhere-pkg was not found in the provided package locations"),
+        (["house_pkg==0.3", "house_pkg==0.4"], "The requirements house_pkg==0.3, house_pkg==0.4 "
+         "conflict", "your requirements are unsatisfiable"),
+    ],
+)  # fmt: skip
+def test_a_failed_build_fails_the_job_naming_the_requirement(
+    tmp_path: Path, requirements: list[str], named: str, explained: str
+) -> None:
+    ws = Workspace.create("broken-envs")
+    for version in ("0.3", "0.4"):
+        _wheel(tmp_path / "wheels", "house_pkg", version, "ANSWER = 1\n")
+    src = tmp_path / "src"
+    write_script(src, "ok.py", "print('never runs')\n")
+    env = Environment(
+        "broken", pip_requirements=["--no-index", f"--find-links={tmp_path / 'wheels'}",
+                                    *requirements])  # fmt: skip
+    run = Experiment(ws, "envs").submit(ScriptRunConfig(src, "ok.py", environment=env))
+    details = run.wait_for_completion(show_output=False)
+    assert details["status"] == "Failed"
+    message = details["error"]["message"]
+    assert named in message and "No solution found" in message and explained in message
+    assert "never runs" not in run.get_logs() and explained in run.get_logs()
+    assert Environment.get(ws, "broken").build_status == "Failed"
+
+
+def test_the_installer_setting_picks_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load(environ={}).env_installer == "uv"
+    with pytest.raises(ValueError, match="CUMULO_ENV_INSTALLER must be one of uv, pip"):
+        Settings.load(environ={"CUMULO_ENV_INSTALLER": "conda"})
+    _wheel(tmp_path / "wheels", "pip_pkg", "1.0", "ANSWER = 3\n")
+    monkeypatch.setenv("CUMULO_ENV_INSTALLER", "pip")
+    log: list[str] = []
+    spec = _spec("--no-index", f"--find-links {tmp_path / 'wheels'}", "pip_pkg")
+    python = ensure_environment(spec, tmp_path / "envs", log.append)
+    assert "with pip" in log[0] and "Successfully installed pip_pkg-1.0" in log
+    assert _answer(python, "pip_pkg") == "3"
+    assert not (tmp_path / "envs" / UV_CACHE).exists()

@@ -175,7 +175,7 @@ def test_environment_is_built_once_and_reused(ws: Workspace, target: str, tmp_pa
     for run in (first, second):
         assert run.wait_for_completion(show_output=False)["status"] == "Completed"
     logs = [first.get_logs(), second.get_logs()]
-    assert sum(log.count("Successfully installed six") for log in logs) == 1
+    assert sum(log.count("+ six==1.17.0") for log in logs) == 1  # uv installed it once
     assert all("/envs/" in log and "six from" in log for log in logs)
     assert sys.prefix not in logs[0].split("six from", 1)[1].splitlines()[0]
     third = _exp(ws).submit(config)

@@ -46,6 +46,8 @@ _NUMBERS = {
     "snapshot_max_mb": "CUMULO_SNAPSHOT_MAX_MB",
 }
 _OFF = ("0", "false", "no", "off")
+# What may install an environment's requirements (``env_installer``).
+ENV_INSTALLERS = ("uv", "pip")
 
 
 def _whole_number(variable: str, text: str) -> int:
@@ -126,6 +128,10 @@ class Settings:
     # Where environments built for jobs and endpoints are cached; None: the home's
     # ``envs`` folder (CUMULO_ENV_CACHE).
     env_cache: Path | None = None
+    # What installs an environment's requirements: "uv" (fast, the default) or "pip",
+    # for a machine whose pip is set up through pip's config files, which uv does not
+    # read (CUMULO_ENV_INSTALLER; read where the environment is built).
+    env_installer: str = "uv"
     # Endpoint replicas fork from a warm preloader; False starts each one as a fresh
     # interpreter (CUMULO_SERVING_PRELOAD=0).
     serving_preload: bool = True
@@ -169,6 +175,13 @@ class Settings:
                 overrides[name] = _number(variable, env[variable])
         if "env_cache" not in overrides and env.get("CUMULO_ENV_CACHE"):
             overrides["env_cache"] = Path(env["CUMULO_ENV_CACHE"]).expanduser()
+        if "env_installer" not in overrides and env.get("CUMULO_ENV_INSTALLER"):
+            overrides["env_installer"] = env["CUMULO_ENV_INSTALLER"].strip().lower()
+        if overrides.get("env_installer", "uv") not in ENV_INSTALLERS:
+            raise ValueError(
+                f"CUMULO_ENV_INSTALLER must be one of {', '.join(ENV_INSTALLERS)}, "
+                f"got {overrides['env_installer']!r}."
+            )
         if "serving_preload" not in overrides and env.get("CUMULO_SERVING_PRELOAD"):
             overrides["serving_preload"] = env["CUMULO_SERVING_PRELOAD"].lower() not in _OFF
         if "system_metrics_interval" not in overrides and env.get("CUMULO_SYSTEM_METRICS_INTERVAL"):

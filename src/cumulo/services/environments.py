@@ -1,8 +1,9 @@
 """Environments: registered and versioned per workspace, built where their jobs run.
 
 A new version is registered when an environment's spec changes. Building (pip
-requirements into a cached virtual environment) is ``cumulo.compute.environments``;
-this service records each build's status and log with the environment.
+requirements installed by uv, or pip where the ``env_installer`` setting says so, into
+a cached virtual environment) is ``cumulo.compute.environments``; this service records
+each build's status and log with the environment.
 ``"current"`` runs in the submitter's (or server's) own interpreter.
 """
 
@@ -25,9 +26,10 @@ from cumulo.store.jobs import JobStore
 
 
 class EnvironmentService:
-    def __init__(self, store: JobStore, cache: Path) -> None:
+    def __init__(self, store: JobStore, cache: Path, installer: str | None = None) -> None:
         self.store = store
         self.cache = cache
+        self.installer = installer  # None: CUMULO_ENV_INSTALLER where the build runs
 
     def register(self, workspace: str, name: str, spec: dict[str, Any]) -> EnvironmentInfo:
         environment_name(name)
@@ -64,7 +66,13 @@ class EnvironmentService:
         if not cached:
             self.store.set_build_status(info.build_hash, BuildStatus.BUILDING.value)
         try:
-            python = ensure_environment(spec, self.cache, _log, label=f"{info.name}:{info.version}")
+            python = ensure_environment(
+                spec,
+                self.cache,
+                _log,
+                label=f"{info.name}:{info.version}",
+                installer=self.installer,
+            )
         except CumuloError:
             self.store.set_build_status(
                 info.build_hash, BuildStatus.FAILED.value, "\n".join(lines)[-100_000:]
