@@ -6,10 +6,10 @@ The conventions a page follows (docs/contributing-docs.md says the same for writ
   ``CUMULO_HOME`` and a fresh working folder per page (``HOME`` is that folder too).
 - ```` ```bash ```` blocks run whole, in bash (``set -eo pipefail``), in that folder,
   with the interpreter's ``bin`` folder first on ``PATH`` (so ``cumulo`` and ``python``
-  are the test's); what a block exports or where it ``cd``s carries on to the
-  page's later blocks. A line that starts a server (``cumulo server ...``) is
-  replaced by the server the test starts over the page's home, and the page's
-  ``127.0.0.1:5000`` is rewritten to that server's address.
+  are the test's); the variables a block sets (``RUN=$(...)``, exported or not)
+  and where it ``cd``s carry on to the page's later blocks. A line that starts a
+  server (``cumulo server ...``) is replaced by the server the test starts over
+  the page's home, and the page's ``127.0.0.1:5000`` is rewritten to its address.
 - A block with a title (```` ```python title="train.py" ````, ```` ```yaml
   title="pipeline.yml" ````) is written to that file in the page's folder instead
   of being run.
@@ -36,7 +36,10 @@ import pytest
 
 RUN_LANGS = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 SHOWN_LANGS = {"", "text", "console", "output", "yaml", "yml", "json", "toml", "sql", "ini"}
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<lang>[\w+-]*)(?P<info>.*)$")
+# As in CommonMark, a backtick fence's info string has no backtick (else it is inline code).
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<lang>[\w+-]*)(?P<info>[^`]*)$"
+)
 TITLE = re.compile(r"""title=["']([^"']+)["']""")
 NOT_RUN = re.compile(r"<!--\s*not-run\b:?(?P<reason>.*?)-->", re.S)
 # The address the pages give their server; the test's server stands in for it.
@@ -114,13 +117,24 @@ def parse(text: str, page: str) -> list[Block]:
     return blocks
 
 
+# The first line of an untagged block that is code, not shown text.
+LOOKS_LIKE_CODE = re.compile(r"^\s*(?:cumulo |curl |python |from \w|import \w|\w+ = )")
+
+
 def unknown_languages(blocks: list[Block]) -> list[str]:
-    """Blocks in a language this runner neither runs nor knows as shown text."""
-    return [
+    """Blocks in a language this runner neither runs nor knows as shown text, and
+    untagged blocks that look like code (they would be shown, never run)."""
+    unknown = [
         f"{b.where()}: {b.lang!r}"
         for b in blocks
         if not b.title and b.lang not in RUN_LANGS and b.lang not in SHOWN_LANGS
     ]
+    untagged = [
+        f"{b.where()}: untagged code"
+        for b in blocks
+        if not b.lang and not b.title and LOOKS_LIKE_CODE.match(b.body.lstrip("\n"))
+    ]
+    return unknown + untagged
 
 
 def is_heavy(blocks: list[Block]) -> bool:
@@ -212,6 +226,7 @@ class PageRunner:
         script = "\n".join(
             [
                 "set -eo pipefail",
+                "set -a",  # variables a block sets carry on to the page's later blocks
                 "trap 'echo \"snippet line failed: $BASH_COMMAND\" >&2' ERR",
                 *lines,
                 f"env -0 > {self.state}/env",

@@ -7,7 +7,7 @@ gives them to writers; tests/docs/snippets.py implements them):
 - ```` ```python ```` blocks run in one namespace per page, in a fresh
   ``CUMULO_HOME`` and a fresh working folder per page (also ``HOME``).
 - ```` ```bash ```` blocks run whole in bash in that folder, with this interpreter's
-  ``bin`` first on ``PATH``; exports and ``cd`` carry on to later blocks.
+  ``bin`` first on ``PATH``; the variables it sets and ``cd`` carry on to later blocks.
   ``cumulo server ...`` lines are replaced by a server the test starts over the
   page's home (on a free port: the page's ``127.0.0.1:5000`` is rewritten to it).
 - A block with a title (```` ```python title="train.py" ````) is written to that
@@ -53,10 +53,9 @@ def blocks_of(page: Path) -> list[Block]:
 # Pages whose blocks are still being made to run as written.
 PENDING = {
     "README.md",
-    "docs/datasets.md",
     "docs/pipelines.md",
-    "docs/scale-out.md",
     "docs/sweeps.md",
+    "docs/scale-out.md",
 }
 
 
@@ -103,7 +102,24 @@ def _from_mlflow(ns: dict[str, Any], out: str) -> None:
     assert "{'lr': '0.1'} [1.0, 0.5, 0.3333333333333333]" in out.splitlines()
 
 
+def _sweeps(ns: dict[str, Any], out: str) -> None:
+    lines = out.splitlines()
+    best = next(i for i, line in enumerate(lines) if line.startswith("best: {'"))
+    assert len([x for x in lines[best + 1 : best + 4] if x[:1].isdigit()]) == 3  # the top three
+    assert "Completed, 6 of 6 trials ended" in " ".join(out.split())  # cumulo sweep submit
+    assert ns["sweep"].get_pareto_front()
+    assert ns["model"].name == "iris"
+
+
+def _datasets(ns: dict[str, Any], out: str) -> None:
+    assert (Path("local") / "dir" / "train.csv").is_file()  # train.download("local/dir")
+    assert ns["report"]["drift"] is True and "spend" in out  # spend doubled in version 2
+    assert "churn:1" in out  # the refused delete names the model that keeps the data
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "docs/datasets.md": _datasets,
+    "docs/sweeps.md": _sweeps,
     "README.md": _readme,
     "docs/from-azureml.md": _from_azureml,
     "docs/from-mlflow.md": _from_mlflow,

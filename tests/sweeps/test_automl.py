@@ -101,3 +101,22 @@ def test_automl_beats_a_trivial_baseline_and_its_best_model_scores(
     rows = X.head(5)
     body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
     assert endpoint.run(body) == {"predictions": predicted[:5].tolist()}
+
+
+def test_a_k_neighbours_trial_saves_a_model_that_loads_back(tmp_path: Path) -> None:
+    """MLflow saves scikit-learn models with skops, which refuses a KD-tree unless trusted."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from cumulo.sdk.automl_trainer import _skops_types
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=3)).fit(x, y)
+    path = tmp_path / "model"
+    mlflow.sklearn.save_model(model, str(path), skops_trusted_types=_skops_types(model))
+    loaded = mlflow.pyfunc.load_model(str(path))
+    assert list(loaded.predict(x.head(3))) == list(model.predict(x.head(3)))

@@ -133,9 +133,21 @@ def main() -> None:
         "outputs/model",
         signature=infer_signature(data, pipeline.predict(data)),
         input_example=data.head(3),
+        # The pipeline is the trial's own: the types skops does not know by
+        # default (a KD-tree, a distance metric of k-neighbours) are trusted.
+        skops_trusted_types=_skops_types(pipeline),
     )
     run.log(args.metric, float(scores.mean()))  # last: the trial's result once all is saved
     run.flush()
+
+
+def _skops_types(model: Any) -> list[str] | None:
+    """The types of ``model`` that MLflow's skops format refuses unless trusted."""
+    try:
+        import skops.io
+    except ImportError:  # MLflow saves with cloudpickle then
+        return None
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
 if __name__ == "__main__":
