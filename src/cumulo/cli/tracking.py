@@ -232,6 +232,12 @@ def _open_store(
     from cumulo.store.db import Database
 
     settings = Settings.load(home=home, database_url=database_url, artifact_root=artifact_root)
+    if os.environ.get("CUMULO_URL") and not (home or database_url or artifact_root):
+        err_console.print(
+            f"Reading the store directly ({settings.database_url} + {settings.artifact_root}), "
+            "not the server at $CUMULO_URL: exports and imports do not go through a server.",
+            soft_wrap=True,
+        )
     return (
         Database(settings.database_url),
         ArtifactStore(settings.artifact_root, settings.s3_endpoint_url),

@@ -46,6 +46,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Integer,
     LargeBinary,
     Select,
     Table,
@@ -380,6 +381,7 @@ def _export_into(
         "store_revision": revision,
         "exported_at": ended_at,
         "workspace": {
+            "id": ws.id,
             "name": ws.name,
             "description": ws.description,
             "created_at": ws.created_at,
@@ -528,14 +530,23 @@ def import_workspace(
             "earlier workspace of that name): import under another name (--name NEW)."
         )
     summary.renamed_ids = renamed
+    copied: list[str] = []
     try:
-        _import_artifacts(artifacts, src, name, index, meter, summary)
+        _import_artifacts(artifacts, src, name, index, meter, summary, copied)
         with db.transaction() as conn:
             _import_rows(conn, src, manifest, name, renamed, meter, summary)
     except BaseException:
-        artifacts.delete(name)
+        _remove(artifacts, name, copied)
         raise
     return summary
+
+
+def _remove(artifacts: ArtifactStore, name: str, copied: list[str]) -> None:
+    """Remove the files an import copied, and the prefix too when nothing else is there."""
+    for key in copied:
+        artifacts.delete(name, key)
+    if not artifacts.find(name, ""):
+        artifacts.delete(name)  # the folders left empty
 
 
 def _check_revision(revision: str) -> None:
@@ -613,6 +624,7 @@ def _import_artifacts(
     index: list[dict[str, Any]],
     meter: Meter,
     summary: TransferSummary,
+    copied: list[str],
 ) -> None:
     total = sum(int(entry["size"]) for entry in index)
     with meter(f"Importing {name} (files)", total, "bytes") as advance:
@@ -622,6 +634,7 @@ def _import_artifacts(
             with open(path, "rb") as fh:
                 reader = _CheckedReader(fh, advance)
                 artifacts.put_stream(name, key, cast(IO[bytes], reader))
+            copied.append(key)
             if reader.sha.hexdigest() != entry["sha256"]:
                 raise InvalidInput(
                     f"The export is damaged: {str(path)!r} does not match its checksum in "
@@ -665,15 +678,18 @@ def _import_rows(
         .values(name=name, description=ws["description"], created_at=ws["created_at"])
         .returning(ws_table.c.id)
     ).scalar_one()
-    # Old numeric id -> new, per table whose ids other rows name.
-    ids: dict[str, dict[Any, Any]] = {"workspaces": _AnyOld(new_ws)}
-    referenced = {parent for parent in refs.values()}
+    # Old numeric id -> new, per table whose numeric ids other rows name.
+    referenced = set(refs.values())
+    ids: dict[str, dict[Any, Any]] = {
+        t.name: {} for t in exported_tables() if t.name in referenced and _numeric_id(t) is not None
+    }
+    ids["workspaces"] = {ws["id"]: new_ws}
     old_prefix, new_prefix = ws["name"] + "/", name + "/"
     total = sum(entry["rows"] for entry in manifest["tables"].values())
     with meter(f"Importing {name} (rows)", total, "rows") as advance:
         for table in exported_tables():
             numeric = _numeric_id(table)
-            keep = table.name in referenced
+            keep = table.name in ids
             batch: list[dict[str, Any]] = []
             olds: list[Any] = []
             count = 0
@@ -716,21 +732,10 @@ def _insert(
     olds.clear()
 
 
-class _AnyOld(dict[Any, Any]):
-    """The one workspace's new id, whatever its old id was."""
-
-    def __init__(self, new: Any) -> None:
-        super().__init__()
-        self.new = new
-
-    def get(self, _old: Any, _default: Any = None) -> Any:
-        return self.new
-
-
 def _numeric_id(table: Table) -> Column[Any] | None:
     """The table's autoincrement id, given anew by the target store."""
     pk = list(table.primary_key.columns)
-    if len(pk) == 1 and pk[0].autoincrement is True:
+    if len(pk) == 1 and isinstance(pk[0].type, Integer):
         return pk[0]
     return None
 
