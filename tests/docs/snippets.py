@@ -10,6 +10,8 @@ The conventions a page follows (docs/contributing-docs.md says the same for writ
   and where it ``cd``s carry on to the page's later blocks. A line that starts a
   server (``cumulo server ...``) is replaced by the server the test starts over
   the page's home, and the page's ``127.0.0.1:5000`` is rewritten to its address.
+  A page's PostgreSQL URL, ``postgresql://cumulo:...@db:5432/cumulo``, is
+  rewritten to a fresh database on the test's PostgreSQL server.
 - A block with a title (```` ```python title="train.py" ````, ```` ```yaml
   title="pipeline.yml" ````) is written to that file in the page's folder instead
   of being run.
@@ -45,6 +47,8 @@ NOT_RUN = re.compile(r"<!--\s*not-run\b:?(?P<reason>.*?)-->", re.S)
 # The address the pages give their server; the test's server stands in for it.
 PAGE_SERVER = re.compile(r"(?:127\.0\.0\.1|localhost):5000")
 SERVER_LINE = re.compile(r"^\s*cumulo\s+server\b")
+# The PostgreSQL URL the pages give; a database on the test's PostgreSQL server stands in.
+PAGE_DATABASE = "postgresql://cumulo:...@db:5432/cumulo"
 # Blocks that start jobs, sweeps, pipelines, endpoints, servers or clusters make a page slow.
 HEAVY = re.compile(
     r"\.submit\(|wait_for_completion|\bcumulo (?:job|sweep|pipeline|endpoint|server)\b"
@@ -141,6 +145,10 @@ def is_heavy(blocks: list[Block]) -> bool:
     return any(HEAVY.search(b.body) for b in blocks if b.kind in ("python", "bash", "file"))
 
 
+def needs_database(blocks: list[Block]) -> bool:
+    return any(PAGE_DATABASE in b.body for b in blocks if b.kind in ("python", "bash", "file"))
+
+
 def needs_server(blocks: list[Block]) -> bool:
     return any(
         PAGE_SERVER.search(b.body) or any(SERVER_LINE.match(x) for x in b.body.splitlines())
@@ -171,10 +179,15 @@ class PageRunner:
     """Runs one page's blocks in ``folder`` (the working folder, already current)."""
 
     def __init__(
-        self, folder: Path, server_url: str | None, monkeypatch: pytest.MonkeyPatch
+        self,
+        folder: Path,
+        server_url: str | None,
+        monkeypatch: pytest.MonkeyPatch,
+        database_url: str | None = None,
     ) -> None:
         self.folder = folder
         self.server_url = server_url
+        self.database_url = database_url
         self.monkeypatch = monkeypatch  # a block's exports last for the page's test only
         self.namespace: dict[str, Any] = {"__name__": "__main__"}
         self.output = io.StringIO()
@@ -182,9 +195,12 @@ class PageRunner:
         self.state.mkdir(exist_ok=True)
 
     def text(self, block: Block) -> str:
-        if self.server_url is None:
-            return block.body
-        return PAGE_SERVER.sub(self.server_url.removeprefix("http://"), block.body)
+        body = block.body
+        if self.server_url is not None:
+            body = PAGE_SERVER.sub(self.server_url.removeprefix("http://"), body)
+        if self.database_url is not None:
+            body = body.replace(PAGE_DATABASE, self.database_url)
+        return body
 
     def run(self, blocks: list[Block]) -> Tally:
         tally = Tally()

@@ -33,7 +33,15 @@ from typing import Any
 
 import pytest
 from tests.conftest import free_port, start_cumulo_server, stop_cumulo_server
-from tests.docs.snippets import Block, PageRunner, is_heavy, needs_server, parse, unknown_languages
+from tests.docs.snippets import (
+    Block,
+    PageRunner,
+    is_heavy,
+    needs_database,
+    needs_server,
+    parse,
+    unknown_languages,
+)
 
 ROOT = Path(__file__).parents[2]
 
@@ -50,19 +58,8 @@ def blocks_of(page: Path) -> list[Block]:
     return parse(page.read_text(), page_id(page))
 
 
-# Pages whose blocks are still being made to run as written.
-PENDING = {
-    "README.md",
-    "docs/pipelines.md",
-    "docs/sweeps.md",
-    "docs/scale-out.md",
-}
-
-
 def _param(page: Path) -> Any:
     marks = [pytest.mark.slow] if is_heavy(blocks_of(page)) else []
-    if page_id(page) in PENDING:
-        marks.append(pytest.mark.skip(reason="its blocks are being made to run"))
     return pytest.param(page, id=page_id(page), marks=marks)
 
 
@@ -72,6 +69,22 @@ def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------ page set-ups
+def _fresh_database(server_url: str) -> str:
+    """A new database on the tests' PostgreSQL server, as a plain libpq URL
+    (``pg_dump`` reads it too; Cumulo picks its driver itself)."""
+    import uuid
+
+    import sqlalchemy
+
+    name = f"docs_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    base = server_url.replace("postgresql+psycopg://", "postgresql://")
+    return f"{base.rsplit('/', 1)[0]}/{name}"
+
+
 def _readme_scripts(folder: Path) -> None:
     """The README names a training script, an entry script and a pipeline's steps
     (``src/train.py``, ``serve/score.py``, ``pipeline/``) and links them in ``examples/``."""
@@ -117,7 +130,19 @@ def _datasets(ns: dict[str, Any], out: str) -> None:
     assert "churn:1" in out  # the refused delete names the model that keeps the data
 
 
+def _jobs(ns: dict[str, Any], out: str) -> None:
+    assert ns["run"].get_status() == "Completed"
+    assert ns["run"].get_metrics()["loss"] == [0.1, 0.05, 0.1 / 3]
+
+
+def _pipelines(ns: dict[str, Any], out: str) -> None:
+    assert ns["run"].get_status() == "Completed"
+    assert [step["status"] for step in ns["run"].get_steps()] == ["Completed"] * 3
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "docs/jobs.md": _jobs,
+    "docs/pipelines.md": _pipelines,
     "docs/datasets.md": _datasets,
     "docs/sweeps.md": _sweeps,
     "README.md": _readme,
@@ -156,7 +181,11 @@ def test_the_readme_lists_every_command_group() -> None:
 @pytest.mark.timeout(900)  # environment builds, jobs, sweeps, pipelines and endpoints
 @pytest.mark.parametrize("page", [_param(p) for p in pages()])
 def test_page_runs_as_written(
-    page: Path, env_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: Path,
+    env_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     blocks = blocks_of(page)
     folder = tmp_path / "page"
@@ -179,6 +208,9 @@ def test_page_runs_as_written(
     setup = SETUP.get(page_id(page))
     if setup is not None:
         setup(folder)
+    database = None
+    if needs_database(blocks):
+        database = _fresh_database(request.getfixturevalue("postgres_url"))
     server = None
     url = None
     if needs_server(blocks):
@@ -187,7 +219,7 @@ def test_page_runs_as_written(
         server = start_cumulo_server(home, port, env={"CUMULO_ENV_CACHE": str(env_cache)})
         url = f"http://127.0.0.1:{port}"
     try:
-        runner = PageRunner(folder, url, monkeypatch)
+        runner = PageRunner(folder, url, monkeypatch, database)
         tally = runner.run(blocks)
         print(f"{page_id(page)}: {tally}")
         for reason in tally.not_run:
