@@ -86,6 +86,7 @@ def test_uv_builds_from_a_find_links_folder_and_the_built_env_is_reused(tmp_path
     build = "\n".join(log)
     assert "with uv" in build and f"cache {cache / UV_CACHE}" in build
     assert "+ uv-pkg==1.0" in build  # uv's own line for what it installed
+    assert "Activate with" not in build
     assert any((cache / UV_CACHE).iterdir())  # uv kept its wheels beside the environments
     assert _answer(python, "uv_pkg") == "7"
     log.clear()
@@ -110,6 +111,27 @@ def test_pip_index_variables_reach_uv_unless_uv_has_its_own(
     monkeypatch.delenv("UV_FIND_LINKS", raising=False)
     python = ensure_environment(_spec("--no-index", "pip_house"), tmp_path / "envs", print)
     assert _answer(python, "pip_house") == "2"
+
+
+def _index(root: Path, name: str, version: str) -> str:
+    """A one-package index on disk (a PEP 503 simple page), as a private index serves it."""
+    wheel = _wheel(root / "files", name, version, f"ANSWER = {version!r}\n")
+    page = root / "simple" / name.replace("_", "-") / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<a href="../../files/{wheel.name}">{wheel.name}</a>\n')
+    return (root / "simple").as_uri()
+
+
+def test_extra_indexes_are_searched_as_pip_searches_them(tmp_path: Path) -> None:
+    # uv's own default would take idx_pkg from the extra index alone, which lacks 1.0.
+    main, extra = _index(tmp_path / "a", "idx_pkg", "1.0"), _index(tmp_path / "b", "idx_pkg", "2.0")
+    spec = _spec(f"--index-url {main}", f"--extra-index-url {extra}", "idx_pkg==1.0")
+    python = ensure_environment(spec, tmp_path / "envs", print)
+    assert _answer(python, "idx_pkg") == "1.0"
+    assert uv_environ(tmp_path, {"PIP_EXTRA_INDEX_URL": extra})["UV_INDEX_STRATEGY"] == (
+        "unsafe-best-match"
+    )
+    assert "UV_INDEX_STRATEGY" not in uv_environ(tmp_path, {"UV_EXTRA_INDEX_URL": extra})
 
 
 def test_a_pip_option_uv_lacks_is_refused_by_name(tmp_path: Path) -> None:

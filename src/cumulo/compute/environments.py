@@ -52,6 +52,10 @@ UV_OPTIONS = {
     "--no-index": ["--no-index"],
     "--pre": ["--prerelease", "allow"],
 }
+# How pip picks among several indexes: the best version across all of them. uv's own
+# default takes a package from the first index that has it; a spec written for pip,
+# or a machine set up for pip, means pip's way.
+PIP_INDEX_STRATEGY = "unsafe-best-match"
 
 Log = Callable[[str], None]
 
@@ -179,6 +183,8 @@ def uv_environ(cache: Path, environ: dict[str, str] | None = None) -> dict[str, 
             value = env[pip_name]
             # pip separates several locations with spaces, uv's UV_FIND_LINKS with commas
             env[uv_name] = ",".join(value.split()) if uv_name == "UV_FIND_LINKS" else value
+            if uv_name == "UV_EXTRA_INDEX_URL":
+                env.setdefault("UV_INDEX_STRATEGY", PIP_INDEX_STRATEGY)
     if env.get("PIP_CERT") and not env.get("SSL_CERT_FILE"):
         env["SSL_CERT_FILE"] = env["PIP_CERT"]
     if not env.get("UV_NATIVE_TLS"):
@@ -189,9 +195,16 @@ def uv_environ(cache: Path, environ: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
-def uv_options(spec: EnvironmentSpec) -> list[str]:
-    """The spec's pip options as uv's; one uv has no equivalent for is refused by name."""
+def uv_options(spec: EnvironmentSpec, environ: dict[str, str] | None = None) -> list[str]:
+    """The spec's pip options as uv's; one uv has no equivalent for is refused by name.
+
+    Extra indexes are searched as pip searches them, unless ``UV_INDEX_STRATEGY`` is set.
+    """
+    env = os.environ if environ is None else environ
     argv: list[str] = []
+    extra = any(r.startswith("--extra-index-url ") for r in spec.pip_requirements)
+    if extra and not env.get("UV_INDEX_STRATEGY"):
+        argv += ["--index-strategy", PIP_INDEX_STRATEGY]
     for line in spec.pip_requirements:
         if not line.startswith("-"):
             continue
@@ -211,8 +224,13 @@ def _uv_install(spec: EnvironmentSpec, base: str, folder: Path, log: Log) -> Non
     options = uv_options(spec)  # refused before anything is built
     env = uv_environ(folder.parent)
     log(f"uv {_uv_version(uv)}, cache {env['UV_CACHE_DIR']}")
+
+    def _venv_log(line: str) -> None:
+        if not line.startswith("Activate with:"):  # a job's log has no shell to activate in
+            log(line)
+
     _run([uv, "venv", "--no-project", "--python", base, str(folder)],
-         log, "uv venv", env=env, cwd=folder.parent)  # fmt: skip
+         _venv_log, "uv venv", env=env, cwd=folder.parent)  # fmt: skip
     requirements = [r for r in spec.pip_requirements if not r.startswith("-")]
     if not requirements:
         return
