@@ -16,17 +16,24 @@ from cumulo.core.settings import Settings
 
 DOC = Path(__file__).parents[2] / "docs" / "settings.md"
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
-# A value of each field's type that differs from its default.
+# A value of each field's type that differs from its default; settings that take one of
+# a few words have their own.
 SAMPLES = {
     "Path": "/srv/cumulo-sample",
     "Path | None": "/srv/cumulo-sample",
-    "str": "token",
+    "str": "sample",
     "str | None": "http://sample.example:9000",
     "int": "7",
     "float": "7.5",
     "bool": "0",
     "tuple[str, ...]": "http://a.example:5000,http://b.example:5000",
     "tuple[int, ...] | None": "0,2",
+}
+CHOICES = {
+    "database_url": "postgresql://cumulo@db.example/cumulo",
+    "artifact_root": "s3://bucket/prefix",
+    "auth": "token",
+    "env_installer": "pip",
 }
 
 
@@ -62,9 +69,12 @@ def test_every_setting_has_a_row_with_its_variable_and_default() -> None:
 @pytest.mark.parametrize("name", FIELDS)
 def test_the_documented_variable_sets_the_setting(name: str) -> None:
     field = next(f for f in dataclasses.fields(Settings) if f.name == name)
-    sample = SAMPLES[str(field.type)]
+    sample = CHOICES.get(name) or SAMPLES[str(field.type)]
     default = getattr(Settings.load(environ={}), name)
-    loaded = getattr(Settings.load(environ={variable(name): sample}), name)
+    try:
+        loaded = getattr(Settings.load(environ={variable(name): sample}), name)
+    except ValueError as exc:
+        pytest.fail(f"{exc} Give {name!r} a valid value in CHOICES.")
     assert loaded != default, f"{variable(name)}={sample} does not change {name}"
 
 
