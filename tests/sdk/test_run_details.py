@@ -113,3 +113,19 @@ def test_the_charts_are_the_runs_own_metrics_not_its_system_ones(trained: Worksp
     trained.transport.tracking.log_batch(trained.name, run.id, metrics=system)
     page = RunDetails(run).get_html()
     assert "loss: 0.2" in page and "system/" not in page
+
+
+def test_the_child_runs_table_shows_their_own_metrics_not_their_system_ones(
+    trained: Workspace,
+) -> None:
+    run = next(Experiment(trained, "iris").get_runs())
+    (child,) = run.get_children()
+    # Four system/ series sort before "val_accuracy" and would take every column.
+    names = ["cpu_utilization_percentage", "disk_available_megabytes", "disk_read_megabytes"]
+    system = [(f"system/{n}", 1.0, 0, 1) for n in [*names, "network_receive_megabytes"]]
+    trained.transport.tracking.log_batch(
+        trained.name, child.id, metrics=[*system, ("val_accuracy", 0.85, 0, 1)]
+    )
+    page = RunDetails(run).get_html()
+    assert ">acc<" in page and ">val_accuracy<" in page and "0.85" in page
+    assert "system/" not in page

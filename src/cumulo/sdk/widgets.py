@@ -160,7 +160,9 @@ class RunDetails:
             parts.append(f'<div style="display:flex;flex-wrap:wrap;gap:8px">{charts}</div>')
         children = self._children()
         if children:
-            keys = sorted({k for c in children for k in c.info.metrics})[:4]
+            # The children's own metrics: their system/ series would fill the columns.
+            own = {k for c in children for k in c.info.metrics if not system_metrics.is_system(k)}
+            keys = sorted(own)[:4]
             rows = [
                 [
                     c.info.number,
