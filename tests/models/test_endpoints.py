@@ -61,10 +61,11 @@ def test_mlflow_model_is_served_with_mlflows_protocol(
     assert httpx.post(ep.scoring_uri, json=body).status_code == 401
     wrong = httpx.post(ep.scoring_uri, json=body, headers={"authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json()["error_code"] == "UNAUTHENTICATED"
-    bad = httpx.post(
+    bad = httpx.post(  # MLflow's own answer: it may wait for MLflow's path to finish loading
         ep.scoring_uri,
         json={"dataframe_split": {"columns": IRIS_COLUMNS[:2], "data": [[1.0, 2.0]]}},
         headers={"authorization": f"Bearer {primary}"},
+        timeout=60,
     )
     assert bad.status_code == 400 and "missing inputs" in bad.json()["message"]
 

@@ -9,7 +9,7 @@ import pytest
 from tests.models.conftest import IRIS_COLUMNS, SCORE_PY, make_script_model
 
 from cumulo.serving.entry_script import ScriptPredictor
-from cumulo.serving.errors import BadInput, ModelLoadError, SchemaMismatch, UnsupportedMediaType
+from cumulo.serving.errors import BadInput, ModelLoadError, Refusal
 from cumulo.serving.metrics import MetricsBuffer, bucket, merge, percentiles
 from cumulo.serving.mlflow_model import MlflowPredictor
 from cumulo.serving.openapi import deployment_schemas
@@ -25,39 +25,65 @@ def _predict(p: MlflowPredictor, body: object, ctype: str = "application/json") 
 @pytest.mark.parametrize("fast", [True, False])
 def test_mlflow_input_forms_agree(mlflow_model_dir: Path, fast: bool) -> None:
     p = MlflowPredictor(mlflow_model_dir)
-    assert p.fast  # numeric signature, same answers for arrays and tables
-    p.fast = fast
+    assert p.fast and p._pyfunc is None  # double columns, same answers for arrays and tables
+    p.fast = fast  # False: every body takes MLflow's own parsing and schema enforcement
     by_split = _predict(p, {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW2]}})
     assert by_split == [0, 2]
     records = [dict(zip(IRIS_COLUMNS, r, strict=True)) for r in (ROW, ROW2)]
     assert _predict(p, {"dataframe_records": records}) == [0, 2]
-    assert _predict(p, {"instances": [ROW, ROW2]}) == [0, 2]
+    assert _predict(p, {"instances": records}) == [0, 2]
     columns = {c: [ROW[i], ROW2[i]] for i, c in enumerate(IRIS_COLUMNS)}
     assert _predict(p, {"inputs": columns}) == [0, 2]
     shuffled = {"columns": IRIS_COLUMNS[::-1], "data": [ROW[::-1], ROW2[::-1]]}
     assert _predict(p, {"dataframe_split": shuffled}) == [0, 2]
+    ints = {"columns": IRIS_COLUMNS, "data": [[5, 3, 1, 0]]}
+    assert _predict(p, {"dataframe_split": ints}) == [0]
     csv = (",".join(IRIS_COLUMNS) + "\n" + ",".join(map(str, ROW)) + "\n").encode()
     assert orjson.loads(p.predict(csv, "text/csv"))["predictions"] == [0]
+    assert p._pyfunc is not None  # the CSV body took MLflow's path
 
 
-def test_mlflow_bad_inputs_say_what_is_wrong(mlflow_model_dir: Path) -> None:
+def _refused(p: MlflowPredictor, body: bytes, ctype: str = "application/json") -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        p.predict(body, ctype)
+    return caught.value
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_plain_rows_break_a_named_column_signature(mlflow_model_dir: Path, fast: bool) -> None:
+    """As with `mlflow models serve`: rows without names do not match named columns."""
     p = MlflowPredictor(mlflow_model_dir)
-    with pytest.raises(BadInput, match="exactly one of the input fields"):
-        p.predict(orjson.dumps({"instances": [ROW], "inputs": [ROW]}))
-    with pytest.raises(BadInput, match="Malformed JSON"):
-        p.predict(b"{not json")
-    with pytest.raises(SchemaMismatch, match="missing inputs"):
-        p.predict(
-            orjson.dumps({"dataframe_split": {"columns": IRIS_COLUMNS[:2], "data": [[1, 2]]}})
-        )
-    with pytest.raises(BadInput, match="4 values"):
-        p.predict(orjson.dumps({"instances": [[1.0, 2.0]]}))
-    for fast in (True, False):
-        p.fast = fast
-        with pytest.raises(SchemaMismatch, match="Incompatible input types"):
-            p.predict(orjson.dumps({"instances": [["a", 1, 2, 3]]}))
-    with pytest.raises(UnsupportedMediaType):
-        p.predict(b"x=1", "application/x-www-form-urlencoded")
+    p.fast = fast
+    for key in ("instances", "inputs"):
+        refused = _refused(p, orjson.dumps({key: [ROW, ROW2]}))
+        assert refused.status == 400
+        body = orjson.loads(refused.body())
+        assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "Failed to enforce schema" in body["message"]
+        assert f"Model is missing inputs {IRIS_COLUMNS}" in body["message"]
+
+
+def test_mlflow_bad_inputs_get_mlflows_answers(mlflow_model_dir: Path) -> None:
+    p = MlflowPredictor(mlflow_model_dir)
+    two = orjson.loads(_refused(p, orjson.dumps({"instances": [ROW], "inputs": [ROW]})).body())
+    assert two["error_code"] == "BAD_REQUEST"
+    assert "exactly one of the input fields" in two["message"]
+    malformed = orjson.loads(_refused(p, b"{not json").body())
+    assert "Ensure that input is a valid JSON formatted string" in malformed["message"]
+    missing = {"dataframe_split": {"columns": IRIS_COLUMNS[:2], "data": [[1, 2]]}}
+    refused = orjson.loads(_refused(p, orjson.dumps(missing)).body())
+    assert refused["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert f"Model is missing inputs {IRIS_COLUMNS[2:]}" in refused["message"]
+    wrong = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [["a", 1, 2, 3]]}}
+    typed = orjson.loads(_refused(p, orjson.dumps(wrong)).body())
+    assert "could not convert string to float: 'a'" in typed["message"]
+    nulls = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[None, 1, 2, 3]]}}
+    failed = orjson.loads(_refused(p, orjson.dumps(nulls)).body())  # the model raised
+    assert failed["message"].startswith("Encountered an unexpected error while evaluating")
+    assert "stack_trace" not in failed and len(failed["error_id"]) == 12
+    media = _refused(p, b"x=1", "application/x-www-form-urlencoded")
+    assert media.status == 415 and media.media_type == "text/plain"
+    assert media.body().startswith(b"This predictor only supports the following content types")
 
 
 def test_mlflow_model_without_pyfunc_flavor_is_refused(tmp_path: Path) -> None:
@@ -122,7 +148,8 @@ def test_a_model_failure_answers_its_message_not_its_traceback(
     (tmp_path / "score.py").write_text(
         "def run(raw):\n    raise ValueError('expected 64 pixels, got 3')\n"
     )
-    status, body = answer(ScriptPredictor("score.py", tmp_path), b"{}", "application/json")
+    status, body, media = answer(ScriptPredictor("score.py", tmp_path), b"{}", "application/json")
+    assert media == "application/json"
     data = orjson.loads(body)
     assert status == 500 and data["error_code"] == "INTERNAL_ERROR"
     assert "ValueError: expected 64 pixels, got 3" in data["message"]

@@ -12,7 +12,7 @@ only the router and the supervisor know: a process that finds the replica's
 port gets a 401 instead of skipping the endpoint's keys.
 
 A ``ScoringError`` becomes its status (400 bad input, 415 media type) with
-the model's message; any other exception is a 500 whose body gives the
+its body (JSON, or MLflow's text answers as text); any other exception is a 500 whose body gives the
 exception's type and message and an error id, logged with the traceback; the
 replica goes on serving.
 """
@@ -113,16 +113,23 @@ class ScoringApp:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        status, out = answer(self.predictor, body, content_type)
-        await send_answer(send, status, out, _JSON)
+        status, out, media_type = answer(self.predictor, body, content_type)
+        headers = _JSON if media_type == "application/json" else _typed(media_type)
+        await send_answer(send, status, out, headers)
 
 
-def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, bytes]:
-    """(status, JSON body) of one scoring request; a model failure is logged with an id."""
+def _typed(media_type: str) -> list[tuple[bytes, bytes]]:
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += "; charset=utf-8"
+    return [(b"content-type", media_type.encode("latin-1"))]
+
+
+def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, bytes, str]:
+    """(status, body, media type) of one scoring request; a model failure is logged with an id."""
     try:
-        return 200, predictor.predict(body, content_type)
+        return 200, predictor.predict(body, content_type), "application/json"
     except ScoringError as exc:
-        return exc.status, exc.body()
+        return exc.status, exc.body(), exc.media_type
     except Exception as exc:
         error_id = uuid.uuid4().hex[:12]
         log.exception("scoring failed, error id %s", error_id)
@@ -133,8 +140,12 @@ def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, b
             f"The model failed on this request: {said} (error id {error_id}; the traceback "
             "is in the deployment's logs)."
         )
-        return 500, orjson.dumps(
-            {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}
+        return (
+            500,
+            orjson.dumps(
+                {"error_code": "INTERNAL_ERROR", "message": message, "error_id": error_id}
+            ),
+            "application/json",
         )
 
 

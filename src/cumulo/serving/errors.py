@@ -1,4 +1,4 @@
-"""What a scoring request can fail with, as HTTP statuses and MLflow-style JSON bodies."""
+"""What a scoring request can fail with, as HTTP statuses and MLflow-style bodies."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ class ScoringError(Exception):
 
     status = 400
     code = "BAD_REQUEST"
+    media_type = "application/json"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -23,13 +24,17 @@ class BadInput(ScoringError):
     """Malformed JSON, a wrong shape, missing columns: the caller's fault (400)."""
 
 
-class SchemaMismatch(BadInput):
-    code = "INVALID_PARAMETER_VALUE"
+class Refusal(ScoringError):
+    """An answer given as it was composed (MLflow's own error bodies, text or JSON)."""
 
+    def __init__(self, status: int, body: bytes, media_type: str, message: str = "") -> None:
+        super().__init__(message or body.decode("utf-8", "replace"))
+        self.status = status
+        self.media_type = media_type
+        self._body = body
 
-class UnsupportedMediaType(ScoringError):
-    status = 415
-    code = "UNSUPPORTED_MEDIA_TYPE"
+    def body(self) -> bytes:
+        return self._body
 
 
 class ModelLoadError(Exception):

@@ -1,25 +1,41 @@
-"""Serving an MLflow model (a folder with an ``MLmodel`` file) with MLflow's scoring protocol.
+"""Serving an MLflow model (a folder with an ``MLmodel`` file) as ``mlflow models serve`` does.
 
-``POST /invocations`` takes a JSON object with exactly one of ``dataframe_split``,
-``dataframe_records``, ``instances`` or ``inputs`` (plus optional ``params``) and
-answers ``{"predictions": ...}``; ``text/csv`` bodies are read as a table.
+``POST /invocations`` answers exactly as MLflow's scoring server
+(``mlflow.pyfunc.scoring_server``) answers the same model: the same accepted
+bodies (a JSON object with one of ``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs``, plus optional ``params``; ``text/csv``; Parquet),
+the same enforcement of the model's signature and the same error codes and
+messages. It gets there by calling MLflow's own parsing and prediction
+(``scoring_server.invocations``) for every request, with one exception:
 
-A scikit-learn model (the ``sklearn`` flavor, saved as skops, pickle or
-cloudpickle) is loaded directly, without importing ``mlflow``: that keeps a
-replica's start under a second and its memory small. Its input is checked
-against the model's signature here (required columns, column order, numeric
-types). When every input column is numeric and the model gives the same
-answer for a plain array as for a table (checked once at load time), rows go
-to the model as one float array: several times faster than building a pandas
-table per request. Any other flavor is loaded through ``mlflow.pyfunc``
-(``mlflow`` must then be installed where the replica runs).
+The fast path. A scikit-learn model (the ``sklearn`` flavor, saved as skops,
+pickle or cloudpickle) whose signature has only ``double`` columns, a single
+``float64`` tensor of rows, or no inputs at all is loaded directly, without
+waiting for ``mlflow`` (a replica starts in about a second). A request whose
+body is certain to be accepted by MLflow and to reach the model as the same
+numbers (a plain JSON content type, exactly one input key and no ``params``,
+every value a JSON number, every named column present and no other) goes to
+the model as one float array: several times faster than MLflow's per-request
+pandas table and schema enforcement. For a column signature the model is
+checked once at load time to give the same answers for an array as for a
+table. Anything else, and anything the model fails on, takes MLflow's path,
+whose pyfunc model a replica loads in the background once it serves
+(``warm()``; the preloader has imported ``mlflow`` already); a request that
+needs it sooner waits for it.
+
+Differences kept on purpose: an error body leaves out MLflow's
+``stack_trace`` (it goes to the deployment's log under the ``error_id`` the
+body gives), and a request without a content type is read as JSON (the
+endpoint's router does the same) where MLflow answers 500.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import logging
 import os
+import threading
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,19 +43,22 @@ from typing import Any
 import orjson
 import yaml
 
-from cumulo.serving.errors import BadInput, ModelLoadError, SchemaMismatch, UnsupportedMediaType
+from cumulo.serving.errors import ModelLoadError, Refusal
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-_NUMERIC = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
-_PANDAS_TYPES = {
-    "double": "float64",
-    "float": "float32",
-    "long": "int64",
-    "integer": "int32",
-    "boolean": "bool",
-    "string": "object",
-}
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# Content types MLflow reads as UTF-8 JSON with nothing more to check.
+_PLAIN_JSON = frozenset(
+    f"application/json{sep}{charset}"
+    for sep in ("; ", ";")
+    for charset in ("charset=utf-8", "charset=UTF-8")
+) | {"application/json"}
+# JSON words that a fast-path body never has: MLflow casts booleans to numbers
+# and refuses nulls, so such bodies take its path (a column name holding one
+# of these words only costs that request the fast path).
+_NOT_NUMBERS = (b"true", b"false", b"null")
+_SERVING_ENV = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"  # what MLflow's scoring server sets
+log = logging.getLogger("cumulo.serving")
 
 
 def read_mlmodel(model_dir: str | Path) -> dict[str, Any]:
@@ -59,10 +78,7 @@ def is_mlflow_model(model_dir: str | Path) -> bool:
 
 def signature_columns(signature: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     """The column specs of a column-based input signature, or None (tensors or no signature)."""
-    if not signature or not signature.get("inputs"):
-        return None
-    raw = signature["inputs"]
-    specs = json.loads(raw) if isinstance(raw, str) else raw
+    specs = signature_schema(signature, "inputs")
     if not isinstance(specs, list) or not specs:
         return None
     if any(not isinstance(s, dict) or s.get("type") == "tensor" for s in specs):
@@ -71,11 +87,50 @@ def signature_columns(signature: dict[str, Any] | None) -> list[dict[str, Any]] 
 
 
 def signature_schema(signature: dict[str, Any] | None, key: str) -> Any:
-    """The ``inputs`` or ``outputs`` part of a signature, decoded."""
+    """The ``inputs``, ``outputs`` or ``params`` part of a signature, decoded."""
     if not signature or not signature.get(key):
         return None
     raw = signature[key]
     return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def fast_mode(signature: dict[str, Any] | None) -> tuple[str, int] | None:
+    """(mode, width) of the array fast path a signature allows, or None.
+
+    ``columns``: named ``double`` columns, all required; ``tensor``: one
+    unnamed ``float64`` tensor of rows of ``width`` numbers; ``free``: no
+    input signature (rows of numbers go to the model as MLflow builds them).
+    A signature with params always takes MLflow's path.
+    """
+    if signature_schema(signature, "params"):
+        return None
+    inputs = signature_schema(signature, "inputs")
+    if not inputs:
+        return ("free", 0)
+    if not isinstance(inputs, list):
+        return None
+    if all(
+        isinstance(s, dict)
+        and s.get("type") == "double"
+        and isinstance(s.get("name"), str)
+        and s.get("required", True)
+        for s in inputs
+    ):
+        return ("columns", len(inputs))
+    if len(inputs) == 1 and isinstance(inputs[0], dict) and inputs[0].get("type") == "tensor":
+        spec = inputs[0].get("tensor-spec") or {}
+        shape = spec.get("shape")
+        if (
+            "name" not in inputs[0]
+            and spec.get("dtype") == "float64"
+            and isinstance(shape, list)
+            and len(shape) == 2
+            and shape[0] == -1
+            and isinstance(shape[1], int)
+            and shape[1] > 0
+        ):
+            return ("tensor", shape[1])
+    return None
 
 
 class MlflowPredictor:
@@ -95,34 +150,38 @@ class MlflowPredictor:
             )
         self.columns = signature_columns(self.signature)
         self._names = [str(c.get("name")) for c in self.columns or []]
-        self._required = [c["name"] for c in self.columns or [] if c.get("required", True)]
+        self._name_set = frozenset(self._names)
         self._pyfunc: Any = None
+        self._schema: Any = None
+        self._loading = threading.Lock()
         self._predict: Any = None
         self.fast = False
+        self._mode, self._width = "", 0
         sk = self.flavors.get("sklearn")
-        if isinstance(sk, dict) and sk.get("serialization_format", "pickle") in (
-            "skops",
-            "pickle",
-            "cloudpickle",
+        mode = fast_mode(self.signature)
+        if (
+            mode is not None
+            and isinstance(sk, dict)
+            and sk.get("serialization_format", "pickle") in ("skops", "pickle", "cloudpickle")
         ):
             model = _load_sklearn(self.model_dir, sk)
             fn = self.flavors["python_function"].get("predict_fn") or "predict"
             self._predict = getattr(model, fn)
-            self.fast = self._check_fast_path()
-        else:
-            self._pyfunc = _load_pyfunc(self.model_dir)
+            self._mode, self._width = mode
+            self.fast = self._mode != "columns" or self._same_for_arrays()
+        if not self.fast:
+            self._predict = None
+            self._mlflow()
 
     # -------------------------------------------------------------- loading
-    def _check_fast_path(self) -> bool:
-        """Whether rows may go to the model as one float array (same answers, no table)."""
-        if not self.columns or any(c.get("type") not in _NUMERIC for c in self.columns):
-            return False
+    def _same_for_arrays(self) -> bool:
+        """Whether the model gives the same answers for a float array as for a table."""
         import numpy as np
         import pandas as pd
 
         rows = self._example_rows()
         try:
-            frame = pd.DataFrame(rows, columns=self._names).astype(self._pandas_dtypes())
+            frame = pd.DataFrame(rows, columns=self._names).astype("float64")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 expected = self._predict(frame)
@@ -149,194 +208,138 @@ class MlflowPredictor:
                 pass
         return [[0.0] * len(self._names), [1.0] * len(self._names)]
 
-    def _pandas_dtypes(self) -> dict[str, str]:
-        return {
-            c["name"]: _PANDAS_TYPES.get(c.get("type", ""), "object") for c in self.columns or []
-        }
+    def _mlflow(self) -> tuple[Any, Any]:
+        """MLflow's pyfunc model and input schema, loaded on first need."""
+        with self._loading:
+            if self._pyfunc is None:
+                self._pyfunc = _load_pyfunc(self.model_dir)
+                self._schema = self._pyfunc.metadata.get_input_schema()
+        return self._pyfunc, self._schema
+
+    def warm(self) -> None:
+        """Load MLflow's path ahead of the first request that needs it."""
+        try:
+            self._mlflow()
+        except Exception:
+            log.exception("loading the model through mlflow failed")
 
     # -------------------------------------------------------------- scoring
     def predict(self, body: bytes, content_type: str = "application/json") -> bytes:
         """Answer one request body with ``{"predictions": ...}`` as JSON bytes."""
-        media = content_type.split(";", 1)[0].strip().lower() if content_type else ""
-        if media in ("", "application/json"):
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise BadInput(f"Invalid input. Malformed JSON: {exc}") from None
-            data, params = self._parse(payload)
-        elif media == "text/csv":
-            data, params = self._csv(body), None
+        content_type = content_type or "application/json"
+        if self.fast and content_type in _PLAIN_JSON:
+            array = self._fast_input(body)
+            if array is not None:
+                answer = self._fast_answer(array)
+                if answer is not None:
+                    return answer
+        return self._by_mlflow(body, content_type)
+
+    def _fast_input(self, body: bytes) -> Any:
+        """The model's input as one array when MLflow surely reads the body as these numbers."""
+        if any(word in body for word in _NOT_NUMBERS):
+            return None
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(payload) is not dict or len(payload) != 1:
+            return None
+        ((key, value),) = payload.items()
+        if key not in INPUT_KEYS:
+            return None
+        if self._mode == "columns":
+            rows = self._column_rows(key, value)
         else:
-            raise UnsupportedMediaType(
-                "This predictor only supports the following content types: "
-                "['application/json', 'text/csv']."
-            )
-        return orjson.dumps({"predictions": _jsonable(self._run(data, params))}, option=_DUMPS)
-
-    def _parse(self, payload: Any) -> tuple[Any, dict[str, Any] | None]:
-        if not isinstance(payload, dict):
-            raise BadInput(
-                "Invalid input. The input must be a JSON dictionary with exactly one of the "
-                f"input fields {set(INPUT_KEYS)}."
-            )
-        keys = [k for k in INPUT_KEYS if k in payload]
-        if len(keys) != 1:
-            raise BadInput(
-                "The input must be a JSON dictionary with exactly one of the input fields "
-                f"{set(INPUT_KEYS)}. Received dictionary with input fields: {sorted(payload)}."
-            )
-        params = payload.get("params")
-        if params is not None and not isinstance(params, dict):
-            raise BadInput("'params' must be a JSON object.")
-        key, value = keys[0], payload[keys[0]]
-        if self.columns is None:
-            return self._untyped(key, value), params
-        columns, rows = _rows(key, value, self._names)
-        return self._typed(columns, rows), params
-
-    def _untyped(self, key: str, value: Any) -> Any:
-        """Input for a model without a column signature: a table, an array or a dict."""
-        import numpy as np
-        import pandas as pd
-
-        try:
-            if key == "dataframe_split":
-                if not isinstance(value, dict):
-                    raise BadInput("'dataframe_split' must be an object with 'columns' and 'data'.")
-                return pd.DataFrame(value.get("data"), columns=value.get("columns"))
-            if key == "dataframe_records":
-                return pd.DataFrame.from_records(value)
-            if isinstance(value, dict):
-                return {k: np.asarray(v) for k, v in value.items()}
-            if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-                return pd.DataFrame.from_records(value)
-            return np.asarray(value)
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"Invalid input. {exc}") from None
-
-    def _typed(self, columns: list[str], rows: list[Any]) -> Any:
-        """Rows checked against the signature: missing columns, order, types."""
+            rows = value if key in ("inputs", "instances") and type(value) is list else None
+        if rows is None:
+            return None
         import numpy as np
 
-        present = set(columns)
-        missing = [c for c in self._required if c not in present]
-        if missing:
-            raise SchemaMismatch(
-                f"Failed to enforce schema of data. Model is missing inputs {missing}. "
-                f"Expected columns {self._names}."
-            )
-        if columns != self._names:
-            where = {c: i for i, c in enumerate(columns)}
-            rows = [[r[where[c]] if c in where else None for c in self._names] for r in rows]
-        if self.fast:
-            array = np.asarray(rows) if rows else np.empty((0, len(self._names)))
-            if array.ndim != 2 or array.shape[1] != len(self._names):
-                raise BadInput(
-                    f"Invalid input. Each row must have {len(self._names)} values "
-                    f"({', '.join(self._names)})."
-                )
-            if array.dtype.kind not in "fiu":
-                raise SchemaMismatch(
-                    "Failed to enforce schema of data. Incompatible input types: the columns "
-                    f"{self._names} take numbers."
-                )
-            return array.astype(np.float64, copy=False)
-        return self._frame(rows)
-
-    def _frame(self, rows: list[Any]) -> Any:
-        import pandas as pd
-
         try:
-            frame = pd.DataFrame(rows, columns=self._names)
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"Invalid input. {exc}") from None
-        for spec in self.columns or []:
-            name, kind = spec["name"], spec.get("type")
-            col = frame[name]
+            array = np.asarray(rows)
+        except (ValueError, TypeError):  # ragged rows
+            return None
+        if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind not in "if":
+            return None
+        if self._mode == "free":
+            return array
+        if array.shape[1] != self._width:
+            return None
+        return array.astype(np.float64, copy=False)
+
+    def _column_rows(self, key: str, value: Any) -> Any:
+        """Rows in the signature's column order, when every named column is there and no other."""
+        names = self._names
+        if key == "dataframe_split":
+            if type(value) is not dict or value.keys() != {"columns", "data"}:
+                return None
+            columns, data = value["columns"], value["data"]
+            if type(columns) is not list or len(columns) != len(names) or type(data) is not list:
+                return None
+            if columns == names:
+                return data
+            if set(columns) != self._name_set:
+                return None
+            where = [columns.index(c) for c in names]
             try:
-                if kind in ("double", "float"):
-                    if col.dtype.kind not in "fiu":
-                        raise TypeError(f"got {col.dtype}")
-                    frame[name] = col.astype(_PANDAS_TYPES[kind])
-                elif kind in ("long", "integer"):
-                    if col.dtype.kind == "f" and not (col.dropna() % 1 == 0).all():
-                        raise TypeError("got fractional numbers")
-                    if col.dtype.kind not in "fiu":
-                        raise TypeError(f"got {col.dtype}")
-                    frame[name] = col.astype(_PANDAS_TYPES[kind])
-                elif (kind == "boolean" and col.dtype.kind != "b") or (
-                    kind == "string" and col.dtype.kind not in "OUS" and str(col.dtype) != "str"
-                ):
-                    raise TypeError(f"got {col.dtype}")
-            except (TypeError, ValueError) as exc:
-                raise SchemaMismatch(
-                    f"Failed to enforce schema of data. Incompatible input types for column "
-                    f"{name!r}: expected {kind}, {exc}."
-                ) from None
-        return frame
+                return [[row[i] for i in where] for row in data]
+            except (TypeError, IndexError, KeyError):
+                return None
+        if type(value) is list:
+            if key == "dataframe_records" or (value and type(value[0]) is dict):
+                if not all(type(r) is dict and r.keys() == self._name_set for r in value):
+                    return None
+                return [[r[c] for c in names] for r in value]
+            return None
+        if key in ("inputs", "instances") and type(value) is dict:
+            if value.keys() != self._name_set:
+                return None
+            cols = [value[c] for c in names]
+            if not all(type(c) is list for c in cols) or len({len(c) for c in cols}) != 1:
+                return None
+            return list(zip(*cols, strict=True))
+        return None
 
-    def _csv(self, body: bytes) -> Any:
-        import pandas as pd
-
+    def _fast_answer(self, array: Any) -> bytes | None:
+        """The model's answer as MLflow would write it, or None to let MLflow's path answer."""
         try:
-            frame = pd.read_csv(io.BytesIO(body))
-        except Exception as exc:
-            raise BadInput(f"Invalid input. Cannot read the CSV body: {exc}") from None
-        if self.columns is None:
-            return frame
-        return self._typed(list(frame.columns), frame.values.tolist())
+            out = self._predict(array)
+            if type(out).__name__ != "ndarray":
+                return None
+            if out.dtype.kind not in "biu" and out.dtype != "float64":
+                out = out.tolist()  # as MLflow writes them (float32 widened, strings)
+            return orjson.dumps({"predictions": out}, option=_DUMPS)
+        except Exception:
+            return None  # MLflow's path gives its own answer to the failure
 
-    def _run(self, data: Any, params: dict[str, Any] | None) -> Any:
-        if self._pyfunc is not None:
-            try:
-                return self._pyfunc.predict(data, params=params)
-            except Exception as exc:
-                if type(exc).__name__ == "MlflowException":
-                    raise SchemaMismatch(str(getattr(exc, "message", exc))) from None
-                raise
-        return self._predict(data)
+    def _by_mlflow(self, body: bytes, content_type: str) -> bytes:
+        from mlflow.exceptions import MlflowException
+        from mlflow.pyfunc import scoring_server
 
-
-def _rows(key: str, value: Any, names: list[str]) -> tuple[list[str], list[Any]]:
-    """(columns, rows) from any of the four JSON input forms."""
-    if key == "dataframe_split":
-        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
-            raise BadInput(
-                "Invalid input. 'dataframe_split' must be an object with 'columns' and 'data' "
-                "(a list of rows)."
-            )
-        columns = value.get("columns") or names
-        return list(columns), value["data"]
-    if key == "dataframe_records" or (
-        isinstance(value, list) and value and isinstance(value[0], dict)
-    ):
-        if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-            raise BadInput(f"Invalid input. '{key}' must be a list of objects (one per row).")
-        present: set[str] = set().union(*value) if value else set(names)
-        columns = [c for c in names if c in present]
-        return columns, [[r.get(c) for c in columns] for r in value]
-    if isinstance(value, dict):  # columns: {"x": [1, 2], "y": [3, 4]}
-        columns = list(value)
-        cols = [v if isinstance(v, list) else [v] for v in value.values()]
-        if len({len(c) for c in cols}) > 1:
-            raise BadInput(f"Invalid input. The columns in '{key}' have different lengths.")
-        return columns, [list(r) for r in zip(*cols, strict=True)]
-    if isinstance(value, list):
-        rows = value if not value or isinstance(value[0], list) else [value]
-        return names, rows
-    raise BadInput(f"Invalid input. '{key}' must be a list of rows or an object of columns.")
+        model, schema = self._mlflow()
+        invocations: Any = scoring_server.invocations
+        try:
+            result = invocations(body, content_type, model, schema)
+        except MlflowException as exc:
+            raise _refusal(exc) from None
+        if result.status != 200:
+            raise Refusal(result.status, result.response.encode(), result.mimetype)
+        answer: bytes = result.response.encode()
+        return answer
 
 
-def _jsonable(value: Any) -> Any:
-    """Predictions as orjson can write them: arrays, tables and series become lists."""
-    kind = type(value).__name__
-    if kind == "ndarray":
-        return value if value.dtype.kind in "fiub" else value.tolist()
-    if kind == "DataFrame":
-        return value.to_dict(orient="records")
-    if kind == "Series":
-        return value.tolist()
-    return value
+def _refusal(exc: Any) -> Refusal:
+    """MLflow's error body; a stack trace goes to the log, the body names it by an id."""
+    data = json.loads(exc.serialize_as_json())
+    trace = data.pop("stack_trace", None)
+    if trace:
+        error_id = uuid.uuid4().hex[:12]
+        log.warning("request refused (error id %s):\n%s", error_id, trace)
+        data["error_id"] = error_id
+    return Refusal(
+        exc.get_http_status_code(), orjson.dumps(data), "application/json", str(data["message"])
+    )
 
 
 def _load_sklearn(model_dir: Path, flavor: dict[str, Any]) -> Any:
@@ -367,8 +370,10 @@ def _load_pyfunc(model_dir: Path) -> Any:
     # Deploying a model is the decision to run its code (as with an entry script).
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ[_SERVING_ENV] = "true"
     try:
         import mlflow.pyfunc
+        import mlflow.pyfunc.scoring_server
     except ImportError as exc:
         raise ModelLoadError(
             "This MLflow model needs the mlflow package to be served: install mlflow in the "

@@ -44,6 +44,8 @@ PRELOAD = (
     "uvicorn.protocols.http.httptools_impl",
     "uvicorn.protocols.http.h11_impl",
     "uvloop",
+    "mlflow.pyfunc.scoring_server",  # an MLflow model's full path (mlflow_model.py)
+    "mlflow.sklearn",
     "cumulo.serving.replica",
     "cumulo.serving.mlflow_model",
     "cumulo.serving.entry_script",
@@ -91,6 +93,7 @@ def _say(message: dict[str, Any]) -> None:
 
 
 def serve_forks() -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no telemetry thread to fork
     for name in PRELOAD:
         with contextlib.suppress(Exception):
             importlib.import_module(name)

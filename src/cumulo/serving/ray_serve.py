@@ -39,7 +39,7 @@ class Scorer:
     """One Serve replica: loads the predictor in the job's working directory."""
 
     def __init__(self, spec: dict[str, Any], env: dict[str, str], secret: str) -> None:
-        from cumulo.serving.replica import load_predictor
+        from cumulo.serving.replica import load_predictor, start_warming
 
         if not secret:
             raise ValueError("A Serve replica needs a secret to check its callers against.")
@@ -54,6 +54,7 @@ class Scorer:
             if local.get(key):
                 local[key] = str(root / local[key])
         self.predictor = load_predictor(local)
+        start_warming(self.predictor)
 
     async def __call__(self, request: Any) -> Any:
         from starlette.responses import Response
@@ -64,8 +65,10 @@ class Scorer:
         if request.method == "GET":
             return Response(b"\n", media_type="application/json")
         body = await request.body()
-        status, out = answer(self.predictor, body, request.headers.get("content-type", ""))
-        return Response(out, status_code=status, media_type="application/json")
+        status, out, media_type = answer(
+            self.predictor, body, request.headers.get("content-type", "")
+        )
+        return Response(out, status_code=status, media_type=media_type)
 
 
 def _connect(spec: dict[str, Any]) -> Any:
