@@ -9,7 +9,9 @@ gives them to writers; tests/docs/snippets.py implements them):
 - ```` ```bash ```` blocks run whole in bash in that folder, with this interpreter's
   ``bin`` first on ``PATH``; the variables it sets and ``cd`` carry on to later blocks.
   ``cumulo server ...`` lines are replaced by a server the test starts over the
-  page's home (on a free port: the page's ``127.0.0.1:5000`` is rewritten to it).
+  page's home (on a free port: the page's ``127.0.0.1:5000`` is rewritten to it);
+  ``postgresql://cumulo:...@db:5432/cumulo`` becomes a fresh database on the
+  tests' PostgreSQL server.
 - A block with a title (```` ```python title="train.py" ````) is written to that
   file in the page's folder instead of being run.
 - Blocks without a language, ``text``/``console`` output and untitled data
@@ -18,8 +20,11 @@ gives them to writers; tests/docs/snippets.py implements them):
   required, and the test prints them with the page's count of run, written,
   shown and not-run blocks.
 
-A page whose blocks submit jobs, sweeps or pipelines, deploy, or start a server
-or cluster is marked ``slow``. Some pages' results are checked further below.
+A page whose blocks submit jobs, sweeps or pipelines, deploy, or start a server,
+a cluster or a database is marked ``slow``. Environments are built once for the
+module. The README's scripts are the ones it links in ``examples/`` (copied into
+its folder); other pages write their own with titled blocks. Some pages'
+results are checked further below.
 """
 
 from __future__ import annotations
