@@ -161,8 +161,27 @@ class Database:
         self.engine.dispose()
 
 
+def known_revisions() -> set[str]:
+    """Every revision the migrations name: the store revisions this version reads."""
+    return set(_revisions()[0])
+
+
 def migration_head() -> str:
     """The revision no migration builds on: the head alembic would find (a chain)."""
+    revisions, parents = _revisions()
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"The migrations have {len(heads)} heads: {sorted(heads)}.")
+    return heads.pop()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is at (None for a database with no migration applied)."""
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def _revisions() -> tuple[set[str], set[str]]:
+    """The revisions the migration files name, and those they build on."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
         text = path.read_text()
@@ -170,10 +189,7 @@ def migration_head() -> str:
         if found:
             revisions.add(found.group(1))
         parents.update(_DOWN_REVISION.findall(text))
-    heads = revisions - parents
-    if len(heads) != 1:
-        raise RuntimeError(f"The migrations have {len(heads)} heads: {sorted(heads)}.")
-    return heads.pop()
+    return revisions, parents
 
 
 _REVISION = re.compile(r'^revision\s*=\s*"([^"]+)"', re.MULTILINE)

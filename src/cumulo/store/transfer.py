@@ -62,7 +62,7 @@ from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import BuildStatus, JobState
 from cumulo.core.status import TERMINAL, RunStatus
 from cumulo.store.artifacts import CHUNK, ArtifactStore
-from cumulo.store.db import Database, migration_head
+from cumulo.store.db import Database, current_revision, known_revisions, migration_head
 from cumulo.store.deployments import new_key
 from cumulo.store.tables import metadata
 
@@ -283,10 +283,6 @@ def _version() -> str:
         return "unknown"
 
 
-def _revision(conn: Connection) -> str:
-    return str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
-
-
 @contextlib.contextmanager
 def _snapshot(db: Database) -> Iterator[Connection]:
     """One read transaction that sees the store as of its first read."""
@@ -353,7 +349,7 @@ def _export_into(
         ).first()
         if ws is None:
             raise NotFound(f"Workspace {workspace!r} does not exist in {db.safe_url}.")
-        revision = _revision(conn)
+        revision = current_revision(conn)
         interrupted = _unfinished(conn, ws.id, workspace, force)
         summary.interrupted_runs = sorted(interrupted)
         counts = {t.name: _count(conn, t, ws.id) for t in tables}
@@ -550,23 +546,11 @@ def _remove(artifacts: ArtifactStore, name: str, copied: list[str]) -> None:
 
 
 def _check_revision(revision: str) -> None:
-    known = _known_revisions()
-    if revision not in known:
+    if revision not in known_revisions():
         raise InvalidInput(
             f"The export comes from a store at revision {revision!r}, which this Cumulo does "
             f"not know (its newest is {migration_head()!r}): upgrade Cumulo to import it."
         )
-
-
-def _known_revisions() -> set[str]:
-    from cumulo.store.db import _REVISION, MIGRATIONS
-
-    found = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        match = _REVISION.search(path.read_text())
-        if match:
-            found.add(match.group(1))
-    return found
 
 
 def _verify_tables(src: Path, manifest: dict[str, Any]) -> None:
