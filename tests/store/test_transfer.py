@@ -335,6 +335,92 @@ def test_unfinished_jobs_refuse_the_export_unless_forced(
     assert store.workspace(ws.name).get_run(run.id).get_status() == "Running"
 
 
+def test_a_forced_export_ends_the_steps_and_trials_of_interrupted_work(
+    source: tuple[Store, str, Path], root: Path
+) -> None:
+    store, name, _folder = source
+    ws = Workspace.create(f"{name}-driven", home=store.settings.home)
+    exp = Experiment(ws, "driven")
+    pipeline, sweep = exp.start_logging(), exp.start_logging()
+    t = metadata.tables
+    with store.db.transaction() as conn:
+        ws_id, exp_id = conn.execute(
+            select(t["experiments"].c.workspace_id, t["experiments"].c.id).where(
+                t["experiments"].c.name == "driven"
+            )
+        ).one()
+        common = {"workspace_id": ws_id, "experiment_id": exp_id, "created_at": 1}
+        pr_id = conn.execute(
+            t["pipeline_runs"]
+            .insert()
+            .values(
+                run_id=pipeline.id,
+                spec="{}",
+                parameters="{}",
+                template="{}",
+                state="running",
+                updated_at=1,
+                **common,
+            )
+            .returning(t["pipeline_runs"].c.id)
+        ).scalar_one()
+        for position, state in enumerate(["completed", "running", "waiting"]):
+            conn.execute(
+                t["pipeline_steps"]
+                .insert()
+                .values(
+                    pipeline_run_id=pr_id,
+                    workspace_id=ws_id,
+                    experiment_id=exp_id,
+                    position=position,
+                    name=f"s{position}",
+                    state=state,
+                    reason="",
+                )
+            )
+        sweep_id = conn.execute(
+            t["sweeps"]
+            .insert()
+            .values(
+                run_id=sweep.id,
+                spec="{}",
+                job_config="{}",
+                state="running",
+                updated_at=1,
+                **common,
+            )
+            .returning(t["sweeps"].c.id)
+        ).scalar_one()
+        for number, state in enumerate(["completed", "submitted", "claimed"]):
+            conn.execute(
+                t["sweep_trials"]
+                .insert()
+                .values(
+                    sweep_id=sweep_id,
+                    number=number,
+                    params="{}",
+                    internal="{}",
+                    system_attrs="{}",
+                    state=state,
+                    created_at=1,
+                )
+            )
+    folder = root / "driven"
+    done = transfer.export_workspace(store.db, store.artifacts, ws.name, folder, force=True)
+    assert done.interrupted_runs == sorted([pipeline.id, sweep.id])
+
+    def rows(table: str) -> list[dict[str, Any]]:
+        lines = (folder / "tables" / f"{table}.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    assert [r["state"] for r in rows("pipeline_runs")] == ["done"]
+    steps = rows("pipeline_steps")
+    assert [s["state"] for s in steps] == ["completed", "canceled", "canceled"]
+    assert all(s["ended_at"] and "exported" in s["reason"] for s in steps[1:])
+    assert [r["state"] for r in rows("sweeps")] == ["done"]
+    assert [r["state"] for r in rows("sweep_trials")] == ["completed", "failed", "failed"]
+
+
 def test_cli_export_and_import(source: tuple[Store, str, Path], root: Path) -> None:
     store, name, _folder = source
     runner = CliRunner()

@@ -60,10 +60,12 @@ from cumulo.core.deployments import DeploymentState
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import Conflict, InvalidInput, InvalidState, NotFound
 from cumulo.core.jobs import BuildStatus, JobState
+from cumulo.core.pipelines import CANCELED, ENDED_STATES
 from cumulo.core.status import TERMINAL, RunStatus
 from cumulo.store.artifacts import CHUNK, ArtifactStore
 from cumulo.store.db import Database, current_revision, known_revisions, migration_head
 from cumulo.store.deployments import new_key
+from cumulo.store.driver_leases import DONE, RUNNING
 from cumulo.store.tables import metadata
 
 FORMAT = "cumulo-workspace-export"
@@ -351,7 +353,7 @@ def _export_into(
             raise NotFound(f"Workspace {workspace!r} does not exist in {db.safe_url}.")
         revision = current_revision(conn)
         interrupted = _unfinished(conn, ws.id, workspace, force)
-        summary.interrupted_runs = sorted(interrupted)
+        summary.interrupted_runs = sorted(interrupted.runs)
         counts = {t.name: _count(conn, t, ws.id) for t in tables}
         ended_at = now_ms()
         with meter(f"Exporting {workspace} (rows)", sum(counts.values()), "rows") as advance:
@@ -397,28 +399,43 @@ def _count(conn: Connection, table: Table, ws_id: int) -> int:
     )
 
 
-def _unfinished(conn: Connection, ws_id: int, workspace: str, force: bool) -> set[str]:
+@dataclass
+class _Interrupted:
+    """Work of the workspace that had not ended, exported as ended with ``force``."""
+
+    runs: set[str] = field(default_factory=set)  # runs of jobs, sweeps and pipelines
+    sweeps: set[int] = field(default_factory=set)  # their sweeps' row ids
+    pipelines: set[int] = field(default_factory=set)  # their pipeline runs' row ids
+
+
+# Sweep trial states (services.sweeps) of a trial not yet ended, and the state of one
+# that ended without a result.
+_TRIAL_ACTIVE, _TRIAL_FAILED = ("claimed", "submitted"), "failed"
+
+
+def _unfinished(conn: Connection, ws_id: int, workspace: str, force: bool) -> _Interrupted:
     """Runs of the workspace's jobs that have not ended, and of sweeps and pipelines
     still driven: refused unless ``force``."""
     t = metadata.tables
-    runs: set[str] = set()
+    found = _Interrupted()
     jobs = t["jobs"]
-    runs.update(
+    found.runs.update(
         conn.execute(
             select(jobs.c.run_id).where(
                 jobs.c.workspace_id == ws_id, jobs.c.state != JobState.DONE.value
             )
         ).scalars()
     )
-    for name in ("sweeps", "pipeline_runs"):
+    for name, ids in (("sweeps", found.sweeps), ("pipeline_runs", found.pipelines)):
         driven = t[name]
-        runs.update(
-            conn.execute(
-                select(driven.c.run_id).where(
-                    driven.c.workspace_id == ws_id, driven.c.state == "running"
-                )
-            ).scalars()
-        )
+        for row_id, run_id in conn.execute(
+            select(driven.c.id, driven.c.run_id).where(
+                driven.c.workspace_id == ws_id, driven.c.state == RUNNING
+            )
+        ):
+            ids.add(row_id)
+            found.runs.add(run_id)
+    runs = found.runs
     if runs and not force:
         shown = ", ".join(sorted(runs)[:5]) + (" ..." if len(runs) > 5 else "")
         raise InvalidState(
@@ -426,28 +443,44 @@ def _unfinished(conn: Connection, ws_id: int, workspace: str, force: bool) -> se
             f"pipelines ({shown}): wait for them to end or cancel them, or pass --force to "
             "export them as canceled runs."
         )
-    return runs
+    return found
 
 
 def _on_export(
-    table: str, row: dict[str, Any], interrupted: set[str], ended_at: int
+    table: str, row: dict[str, Any], interrupted: _Interrupted, ended_at: int
 ) -> dict[str, Any]:
     """What a row becomes in the export: no credentials in clear, no leases, and with
-    ``force`` the unfinished work ended."""
+    ``force`` the unfinished work ended: runs canceled, jobs, sweeps and pipelines
+    done, their steps canceled and their trials failed, as their drivers end them."""
     if table == "endpoints":
         row["primary_key"] = row["secondary_key"] = ""  # new keys are made on import
     if "lease_owner" in row:
         row["lease_owner"] = row["lease_expires_at"] = None
     if table == "jobs":
         row["handle"] = row["node"] = None  # the source machine's process: pid, folder, host
-    if table == "runs" and row["id"] in interrupted and row["status"] not in TERMINAL:
+    if table == "runs" and row["id"] in interrupted.runs and row["status"] not in TERMINAL:
         row["status"] = RunStatus.CANCELED.value
         row["ended_at"] = ended_at
         row["error"] = json.dumps(
             {"code": "Canceled", "message": "The workspace was exported while this run ran."}
         )
-    if table in ("jobs", "sweeps", "pipeline_runs") and row["run_id"] in interrupted:
-        row["state"] = "done"
+    if table in ("jobs", "sweeps", "pipeline_runs") and row["run_id"] in interrupted.runs:
+        row["state"] = DONE
+    if (
+        table == "pipeline_steps"
+        and row["pipeline_run_id"] in interrupted.pipelines
+        and row["state"] not in ENDED_STATES
+    ):
+        row["state"] = CANCELED
+        row["ended_at"] = ended_at
+        reason = "the workspace was exported while this pipeline ran"
+        row["reason"] = f"{row['reason']}; {reason}" if row["reason"] else reason
+    if (
+        table == "sweep_trials"
+        and row["sweep_id"] in interrupted.sweeps
+        and row["state"] in _TRIAL_ACTIVE
+    ):
+        row["state"] = _TRIAL_FAILED
     return row
 
 
