@@ -10,6 +10,7 @@ answer is anything but a refusal; a missing object's 404 is fine).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -111,6 +112,12 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[RouteAccess]:
 def callers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home, port = tmp_path_factory.mktemp("matrix") / "home", free_port()
     env = {"CUMULO_AUTH_FAILURES_PER_MINUTE": "1000000"}  # the matrix sends refused tokens
+    # The server sees no JupyterLab, as one without it does: the notebooks routes answer
+    # 409 past their door, and no JupyterLab starts in the background of the matrix.
+    hidden = home.parent / "no-jupyterlab"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text('import sys\nsys.modules["jupyterlab"] = None\n')
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
     proc = start_cumulo_server(home, port, "--auth", "token", env=env)
     url = f"http://127.0.0.1:{port}"
     admin = new_token(home, "*", "owner")
@@ -144,7 +151,7 @@ def callers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     ).json()
     tokens["other_endpoint_key"] = keys["primary"]
     time.sleep(1.1)  # the "expired" token is now past its expiry
-    yield {"url": url, "tokens": tokens}
+    yield {"url": url, "tokens": tokens, "home": home}
     cancel_job()
     stop_cumulo_server(proc)
 
@@ -216,6 +223,8 @@ def test_every_route_answers_every_caller_as_it_declares(
                         )
     assert wrong == [], f"{len(wrong)} of {cases} cases:\n" + "\n".join(wrong[:40])
     assert cases > 2000
+    # The notebooks routes were let in without starting a JupyterLab (each start logs here).
+    assert not list((callers["home"] / "notebooks").glob(".servers/*.log"))
     print(f"route x identity matrix: {cases} cases")
 
 
