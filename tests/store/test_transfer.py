@@ -268,6 +268,28 @@ def test_copy_next_to_its_original_gets_new_run_ids(source: tuple[Store, str, Pa
         assert copy["models"][key] == {**model, "run_id": run_id}
 
 
+@pytest.mark.slow
+def test_an_s3_artifact_root_exports_and_imports(
+    source: tuple[Store, str, Path], root: Path, s3_endpoint: str
+) -> None:
+    _store, name, folder = source
+    settings = Settings.load(
+        home=root / "home-s3",
+        artifact_root=f"s3://cumulo/{uuid.uuid4().hex[:8]}",
+        environ={"CUMULO_S3_ENDPOINT_URL": s3_endpoint},
+    )
+    s3 = Store(settings)
+    done = transfer.import_workspace(s3.db, s3.artifacts, folder)
+    assert done.files == transfer.read_manifest(folder)["artifacts"]["files"] > 0
+    again = root / "export-s3"
+    transfer.export_workspace(s3.db, s3.artifacts, name, again)
+    assert (again / "artifacts.jsonl").read_text() == (folder / "artifacts.jsonl").read_text()
+    assert table_rows(again, name) == table_rows(folder, name)
+    key = next(f.path for f in s3.artifacts.find(name, "") if f.path.endswith("weights.bin"))
+    with s3.artifacts.open(name, key) as fh:
+        assert fh.read() == bytes(range(256)) * 40
+
+
 def test_damaged_or_newer_exports_are_refused(source: tuple[Store, str, Path], root: Path) -> None:
     store, _name, folder = source
     before = store.workspace_names()
