@@ -1,7 +1,7 @@
 """Run Cumulo's benchmarks against their rivals and write docs/benchmarks.md.
 
     python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover,
-                                         # sysmetrics, sweeps
+                                         # sysmetrics, sweeps, envs
     python benchmarks/run.py store jobs   # some, by name
 
 Each benchmark rewrites only its own section of the figures file. ``studio.py``
@@ -100,6 +100,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "datasets": _module_run("datasets"),
     "sysmetrics": _module_run("sysmetrics_overhead"),
     "sweeps": _module_run("sweep_overhead"),
+    "envs": _module_run("env_build"),
 }
 
 
@@ -178,6 +179,10 @@ def parser() -> argparse.ArgumentParser:
     sweeps.add_argument("--trials", type=int, default=50, help="trials of the timed sweep")
     sweeps.add_argument("--concurrent", type=int, default=4, help="trials at a time")
     sweeps.add_argument("--work", type=float, default=0.5, help="seconds each trial works")
+    envs = p.add_argument_group("envs")
+    envs.add_argument(
+        "--env-repeat", type=int, default=3, help="environment builds of each way (uv, pip)"
+    )
     p.add_argument("--fresh", action="store_true", help="seed again instead of using the cache")
     p.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
     p.add_argument(

@@ -316,8 +316,9 @@ def _uv_failure(what: str, code: int, lines: list[str], requirements: list[str])
         return f"{head} Could not find {', '.join(named)}.\n{text}"
     named = [r for r in requirements if _mentions(text, _name(r))]
     if "No solution found" in text and named:
-        what_conflicts = "conflict" if len(named) > 1 else "cannot be satisfied"
-        return f"{head} The requirements {', '.join(named)} {what_conflicts}.\n{text}"
+        if len(named) == 1:
+            return f"{head} The requirement {named[0]} cannot be satisfied.\n{text}"
+        return f"{head} The requirements {', '.join(named)} conflict.\n{text}"
     return f"{head}\n{text}"
 
 
