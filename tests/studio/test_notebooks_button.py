@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -120,6 +121,42 @@ def test_a_token_of_one_workspace_cannot_open_anothers_notebooks(inproc: dict[st
     assert not (services.notebooks.root / "wsb").exists()
     assert not (services.notebooks.root / "wsa").exists()
     assert len(services.auth.list_tokens()) == tokens_before
+
+
+def test_a_notebook_server_left_by_a_killed_server_is_stopped_by_the_one_that_reuses_it(
+    inproc: dict[str, Any],
+) -> None:
+    services = inproc["services"]
+    notebooks = services.notebooks
+    services.tracking.create_workspace("wsc", exist_ok=True)
+    # A process standing for a JupyterLab whose server was killed with SIGKILL: its
+    # record names it, and a server process that no longer runs as its owner.
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        notebooks._records.mkdir(parents=True, exist_ok=True)
+        record = {
+            "pid": left.pid,
+            "created": psutil.Process(left.pid).create_time(),
+            "host": "127.0.0.1",
+            "port": 9,
+            "jupyter_token": "t",
+            "started_at": 1,
+            "owner": gone.pid,
+            "owner_created": 1.0,
+        }
+        (notebooks._records / "wsc.json").write_text(json.dumps(record))
+        found = notebooks.open("wsc", "http://studio", with_token=False)
+        assert found.status == "starting" and ":9/lab?token=t" in (found.url or "")
+        assert left.poll() is None  # reused, not started again
+        notebooks.stop_all()  # as the server's lifespan does when it stops
+        assert left.wait(15) is not None
+        assert notebooks.status("wsc").status == "stopped"
+    finally:
+        notebooks.stop("wsc")
+        left.kill()
+        left.wait()
 
 
 # ----------------------------------------------------------- a real JupyterLab

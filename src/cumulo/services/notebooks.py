@@ -23,7 +23,10 @@ A workspace's notebook server, as the server starts it:
 - its record (``<home>/notebooks/.servers/<workspace>.json``, the server's
   user only) lets every worker of the server find and reuse it; opening is
   serialised per workspace by a lock file beside it;
-- the server stops those it started when it stops, and any of them when asked.
+- the server stops those it started when it stops, and any of them when asked;
+  one left running by a server that was killed (its record names a server
+  process that no longer runs) is taken over by the server that reuses it, and
+  stopped with that one.
 
 JupyterLab and its kernels run as the server's user, as jobs on the local
 target do: whoever may change a workspace may run code there either way.
@@ -149,6 +152,9 @@ class _Record:
     token_id: str | None = None
     token_expires_at: int | None = None
     ended: bool = False
+    # The server process that started (or took over) it, and that process's start time.
+    owner: int = 0
+    owner_created: float = 0.0
 
     @property
     def base(self) -> str:
@@ -165,6 +171,7 @@ class NotebookService:
         self.root = home / "notebooks"
         self._records = self.root / ".servers"
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._adopted: set[str] = set()  # those taken over from a server that is gone
         self._guard = threading.Lock()
         self.token_seconds = TOKEN_SECONDS
 
@@ -191,6 +198,8 @@ class NotebookService:
         with self._locked(workspace):
             record = self._read(workspace)
             if record is not None and not record.ended and self._alive(record):
+                if not _running(record.owner, record.owner_created):
+                    self._adopt(workspace, record)
                 self._refresh(workspace, record, server_url, with_token)
                 return self._describe(workspace, record)
             if record is not None:
@@ -241,11 +250,20 @@ class NotebookService:
             started_at=now_ms(),
             token_id=token_id,
             token_expires_at=expires_at,
+            owner=os.getpid(),
+            owner_created=_own_start(),
         )
         with self._guard:
             self._children[workspace] = proc
         self._write(workspace, record)
         return record
+
+    def _adopt(self, workspace: str, record: _Record) -> None:
+        """Take over a notebook server whose server is gone: this one stops it when it stops."""
+        record.owner, record.owner_created = os.getpid(), _own_start()
+        self._write(workspace, record)
+        with self._guard:
+            self._adopted.add(workspace)
 
     def _new_token(self, workspace: str) -> tuple[str, str, int | None]:
         info, token = self.auth.create_token(
@@ -339,7 +357,7 @@ class NotebookService:
     def stop_all(self) -> None:
         """Stop every notebook server this process started (the server's lifespan)."""
         with self._guard:
-            started = list(self._children)
+            started = {*self._children, *self._adopted}
         for workspace in started:
             with contextlib.suppress(Exception):  # one that fails to stop stops no other
                 self.stop(workspace)
@@ -348,6 +366,7 @@ class NotebookService:
         """Stop the process (its kernels too), revoke its token, forget (or mark) it."""
         with self._guard:
             child = self._children.pop(workspace, None)
+            self._adopted.discard(workspace)
         if self._alive(record):
             _terminate(record.pid)
         if child is not None:
@@ -410,14 +429,23 @@ class NotebookService:
             for child in self._children.values():
                 if child.pid == record.pid and child.poll() is not None:
                     return False  # exited (and reaped just now)
-        try:
-            process = psutil.Process(record.pid)
-            return bool(
-                abs(process.create_time() - record.created) < 1
-                and process.status() != psutil.STATUS_ZOMBIE
-            )
-        except psutil.Error:
-            return False
+        return _running(record.pid, record.created)
+
+
+def _running(pid: int, created: float) -> bool:
+    """Whether the process ``pid`` that started at ``created`` still runs (not a reused pid)."""
+    try:
+        process = psutil.Process(pid)
+        return bool(
+            abs(process.create_time() - created) < 1 and process.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
+def _own_start() -> float:
+    """This process's start time (read here, not at import: a forked worker has its own)."""
+    return float(psutil.Process().create_time())
 
 
 def _free_port(host: str) -> int:
