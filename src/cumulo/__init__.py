@@ -223,6 +223,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
+        from cumulo.sdk.v1 import missing_name
+
+        v1_name = missing_name(name)  # `from cumulo import AmlCompute` says what to use
+        if v1_name is not None:
+            raise v1_name
         raise AttributeError(f"module 'cumulo' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

@@ -3,21 +3,33 @@ parameters, or refused with a CumuloError that says what to use instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import cumulo
 from cumulo import (
+    AutoMLConfig,
     ComputeTarget,
+    Dataset,
+    Datastore,
+    DeploymentConfig,
     Environment,
     Experiment,
+    HyperDriveConfig,
+    InferenceConfig,
     InvalidInput,
     LocalPool,
     Model,
     NotFound,
+    PipelineData,
+    PythonScriptStep,
     Run,
+    ScriptRunConfig,
     Workspace,
 )
+from cumulo.sdk import v1
 from cumulo.serving.entry_script import ScriptPredictor
 
 
@@ -120,3 +132,115 @@ def test_entry_scripts_find_the_model_folder_under_the_cloud_name(
     assert (
         ScriptPredictor("score.py", tmp_path).predict(b"{}") == f'"{tmp_path / "model"}"'.encode()
     )
+
+
+def _v1_calls(ws: Workspace, tmp: Path) -> list[tuple[Callable[[], object], str]]:
+    """Calls of the cloud service's SDK with parameters that have no twin here, and what
+    each answer must point to."""
+    exp = Experiment(ws, "e")
+    return [
+        (lambda: Workspace.get("v1", subscription_id="s", resource_group="r"), "Workspace.connect"),
+        (lambda: Workspace("sub", "rg", "v1"), "too many positional arguments; it takes name"),
+        (lambda: Run(experiment=exp, run_id="x"), r"Run\(experiment, run_id\)"),
+        (lambda: ScriptRunConfig(".", "t.py", run_config=None), "compute_target"),
+        (lambda: Environment("e", pip_version="23"), "pip=="),
+        (lambda: LocalPool(vm_size="STANDARD_D2_V2", max_nodes=2), "resources="),
+        (lambda: DeploymentConfig(cpu_cores=1, memory_gb=1), "'cpus'"),
+        (lambda: InferenceConfig(entry_script="s.py", conda_file="env.yml"), "pip_requirements"),
+        (lambda: PipelineData("out", datastore=None), r"PipelineData\(name\) alone"),
+        (lambda: PythonScriptStep(name="s", script_name="t.py", runconfig=None), "environment="),
+        (lambda: HyperDriveConfig(estimator=None), "run_config=ScriptRunConfig"),
+        (lambda: AutoMLConfig("regression", None, "y", iterations=4), "max_trials="),
+        (lambda: Model.register(ws, tmp, "m", model_framework_version="1"), "model_framework="),
+        (lambda: Model(ws, id="m:1"), r"Model\(ws, name, version\)"),
+        (lambda: Datastore.get(ws, datastore_name="workspacestore"), r"Datastore.get\(ws, name\)"),
+        (
+            lambda: Dataset.Tabular.from_delimited_files("d.csv", infer_column_types=True),
+            "column types",
+        ),
+    ]
+
+
+def test_v1_parameters_with_no_twin_say_what_to_use(tmp_path: Path, ws: Workspace) -> None:
+    for call, use in _v1_calls(ws, tmp_path):
+        with pytest.raises(InvalidInput, match=use) as caught:
+            call()
+        assert isinstance(caught.value, TypeError)  # `except TypeError` still catches it
+    with exp_run(ws) as run:
+        with pytest.raises(InvalidInput, match="show_output=True"):
+            run.wait_for_completion(show_output=True, wait_post_processing=True)
+        with pytest.raises(InvalidInput, match="get_children"):
+            list(run.get_children(status="Completed"))
+
+
+def exp_run(ws: Workspace) -> Run:
+    return Experiment(ws, "e").start_logging()
+
+
+def test_a_type_error_inside_the_call_is_left_as_it_was() -> None:
+    @v1.arguments("f", {"old": "new="})
+    def f(value: int) -> int:
+        return value + "1"  # type: ignore[operator, no-any-return]
+
+    with pytest.raises(TypeError, match="unsupported operand") as caught:
+        f(1)
+    assert not isinstance(caught.value, InvalidInput)
+    with pytest.raises(InvalidInput, match="new="):
+        f(old=1)  # type: ignore[call-arg]
+
+
+def test_v1_imports_with_no_twin_say_what_to_use() -> None:
+    with pytest.raises(ImportError, match=r"LocalPool\(max_nodes"):
+        from cumulo import AmlCompute  # type: ignore[attr-defined]  # noqa: F401
+    with pytest.raises(InvalidInput, match="DeploymentConfig"):
+        from cumulo import AciWebservice  # type: ignore[attr-defined]  # noqa: F401
+    with pytest.raises(InvalidInput, match="pip_requirements"):
+        cumulo.CondaDependencies  # noqa: B018
+    with pytest.raises(ImportError) as plain:
+        from cumulo import Nonsense  # type: ignore[attr-defined]  # noqa: F401
+    assert not isinstance(plain.value, InvalidInput)
+
+
+def test_v1_class_names_with_no_twin_say_what_to_use(ws: Workspace) -> None:
+    with pytest.raises(InvalidInput, match="from_pip_requirements"):
+        Environment.from_conda_specification("e", "env.yml")
+    assert not hasattr(Environment, "from_conda_specification")
+    with pytest.raises(InvalidInput, match="virtual environment"):
+        Environment("e").docker.enabled = True
+    with pytest.raises(InvalidInput, match=r"Model\.deploy"):
+        Model.package(ws, [], None)
+    with pytest.raises(InvalidInput, match="register_s3"):
+        Datastore.register_azure_blob_container(ws, "x", "c", "a")
+    with pytest.raises(InvalidInput, match=r"datastore\.upload"):
+        ws.get_default_datastore().upload_files(["a"])
+    with pytest.raises(InvalidInput, match=r"Dataset.list\(ws\)"):
+        Dataset.get_all(ws)
+    with pytest.raises(InvalidInput, match=r"src\.environment"):
+        ScriptRunConfig(".", "t.py").run_config  # noqa: B018
+    with exp_run(ws) as run:
+        with pytest.raises(InvalidInput, match=r"get_properties\(\)"):
+            run.properties  # noqa: B018
+        assert Run.get(ws, run.id) == run
+
+
+def test_v1_calls_accepted_with_their_parameters(tmp_path: Path, ws: Workspace) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    store = ws.get_default_datastore()
+    paths = store.upload(
+        src_dir=tmp_path / "data", target_path="raw", overwrite=True, show_progress=True
+    )
+    assert paths == ["raw/a.csv"]
+    with pytest.raises(InvalidInput, match="replaces files"):
+        store.upload(src_dir=tmp_path / "data", target_path="raw", overwrite=False)
+    files = Dataset.File.from_files(path=(store, "raw")).register(ws, "raw")
+    assert files.as_download().name == "raw"
+    with pytest.raises(InvalidInput, match="as_download"):
+        files.as_mount()
+    with pytest.raises(InvalidInput, match="Register the dataset first"):
+        Dataset.File.from_files(path=(store, "raw")).as_download()
+    Model.register(ws, tmp_path / "data", "m", tags={"stage": "prod"})
+    Model.register(ws, tmp_path / "data", "m", tags={"stage": "dev"})
+    assert [m.version for m in Model.list(ws, tags=[["stage", "prod"]])] == [1]
+    with pytest.raises(InvalidInput, match="key and value"):
+        Model.list(ws, tags=["stage"])

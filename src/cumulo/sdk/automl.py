@@ -33,6 +33,7 @@ from typing import Any
 
 from cumulo.core.errors import InvalidInput
 from cumulo.core.sweeps import ParameterExpression, PrimaryMetricGoal, choice, loguniform
+from cumulo.sdk import v1
 from cumulo.sdk.jobs import ScriptRunConfig
 from cumulo.sdk.sweeps import BayesianParameterSampling, HyperDriveConfig
 
@@ -78,6 +79,21 @@ class AutoMLConfig:
     ``timeout_minutes`` ends the search (its running trials canceled).
     """
 
+    @v1.arguments(
+        "AutoMLConfig",
+        {
+            "iterations": "max_trials=",
+            "max_concurrent_iterations": "max_concurrent_trials=",
+            "experiment_timeout_minutes": "timeout_minutes=",
+            "experiment_timeout_hours": "timeout_minutes=",
+            "blocked_models": f"allowed_models= (some of {', '.join(MODELS)})",
+            "featurization": "no parameter: featurization is always automatic (numeric columns "
+            "standardized, the others one-hot encoded)",
+            "enable_early_stopping": "timeout_minutes= and max_trials= (the search stops "
+            "at either)",
+            "validation_data": "n_cross_validations= (folds of training_data)",
+        },
+    )
     def __init__(
         self,
         task: str,
@@ -96,7 +112,10 @@ class AutoMLConfig:
             raise InvalidInput(f"AutoMLConfig: task must be one of {', '.join(TASKS)}.")
         columns = getattr(training_data, "columns", None)
         if columns is None or not hasattr(training_data, "to_csv"):
-            raise InvalidInput("AutoMLConfig: training_data must be a pandas DataFrame.")
+            raise InvalidInput(
+                "AutoMLConfig: training_data must be a pandas DataFrame "
+                "(a tabular dataset's is dataset.to_pandas_dataframe())."
+            )
         if label_column_name not in columns:
             raise InvalidInput(
                 f"AutoMLConfig: the label column {label_column_name!r} is not in the data "

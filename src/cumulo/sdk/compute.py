@@ -18,6 +18,7 @@ from typing import Any
 
 from cumulo.core.errors import InvalidInput, NotFound
 from cumulo.core.jobs import ComputeTargetInfo
+from cumulo.sdk import v1
 from cumulo.sdk.run import WorkspaceRef
 
 
@@ -37,6 +38,21 @@ class LocalPool:
             "max_nodes": self.max_nodes,
             "idle_seconds_before_scaledown": self.idle_seconds_before_scaledown,
         }
+
+
+# The dataclass's own __init__, checked so that provisioning_configuration's
+# parameters with no twin say what to use.
+LocalPool.__init__ = v1.arguments(  # type: ignore[method-assign]
+    "LocalPool",
+    {
+        "vm_size": "resources= of each job's ScriptRunConfig: a pool node is a process of "
+        "this machine",
+        "vm_priority": "priority= of each job's ScriptRunConfig",
+        "min_nodes": "max_nodes= alone: nodes start as jobs wait and stop when idle",
+        "admin_username": "SshMachine(host, username=...) for a remote machine",
+        "vnet_name": "SshMachine or RayCluster for machines of a network",
+    },
+)(LocalPool.__init__)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from cumulo.core.datasets import (
 )
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import ConfigError, InvalidInput, InvalidState, NotFound
+from cumulo.sdk import v1
 from cumulo.sdk.run import RunTracking, WorkspaceRef
 
 CHUNK = 1024 * 1024
@@ -68,7 +69,7 @@ def _pandas() -> Any:
 
 
 # ----------------------------------------------------------------- datastores
-class Datastore:
+class Datastore(metaclass=v1.RefusesV1Names):
     """Where files live: the workspace's own store, a folder of the server, an S3 bucket.
 
     Example::
@@ -80,9 +81,14 @@ class Datastore:
         ds = Dataset.File.from_files(store.path("2026-12/*.csv")).register(ws, "raw-dec")
     """
 
+    _v1_names = v1.DATASTORE
+
     def __init__(self, workspace: WorkspaceRef, info: DatastoreInfo) -> None:
         self.workspace = workspace
         self.info = info
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Datastore", name, v1.DATASTORE)
 
     @property
     def name(self) -> str:
@@ -129,6 +135,7 @@ class Datastore:
         return Datastore(workspace, info)
 
     @staticmethod
+    @v1.arguments("Datastore.get", {"datastore_name": "Datastore.get(ws, name)"})
     def get(workspace: WorkspaceRef, name: str) -> Datastore:
         return Datastore(
             workspace, workspace.transport.datasets.get_datastore(workspace.name, name)
@@ -155,9 +162,25 @@ class Datastore:
             self.workspace.name, self.name, path, recursive
         )
 
-    def upload(self, src: str | Path, target_path: str = "") -> builtins.list[str]:
-        """Send a local file, or a folder's files, under ``target_path``; their paths there."""
-        source = Path(src)
+    def upload(
+        self,
+        src_dir: str | Path,
+        target_path: str | None = "",
+        overwrite: bool = True,
+        show_progress: bool = False,
+    ) -> builtins.list[str]:
+        """Send a local file, or a folder's files, under ``target_path``; their paths there.
+
+        Files already there are replaced (``overwrite=False`` is refused);
+        ``show_progress`` is taken for the cloud service's callers and prints nothing.
+        """
+        if not overwrite:
+            raise InvalidInput(
+                "Datastore.upload replaces files already there: leave overwrite out, or "
+                "upload under a new target_path."
+            )
+        target_path = target_path or ""
+        source = Path(src_dir)
         if source.is_file():
             pairs = [(source, source.name)]
         elif source.is_dir():
@@ -370,6 +393,21 @@ class _Dataset:
         """This version as the input ``name`` of a job: ``.as_download()`` in its arguments."""
         return DatasetConsumptionConfig(name, self)
 
+    def as_download(self) -> DatasetConsumptionConfig:
+        """``ds.as_download()``: this version as an input named after the dataset."""
+        return self.as_named_input(self._input_name()).as_download()
+
+    def as_mount(self) -> DatasetConsumptionConfig:
+        """Refused with what to use instead, as ``as_named_input(name).as_mount()`` is."""
+        return self.as_named_input(self._input_name()).as_mount()
+
+    def _input_name(self) -> str:
+        if self.name is None:
+            raise InvalidInput(
+                "Register the dataset first (ds.register(ws, name)): a job reads a version."
+            )
+        return self.name
+
     def get_runs(self) -> builtins.list[RunTracking]:
         """The runs that read this version, oldest first."""
         info = self.info
@@ -513,6 +551,22 @@ class _FileFactory:
 
 class _TabularFactory:
     @staticmethod
+    @v1.arguments(
+        "Dataset.Tabular.from_delimited_files",
+        {
+            k: "leave it out: column types are read from the files (the version's profile "
+            "shows them)"
+            for k in (
+                "infer_column_types",
+                "set_column_types",
+                "support_multi_line",
+                "validate",
+                "include_path",
+                "partition_format",
+                "empty_as_string",
+            )
+        },
+    )
     def from_delimited_files(
         path: Any, separator: str = ",", header: bool = True
     ) -> TabularDataset:
@@ -535,8 +589,13 @@ class _TabularFactory:
         return TabularDataset(_Source(str(path)), {"type": PARQUET}, keep=folder)
 
 
-class Dataset:
+class Dataset(metaclass=v1.RefusesV1Names):
     """Entry points: ``Dataset.File``, ``Dataset.Tabular``, ``get_by_name``, ``list``."""
+
+    _v1_names = {
+        "get_all": "ws.datasets or Dataset.list(ws)",
+        "get_by_id": "Dataset.get_by_name(ws, name, version)",
+    }
 
     File = _FileFactory
     Tabular = _TabularFactory

@@ -21,7 +21,7 @@ import orjson
 from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo, ReplicaState
 from cumulo.core.errors import InvalidInput, InvalidState, NotFound, Unavailable, from_code
 from cumulo.core.jobs import Resources
-from cumulo.sdk import display
+from cumulo.sdk import display, v1
 from cumulo.sdk.run import WorkspaceRef
 
 # Never packed with the scoring code.
@@ -54,6 +54,24 @@ class InferenceConfig:
                         sample_input={"data": [[1.0, 2.0]]})
     """
 
+    @v1.arguments(
+        "InferenceConfig",
+        {
+            **{
+                k: "environment=Environment(name, pip_requirements=[...]) (there is no conda "
+                "and there are no images here)"
+                for k in (
+                    "runtime",
+                    "conda_file",
+                    "base_image",
+                    "base_image_registry",
+                    "extra_docker_file_steps",
+                    "cuda_version",
+                )
+            },
+            "enable_gpu": "DeploymentConfig(resources={'gpus': 1})",
+        },
+    )
     def __init__(
         self,
         entry_script: str | None = None,
@@ -112,6 +130,20 @@ class DeploymentConfig:
         DeploymentConfig(resources=Resources(gpus=1))
     """
 
+    @v1.arguments(
+        "DeploymentConfig",
+        {
+            "cpu_cores": "resources={'cpus': ...}",
+            "memory_gb": "resources={'memory_mb': ...}",
+            "gpu_cores": "resources={'gpus': ...}",
+            "num_replicas": "replicas=",
+            "auth_enabled": "auth='key' (the default) or auth='none'",
+            "token_auth_enabled": "auth='token'",
+            "autoscale_enabled": "replicas= (a fixed number of replicas)",
+            "tags": "the endpoint's name and the model version's tags",
+            "description": "the endpoint's name and the model version's tags",
+        },
+    )
     def __init__(
         self,
         replicas: int = 1,

@@ -38,6 +38,7 @@ from cumulo.core.jobs import (
     arguments,
 )
 from cumulo.core.status import RunStatus
+from cumulo.sdk import v1
 from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.datasets import job_inputs
 from cumulo.sdk.run import RunTracking, WorkspaceRef
@@ -46,7 +47,7 @@ POLL_SECONDS = 0.25
 
 
 # ---------------------------------------------------------------- environment
-class Environment:
+class Environment(metaclass=v1.RefusesV1Names):
     """Python packages a job needs, built once into a cached virtual environment.
 
     ``"current"`` (the default of a ``ScriptRunConfig``) runs in the submitter's
@@ -56,8 +57,20 @@ class Environment:
         env = Environment.from_pip_requirements("sk", "requirements.txt")
         env.register(ws)                      # version 1, 2... as the spec changes
         env.build(ws)                         # optional: jobs build it on first use
+
+    ``python`` is the Python version (``"3.11"``), not the cloud service's
+    ``PythonSection``: list packages in ``pip_requirements``.
     """
 
+    _v1_names = v1.ENVIRONMENT
+
+    @v1.arguments(
+        "Environment",
+        {
+            "pip_version": "a pinned requirement, 'pip==23.3', in the requirements (environments "
+            "are built with uv)"
+        },
+    )
     def __init__(
         self,
         name: str,
@@ -85,6 +98,9 @@ class Environment:
             raise NotFound(f"Requirements file {str(path)!r} does not exist.")
         lines = [ln.strip() for ln in path.read_text().splitlines()]
         return cls(name, [ln for ln in lines if ln and not ln.startswith("#")], **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Environment", name, v1.ENVIRONMENT)
 
     @property
     def spec(self) -> EnvironmentSpec:
@@ -176,6 +192,22 @@ class ScriptRunConfig:
     max_retries: int = 0
     display_name: str | None = None
     system_metrics_interval: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("ScriptRunConfig", name, v1.SCRIPT_RUN_CONFIG)
+
+
+# The dataclass's own __init__, checked so that v1 parameters say what to use.
+ScriptRunConfig.__init__ = v1.arguments(  # type: ignore[method-assign]
+    "ScriptRunConfig",
+    {
+        "run_config": "ScriptRunConfig's own compute_target= and environment=",
+        "command": "script= and arguments=",
+        "distributed_job_config": "resources= (CPUs and GPUs for one process; "
+        "there is no MPI or torch.distributed launcher here)",
+        "docker_runtime_config": "environment= (jobs run in virtual environments, not containers)",
+    },
+)(ScriptRunConfig.__init__)
 
 
 def submit(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cumulo.core.entities import ModelVersionInfo, registration_tags
 from cumulo.core.errors import AlreadyExists, InvalidInput, NotFound
-from cumulo.sdk import display
+from cumulo.sdk import display, v1
 from cumulo.sdk.endpoints import DeploymentConfig, Endpoint, InferenceConfig
 from cumulo.sdk.run import RunTracking, WorkspaceRef
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cumulo.sdk.transport import ModelClient
 
 
-class Model:
+class Model(metaclass=v1.RefusesV1Names):
     """A version of a registered model: files, tags, aliases and the run that made it.
 
     Example::
@@ -30,6 +30,12 @@ class Model:
         model.download("here")
     """
 
+    _v1_names = v1.MODEL
+
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Model", name, v1.MODEL)
+
+    @v1.arguments("Model", {"id": "Model(ws, name, version) (a model's id is 'name:version')"})
     def __init__(
         self,
         workspace: WorkspaceRef,
@@ -48,6 +54,16 @@ class Model:
 
     # -------------------------------------------------------------- register
     @classmethod
+    @v1.arguments(
+        "Model.register",
+        {
+            "model_framework_version": "tags={'framework_version': ...} beside model_framework=",
+            "sample_input_dataset": "datasets=[('sample input', dataset)]",
+            "sample_output_dataset": "datasets=[('sample output', dataset)]",
+            "resource_configuration": "DeploymentConfig(resources=...) when deploying",
+            "child_paths": "a folder as model_path, holding only the files to keep",
+        },
+    )
     def register(
         cls,
         workspace: WorkspaceRef,
@@ -106,11 +122,22 @@ class Model:
         cls,
         workspace: WorkspaceRef,
         name: str | None = None,
-        tags: dict[str, Any] | None = None,
+        tags: dict[str, Any] | builtins.list[Any] | None = None,
         run_id: str | None = None,
         latest: bool = False,
     ) -> builtins.list[Model]:
-        """Model versions, newest first per name (all tags must match)."""
+        """Model versions, newest first per name (all tags must match).
+
+        ``tags`` is ``{key: value}``, or the cloud service's ``[[key, value], ...]``.
+        """
+        if isinstance(tags, builtins.list):
+            pairs = [t for t in tags if isinstance(t, list | tuple) and len(t) == 2]
+            if len(pairs) != len(tags):
+                raise InvalidInput(
+                    "Model.list: tags are matched by key and value: tags={'key': 'value'} "
+                    "or [['key', 'value']]."
+                )
+            tags = {str(t[0]): t[1] for t in pairs}
         found = workspace.transport.models.list_versions(
             workspace.name, name, {str(k): str(v) for k, v in (tags or {}).items()}, run_id, latest
         )

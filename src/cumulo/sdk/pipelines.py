@@ -57,6 +57,7 @@ from cumulo.core.pipelines import (
     placeholder,
 )
 from cumulo.core.status import RunStatus
+from cumulo.sdk import v1
 from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.datasets import Dataset, DatasetConsumptionConfig, job_inputs
 from cumulo.sdk.jobs import Environment, ScriptRunConfig, prepare_job_config
@@ -85,6 +86,20 @@ class PipelineData:
     steps that read it; used in ``arguments`` it becomes the folder's path.
     """
 
+    @v1.arguments(
+        "PipelineData",
+        {
+            k: "PipelineData(name) alone: a step's output is a folder kept with its run"
+            for k in (
+                "datastore",
+                "output_mode",
+                "output_path_on_compute",
+                "output_overwrite",
+                "is_directory",
+                "pipeline_output_name",
+            )
+        },
+    )
     def __init__(self, name: str) -> None:
         self.name = data_name(name)
 
@@ -127,6 +142,14 @@ class PythonScriptStep:
     it. ``allow_reuse=False`` runs the step every time even when nothing changed.
     """
 
+    @v1.arguments(
+        "PythonScriptStep",
+        {
+            "runconfig": "compute_target= and environment= of the step",
+            "params": "PipelineParameter values in arguments=",
+            "hash_paths": "source_directory= (its whole content decides reuse)",
+        },
+    )
     def __init__(
         self,
         name: str,
@@ -229,6 +252,13 @@ class Pipeline:
     steps produce, unknown parameters and cycles are errors naming the steps.
     """
 
+    @v1.arguments(
+        "Pipeline",
+        {
+            "default_source_directory": "source_directory= of each PythonScriptStep",
+            "default_datastore": "PipelineData(name) alone: outputs are kept with the step runs",
+        },
+    )
     def __init__(
         self,
         workspace: Workspace,

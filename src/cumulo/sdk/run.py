@@ -15,7 +15,7 @@ from cumulo.core import system_metrics, validation
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.errors import ConfigError, InvalidInput, InvalidPath, NotFound
 from cumulo.core.status import RunStatus
-from cumulo.sdk import display, widgets
+from cumulo.sdk import display, v1, widgets
 from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
@@ -489,6 +489,9 @@ class RunTracking:
             self.fail(exc)
 
     # -------------------------------------------------------------- children
+    @v1.arguments(
+        "Run.child_run", {"run_id": "child_run(name, tags)", "outputs": "child_run(name, tags)"}
+    )
     def child_run(self, name: str | None = None, tags: dict[str, str] | None = None) -> Self:
         info = self._t.create_run(
             self._ws,
@@ -502,6 +505,14 @@ class RunTracking:
         )
         return type(self)(self.workspace, info)
 
+    @v1.arguments(
+        "Run.get_children",
+        {
+            k: "[c for c in run.get_children() if ...] (children are filtered here, by their "
+            "get_tags(), get_properties() or status)"
+            for k in ("tags", "properties", "type", "status")
+        },
+    )
     def get_children(self, recursive: bool = False) -> Iterator[Self]:
         token = None
         children: list[Self] = []

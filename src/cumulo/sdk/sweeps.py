@@ -54,6 +54,7 @@ from cumulo.core.sweeps import (
     randint,
     uniform,
 )
+from cumulo.sdk import v1
 from cumulo.sdk.jobs import ScriptRunConfig, prepare_job_config
 from cumulo.sdk.run import WorkspaceRef
 
@@ -236,6 +237,13 @@ class HyperDriveConfig:
     sampling with that sweep's finished trials (same parameters and metrics).
     """
 
+    @v1.arguments(
+        "HyperDriveConfig",
+        {
+            "estimator": "run_config=ScriptRunConfig(...)",
+            "pipeline": "run_config=ScriptRunConfig(...) (a sweep's trial is one job)",
+        },
+    )
     def __init__(
         self,
         run_config: ScriptRunConfig,

@@ -67,6 +67,7 @@ class Workspace:
             run.log("accuracy", 0.97)
     """
 
+    @v1.arguments("Workspace", v1.WORKSPACE_ARGS)
     def __init__(
         self,
         name: str,
@@ -85,6 +86,7 @@ class Workspace:
 
     # ---------------------------------------------------------- constructors
     @classmethod
+    @v1.arguments("Workspace.create", v1.WORKSPACE_ARGS)
     def create(
         cls,
         name: str,
@@ -118,6 +120,7 @@ class Workspace:
         return cls(name, embedded, settings=settings)
 
     @classmethod
+    @v1.arguments("Workspace.get", v1.WORKSPACE_ARGS)
     def get(
         cls,
         name: str,
@@ -543,6 +546,9 @@ class Run(RunTracking):
 
     workspace: Workspace
 
+    @v1.arguments(
+        "Run", {"experiment": "Run(experiment, run_id)", "run_id": "Run(experiment, run_id)"}
+    )
     def __init__(self, workspace: Workspace | Experiment, info: RunInfo | str) -> None:
         """``Run(experiment, run_id)`` opens a run of that experiment by its id (or a
         unique start of it); ``ws.get_run(run_id)`` does the same from a workspace."""
@@ -561,6 +567,11 @@ class Run(RunTracking):
 
     def __getattr__(self, name: str) -> Any:
         raise v1.refuse("Run", name, v1.RUN)
+
+    @classmethod
+    def get(cls, workspace: Workspace, run_id: str) -> Run:
+        """``Run.get(ws, run_id)``: a run of the workspace by its id (``ws.get_run``)."""
+        return workspace.get_run(run_id)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:
@@ -582,6 +593,13 @@ class Run(RunTracking):
         return Experiment(self.workspace, self._info.experiment_name)
 
     # ------------------------------------------------------------------ jobs
+    @v1.arguments(
+        "Run.wait_for_completion",
+        {
+            "wait_post_processing": "run.wait_for_completion(show_output=True): a run's "
+            "outputs are stored before it ends"
+        },
+    )
     def wait_for_completion(
         self,
         show_output: bool = True,
