@@ -24,6 +24,7 @@ from cumulo import (
     Model,
     NotFound,
     PipelineData,
+    PipelineEndpoint,
     PythonScriptStep,
     Run,
     ScriptRunConfig,
@@ -244,3 +245,12 @@ def test_v1_calls_accepted_with_their_parameters(tmp_path: Path, ws: Workspace) 
     assert [m.version for m in Model.list(ws, tags=[["stage", "prod"]])] == [1]
     with pytest.raises(InvalidInput, match="key and value"):
         Model.list(ws, tags=["stage"])
+
+
+def test_more_v1_names_say_what_to_use(ws: Workspace) -> None:
+    with pytest.raises(InvalidInput, match=r"pipeline\.publish"):
+        PipelineEndpoint.publish(ws, "p", None)
+    with pytest.raises(InvalidInput, match=r"ws\.experiments\[name\]"):
+        Experiment.list(ws, experiment_name="e")
+    with pytest.raises(InvalidInput, match=r"ds\.download"):
+        Dataset.File.from_files(path="x").mount()

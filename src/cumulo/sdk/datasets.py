@@ -389,6 +389,13 @@ class _Dataset:
             out.append(str(dest))
         return out
 
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse(
+            type(self).__name__,
+            name,
+            {"mount": "ds.download(target_path): mounting needs FUSE on every target"},
+        )
+
     def as_named_input(self, name: str) -> DatasetConsumptionConfig:
         """This version as the input ``name`` of a job: ``.as_download()`` in its arguments."""
         return DatasetConsumptionConfig(name, self)

@@ -621,8 +621,13 @@ class PublishedPipeline:
         return f"PublishedPipeline(name={self.name!r}, version={self.version!r}, id={self.id!r})"
 
 
-class PipelineEndpoint:
+class PipelineEndpoint(metaclass=v1.RefusesV1Names):
     """The published versions of one pipeline name; runs go to its default version."""
+
+    _v1_names = {
+        "publish": "pipeline.publish(name, description, version): the versions published "
+        "under one name are PipelineEndpoint.get(ws, name)",
+    }
 
     def __init__(self, workspace: Workspace, name: str) -> None:
         self.workspace = workspace

@@ -339,6 +339,7 @@ class Experiment:
         return self._info.archived
 
     @staticmethod
+    @v1.arguments("Experiment.list", {"experiment_name": "ws.experiments[name]"})
     def list(workspace: Workspace, include_archived: bool = False) -> builtins.list[Experiment]:
         infos = workspace.transport.tracking.list_experiments(workspace.name, include_archived)
         return [Experiment(workspace, i.name, _info=i) for i in infos]
