@@ -460,6 +460,8 @@ def test_cli_export_and_import(source: tuple[Store, str, Path], root: Path) -> N
         app, ["workspace", "import", str(root / "cli"), "--name", "moved", "--home", home_c]
     )
     assert out.exit_code == 1 and "already exists" in out.output
+    # The way out it names is one there is: Cumulo has no command that deletes a workspace.
+    assert "--name" in out.output and "delete" not in out.output
 
 
 @pytest.mark.slow

@@ -550,7 +550,7 @@ def import_workspace(
         if conn.execute(select(ws_table.c.id).where(ws_table.c.name == name)).first():
             raise Conflict(
                 f"Workspace {name!r} already exists in {db.safe_url}: import it under another "
-                "name (--name NEW), or delete that workspace first."
+                "name (--name NEW); an import never replaces a workspace."
             )
         renamed = _renamed_ids(conn, src, manifest)
     if artifacts.find(name, ""):
