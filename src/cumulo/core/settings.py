@@ -14,6 +14,10 @@ from pathlib import Path
 
 # Every server has it; MLflow's routes at the root (``/api/2.0/mlflow``) address it.
 DEFAULT_WORKSPACE = "default"
+# A folder's workspace config (``<folder>/.cumulo/config.json``): written by
+# ``Workspace.write_config`` and by the server for its notebook servers, found by
+# ``Workspace.from_config()`` from a folder upward.
+CONFIG_DIR, CONFIG_FILE = ".cumulo", "config.json"
 
 
 def mlflow_tracking_uri(server_url: str, workspace: str) -> str:

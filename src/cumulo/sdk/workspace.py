@@ -23,7 +23,7 @@ from cumulo.core import system_metrics, validation
 from cumulo.core.entities import ExperimentInfo, RunInfo
 from cumulo.core.errors import ConfigError, InvalidInput, NotFound
 from cumulo.core.search import RUNS, parse_filter
-from cumulo.core.settings import Settings, mlflow_tracking_uri
+from cumulo.core.settings import CONFIG_DIR, CONFIG_FILE, Settings, mlflow_tracking_uri
 from cumulo.core.status import RunStatus
 from cumulo.core.sweeps import TRIAL_TAG, PrimaryMetricGoal
 from cumulo.sdk import display, jobs, sweeps, v1
@@ -41,8 +41,6 @@ from cumulo.sdk.writer import MetricWriter
 if TYPE_CHECKING:
     from cumulo.sdk.transport import Transport
 
-CONFIG_DIR = ".cumulo"
-
 
 @runtime_checkable
 class Submittable(Protocol):
@@ -51,9 +49,6 @@ class Submittable(Protocol):
     def submit_to(
         self, experiment: Experiment, tags: dict[str, str] | None = None, **options: Any
     ) -> Run: ...
-
-
-CONFIG_FILE = "config.json"
 
 
 class Workspace:

@@ -57,12 +57,10 @@ import psutil
 from cumulo.core import validation
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import InvalidState
+from cumulo.core.settings import CONFIG_DIR, CONFIG_FILE
 from cumulo.services.auth import AuthService
 from cumulo.services.tracking import TrackingService
 
-# Where ``Workspace.from_config()`` looks, from a notebook's folder upward.
-CONFIG_DIR = ".cumulo"
-CONFIG_FILE = "config.json"
 INSTALL_HINT = "pip install jupyterlab"  # or cumulo[notebook], which pins it
 # The token a notebook server's config holds: revoked at stop, and replaced by a fresh one
 # when the server is opened past half its lifetime (a notebook server may run for months).
