@@ -72,6 +72,17 @@ BODIES: list[tuple[str, bytes, str | None]] = [
         (",".join(C[:3]) + "\n" + ",".join(map(str, R1[:3])) + "\n").encode(),
         "text/csv",
     ),
+    (
+        "CSV, columns reordered",
+        (",".join(C[::-1]) + "\n" + ",".join(map(str, R1[::-1])) + "\n").encode(),
+        "text/csv",
+    ),
+    (
+        "CSV with an extra column",
+        (",".join([*C, "extra"]) + "\n" + ",".join(map(str, [*R1, 7])) + "\n").encode(),
+        "text/csv",
+    ),
+    ("CSV with an empty field", (",".join(C) + "\n,3.5,1.4,0.2\n").encode(), "text/csv"),
     ("CSV, malformed", b'a,b\n"x', "text/csv"),
     ("JSON with charset=utf-8", _j({"inputs": [R1]}), "application/json; charset=utf-8"),
     ("wrong content type (text/plain)", _j({"inputs": [R1]}), "text/plain"),

@@ -40,7 +40,7 @@ def test_mlflow_input_forms_agree(mlflow_model_dir: Path, fast: bool) -> None:
     assert _predict(p, {"dataframe_split": ints}) == [0]
     csv = (",".join(IRIS_COLUMNS) + "\n" + ",".join(map(str, ROW)) + "\n").encode()
     assert orjson.loads(p.predict(csv, "text/csv"))["predictions"] == [0]
-    assert p._pyfunc is not None  # the CSV body took MLflow's path
+    assert (p._pyfunc is None) == fast  # every body took the fast path, or none did
 
 
 def _refused(p: MlflowPredictor, body: bytes, ctype: str = "application/json") -> Refusal:
@@ -134,6 +134,9 @@ def test_openapi_schema_from_signature_and_sample(mlflow_model_dir: Path) -> Non
     request, response = deployment_schemas({"kind": "mlflow", "signature": p.signature})
     split = request["oneOf"][0]["properties"]["dataframe_split"]
     assert split["properties"]["columns"]["items"]["enum"] == IRIS_COLUMNS
+    assert split["required"] == ["columns", "data"]
+    instances = request["oneOf"][2]["properties"]["instances"]  # records, as MLflow takes them
+    assert list(instances["items"]["properties"]) == IRIS_COLUMNS
     assert response["properties"]["predictions"]["items"]["type"] == "integer"
     request, _ = deployment_schemas({"kind": "script", "sample_input": {"data": [[1.0, 2.0]]}})
     assert request["properties"]["data"]["items"]["items"]["type"] == "number"

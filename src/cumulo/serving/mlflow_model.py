@@ -14,7 +14,8 @@ pickle or cloudpickle) whose signature has only ``double`` columns, a single
 waiting for ``mlflow`` (a replica starts in about a second). A request whose
 body is certain to be accepted by MLflow and to reach the model as the same
 numbers (a plain JSON content type, exactly one input key and no ``params``,
-every value a JSON number, every named column present and no other) goes to
+every value a JSON number, every named column present and no other; or a
+CSV table of exactly the named columns, read as MLflow reads it) goes to
 the model as one float array: several times faster than MLflow's per-request
 pandas table and schema enforcement. For a column signature the model is
 checked once at load time to give the same answers for an array as for a
@@ -31,6 +32,7 @@ endpoint's router does the same) where MLflow answers 500.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -227,13 +229,31 @@ class MlflowPredictor:
     def predict(self, body: bytes, content_type: str = "application/json") -> bytes:
         """Answer one request body with ``{"predictions": ...}`` as JSON bytes."""
         content_type = content_type or "application/json"
+        array = None
         if self.fast and content_type in _PLAIN_JSON:
             array = self._fast_input(body)
-            if array is not None:
-                answer = self._fast_answer(array)
-                if answer is not None:
-                    return answer
+        elif self.fast and content_type == "text/csv" and self._mode == "columns":
+            array = self._fast_csv(body)
+        if array is not None:
+            answer = self._fast_answer(array)
+            if answer is not None:
+                return answer
         return self._by_mlflow(body, content_type)
+
+    def _fast_csv(self, body: bytes) -> Any:
+        """A CSV table read as MLflow reads it, when it has exactly the signature's columns."""
+        import pandas as pd
+
+        try:
+            text = body.decode("utf-8")
+            frame = pd.read_csv(io.StringIO(text), dtype=dict.fromkeys(self._names, "float64"))
+        except Exception:
+            return None
+        if len(frame) == 0 or len(frame.columns) != len(self._names):
+            return None
+        if set(frame.columns) != self._name_set or frame.isna().to_numpy().any():
+            return None
+        return frame[self._names].to_numpy(dtype="float64")
 
     def _fast_input(self, body: bytes) -> Any:
         """The model's input as one array when MLflow surely reads the body as these numbers."""

@@ -80,10 +80,11 @@ def mlflow_request_schema(signature: dict[str, Any] | None) -> dict[str, Any]:
                         "items": {"type": "array", "items": {}, "minItems": len(names)},
                     },
                 },
-                "required": ["data"],
+                "required": ["columns", "data"],
             },
             "dataframe_records": {"type": "array", "items": row},
-            "instances": {"type": "array", "items": {"type": "array", "items": {}}},
+            # Named columns take named values: rows of plain values break the signature.
+            "instances": {"type": "array", "items": row},
             "inputs": {"type": "object", "properties": {n: {"type": "array"} for n in names}},
         }
         example = {"dataframe_split": {"columns": names, "data": [[_zero(c) for c in specs]]}}
