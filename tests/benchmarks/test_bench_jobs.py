@@ -128,7 +128,7 @@ def test_run_py_runs_every_benchmark_by_default() -> None:
 
     assert list(run.BENCHMARKS) == [
         "store", "server", "tracking", "studio", "serving", "jobs", "failover", "datasets",
-        "sysmetrics", "sweeps",
+        "sysmetrics", "sweeps", "envs",
     ]  # fmt: skip
     args = run.parser().parse_args([])
     assert (args.submissions, args.targets, args.gap) == (20, "local,pool,ray", 1.0)
