@@ -23,10 +23,13 @@ from cumulo import (
     LocalPool,
     Model,
     NotFound,
+    Pipeline,
     PipelineData,
     PipelineEndpoint,
     PythonScriptStep,
     Run,
+    Schedule,
+    ScheduleRecurrence,
     ScriptRunConfig,
     Workspace,
 )
@@ -254,3 +257,22 @@ def test_more_v1_names_say_what_to_use(ws: Workspace) -> None:
         Experiment.list(ws, experiment_name="e")
     with pytest.raises(InvalidInput, match=r"ds\.download"):
         Dataset.File.from_files(path="x").mount()
+
+
+def test_published_pipelines_and_schedules_take_the_v1_calls(tmp_path: Path, ws: Workspace) -> None:
+    (tmp_path / "step.py").write_text("print('step')\n")
+    step = PythonScriptStep(name="s", script_name="step.py", source_directory=tmp_path)
+    pipeline = Pipeline(ws, [step])
+    with pytest.raises(InvalidInput, match="checks the graph as it is made"):
+        pipeline.validate()
+    published = pipeline.publish("p")
+    run = published.submit(ws, "e", pipeline_parameters={})  # the cloud service's order
+    assert run.wait_for_completion(show_output=False)["status"] == "Completed"
+    with pytest.raises(InvalidInput, match="belongs to workspace 'v1'"):
+        published.submit(Workspace.create("other"), "e")
+    with pytest.raises(InvalidInput, match=r"Schedule\.disable"):
+        published.disable()
+    with pytest.raises(InvalidInput, match="cron="):
+        ScheduleRecurrence(frequency="Week", week_days=["Monday"], time_of_day="9:30")
+    with pytest.raises(InvalidInput, match="on_dataset="):
+        Schedule.create(ws, "s", published.id, "e", datastore=None, polling_interval=5)

@@ -369,6 +369,9 @@ class Pipeline:
         )
         return PublishedPipeline(self.workspace, info)
 
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("Pipeline", name, v1.PIPELINE)
+
     def __repr__(self) -> str:
         return f"Pipeline(steps={[s.name for s in self.steps]})"
 
@@ -608,7 +611,24 @@ class PublishedPipeline:
         found = workspace.transport.pipelines.list_published_pipelines(workspace.name)
         return [PublishedPipeline(workspace, i) for i in found]
 
-    def submit(
+    def __getattr__(self, name: str) -> Any:
+        raise v1.refuse("PublishedPipeline", name, v1.PUBLISHED_PIPELINE)
+
+    def submit(self, *args: Any, **kwargs: Any) -> PipelineRun:
+        """``submit(experiment_name, pipeline_parameters=None)``; the cloud service's
+        ``submit(workspace, experiment_name, pipeline_parameters=None)`` is taken too."""
+        given = kwargs.pop("workspace", args[0] if args else None)
+        if isinstance(given, Workspace):
+            if given != self.workspace:
+                raise InvalidInput(
+                    f"Published pipeline {self.id} belongs to workspace "
+                    f"{self.workspace.name!r}, not {given.name!r}."
+                )
+            args = args[1:] if args and args[0] is given else args
+        return self._submit(*args, **kwargs)
+
+    @v1.arguments("PublishedPipeline.submit")
+    def _submit(
         self, experiment_name: str, pipeline_parameters: dict[str, Any] | None = None
     ) -> PipelineRun:
         self.workspace.transport.host_jobs()
@@ -683,6 +703,14 @@ class ScheduleRecurrence:
     """Every ``interval`` ``frequency`` ("Minute", "Hour", "Day", "Week"; "Second" too),
     on ticks counted from ``start_time`` (default: now)."""
 
+    @v1.arguments(
+        "ScheduleRecurrence",
+        {
+            k: "Schedule.create(..., cron='30 9 * * 1') for days, hours and minutes "
+            "(times are the server's local time)"
+            for k in ("time_zone", "hours", "minutes", "week_days", "time_of_day")
+        },
+    )
     def __init__(
         self, frequency: str, interval: int = 1, start_time: datetime | float | None = None
     ) -> None:
@@ -716,6 +744,24 @@ class Schedule:
         return self._info
 
     @staticmethod
+    @v1.arguments(
+        "Schedule.create",
+        {
+            **{
+                k: "on_dataset='name': the pipeline runs once for each new version of a "
+                "registered dataset"
+                for k in (
+                    "datastore",
+                    "path_on_datastore",
+                    "polling_interval",
+                    "data_path_parameter_name",
+                )
+            },
+            "description": "the schedule's name",
+            "wait_for_provisioning": "nothing: a schedule is ready once created",
+            "wait_timeout": "nothing: a schedule is ready once created",
+        },
+    )
     def create(
         workspace: Workspace,
         name: str,
@@ -749,6 +795,10 @@ class Schedule:
         return Schedule(workspace, workspace.transport.pipelines.get_schedule(workspace.name, name))
 
     @staticmethod
+    @v1.arguments(
+        "Schedule.list",
+        {"pipeline_id": "[s for s in Schedule.list(ws) if s.info.pipeline_id == ...]"},
+    )
     def list(workspace: Workspace) -> builtins.list[Schedule]:
         found = workspace.transport.pipelines.list_schedules(workspace.name)
         return [Schedule(workspace, s) for s in found]

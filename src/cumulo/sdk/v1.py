@@ -114,6 +114,17 @@ DATASTORE = {
     ".register(ws, name), then ds.as_named_input(name).as_download()",
 }
 
+PIPELINE = {
+    "validate": "nothing: Pipeline(ws, steps) checks the graph as it is made and raises "
+    "on an error, naming the steps",
+}
+
+PUBLISHED_PIPELINE = {
+    "disable": "Schedule.disable() on its schedules: a published version stays, and "
+    "runs only when submitted",
+    "enable": "Schedule.enable() on its schedules",
+}
+
 SCRIPT_RUN_CONFIG = {
     "run_config": "src.environment and src.compute_target, which ScriptRunConfig holds itself",
 }
