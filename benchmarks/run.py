@@ -1,7 +1,7 @@
 """Run Cumulo's benchmarks against their rivals and write docs/benchmarks.md.
 
-    python benchmarks/run.py             # all: store, server, studio, serving, jobs, failover,
-                                         # sysmetrics, sweeps, envs
+    python benchmarks/run.py             # all: store, server, tracking, startup, studio,
+                                         # serving, jobs, failover, sysmetrics, sweeps, envs
     python benchmarks/run.py store jobs   # some, by name
 
 Each benchmark rewrites only its own section of the figures file. ``studio.py``
@@ -93,6 +93,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, list[str]], str]] = {
     "store": _module_run("store"),
     "server": _module_run("server"),
     "tracking": _module_run("tracking"),
+    "startup": _module_run("startup"),
     "studio": run_studio,
     "serving": run_serving,
     "jobs": _module_run("job_latency"),
@@ -150,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
         help="servers compared: cumulo, mlflow, mlflow-1 (--workers 1), fml (FastTrackML)",
     )
     importlib.import_module("tracking").add_arguments(p)
+    importlib.import_module("startup").add_arguments(p)
     studio = p.add_argument_group("studio")
     studio.add_argument("--metrics", type=int, default=20, help="metrics of each seeded run")
     studio.add_argument(

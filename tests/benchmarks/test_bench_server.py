@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCH))
 
 import harness  # noqa: E402
 import server  # noqa: E402
+import startup  # noqa: E402
 from servers import Server, free_port, process_tree  # noqa: E402
 
 
@@ -101,3 +102,16 @@ def _zombie(pid: int) -> bool:
 def test_unknown_server_is_refused() -> None:
     with pytest.raises(harness.BenchError, match="unknown server nope"):
         server.run(_args(servers="cumulo,nope"), ["python"])
+
+
+@pytest.mark.slow
+def test_the_start_memory_and_cpu_per_request_of_cumulo_server(tmp_path: Path) -> None:
+    result = startup.measure(tmp_path, repeat=2, requests=5)
+    assert result["starts"] == 1 and result["start_cpu"] > 0 and result["start_wall"] > 0
+    rows = result["memory"]["rows"]
+    assert rows[0][0] == "after the start" and len(rows) == 6
+    assert all(rss > 0 for _, rss in rows)
+    assert set(result["per_cpu_second"]) == {"runs/create", "runs/get"}
+    assert result["help"]["cpu"] > 0
+    section = startup.render(result, ["python", "benchmarks/run.py", "startup"], 0.0, None)
+    assert "| `runs/get`, requests per CPU-second of the server |" in section

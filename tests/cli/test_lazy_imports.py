@@ -1,6 +1,7 @@
 """The command line and the server import only what they need: ``cumulo --help`` loads
-no command module, and the server module loads none of the heavy libraries that only
-some requests use (those load on first use)."""
+no command module, the server module loads none of the heavy libraries that only
+some requests use (those load on first use), and ``cumulo server`` answers ``/health``
+before it imports the web framework or any group of routes."""
 
 from __future__ import annotations
 
@@ -35,6 +36,39 @@ def test_the_server_module_leaves_heavy_libraries_unloaded() -> None:
     loaded = _imported_by("import cumulo.server.app, cumulo.server.serve")
     assert "fastapi" in loaded  # the check sees what was imported
     assert not loaded & HEAVY_FOR_THE_SERVER
+
+
+# Built on a group's first request, never at the server's start.
+ROUTE_GROUPS = (
+    "cumulo.server.app",
+    "cumulo.server.mlflow",
+    "cumulo.server.api",
+    "cumulo.server.studio",
+)
+
+
+@pytest.mark.slow  # a fresh interpreter opens the services: seconds on a busy machine
+def test_the_server_answers_health_without_the_web_framework(tmp_path: Path) -> None:
+    from cumulo.core.settings import Settings
+    from cumulo.services.context import open_services
+
+    open_services(Settings.load(home=tmp_path, environ={}))  # migrated, as the CLI leaves it
+    loaded = _imported_by(
+        "import asyncio\n"
+        "from cumulo.core.settings import Settings\n"
+        "from cumulo.server.serve import app_for\n"
+        f"app = app_for(Settings.load(home={str(tmp_path)!r}, environ={{}}))\n"
+        "sent = []\n"
+        "async def receive():\n    return {'type': 'http.request', 'body': b''}\n"
+        "async def send(message):\n    sent.append(message)\n"
+        "scope = {'type': 'http', 'method': 'GET', 'path': '/health', 'headers': [],\n"
+        "         'query_string': b'', 'client': ('127.0.0.1', 1)}\n"
+        "asyncio.run(app(scope, receive, send))\n"
+        "assert sent[0]['status'] == 200, sent\n"
+    )
+    assert "cumulo.server.front" in loaded  # the check sees what was imported
+    assert not loaded & (HEAVY_FOR_THE_SERVER | {"fastapi", "pydantic", "jinja2"})
+    assert not {m for m in loaded if m.startswith(ROUTE_GROUPS)}
 
 
 def test_the_command_list_loads_no_command_module() -> None:

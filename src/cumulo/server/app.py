@@ -8,17 +8,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from cumulo.core.errors import HTTP_STATUS, AlreadyExists, Conflict, CumuloError
-from cumulo.core.settings import DEFAULT_WORKSPACE, Settings
-from cumulo.server import access
+from cumulo.core.errors import HTTP_STATUS, CumuloError
+from cumulo.core.settings import Settings
+from cumulo.server import access, routes
 from cumulo.server.audit import AuditLog, AuditTrail
+from cumulo.server.front import (
+    audit_log,
+    background_workers,
+    check_auth,
+    client_path,
+    ensure_default_workspace,
+)
 from cumulo.server.limits import BodySizeLimit
 from cumulo.server.responses import JsonResponse
 from cumulo.services.context import Services, open_services
@@ -28,71 +36,73 @@ log = logging.getLogger("cumulo.server")
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The server's background workers, started and stopped here only (both are safe
-    in several workers and servers at once): the replica supervisor, so endpoints are
-    served for as long as the server runs, and the job scheduler. With token checks on,
-    each job gets a token of its own (see ``Endpoint``).
-    """
-    settings: Settings = app.state.settings
-    services: Services = app.state.services
-    services.hosting.start()
-    try:
-        services.scheduler.start(url=settings.public_url, issue_tokens=settings.auth == "token")
-        services.sweeper.start()
-        services.pipeliner.start()
-        try:
-            yield
-        finally:
-            services.pipeliner.stop()
-            services.sweeper.stop()
-            # Its pool nodes stop with it: each ends the job at hand and takes no other,
-            # so no queued job starts on a node whose server is shutting down.
-            services.scheduler.stop(stop_nodes=True, wait=False)
-    finally:
-        services.notebooks.stop_all()  # the JupyterLab servers it started end with it
-        services.hosting.stop()
-        app.state.audit.close()
+    with background_workers(app.state.settings, app.state.services, app.state.audit):
+        yield
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Every route in one app, with the background workers in its lifespan: for
+    in-process servers and tests, and the OpenAPI description of the whole API.
+    (``cumulo server`` serves ``front.front_app``, which builds each group of routes
+    on first use.)"""
     services = services or open_services(settings)
-    app = FastAPI(
-        title="Cumulo",
-        version="0.1.0",
-        description="A self-hosted machine learning workspace.",
-        default_response_class=JsonResponse,
-        lifespan=_lifespan,
-    )
-    if settings.auth not in ("none", "token"):
-        raise ValueError(f"auth must be 'none' or 'token', got {settings.auth!r}")
+    check_auth(settings)
+    ensure_default_workspace(services)
+    audit = audit_log(settings, services)
+    app = build_group("all", settings, services, audit, lifespan=_lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuditTrail, audit=audit)  # outermost: sees every answer
+    return app
+
+
+def build_group(
+    group: str, settings: Settings, services: Services, audit: AuditLog, **options: Any
+) -> FastAPI:
+    """The app of one route group of ``cumulo.server.routes`` (``"all"``: every route,
+    ``/health`` and the OpenAPI description and its pages, which only this one serves)."""
+    whole = group == "all"
+    if not whole:
+        options.update(openapi_url=None, docs_url=None, redoc_url=None)
+    app = _app(**options)
     app.state.settings = settings
     app.state.services = services
     app.state.auth = services.auth
-    _ensure_default_workspace(services)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.state.audit = AuditLog(
-        services.auth, settings.auth_failures_per_minute, settings.audit_retention_days
-    )
-    app.add_middleware(AuditTrail, audit=app.state.audit)  # outermost: sees every answer
+    app.state.audit = audit
     _install_error_handlers(app)
-
-    @app.get("/health", tags=["server"], dependencies=[Depends(access.public)])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    # Routers are added here, one module per resource.
-    from cumulo.server import routes
-
-    routes.include_all(app)
+    if whole:
+        _health(app)
+        routes.include_all(app)
+    else:
+        routes.include_group(app, group)
     access.enforce(app)  # a route that declares who may call it is served; others stop here
     return app
 
 
-def _ensure_default_workspace(services: Services) -> None:
-    """Every server has a ``default`` workspace from its first start."""
-    # Another worker may create it at the same moment: that is as good.
-    with contextlib.suppress(AlreadyExists, Conflict):
-        services.tracking.create_workspace(DEFAULT_WORKSPACE, exist_ok=True)
+def build_docs(groups: Sequence[FastAPI]) -> FastAPI:
+    """The OpenAPI description and its pages, for the routes of ``groups`` (the front's
+    groups, built) and ``/health``: the same description as ``create_app``'s app. (The
+    pages alone need no ``groups``: they load the description from ``/openapi.json``.)"""
+    app = _app()
+    _health(app)
+    for group in groups:
+        app.router.routes.extend(group.router.routes)
+    return app
+
+
+def _app(**options: Any) -> FastAPI:
+    return FastAPI(
+        title="Cumulo",
+        version="0.1.0",
+        description="A self-hosted machine learning workspace.",
+        default_response_class=JsonResponse,
+        **options,
+    )
+
+
+def _health(app: FastAPI) -> None:
+    @app.get("/health", tags=["server"], dependencies=[Depends(access.public)])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -103,11 +113,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # Unknown routes and methods answer JSON in the same shape, never an HTML page.
+        path = client_path(request.scope)
         if exc.status_code == 404:
-            code, message = "ENDPOINT_NOT_FOUND", f"No endpoint {request.url.path}."
+            code, message = "ENDPOINT_NOT_FOUND", f"No endpoint {path}."
         elif exc.status_code == 405:
             code = "ENDPOINT_NOT_FOUND"
-            message = f"{request.method} is not allowed on {request.url.path}."
+            message = f"{request.method} is not allowed on {path}."
         elif exc.status_code < 500:
             code, message = "INVALID_PARAMETER_VALUE", f"Invalid request: {exc.detail}"
         else:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import orjson
-from fastapi.responses import JSONResponse
+from starlette.responses import JSONResponse
 from starlette.types import Send
 
 from cumulo.core.entities import RunInfo, encode_float

@@ -22,7 +22,7 @@ from uvicorn.supervisors import Multiprocess
 from cumulo.core.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from cumulo.server.front import Front
 
 try:  # the faster parser when it is installed, else the pure-Python one
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -58,14 +58,16 @@ def set_nodelay(sock: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def app_for(settings: Settings) -> FastAPI:
-    """The app factory uvicorn calls in each worker process, with the server's settings."""
+def app_for(settings: Settings) -> Front:
+    """The app factory uvicorn calls in each worker process, with the server's settings:
+    the front (``cumulo.server.front``), which builds each group of routes on first use."""
     # Imported when called: a new worker imports this module to receive its configuration
     # and must answer uvicorn's first health check (5 s) before the app is built.
-    from cumulo.server.app import create_app
+    from cumulo.server.front import front_app
+    from cumulo.services.context import open_services
 
     _log_to_stderr()
-    return create_app(settings)
+    return front_app(settings, open_services(settings))
 
 
 def _log_to_stderr() -> None:

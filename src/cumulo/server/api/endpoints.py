@@ -228,12 +228,14 @@ def get_request_logs(
     return JsonResponse({"requests": api.get_request_logs(workspace, name, deployment, limit)})
 
 
-def include(app: FastAPI) -> None:
-    """Management routes and the scoring router at ``/endpoints``."""
+def include(app: FastAPI, scoring: bool = True) -> None:
+    """Management routes and (with ``scoring``) the scoring router at ``/endpoints``."""
     from cumulo.server.api import models
 
     app.include_router(models.router)
     app.include_router(router)
+    if not scoring:
+        return
     router_app = app.state.services.hosting.router
     # First in the routing table: a scoring request matches at once instead of after
     # every API and studio route (Starlette tries routes in order).

@@ -51,11 +51,15 @@ def _ajax_aliases(routers: list[APIRouter]) -> APIRouter:
     return aliases
 
 
-def include(app: FastAPI) -> None:
+def include(app: FastAPI, ajax_aliases: bool = True) -> None:
+    """MLflow's routes at the root and under ``/ws/{workspace}``; with ``ajax_aliases``,
+    again under ``/ajax-api/`` (without, a front that rewrites those paths serves them)."""
     app.state.mlflow_default_experiments = {}
-    routers = [m.router for m in (experiments, runs, logged_models, registry, artifacts)]
-    # The aliases come after every /api/ route, so that they cost those nothing in routing.
-    routers += [_fallback("/api/"), _ajax_aliases(routers), _fallback("/ajax-api/")]
+    served = [m.router for m in (experiments, runs, logged_models, registry, artifacts)]
+    routers = [*served, _fallback("/api/")]
+    if ajax_aliases:
+        # The aliases come after every /api/ route, so that they cost those nothing in routing.
+        routers += [_ajax_aliases(served), _fallback("/ajax-api/")]
     for prefix in ("", WORKSPACE_PREFIX):
         for router in routers:
             app.include_router(router, prefix=prefix)

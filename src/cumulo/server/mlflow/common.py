@@ -26,6 +26,7 @@ from cumulo.core.settings import DEFAULT_WORKSPACE
 from cumulo.core.validation import fits_int64
 from cumulo.server.access import Access, declares
 from cumulo.server.auth import require, token_auth
+from cumulo.server.front import client_path
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
@@ -100,10 +101,11 @@ def mlflow_error(exc: CumuloError) -> JsonResponse:
 
 
 def endpoint_not_found(request: Request) -> JsonResponse:
+    path = client_path(request.scope)  # an /ajax-api/ path the front rewrote is named as sent
     return JsonResponse(
         {
             "error_code": "ENDPOINT_NOT_FOUND",
-            "message": f"This server does not implement {request.method} {request.url.path}.",
+            "message": f"This server does not implement {request.method} {path}.",
         },
         status_code=404,
     )
