@@ -123,40 +123,45 @@ def test_a_token_of_one_workspace_cannot_open_anothers_notebooks(inproc: dict[st
     assert len(services.auth.list_tokens()) == tokens_before
 
 
-def test_a_notebook_server_left_by_a_killed_server_is_stopped_by_the_one_that_reuses_it(
+def test_notebook_servers_left_by_a_killed_server_are_stopped_with_the_next_one(
     inproc: dict[str, Any],
 ) -> None:
     services = inproc["services"]
     notebooks = services.notebooks
-    services.tracking.create_workspace("wsc", exist_ok=True)
-    # A process standing for a JupyterLab whose server was killed with SIGKILL: its
-    # record names it, and a server process that no longer runs as its owner.
-    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    # Processes standing for JupyterLabs whose server was killed with SIGKILL: their
+    # records name them, and a server process that no longer runs as their owner. This
+    # server reuses the one of wsc, and is never asked for the one of wsd.
+    left: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        gone = subprocess.Popen([sys.executable, "-c", "pass"])
-        gone.wait()
         notebooks._records.mkdir(parents=True, exist_ok=True)
-        record = {
-            "pid": left.pid,
-            "created": psutil.Process(left.pid).create_time(),
-            "host": "127.0.0.1",
-            "port": 9,
-            "jupyter_token": "t",
-            "started_at": 1,
-            "owner": gone.pid,
-            "owner_created": 1.0,
-        }
-        (notebooks._records / "wsc.json").write_text(json.dumps(record))
+        for name in ("wsc", "wsd"):
+            services.tracking.create_workspace(name, exist_ok=True)
+            left[name] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            record = {
+                "pid": left[name].pid,
+                "created": psutil.Process(left[name].pid).create_time(),
+                "host": "127.0.0.1",
+                "port": 9,
+                "jupyter_token": "t",
+                "started_at": 1,
+                "owner": gone.pid,
+                "owner_created": 1.0,
+            }
+            (notebooks._records / f"{name}.json").write_text(json.dumps(record))
         found = notebooks.open("wsc", "http://studio", with_token=False)
         assert found.status == "starting" and ":9/lab?token=t" in (found.url or "")
-        assert left.poll() is None  # reused, not started again
+        assert left["wsc"].poll() is None  # reused, not started again
         notebooks.stop_all()  # as the server's lifespan does when it stops
-        assert left.wait(15) is not None
-        assert notebooks.status("wsc").status == "stopped"
+        for name, process in left.items():
+            assert process.wait(15) is not None, name
+            assert notebooks.status(name).status == "stopped"
     finally:
-        notebooks.stop("wsc")
-        left.kill()
-        left.wait()
+        for name, process in left.items():
+            notebooks.stop(name)
+            process.kill()
+            process.wait()
 
 
 # ----------------------------------------------------------- a real JupyterLab

@@ -26,7 +26,7 @@ A workspace's notebook server, as the server starts it:
 - the server stops those it started when it stops, and any of them when asked;
   one left running by a server that was killed (its record names a server
   process that no longer runs) is taken over by the server that reuses it, and
-  stopped with that one.
+  stopped by the next server that stops.
 
 JupyterLab and its kernels run as the server's user, as jobs on the local
 target do: whoever may change a workspace may run code there either way.
@@ -341,24 +341,29 @@ class NotebookService:
         )
 
     # ------------------------------------------------------------ stopping
-    def stop(self, workspace: str) -> bool:
-        """Stop the workspace's notebook server; False when none ran."""
+    def stop(self, workspace: str, *, orphaned: bool = False) -> bool:
+        """Stop the workspace's notebook server; False when none ran. With ``orphaned``,
+        only one whose owning server process is gone."""
         validation.workspace_name(workspace)
         with self._locked(workspace):
             record = self._read(workspace)
             if record is None:
+                return False
+            if orphaned and _running(record.owner, record.owner_created):
                 return False
             ran = not record.ended and self._alive(record)
             self._end(workspace, record)
             return ran
 
     def stop_all(self) -> None:
-        """Stop every notebook server this process started (the server's lifespan)."""
+        """Stop every notebook server this process started or took over, and those left
+        by a server that is gone (the server's lifespan)."""
         with self._guard:
             started = {*self._children, *self._adopted}
-        for workspace in started:
+        others = {file.stem for file in self._records.glob("*.json")} - started
+        for workspace in sorted(started) + sorted(others):
             with contextlib.suppress(Exception):  # one that fails to stop stops no other
-                self.stop(workspace)
+                self.stop(workspace, orphaned=workspace in others)
 
     def _end(self, workspace: str, record: _Record, keep: bool = False) -> None:
         """Stop the process (its kernels too), revoke its token, forget (or mark) it."""
