@@ -127,8 +127,8 @@ def test_run_py_runs_every_benchmark_by_default() -> None:
     import run
 
     assert list(run.BENCHMARKS) == [
-        "store", "server", "tracking", "studio", "serving", "jobs", "failover", "datasets",
-        "sysmetrics", "sweeps", "envs",
+        "store", "server", "tracking", "startup", "studio", "serving", "jobs", "failover",
+        "datasets", "sysmetrics", "sweeps", "envs",
     ]  # fmt: skip
     args = run.parser().parse_args([])
     assert (args.submissions, args.targets, args.gap) == (20, "local,pool,ray", 1.0)
