@@ -140,6 +140,10 @@ CLOUD_ACCOUNT = (
     "Workspace.get(name) (embedded, or on $CUMULO_URL), Workspace.connect(url, name, token) "
     "or Workspace.from_config(): there is no cloud account here"
 )
+OPEN_A_WORKSPACE = (
+    " A workspace is opened with Workspace.get(name), Workspace.connect(url, name, token) "
+    "or Workspace.from_config()."
+)
 WORKSPACE_ARGS = {
     name: CLOUD_ACCOUNT
     for name in (
@@ -165,11 +169,12 @@ class BadArguments(InvalidInput, TypeError):
 
 
 def arguments(
-    owner: str, renamed: dict[str, str] | None = None
+    owner: str, renamed: dict[str, str] | None = None, hint: str = ""
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Turn a call's argument mismatch into a ``BadArguments`` naming what to use.
 
-    ``renamed`` maps v1 parameter names to what takes their place here. The check
+    ``renamed`` maps v1 parameter names to what takes their place here; ``hint``
+    ends the message of any other mismatch. The check
     runs only when the call raised a ``TypeError``, and only one from the
     signature (the body never ran) is replaced; any other is raised as it was.
     """
@@ -186,7 +191,7 @@ def arguments(
                 try:
                     signature.bind(*args, **kwargs)
                 except TypeError as mismatch:
-                    raise _bad(owner, signature, kwargs, table, mismatch) from None
+                    raise _bad(owner, signature, kwargs, table, mismatch, hint) from None
                 raise
 
         return checked
@@ -200,6 +205,7 @@ def _bad(
     given: dict[str, object],
     table: dict[str, str],
     mismatch: TypeError,
+    hint: str,
 ) -> BadArguments:
     takes = [p for p in signature.parameters if p not in ("self", "cls") and not p.startswith("_")]
     for name in given:
@@ -208,7 +214,7 @@ def _bad(
                 f"{owner}: {name}= is a parameter of the cloud service's SDK, not here: "
                 f"use {table[name]}."
             )
-    return BadArguments(f"{owner}: {mismatch}; it takes {', '.join(takes)}.")
+    return BadArguments(f"{owner}: {mismatch}; it takes {', '.join(takes)}.{hint}")
 
 
 class NotHere(InvalidInput, AttributeError):

@@ -62,7 +62,7 @@ class Workspace:
             run.log("accuracy", 0.97)
     """
 
-    @v1.arguments("Workspace", v1.WORKSPACE_ARGS)
+    @v1.arguments("Workspace", v1.WORKSPACE_ARGS, hint=v1.OPEN_A_WORKSPACE)
     def __init__(
         self,
         name: str,
@@ -72,6 +72,8 @@ class Workspace:
         url: str | None = None,
         token: str | None = None,
     ) -> None:
+        if isinstance(transport, str):  # Workspace(subscription_id, resource_group, name)
+            raise v1.BadArguments(f"Workspace({name!r}, {transport!r}, ...):{v1.OPEN_A_WORKSPACE}")
         self.name = name
         self.transport = transport  # the one seam: tracking, jobs, models, endpoints
         self._settings = settings
