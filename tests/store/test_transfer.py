@@ -309,6 +309,32 @@ def test_damaged_or_newer_exports_are_refused(source: tuple[Store, str, Path], r
     assert store.workspace_names() == before
 
 
+def test_an_export_of_an_older_store_revision_is_read(
+    source: tuple[Store, str, Path], root: Path
+) -> None:
+    _store, name, folder = source
+    older = root / "older"
+    shutil.copytree(folder, older)
+    # As revision 0013 wrote it: schedules without the columns 0014 added, and a column
+    # that a later revision dropped.
+    path = older / "tables" / "pipeline_schedules.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        assert row.pop("on_dataset") is None and row.pop("dataset_version") is None
+        row["retired"] = "x"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["store_revision"] = "0013"
+    manifest["tables"]["pipeline_schedules"]["sha256"] = transfer._sha256_file(path)
+    (older / "manifest.json").write_text(json.dumps(manifest))
+
+    target = Store(Settings.load(home=root / "home-older"))
+    done = transfer.import_workspace(target.db, target.artifacts, older)
+    assert done.rows["pipeline_schedules"] == len(rows) == 1
+    (schedule,) = Schedule.list(target.workspace(name))
+    assert schedule.name == "yearly" and schedule.info.enabled is False
+
+
 def test_failure_midway_leaves_the_target_untouched(
     source: tuple[Store, str, Path], root: Path
 ) -> None:
