@@ -4,7 +4,7 @@
     ├── InvalidInput (INVALID_PARAMETER_VALUE)      bad names, values, filters, paths
     │   ├── InvalidPath (INVALID_PATH)              artifact paths that escape
     │   ├── PayloadTooLarge (PAYLOAD_TOO_LARGE)     request bodies, snapshots
-    │   └── EnvironmentBuildError (ENVIRONMENT_BUILD_FAILED)  pip's own message
+    │   └── EnvironmentBuildError (ENVIRONMENT_BUILD_FAILED)  the installer's own message
     ├── NotFound (RESOURCE_DOES_NOT_EXIST)
     ├── AlreadyExists (RESOURCE_ALREADY_EXISTS)
     ├── Conflict (RESOURCE_CONFLICT)                immutable values, concurrent changes
@@ -53,7 +53,8 @@ class PayloadTooLarge(InvalidInput):
 
 
 class EnvironmentBuildError(InvalidInput):
-    """pip (or venv) failed; the message carries pip's own words."""
+    """Creating the venv or installing into it failed; the message carries the installer's
+    own words (uv, or pip)."""
 
     code = "ENVIRONMENT_BUILD_FAILED"
 

@@ -144,7 +144,7 @@ class Environment(metaclass=v1.RefusesV1Names):
         return self._info.build_status if self._info else None
 
     def build(self, workspace: WorkspaceRef, show_output: bool = True) -> Environment:
-        """Build the environment now (reused by every later run), showing pip's progress."""
+        """Build the environment now (reused by every later run), showing the build's progress."""
         self.register(workspace)
         jobs = workspace.transport.jobs
         assert self.version is not None
