@@ -47,10 +47,11 @@ def test_mlflow_model_on_ray_serve(ws, ray_target: str, mlflow_model_dir: Path) 
     )
     body = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
     assert ep.run(body) == {"predictions": [0]}
-    bad = httpx.post(
+    bad = httpx.post(  # MLflow's own answer: it may wait for MLflow's path to finish loading
         ep.scoring_uri,
         json={"instances": [[1.0]]},
         headers={"authorization": f"Bearer {ep.get_keys()[0]}"},
+        timeout=60,
     )
     assert bad.status_code == 400
     # Serve's own HTTP proxy answers only the router, which sends the replica's secret.
