@@ -38,6 +38,10 @@ def test_the_server_module_leaves_heavy_libraries_unloaded() -> None:
     assert not loaded & HEAVY_FOR_THE_SERVER
 
 
+# Loaded where a request or a worker first uses them, never at the server's start: numpy
+# (metric series, datasets), fsspec (a local artifact root), yaml (an MLmodel file),
+# croniter (a schedule's ticks), httpx (a notebook server's health), the SDK.
+LOADED_ON_USE = {"numpy", "fsspec", "yaml", "croniter", "httpx"}
 # Built on a group's first request, never at the server's start.
 ROUTE_GROUPS = (
     "cumulo.server.app",
@@ -55,6 +59,7 @@ def test_the_server_answers_health_without_the_web_framework(tmp_path: Path) -> 
     open_services(Settings.load(home=tmp_path, environ={}))  # migrated, as the CLI leaves it
     loaded = _imported_by(
         "import asyncio\n"
+        "import cumulo.cli.server\n"  # the command, as `cumulo server` loads it
         "from cumulo.core.settings import Settings\n"
         "from cumulo.server.serve import app_for\n"
         f"app = app_for(Settings.load(home={str(tmp_path)!r}, environ={{}}))\n"
@@ -66,9 +71,11 @@ def test_the_server_answers_health_without_the_web_framework(tmp_path: Path) -> 
         "asyncio.run(app(scope, receive, send))\n"
         "assert sent[0]['status'] == 200, sent\n"
     )
-    assert "cumulo.server.front" in loaded  # the check sees what was imported
+    assert {"cumulo.server.front", "cumulo.cli.server"} <= loaded  # the check sees imports
     assert not loaded & (HEAVY_FOR_THE_SERVER | {"fastapi", "pydantic", "jinja2"})
+    assert not loaded & LOADED_ON_USE
     assert not {m for m in loaded if m.startswith(ROUTE_GROUPS)}
+    assert not {m for m in loaded if m.startswith("cumulo.sdk")}
 
 
 def test_the_command_list_loads_no_command_module() -> None:

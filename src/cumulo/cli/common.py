@@ -6,14 +6,16 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
 
 from cumulo.core.errors import ConfigError, CumuloError
-from cumulo.sdk.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cumulo.sdk.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,6 +47,8 @@ def friendly_errors(fn: F) -> F:
 
 def open_workspace(name: str | None, home: str | None = None) -> Workspace:
     """The workspace a command works on: on $CUMULO_URL's server when set, unless --home."""
+    from cumulo.sdk.workspace import Workspace  # the SDK: not on `cumulo server`'s path
+
     name = name or os.environ.get("CUMULO_WORKSPACE")
     if name:
         return Workspace.get(name, home=home)

@@ -12,6 +12,9 @@ their distributions (numeric columns over shared equal-width bins, others over
 their values) and, for numeric columns, the Wasserstein distance of the binned
 distributions as a share of the range. A column drifted when its PSI is over
 the threshold (0.2 by default, the usual "significant shift").
+
+numpy and pandas are imported by the functions that use them: the services import
+this module when a server starts, long before a dataset is profiled.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from typing import IO, Any
-
-import numpy as np
 
 from cumulo.core.datasets import DELIMITED, PARQUET
 from cumulo.core.errors import ConfigError, InvalidInput
@@ -180,6 +181,8 @@ def profile(rows_of: Frames) -> tuple[list[dict[str, str]], dict[str, Any]]:
 def _histograms(
     rows_of: Frames, cols: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, list[float]]]:
+    import numpy as np
+
     edges = {
         name: np.linspace(
             col["min"],
@@ -207,6 +210,8 @@ def _histograms(
 
 
 def _floats(series: Any) -> Any:
+    import numpy as np
+
     pd = pandas()
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return values[np.isfinite(values)]
@@ -240,6 +245,8 @@ def compare(
     Each side is ``(rows, profile)``; the profiles give the columns, their
     types and ranges, so each side is read once.
     """
+    import numpy as np
+
     a_cols = base[1].get("column_profiles", {})
     b_cols = other[1].get("column_profiles", {})
     out: list[dict[str, Any]] = []
@@ -299,6 +306,8 @@ def compare(
 def _distributions(
     rows_of: Frames, numeric: dict[str, Any], categorical: list[str]
 ) -> dict[str, Any]:
+    import numpy as np
+
     out: dict[str, Any] = {name: np.zeros(DRIFT_BINS, dtype=float) for name in numeric}
     out.update({name: {} for name in categorical})
     if not numeric and not categorical:
@@ -320,6 +329,8 @@ def _distributions(
 
 def population_stability(expected: Any, actual: Any) -> float | None:
     """PSI of two histograms over the same bins: sum((q - p) * ln(q / p)) of the shares."""
+    import numpy as np
+
     p = np.asarray(expected, dtype=float)
     q = np.asarray(actual, dtype=float)
     if p.sum() == 0 or q.sum() == 0:
@@ -331,6 +342,8 @@ def population_stability(expected: Any, actual: Any) -> float | None:
 
 def binned_wasserstein(expected: Any, actual: Any) -> float | None:
     """The earth mover's distance of two histograms over equal bins, as a share of the range."""
+    import numpy as np
+
     p = np.asarray(expected, dtype=float)
     q = np.asarray(actual, dtype=float)
     if p.sum() == 0 or q.sum() == 0:

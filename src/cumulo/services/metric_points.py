@@ -16,14 +16,15 @@ point refuses the whole batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cumulo.core import system_metrics, validation
 from cumulo.core.entities import decode_float
 from cumulo.core.errors import InvalidInput
 from cumulo.core.points import Points
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLUMNS = ("key", "value", "step", "timestamp")
 Point = tuple[str, float, int, int]
@@ -114,6 +115,8 @@ def _floats(values: Sequence[Any]) -> np.ndarray | None:
         kinds = set(map(type, values))
     if not kinds <= _NUMBERS:  # bools, None, lists...
         return None
+    import numpy as np  # on the first metric columns: not at a server's start
+
     try:
         return np.asarray(values, dtype=np.float64)
     except OverflowError:  # an int beyond a float's range
@@ -123,6 +126,8 @@ def _floats(values: Sequence[Any]) -> np.ndarray | None:
 def _ints(column: Sequence[Any]) -> np.ndarray | None:
     if not set(map(type, column)) <= _INT:  # bools, None, floats...
         return None
+    import numpy as np  # on the first metric columns: not at a server's start
+
     try:
         return np.asarray(column, dtype=np.int64)
     except OverflowError:  # beyond 64 bits

@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from cumulo.core import validation
@@ -458,6 +457,8 @@ def _free_port(host: str) -> int:
 
 
 def _answers(record: _Record) -> bool:
+    import httpx  # only asking a notebook server: not at a server's start
+
     try:
         reply = httpx.get(
             f"{record.base}/api/status",

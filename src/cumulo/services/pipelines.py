@@ -29,7 +29,6 @@ from cumulo.core.pipelines import (
     ScheduleInfo,
     data_name,
 )
-from cumulo.core.schedules import first_tick, with_rule
 from cumulo.core.status import RunStatus
 from cumulo.services.jobs import JobService
 from cumulo.store.pipelines import PipelineStore
@@ -305,6 +304,8 @@ class PipelineService:
                 dataset_version=self._latest_version(workspace, on_dataset),
             )
         else:
+            from cumulo.core.schedules import with_rule  # croniter: when a rule is set
+
             info = with_rule(info, frequency, interval, start_time, cron, now)
         return self.store.create_schedule(info)
 
@@ -326,6 +327,8 @@ class PipelineService:
         if info.on_dataset is not None:  # versions registered while it was off do not fire
             latest = self._latest_version(workspace, info.on_dataset)
             return self.store.update_schedule(workspace, name, enabled=True, dataset_version=latest)
+        from cumulo.core.schedules import first_tick  # croniter: when a tick is computed
+
         nxt = first_tick(info, now_ms())
         return self.store.update_schedule(workspace, name, enabled=True, next_fire_at=nxt)
 

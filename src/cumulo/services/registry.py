@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from cumulo.core import validation
 from cumulo.core.entities import (
     MODEL_STAGES,
@@ -386,6 +384,8 @@ class RegistryService:
         """Flavors and signature of an MLflow model (an ``MLmodel`` file at the top)."""
         if not self.artifacts.exists(prefix, "MLmodel"):
             return {}, None
+        import yaml  # only a registered MLflow model's MLmodel file is YAML
+
         with self.artifacts.open(prefix, "MLmodel") as fh:
             try:
                 spec = yaml.safe_load(fh.read())

@@ -28,7 +28,6 @@ import logging
 from cumulo.core.entities import now_ms
 from cumulo.core.errors import CumuloError, NotFound
 from cumulo.core.pipelines import SCHEDULE_TAG, TICK_TAG
-from cumulo.core.schedules import latest_tick, next_tick
 from cumulo.services.pipelines import PipelineService
 
 log = logging.getLogger("cumulo.schedules")
@@ -54,6 +53,8 @@ class ScheduleFirer:
         for sid, tick in self._orphans(now_ms()):  # claims age by the clock, whatever ``now``
             fired += self._fire(sid, tick, retaken=True)
         for sid, info in self.store.due_schedules(now):
+            from cumulo.core.schedules import latest_tick, next_tick  # croniter: when one is due
+
             assert info.next_fire_at is not None
             latest = latest_tick(info, now)
             tick = max(latest or 0, info.next_fire_at)

@@ -23,9 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
-from fsspec.spec import AbstractBufferedFile
-
 from cumulo.core import validation
 from cumulo.core.entities import FileInfo
 from cumulo.core.errors import (
@@ -74,17 +71,29 @@ class ArtifactStore:
     ) -> None:
         self.root = root.rstrip("/")
         self.is_local = "://" not in root or root.startswith("file://")
+        self._fs: Any = None
         if self.is_local:
             self.root = str(Path(root.removeprefix("file://")).expanduser().resolve())
             Path(self.root).mkdir(parents=True, exist_ok=True)
-            self.fs: Any = fsspec.filesystem("file")
         else:
+            import fsspec  # a remote root's filesystem is made (its options checked) at once
+
             protocol = root.split("://", 1)[0]
             options: dict[str, Any] = dict(storage_options or {})
             if protocol == "s3" and s3_endpoint_url:
                 options["client_kwargs"] = {"endpoint_url": s3_endpoint_url}
-            self.fs = fsspec.filesystem(protocol, **options)
+            self._fs = fsspec.filesystem(protocol, **options)
             self.root = root.split("://", 1)[1].rstrip("/")
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem; a local root's is made on first use (importing fsspec
+        costs a server's start more than the rest of the artifact store)."""
+        if self._fs is None:
+            import fsspec
+
+            self._fs = fsspec.filesystem("file")
+        return self._fs
 
     # -------------------------------------------------------------- paths
     def _path(self, prefix: str, rel: str = "") -> str:
@@ -275,6 +284,8 @@ def _listing(fs: Any, base: str, path: str, recursive: bool) -> list[FileInfo]:
 
 def _abandon(out: Any) -> None:
     """Close a half-written file without committing it (an object store drops the upload)."""
+    from fsspec.spec import AbstractBufferedFile  # loaded already: ``out`` came from fsspec
+
     if isinstance(out, AbstractBufferedFile):
         with contextlib.suppress(Exception):
             out.discard()

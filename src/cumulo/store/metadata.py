@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -49,11 +49,15 @@ from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.points import Points
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
-from cumulo.store import metric_series
 from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
 from cumulo.store.run_query import apply_order, clause_sql
 from cumulo.store.scoped import chunks
+
+if TYPE_CHECKING:
+    # Imported where a series is written or read: it loads numpy, which a server's start
+    # does not need.
+    from cumulo.store import metric_series
 
 MAX_SEARCH_RESULTS = 50_000
 # A start of a run id that finds the run when it is unique (tables show 9 characters).
@@ -304,6 +308,8 @@ class MetadataStore(ExperimentStore):
             return ids
 
     def _purge_runs(self, conn: Connection, run_ids: list[str]) -> None:
+        from cumulo.store import metric_series  # numpy, on first use
+
         for chunk in chunks(run_ids):
             metric_series.delete_runs(conn, chunk)
             for tbl in (
@@ -408,6 +414,8 @@ class MetadataStore(ExperimentStore):
         run_id: str,
         points: Sequence[tuple[str, float, int, int]] | Points,
     ) -> None:
+        from cumulo.store import metric_series  # numpy, on first use
+
         latest = metric_series.append(conn, run_id, points, lock=not self.db.is_sqlite)
         conn.execute(
             self._latest_upsert,
@@ -531,6 +539,8 @@ class MetadataStore(ExperimentStore):
         end_step: int | None = None,
     ) -> metric_series.Series:
         """A series as arrays, in step order (see ``store/metric_series.py``)."""
+        from cumulo.store import metric_series  # numpy, on first use
+
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
             self._run_row(conn, ws_id, run_id)
@@ -541,6 +551,8 @@ class MetadataStore(ExperimentStore):
     ) -> tuple[int, float | None, float | None, float | None]:
         """A series' length, smallest and largest value (NaN left out) and last value
         (the one search and listings read; None where it is NaN): no series is loaded whole."""
+        from cumulo.store import metric_series  # numpy, on first use
+
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
             self._run_row(conn, ws_id, run_id)
@@ -570,6 +582,8 @@ class MetadataStore(ExperimentStore):
         ``"buckets"`` rows ``(x_first, x_last, min, max)``, one per equal-width
         bucket of ``axis``.
         """
+        from cumulo.store import metric_series  # numpy, on first use
+
         if axis == "step":  # only the chunks that overlap the range are read
             series = self.read_series(workspace, run_id, key, start, end)
         else:
