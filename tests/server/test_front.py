@@ -17,7 +17,8 @@ from fastapi.routing import iter_route_contexts
 from cumulo.core.settings import Settings
 from cumulo.server.access import MOUNTS, route_table
 from cumulo.server.app import build_group, create_app
-from cumulo.server.front import Front, front_app, route
+from cumulo.server.front import Front, route
+from cumulo.server.serve import front_app
 from cumulo.services.context import Services, open_services
 
 

@@ -43,7 +43,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Every route in one app, with the background workers in its lifespan: for
     in-process servers and tests, and the OpenAPI description of the whole API.
-    (``cumulo server`` serves ``front.front_app``, which builds each group of routes
+    (``cumulo server`` serves ``serve.front_app``, which builds each group of routes
     on first use.)"""
     services = services or open_services(settings)
     check_auth(settings)

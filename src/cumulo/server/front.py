@@ -267,22 +267,6 @@ async def _failed(scope: Scope, send: Send, exc: Exception) -> None:
         await send_error(send, 500, "INTERNAL_ERROR", message, [])
 
 
-def front_app(settings: Settings, services: Services) -> Front:
-    """The front over ``services``, its groups built by ``cumulo.server.app.build_group``."""
-    check_auth(settings)
-    ensure_default_workspace(services)
-    audit = audit_log(settings, services)
-
-    def build(name: str, parts: list[Any]) -> Any:
-        from cumulo.server.app import build_docs, build_group
-
-        if name in ("docs", "openapi"):  # the pages need no routes; the description does
-            return build_docs(parts)
-        return build_group(name, settings, services, audit)
-
-    return Front(settings, services, audit, build)
-
-
 def check_auth(settings: Settings) -> None:
     if settings.auth not in ("none", "token"):
         raise ValueError(f"auth must be 'none' or 'token', got {settings.auth!r}")

@@ -23,6 +23,7 @@ from cumulo.core.settings import Settings
 
 if TYPE_CHECKING:
     from cumulo.server.front import Front
+    from cumulo.services.context import Services
 
 try:  # the faster parser when it is installed, else the pure-Python one
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -63,11 +64,29 @@ def app_for(settings: Settings) -> Front:
     the front (``cumulo.server.front``), which builds each group of routes on first use."""
     # Imported when called: a new worker imports this module to receive its configuration
     # and must answer uvicorn's first health check (5 s) before the app is built.
-    from cumulo.server.front import front_app
     from cumulo.services.context import open_services
 
     _log_to_stderr()
     return front_app(settings, open_services(settings))
+
+
+def front_app(settings: Settings, services: Services) -> Front:
+    """The front over ``services``, its groups built by ``cumulo.server.app.build_group``
+    (imported at the first build: the front itself needs no web framework)."""
+    from cumulo.server.front import Front, audit_log, check_auth, ensure_default_workspace
+
+    check_auth(settings)
+    ensure_default_workspace(services)
+    audit = audit_log(settings, services)
+
+    def build(name: str, parts: list[Any]) -> Any:
+        from cumulo.server.app import build_docs, build_group
+
+        if name in ("docs", "openapi"):  # the pages need no routes; the description does
+            return build_docs(parts)
+        return build_group(name, settings, services, audit)
+
+    return Front(settings, services, audit, build)
 
 
 def _log_to_stderr() -> None:
