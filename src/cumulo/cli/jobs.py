@@ -413,7 +413,7 @@ def env_build(
     name: str | None = typer.Option(None, "--name", help="Default: the file's folder name."),
     workspace: str | None = WorkspaceOption,
 ) -> None:
-    """Register and build an environment now, showing pip's progress.
+    """Register and build an environment now, showing the build's progress.
 
     Example: cumulo env build requirements.txt --name sk
     """
