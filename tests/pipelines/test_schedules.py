@@ -123,7 +123,7 @@ def test_a_schedule_fires_once_per_tick_across_processes_and_restarts(tmp_path: 
         last = start + 9 * MINUTE
         assert three.pipelines.store.claim_firing(_schedule_id(three, ws), last, "gone")
         tags = {SCHEDULE_TAG: "every-minute", TICK_TAG: str(last)}
-        orphan = three.pipelines.fire_published(
+        orphan = three.pipelines.submit_published(
             ws.name, pipeline_id, "scheduled", {"x": 7}, tags=tags
         )
         time.sleep(0.6)

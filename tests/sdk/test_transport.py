@@ -39,14 +39,16 @@ SUB_CLIENTS = [
     (transport.PipelineClient, HttpPipelines, PipelineService),
 ]
 # What only the server passes: the role of the token that submitted a job (it caps the
-# job's own), the run the studio already found for a chart. A sweep's trials are
-# submitted by the server's sweep driver, as children of the sweep.
+# job's own), the run the studio already found for a chart, the dataset versions a
+# schedule's firing pins. A sweep's trials are submitted by the server's sweep driver,
+# as children of the sweep.
 SERVER_ONLY = {
     ("submit_job", "submitter_role"),
     ("submit_job", "parent_id"),
     ("submit_sweep", "submitter_role"),
     ("submit_pipeline", "submitter_role"),
     ("submit_published", "submitter_role"),
+    ("submit_published", "dataset_versions"),
     ("get_metric_chart", "run"),
 }
 

@@ -210,32 +210,11 @@ class PipelineService:
         tags: dict[str, str] | None = None,
         user: str = "",
         submitter_role: str | None = None,
-    ) -> RunInfo:
-        """Run a published pipeline (by id, or by name for its endpoint's default version)."""
-        return self.fire_published(
-            workspace,
-            pipeline_id,
-            experiment_name,
-            parameters,
-            tags=tags,
-            user=user,
-            submitter_role=submitter_role,
-        )
-
-    def fire_published(
-        self,
-        workspace: str,
-        pipeline_id: str,
-        experiment_name: str,
-        parameters: dict[str, Any] | None = None,
-        *,
-        tags: dict[str, str] | None = None,
-        user: str = "",
-        submitter_role: str | None = None,
         dataset_versions: dict[str, int] | None = None,
     ) -> RunInfo:
-        """``submit_published`` for a schedule: ``dataset_versions`` makes the steps that
-        read those datasets read those versions (the one a new version fired for)."""
+        """Run a published pipeline (by id, or by name for its endpoint's default version).
+        ``dataset_versions`` (a schedule's firing) makes the steps that read those datasets
+        read those versions (the one a new version fired for)."""
         published = self._resolve(workspace, pipeline_id)
         exp = self.tracking.get_or_create_experiment(workspace, experiment_name)
         spec = published.spec

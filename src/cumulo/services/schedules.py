@@ -110,7 +110,7 @@ class ScheduleFirer:
                 if found:
                     self.store.fired(sid, tick, found[0].id)
                     return 0
-            run = self.service.fire_published(
+            run = self.service.submit_published(
                 info.workspace,
                 info.pipeline_id,
                 info.experiment_name,
