@@ -1,6 +1,6 @@
 """Run MLflow's own tracking-server tests against ``cumulo server`` and against MLflow.
 
-    python benchmarks/mlflow_suite/run.py /path/to/mlflow-checkout [--side both] [-k EXPR]
+    python benchmarks/mlflow_suite/run.py CHECKOUT [--side both] [--in-scope] [-k EXPR]
 
 The checkout is MLflow's source tree (only its ``tests/`` folder is read). The tests are
 copied into a work folder, away from the checkout's ``mlflow/`` package, so that they drive
@@ -102,7 +102,9 @@ def prepare(checkout: Path, work: Path) -> None:
     )
 
 
-def run_side(side: str, work: Path, out: Path, keyword: str | None, files: list[str]) -> Path:
+def run_side(
+    side: str, work: Path, out: Path, keyword: str | None, files: list[str], in_scope: bool
+) -> Path:
     report = out / f"{side}.xml"
     command = [
         sys.executable,
@@ -122,7 +124,10 @@ def run_side(side: str, work: Path, out: Path, keyword: str | None, files: list[
     paths = [str(work)]
     if side == "cumulo":
         command[3:3] = ["-p", "cumulo_plugin"]
-        paths += [str(HERE), str(REPO / "src")]
+        paths += [str(REPO / "src")]
+    if in_scope:
+        command[3:3] = ["-p", "in_scope_plugin"]
+    paths.append(str(HERE))
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     print(f"== {side}: {' '.join(command[1:])}", flush=True)
     with open(out / f"{side}.log", "wb") as log:
@@ -210,6 +215,9 @@ def main() -> None:
     parser.add_argument("-k", dest="keyword", help="pytest -k expression (a subset)")
     parser.add_argument("--file", action="append", help="only this test file (repeatable)")
     parser.add_argument(
+        "--in-scope", action="store_true", help=f"only the in-scope tests ({IN_SCOPE})"
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "cumulo-mlflow-suite"
     )
     args = parser.parse_args()
@@ -222,7 +230,11 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     sides = ["mlflow", "cumulo"] if args.side == "both" else [args.side]
     found = {
-        side: outcomes(run_side(side, args.work, out, args.keyword, args.file or list(TEST_FILES)))
+        side: outcomes(
+            run_side(
+                side, args.work, out, args.keyword, args.file or list(TEST_FILES), args.in_scope
+            )
+        )
         for side in sides
     }
     summary = summarise(found)

@@ -70,6 +70,15 @@ async def client(front: Front) -> AsyncIterator[httpx.AsyncClient]:
         ("/openapi.json", "openapi", None),
         ("/docs", "docs", None),
         ("/redoc", "docs", None),
+        # A run of slashes is one, as MLflow's server reads it.
+        (
+            "/ws/team//model-versions/get-artifact",
+            "mlflow",
+            "/ws/team/model-versions/get-artifact",
+        ),
+        ("//ajax-api/2.0/mlflow/runs/get", "mlflow", "/api/2.0/mlflow/runs/get"),
+        ("/ws//team", "studio", "/ws/team"),
+        ("/nothing//here", None, None),
         ("/nothing/here", None, None),
         ("/endpointsx", None, None),
     ],
@@ -169,6 +178,26 @@ async def test_ajax_api_paths_answer_as_the_api_paths(
     routes = [e.route for e in front.state.auth.audit_log(None, limit=20)]
     assert "/ajax-api/2.0/mlflow/experiments/create" in routes
     assert front.built() == {"mlflow"}
+
+
+@pytest.mark.anyio
+async def test_a_doubled_slash_reaches_the_route_as_one(client: httpx.AsyncClient) -> None:
+    """A client that joins a tracking URI with a path may send ``//``: MLflow's server
+    merges the slashes, and so does the front (the path checks still apply)."""
+    refused = await client.get(
+        "/ws/default//model-versions/get-artifact",
+        params={"name": "model", "version": "1", "path": "../path"},
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path"}
+    made = await client.post(
+        "/ws/default//api/2.0/mlflow//experiments/create", json={"name": "slashes"}
+    )
+    assert made.status_code == 200
+    got = await client.get(
+        "/api/2.0/mlflow/experiments/get", params={"experiment_id": made.json()["experiment_id"]}
+    )
+    assert got.json()["experiment"]["name"] == "slashes"
 
 
 @pytest.mark.slow  # builds every group: seconds on a busy machine

@@ -25,6 +25,8 @@ path                                                            served by
 anything else                                                   404 from the front
 ==============================================================  ============
 
+A run of slashes in a path counts as one (the path is rewritten), as in MLflow's server.
+
 ``/health`` answering 200 means "ready to serve": the factory opened the store and
 checked its migrations before the socket was bound, and the lifespan started the
 background workers before the first request was taken. The ``openapi`` group
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -67,6 +70,7 @@ _MLFLOW_PATHS = frozenset(
 _STUDIO = frozenset({"/", "/login", "/logout"})
 _STUDIO_PREFIXES = ("/studio-data/", "/studio-static/")
 _HEALTH = orjson.dumps({"status": "ok"})
+_SLASHES = re.compile(r"//+")
 
 # The groups of routes; "openapi" (their description) is made of their routes.
 GROUPS = ("mlflow", "native", "studio")
@@ -79,6 +83,12 @@ def route(path: str) -> tuple[str | None, str | None]:
     ``"native"``, ``"studio"``, ``"openapi"``, ``"docs"``, ``"scoring"``, ``"health"`` or
     None (no such route); the path is the one the group serves it at, where the front
     rewrites it."""
+    if "//" in path:
+        # Runs of slashes are one, as MLflow's server merges them (a client that joins
+        # a tracking URI ending in "/" with "/model-versions/..." sends two).
+        merged = _SLASHES.sub("/", path)
+        group, rewritten = route(merged)
+        return group, None if group is None else rewritten or merged
     if path == "/health":
         return "health", None
     workspace, rest = "", path
