@@ -231,6 +231,8 @@ def render(
         ("history, 10,000 points", cl("history", "median_s"), h.duration, False),
         (f"search {n} runs, filter on metric and param, order, 100 results",
          cl("search", "median_s"), h.duration, False),
+        ("the same search: the client's own part (a null server replaying the answer)",
+         cl("search", "client_only", "median_s"), h.duration, False),
         ("raw HTTP `runs/create` (median)", cl("raw", "create", "median_s"), h.duration, False),
         ("raw HTTP `runs/get` (median)", cl("raw", "get", "median_s"), h.duration, False),
         ("raw HTTP `runs/search`, 100 runs (median)", cl("raw", "search", "median_s"),

@@ -33,12 +33,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from mlflow.entities import Metric, Param
+from null_server import NullServer, client_search, interleaved, record_search
 
 import mlflow
 from mlflow import MlflowClient
 
 API = "/api/2.0/mlflow"
-SEARCH_FILTER = "metrics.acc > 0.5 AND params.model = 'rf'"
 
 
 class Rest:
@@ -114,20 +114,22 @@ def main() -> None:
     samples, history = repeat(lambda: client.get_metric_history(run_id, "loss"), args.repeat)
     result["history"] = {"points": len(history), **summary(samples)}
 
-    def search() -> list[Any]:
-        return list(
-            client.search_runs(
-                [exp_id], SEARCH_FILTER, order_by=["metrics.acc DESC"], max_results=100
-            )
-        )
-
-    samples, found = repeat(search, args.repeat)
+    # The search, and the client's own part of it: the same call against a null server
+    # that replays this server's answer (its bytes, compressed as they came), interleaved.
+    headers, answer = record_search(args.url, exp_id)
+    with NullServer(headers, answer) as null:
+        search, null_search = client_search(args.url, exp_id), client_search(null.url, exp_id)
+        found = search()
+        seconds = interleaved({"server": search, "null": null_search}, args.repeat)
     # 108 of 300 runs match: the answer is a full page of 100.
     expected = [i for i in range(args.runs) if i % 4 != 3 and ((i * 37) % 100) / 100 > 0.5]
     result["search"] = {
-        "returned": len(found),
-        "agrees": len(found) == min(100, len(expected)),
-        **summary(samples),
+        "returned": found,
+        "agrees": found == min(100, len(expected)),
+        **summary(seconds["server"]),
+        "client_only": summary(seconds["null"]),
+        "answer_bytes": len(answer),
+        "answer_encoding": headers.get("Content-Encoding", "identity"),
     }
 
     log(f"{args.url}: raw REST calls")

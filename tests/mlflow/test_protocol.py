@@ -216,3 +216,47 @@ def test_a_retried_log_metric_is_stored_once(tracking_uri: str, client, name: st
     assert httpx.post(f"{tracking_uri}{API}/runs/log-metric", json=again).status_code == 200
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.timestamp, m.value) for m in history] == [(3, 1700, 0.5), (3, 1700, 0.25)]
+
+
+def test_a_runs_empty_parts_stay_off_the_wire(tracking_uri: str, client, name: str) -> None:
+    """Empty lists and empty inputs/outputs are left out of a run, as protobuf JSON leaves
+    empty repeated fields out; the client builds the same runs as from the full shape."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Run
+    from mlflow.protos.service_pb2 import SearchRuns
+    from mlflow.utils.proto_json_utils import parse_dict
+
+    exp_id = client.create_experiment(name)
+    plain = client.create_run(exp_id, run_name="plain").info.run_id
+    client.log_param(plain, "lr", "0.1")
+    fed = client.create_run(exp_id, run_name="fed").info.run_id
+    dataset = Dataset("toy", "d1", "local", '{"uri": "toy.csv"}')
+    client.log_inputs(fed, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
+
+    answer = httpx.post(
+        f"{tracking_uri}{API}/runs/search",
+        json={"experiment_ids": [exp_id], "order_by": ["attributes.run_name DESC"]},
+    ).json()
+    wire = {r["info"]["run_name"]: r for r in answer["runs"]}
+    assert set(wire["plain"]) == {"info", "data"}
+    assert set(wire["plain"]["data"]) == {"params", "tags"}  # no metrics logged
+    assert set(wire["fed"]) == {"info", "data", "inputs"}
+    assert [d["dataset"]["name"] for d in wire["fed"]["inputs"]["dataset_inputs"]] == ["toy"]
+
+    full = {
+        "runs": [
+            {
+                **r,
+                "data": {"metrics": [], "params": [], **r["data"]},
+                "inputs": {"dataset_inputs": [], "model_inputs": [], **r.get("inputs", {})},
+                "outputs": {"model_outputs": []},
+            }
+            for r in answer["runs"]
+        ]
+    }
+    parsed = SearchRuns.Response()
+    parse_dict(js_dict=full, message=parsed)
+    from_full = [Run.from_proto(r).to_dictionary() for r in parsed.runs]
+    searched = client.search_runs([exp_id], order_by=["attributes.run_name DESC"])
+    assert [r.to_dictionary() for r in searched] == from_full
+    assert searched[0].inputs.dataset_inputs == [] and searched[0].outputs.model_outputs == []
+    assert [d.dataset.digest for d in searched[1].inputs.dataset_inputs] == ["d1"]
