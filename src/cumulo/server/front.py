@@ -25,7 +25,8 @@ path                                                            served by
 anything else                                                   404 from the front
 ==============================================================  ============
 
-A run of slashes in a path counts as one (the path is rewritten), as in MLflow's server.
+A run of slashes where a client joined its tracking URI with a route's path
+(``/ws/<name>//model-versions/…``) counts as one, as in MLflow's server.
 
 ``/health`` answering 200 means "ready to serve": the factory opened the store and
 checked its migrations before the socket was bound, and the lifespan started the
@@ -41,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -70,7 +70,6 @@ _MLFLOW_PATHS = frozenset(
 _STUDIO = frozenset({"/", "/login", "/logout"})
 _STUDIO_PREFIXES = ("/studio-data/", "/studio-static/")
 _HEALTH = orjson.dumps({"status": "ok"})
-_SLASHES = re.compile(r"//+")
 
 # The groups of routes; "openapi" (their description) is made of their routes.
 GROUPS = ("mlflow", "native", "studio")
@@ -83,12 +82,10 @@ def route(path: str) -> tuple[str | None, str | None]:
     ``"native"``, ``"studio"``, ``"openapi"``, ``"docs"``, ``"scoring"``, ``"health"`` or
     None (no such route); the path is the one the group serves it at, where the front
     rewrites it."""
-    if "//" in path:
-        # Runs of slashes are one, as MLflow's server merges them (a client that joins
-        # a tracking URI ending in "/" with "/model-versions/..." sends two).
-        merged = _SLASHES.sub("/", path)
-        group, rewritten = route(merged)
-        return group, None if group is None else rewritten or merged
+    joined = _joined(path)
+    if joined is not None:
+        group, rewritten = route(joined)
+        return group, None if group is None else rewritten or joined
     if path == "/health":
         return "health", None
     workspace, rest = "", path
@@ -116,6 +113,21 @@ def route(path: str) -> tuple[str | None, str | None]:
     if path in _DOCS:
         return "docs", None
     return None, None
+
+
+def _joined(path: str) -> str | None:
+    """``path`` without the run of slashes where a client joined its tracking URI (the
+    server's root or ``/ws/<name>``, perhaps ending in ``/``) with a route's path, as
+    MLflow's server reads it; None when there is none. Slashes further on are the
+    route's (an artifact path ``//etc/x`` stays absolute, and refused)."""
+    cut = 0
+    if path.startswith("/ws/"):
+        cut = path.find("/", 4)
+        if cut == -1:
+            return None
+    if not path.startswith("//", cut):
+        return None
+    return path[:cut] + "/" + path[cut:].lstrip("/")
 
 
 def client_path(scope: Scope) -> str:
