@@ -11,6 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -664,7 +665,10 @@ class MetadataStore(ExperimentStore):
         self, conn: Connection, rows: Sequence[Row[Any]], with_history: bool
     ) -> list[RunInfo]:
         """The runs of ``rows`` with their params, tags, properties, latest metrics, names
-        (and status history): one query for every 500 runs."""
+        (and status history): one query for every 500 runs.
+
+        Rows are read by position: a row's attribute access by name costs SQLAlchemy
+        about 0.7 µs, 15 of them a run, against 0.05 µs for the tuple."""
         if not rows:
             return []
         params: dict[str, dict[str, str]] = {}
@@ -676,9 +680,10 @@ class MetadataStore(ExperimentStore):
         ws_names: dict[int, str] = {}
         families = {_PARAM: params, _TAG: tags, _PROPERTY: props}
         query = _DETAILS_WITH_HISTORY if with_history else _DETAILS
-        exp_ids = list({r.experiment_id for r in rows})
-        ws_ids = list({r.workspace_id for r in rows})
-        for chunk in chunks([r.id for r in rows]):
+        runs = list(map(itemgetter(*map(rows[0]._fields.index, _RUN_FIELDS)), rows))
+        exp_ids = list({r[2] for r in runs})
+        ws_ids = list({r[1] for r in runs})
+        for chunk in chunks([r[0] for r in runs]):
             found = conn.execute(query, {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids})
             for kind, run_id, key, text, number, flag, step, stamp in found:
                 if kind in families:
@@ -695,30 +700,68 @@ class MetadataStore(ExperimentStore):
                     ws_names[step] = text
         return [
             RunInfo(
-                id=r.id,
-                workspace=ws_names[r.workspace_id],
-                experiment_id=r.experiment_id,
-                experiment_name=exp_names.get(r.experiment_id, ""),
-                number=r.number,
-                display_name=r.display_name,
-                status=r.status,
-                created_at=r.created_at,
-                started_at=r.started_at,
-                ended_at=r.ended_at,
-                user=r.user,
-                parent_id=r.parent_id,
-                kind=r.kind,
-                deleted=r.deleted,
-                compute_target=r.compute_target,
-                error=json.loads(r.error) if r.error else None,
-                params=params.get(r.id, {}),
-                tags=tags.get(r.id, {}),
-                properties=props.get(r.id, {}),
-                metrics=metrics.get(r.id, {}),
-                status_history=[StatusChange(s, at) for at, _, s in sorted(history.get(r.id, []))],
+                id=run_id,
+                workspace=ws_names[ws_id],
+                experiment_id=exp_id,
+                experiment_name=exp_names.get(exp_id, ""),
+                number=number,
+                display_name=display_name,
+                status=status,
+                created_at=created_at,
+                started_at=started_at,
+                ended_at=ended_at,
+                user=user,
+                parent_id=parent_id,
+                kind=run_kind,
+                deleted=deleted,
+                compute_target=compute_target,
+                error=json.loads(error) if error else None,
+                params=params.get(run_id, {}),
+                tags=tags.get(run_id, {}),
+                properties=props.get(run_id, {}),
+                metrics=metrics.get(run_id, {}),
+                status_history=[
+                    StatusChange(s, at) for at, _, s in sorted(history.get(run_id, []))
+                ],
             )
-            for r in rows
+            for (
+                run_id,
+                ws_id,
+                exp_id,
+                number,
+                display_name,
+                status,
+                created_at,
+                started_at,
+                ended_at,
+                user,
+                parent_id,
+                run_kind,
+                deleted,
+                compute_target,
+                error,
+            ) in runs
         ]
+
+
+# The columns of a run row that ``_run_infos`` reads, in the order it unpacks them.
+_RUN_FIELDS = (
+    "id",
+    "workspace_id",
+    "experiment_id",
+    "number",
+    "display_name",
+    "status",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "user",
+    "parent_id",
+    "kind",
+    "deleted",
+    "compute_target",
+    "error",
+)
 
 
 # One query for everything a run listing shows beside the run rows themselves: rows of
