@@ -122,6 +122,34 @@ def test_logged_models_without_a_name_or_files(client: MlflowClient, name: str) 
     assert client.get_model_version(name, "2").status == "READY"
 
 
+def test_logged_models_searched_by_the_datasets_of_their_metrics(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    exp_id = client.create_experiment(name)
+    scored, other, _plain = (client.create_logged_model(exp_id) for _ in range(3))
+    run_id = client.create_run(exp_id).info.run_id
+    for model, digest in ((scored, "123"), (other, "456")):
+        client.log_metric(
+            run_id, "acc", 0.5, dataset_name="eval", dataset_digest=digest, model_id=model.model_id
+        )
+
+    def names(datasets: list[dict[str, str]]) -> set[str]:
+        found = client.search_logged_models(experiment_ids=[exp_id], datasets=datasets)
+        return {m.name for m in found}
+
+    assert names([{"dataset_name": "eval", "dataset_digest": "123"}]) == {scored.name}
+    assert names([{"dataset_name": "eval"}]) == {scored.name, other.name}
+    assert names([{"dataset_name": "train"}]) == set()
+    assert len(names([])) == 3
+    answer = _post(
+        tracking_uri,
+        "logged-models/search",
+        {"experiment_ids": [exp_id], "datasets": [{"dataset_digest": "123"}]},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "`dataset_name` in the `datasets` clause must be specified."
+
+
 def test_older_file_routes_and_ui_aliases(
     tracking_uri: str, client: MlflowClient, name: str, tmp_path
 ) -> None:
@@ -272,3 +300,110 @@ def test_versions_by_reference_and_their_order(
     bad = _post(tracking_uri, "experiments/create", {"name": name + "x", "artifact_location": 9.0})
     assert bad.status_code == 400
     assert "Invalid value 9.0 for parameter 'artifact_location'" in bad.json()["message"]
+
+
+def test_the_web_ui_samples_the_histories_of_runs_it_compares(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    exp_id = client.create_experiment(name)
+    short, long = (client.create_run(exp_id).info.run_id for _ in range(2))
+    for run_id, steps in ((short, 10), (long, 20)):
+        for step in range(steps):
+            client.log_metric(run_id, "loss", 1.0, timestamp=1, step=step)
+    client.log_metric(short, "loss", 2.0, timestamp=2, step=4)  # two values at step 4
+    url = f"{tracking_uri}/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+
+    def steps(**params: object) -> list[tuple[str, int, float]]:
+        answer = httpx.get(url, params={"metric_key": "loss", **params})
+        assert answer.status_code == 200, answer.text
+        return [(m["run_id"], m["step"], m["value"]) for m in answer.json()["metrics"]]
+
+    # Steps chosen evenly from those either run logged, the same for both, plus each
+    # run's first and last; every value at a chosen step.
+    assert steps(run_ids=[short], max_results=5) == [
+        (short, 0, 1.0),
+        (short, 2, 1.0),
+        (short, 4, 1.0),
+        (short, 4, 2.0),
+        (short, 6, 1.0),
+        (short, 8, 1.0),
+        (short, 9, 1.0),
+    ]
+    both = steps(run_ids=[short, long], max_results=5)
+    assert [s for r, s, _ in both if r == short] == [0, 4, 4, 8, 9]
+    assert [s for r, s, _ in both if r == long] == [0, 4, 8, 9, 12, 16, 19]
+    assert [s for _, s, _ in steps(run_ids=[long], start_step=3, end_step=6)] == [3, 4, 5, 6]
+
+    refusals = [
+        ({"metric_key": "loss"}, "Missing value for required parameter 'run_ids'."),
+        (
+            {"run_ids": [f"r{i}" for i in range(101)], "metric_key": "loss"},
+            "must specify at most 100 run_ids. Received 101 run_ids.",
+        ),
+        ({"run_ids": [short], "max_results": 5}, "required parameter 'metric_key'"),
+        ({"run_ids": [short], "metric_key": "loss", "max_results": 0}, "between 1 and 2500"),
+        (
+            {"run_ids": [short], "metric_key": "loss", "start_step": 2, "end_step": 1},
+            "end_step must be greater than start_step. Found start_step=2 and end_step=1.",
+        ),
+        (
+            {"run_ids": [short], "metric_key": "loss", "end_step": 1},
+            "If either start step or end step are specified, both must be specified.",
+        ),
+    ]
+    for params, wording in refusals:
+        answer = httpx.get(url, params=params)
+        assert answer.status_code == 400
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert wording in answer.json()["message"]
+    assert httpx.get(url, params={"run_ids": ["nope"], "metric_key": "loss"}).status_code == 404
+
+
+def test_the_web_ui_lists_the_datasets_of_experiments(
+    tracking_uri: str, client: MlflowClient, name: str
+) -> None:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    def read(run_id: str, dataset: str, context: str | None) -> None:
+        tags = [] if context is None else [InputTag("mlflow.data.context", context)]
+        entry = DatasetInput(Dataset(dataset, "d-" + dataset, "local", "/x"), tags)
+        client.log_inputs(run_id, [entry])
+
+    first, second = client.create_experiment(name), client.create_experiment(name + "-2")
+    for exp_id in (first, second):
+        run_id = client.create_run(exp_id).info.run_id
+        read(run_id, "train", "training")
+        read(run_id, "raw", None)
+    read(client.create_run(first).info.run_id, "train", "training")  # the same, again
+    url = f"{tracking_uri}/ajax-api/2.0/mlflow/experiments/search-datasets"
+    answer = httpx.post(url, json={"experiment_ids": [first]})
+    assert answer.status_code == 200
+    assert sorted(answer.json()["dataset_summaries"], key=lambda d: d["name"]) == [
+        {"experiment_id": first, "name": "raw", "digest": "d-raw"},
+        {"experiment_id": first, "name": "train", "digest": "d-train", "context": "training"},
+    ]
+    both = httpx.post(url, json={"experiment_ids": [first, second]}).json()
+    assert {d["experiment_id"] for d in both["dataset_summaries"]} == {first, second}
+    for body, wording in (
+        ({}, "SearchDatasets request must specify at least one experiment_id."),
+        ({"experiment_ids": [str(i) for i in range(21)]}, "cannot specify more than 20"),
+    ):
+        refused = httpx.post(url, json=body)
+        assert refused.status_code == 400 and wording in refused.json()["message"]
+
+
+def test_a_versions_description_is_no_change_of_its_registered_model(
+    client: MlflowClient, name: str
+) -> None:
+    import time
+
+    client.create_registered_model(name)
+    client.create_model_version(name, "runs:/elsewhere/model", "run_id_1")
+    before = client.get_registered_model(name).last_updated_timestamp
+    time.sleep(0.01)  # a later millisecond for any change
+    client.update_model_version(name, "1", description="better")
+    assert client.get_model_version(name, "1").description == "better"
+    assert client.get_registered_model(name).last_updated_timestamp == before
+    with pytest.warns(FutureWarning):  # stages are deprecated in MLflow's client
+        client.transition_model_version_stage(name, "1", "Staging")
+    assert client.get_registered_model(name).last_updated_timestamp > before

@@ -47,6 +47,7 @@ MAX_REGISTRY_TAG_VALUE = 100_000
 MAX_MODELS_PAGE = 1000
 MAX_VERSIONS_PAGE = 200_000
 MAX_LOGGED_MODELS_PAGE = 1000
+MAX_DATASET_SUMMARIES = 1000  # datasets a summary of experiments lists at most
 
 _ALIAS_RE = re.compile(r"^[\w\-]+$")
 _VERSION_ALIAS_RE = re.compile(r"^[vV]\d+$")
@@ -692,11 +693,16 @@ class RegistryService:
         order_by: Sequence[OrderBy] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        datasets: Sequence[tuple[str, str | None]] = (),
     ) -> tuple[list[LoggedModelInfo], str | None]:
+        """``datasets``: (name, digest or None) pairs; when given, only models with a
+        metric logged against one of them."""
         if not 0 < max_results <= MAX_LOGGED_MODELS_PAGE:
             raise InvalidInput(f"max_results must be between 1 and {MAX_LOGGED_MODELS_PAGE}.")
+        if not all(name for name, _ in datasets):
+            raise InvalidInput("`dataset_name` in the `datasets` clause must be specified.")
         return self.logged.search_logged_models(
-            workspace, experiment_ids, clauses, order_by, max_results, page_token
+            workspace, experiment_ids, clauses, order_by, max_results, page_token, datasets
         )
 
     def upload_logged_model_file(
@@ -746,6 +752,15 @@ class RegistryService:
 
     def log_outputs(self, workspace: str, run_id: str, models: Sequence[tuple[str, int]]) -> None:
         self.logged.link_models(workspace, run_id, models, "output")
+
+    def dataset_summaries(
+        self, workspace: str, experiment_ids: Sequence[int]
+    ) -> list[tuple[int, str, str, str | None]]:
+        """``(experiment_id, name, digest, context or None)`` of each dataset the runs of
+        those experiments read (at most ``MAX_DATASET_SUMMARIES``)."""
+        if not experiment_ids:
+            raise InvalidInput("SearchDatasets request must specify at least one experiment_id.")
+        return self.logged.dataset_summaries(workspace, experiment_ids, MAX_DATASET_SUMMARIES)
 
     def lineage(self, workspace: str, run_ids: Sequence[str]) -> dict[str, RunLineage]:
         return self.logged.lineage(workspace, run_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from cumulo.store.metadata import MetadataStore
 
 RECORD_KINDS = ("list", "row", "table", "image")
 MAX_RUN_KEYS = 2000  # keys of each kind listed for an experiment (column pickers)
+MAX_INTERVAL_POINTS = 25_000  # values of one run a sampled history answers at most
 
 
 def run_prefix(workspace: str, run_id: str) -> str:
@@ -288,6 +290,42 @@ class TrackingService:
             limit=limit,
         )
 
+    def get_metric_history_interval(
+        self,
+        workspace: str,
+        run_ids: Sequence[str],
+        key: str,
+        max_results: int,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[tuple[str, int, int, float]]:
+        """``(run_id, step, timestamp, value)`` of one metric of several runs at no more than
+        about ``max_results`` steps, the same steps for every run: chosen evenly from the
+        steps any of the runs logged in ``[start_step, end_step]`` (from 0 to the last
+        step when neither is given), plus each run's first and last step in that range.
+        Every value at a chosen step is kept (up to ``MAX_INTERVAL_POINTS`` a run),
+        ordered by run as given, then step, time and value. This is how MLflow's web UI
+        samples the series of the runs it compares (``get-history-bulk-interval``)."""
+        if (start_step is None) != (end_step is None):
+            raise InvalidInput(
+                "If either start step or end step are specified, both must be specified."
+            )
+        histories = {
+            run_id: self.store.metric_history(workspace, run_id, key) for run_id in run_ids
+        }
+        steps = sample_steps(
+            [h["step"] for h in histories.values()], max(1, max_results), start_step, end_step
+        )
+        out: list[tuple[str, int, int, float]] = []
+        for run_id, h in histories.items():
+            points = sorted(
+                (s, t, v)
+                for s, t, v in zip(h["step"], h["timestamp"], h["value"], strict=True)
+                if s in steps
+            )
+            out += [(run_id, s, t, v) for s, t, v in points[:MAX_INTERVAL_POINTS]]
+        return out
+
     def get_metric_chart(
         self,
         workspace: str,
@@ -417,3 +455,22 @@ def _record(item: dict[str, Any] | MetricRecord, now: int) -> MetricRecord:
     if r.kind not in RECORD_KINDS:
         raise InvalidInput(f"Record kind must be one of {', '.join(RECORD_KINDS)}, got {r.kind!r}.")
     return MetricRecord(r.name, r.kind, r.value, r.timestamp or now, r.description or "")
+
+
+def sample_steps(
+    runs: Sequence[Sequence[int]], max_results: int, start: int | None, end: int | None
+) -> set[int]:
+    """The steps a sampled history of several runs keeps (see
+    ``TrackingService.get_metric_history_interval``)."""
+    every = sorted({step for steps in runs for step in steps})
+    if start is None or end is None:
+        start, end = 0, every[-1] if every else 0
+    ends = {bound for steps in runs if steps for bound in (min(steps), max(steps))}
+    kept = {step for step in ends if start <= step <= end}
+    first, stop = bisect.bisect_left(every, start), bisect.bisect_right(every, end)
+    if stop - first <= max_results:
+        return kept | set(every[first:stop])
+    interval = (stop - first) / max_results
+    kept.update(every[first + int(i * interval)] for i in range(max_results))
+    kept.add(every[stop - 1])
+    return kept

@@ -18,12 +18,15 @@ from sqlalchemy import (
     Row,
     String,
     Text,
+    and_,
     bindparam,
     cast,
     insert,
     literal_column,
     null,
+    or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -37,6 +40,7 @@ from cumulo.store import schema_registry as r
 from cumulo.store.registry import RegistryScope, chunks, condition, kv_condition, ordered, set_kv
 
 rm, mv, lm = r.registered_models, r.model_versions, r.logged_models
+DATASET_CONTEXT = "mlflow.data.context"  # the input tag naming what a run read a dataset for
 
 LOGGED_COLUMNS = {
     "id": lm.c.id,
@@ -194,7 +198,10 @@ class LoggedModelStore(RegistryScope):
         order_by: Sequence[OrderBy] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        datasets: Sequence[tuple[str, str | None]] = (),
     ) -> tuple[list[LoggedModelInfo], str | None]:
+        """Models of ``workspace`` that match; with ``datasets`` (name, digest or None for
+        any), only those with a metric logged against one of those datasets."""
         offset = decode_token(page_token)
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
@@ -206,6 +213,18 @@ class LoggedModelStore(RegistryScope):
                     q = q.where(kv_condition(c, lm.c.id, r.logged_model_params, "model_id"))
                 else:
                     q = q.where(condition(c, LOGGED_COLUMNS, lm.c.id, r.logged_model_tags, "model"))
+            if datasets:
+                mm = r.logged_model_metrics
+                on_any = or_(
+                    *(
+                        and_(
+                            mm.c.dataset_name == name,
+                            true() if digest is None else mm.c.dataset_digest == digest,
+                        )
+                        for name, digest in datasets
+                    )
+                )
+                q = q.where(lm.c.id.in_(select(mm.c.model_id).where(on_any)))
             q = ordered(q, order_by, LOGGED_COLUMNS, [lm.c.created_at.desc(), lm.c.id])
             rows = conn.execute(q.offset(offset).limit(max_results + 1)).all()
             models = self._logged(conn, workspace, rows[:max_results])
@@ -313,6 +332,31 @@ class LoggedModelStore(RegistryScope):
                         index_elements=[tbl.c.run_id, tbl.c.name, tbl.c.digest], set_=values
                     )
                 )
+
+    def dataset_summaries(
+        self, workspace: str, experiment_ids: Sequence[int], limit: int
+    ) -> list[tuple[int, str, str, str | None]]:
+        """``(experiment_id, name, digest, context or None)`` of the datasets the runs of
+        those experiments read, each once, at most ``limit``."""
+        ri = r.run_dataset_inputs
+        out: dict[tuple[int, str, str, str | None], None] = {}
+        with self.db.transaction(write=False) as conn:
+            ws_id = self._workspace_id(conn, workspace)
+            found = conn.execute(
+                select(t.runs.c.experiment_id, ri.c.name, ri.c.digest, ri.c.tags)
+                .join(t.runs, t.runs.c.id == ri.c.run_id)
+                .where(
+                    t.runs.c.workspace_id == ws_id,
+                    t.runs.c.experiment_id.in_(list(experiment_ids)),
+                )
+                .order_by(ri.c.id)
+            )
+            for exp_id, name, digest, tags in found:
+                context = json.loads(tags).get(DATASET_CONTEXT)
+                out[(exp_id, name, digest, context)] = None
+                if len(out) >= limit:
+                    break
+        return list(out)
 
     def lineage(self, workspace: str, run_ids: Sequence[str]) -> dict[str, RunLineage]:
         """Datasets and logged models linked to each run (runs of other workspaces are ignored)."""

@@ -393,7 +393,8 @@ class RegistryStore(RegistryScope):
                         .values(stage="Archived", updated_at=now)
                     )
             conn.execute(update(mv).where(mv.c.id == row.id).values(**values))
-            self._touch(conn, model.id, now)
+            if stage is not None:  # a new description is the version's change only (MLflow)
+                self._touch(conn, model.id, now)
             return self._versions(conn, workspace, [self._joined_version(conn, model, version)])[0]
 
     def delete_version(self, workspace: str, name: str, version: int) -> str | None:

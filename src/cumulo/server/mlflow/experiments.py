@@ -16,6 +16,7 @@ from cumulo.server.mlflow.common import (
     MlflowRoute,
     Msg,
     Readable,
+    Registry,
     Tracking,
     Writable,
     max_results,
@@ -28,6 +29,7 @@ from cumulo.server.mlflow.filters import (
 from cumulo.server.responses import JsonResponse
 
 P = "/api/2.0/mlflow/experiments"
+MAX_DATASET_EXPERIMENTS = 20
 MAX_EXPERIMENTS_PAGE = 50_000
 VIEWS = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
 
@@ -143,3 +145,31 @@ def delete_tag(request: Request, workspace: Writable, msg: Msg, tracking: Tracki
     exp_id = _id(request, tracking, workspace, msg)
     tracking.set_experiment_tag(workspace, exp_id, msg.need("key"), None)
     return JsonResponse({})
+
+
+@router.post(P + "/search-datasets")
+def search_datasets(
+    request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
+) -> JsonResponse:
+    """The datasets the runs of some experiments read (MLflow's web UI lists them)."""
+    ids = msg.repeated("experiment_ids")
+    if not ids:
+        raise InvalidInput("SearchDatasets request must specify at least one experiment_id.")
+    if len(ids) > MAX_DATASET_EXPERIMENTS:
+        raise InvalidInput(
+            f"SearchDatasets request cannot specify more than {MAX_DATASET_EXPERIMENTS} "
+            f"experiment_ids. Received {len(ids)} experiment_ids."
+        )
+    exp_ids = [convert.experiment_id_in(request, tracking, workspace, i) for i in ids]
+    default_id = convert.default_experiment_id(request, tracking, workspace)
+    summaries = []
+    for exp_id, name, digest, context in registry.dataset_summaries(workspace, exp_ids):
+        item = {
+            "experiment_id": convert.experiment_id_out(exp_id, default_id),
+            "name": name,
+            "digest": digest,
+        }
+        if context is not None:
+            item["context"] = context
+        summaries.append(item)
+    return JsonResponse({"dataset_summaries": summaries})

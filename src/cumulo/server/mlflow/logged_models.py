@@ -76,6 +76,10 @@ def search(
         if c.entity == "attribute" and c.key == "status" and isinstance(c.value, str):
             status = convert.LOGGED_STATUS_IN.get(c.value.upper(), c.value)
             clauses[i] = type(c)(c.entity, c.key, c.op, status)
+    datasets = []
+    for item in msg.objects("datasets"):
+        d = Message(item)
+        datasets.append((d.text("dataset_name") or "", d.text("dataset_digest")))
     models, token = registry.search_logged_models(
         workspace,
         exp_ids or None,
@@ -83,6 +87,7 @@ def search(
         orders,
         max_results(msg, 100, MAX_LOGGED_MODELS_PAGE),
         msg.text("page_token"),
+        datasets,
     )
     body: dict[str, Any] = {"models": [_render(request, tracking, workspace, m) for m in models]}
     if token:

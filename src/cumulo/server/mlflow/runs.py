@@ -442,3 +442,40 @@ def get_history_bulk(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonR
             for t, s, v in points
         ]
     return JsonResponse({"metrics": out[:limit]})
+
+
+MAX_INTERVAL_RESULTS = 2500
+
+
+@router.get(P + "/metrics/get-history-bulk-interval")
+def get_history_bulk_interval(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
+    """One metric of several runs, sampled to about ``max_results`` steps (MLflow's web UI
+    draws the charts of the runs it compares with it); checked in MLflow's order and words."""
+    run_ids = [str(r) for r in msg.repeated("run_ids")]
+    if not run_ids:
+        raise InvalidInput("Missing value for required parameter 'run_ids'.")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidInput(
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} "
+            f"run_ids. Received {len(run_ids)} run_ids."
+        )
+    key = msg.need("metric_key")
+    start, end = msg.integer("start_step"), msg.integer("end_step")
+    limit = msg.integer("max_results", MAX_INTERVAL_RESULTS)
+    assert limit is not None
+    if not 1 <= limit <= MAX_INTERVAL_RESULTS:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_INTERVAL_RESULTS}.")
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(
+            "end_step must be greater than start_step. "
+            f"Found start_step={start} and end_step={end}."
+        )
+    points = tracking.get_metric_history_interval(workspace, run_ids, key, limit, start, end)
+    return JsonResponse(
+        {
+            "metrics": [
+                {"key": key, "value": wire_float(v), "timestamp": t, "step": s, "run_id": run_id}
+                for run_id, s, t, v in points
+            ]
+        }
+    )
