@@ -28,7 +28,11 @@ def _imported_by(code: str) -> set[str]:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     names = json.loads(out.strip().splitlines()[-1])
-    return {n if n.startswith("cumulo") else n.split(".")[0] for n in names}
+    return {n if n.startswith(KEPT_WHOLE) else n.split(".")[0] for n in names}
+
+
+# Modules named in full by ``_imported_by`` (others by their top-level package).
+KEPT_WHOLE = ("cumulo", "sqlalchemy.dialects")
 
 
 @pytest.mark.slow  # a fresh interpreter imports the web framework: seconds on a busy machine
@@ -40,8 +44,20 @@ def test_the_server_module_leaves_heavy_libraries_unloaded() -> None:
 
 # Loaded where a request or a worker first uses them, never at the server's start: numpy
 # (metric series, datasets), fsspec (a local artifact root), yaml (an MLmodel file),
-# croniter (a schedule's ticks), httpx (a notebook server's health), the SDK.
-LOADED_ON_USE = {"numpy", "fsspec", "yaml", "croniter", "httpx"}
+# croniter (a schedule's ticks), httpx (a notebook server's health), psutil (a job's
+# system metrics, the GPUs), pathspec (a code snapshot's ignore rules), PostgreSQL's
+# dialect (a SQLite store), the SDK.
+LOADED_ON_USE = {
+    "numpy", "fsspec", "yaml", "croniter", "httpx", "psutil", "pathspec",
+    "sqlalchemy.dialects.postgresql",
+}  # fmt: skip
+# The services no request to /health needs: built, with their workers, after the start.
+SERVICES_AFTER_THE_START = (
+    "cumulo.services.jobs", "cumulo.services.scheduler", "cumulo.services.supervisor",
+    "cumulo.services.sweeps", "cumulo.services.pipelines", "cumulo.services.pipeline_driver",
+    "cumulo.services.notebooks", "cumulo.services.datasets", "cumulo.services.deployments",
+    "cumulo.services.registry", "cumulo.compute", "cumulo.serving",
+)  # fmt: skip
 # Built on a group's first request, never at the server's start.
 ROUTE_GROUPS = (
     "cumulo.server.app",
@@ -74,6 +90,8 @@ def test_the_server_answers_health_without_the_web_framework(tmp_path: Path) -> 
     assert {"cumulo.server.front", "cumulo.cli.server"} <= loaded  # the check sees imports
     assert not loaded & (HEAVY_FOR_THE_SERVER | {"fastapi", "pydantic", "jinja2"})
     assert not loaded & LOADED_ON_USE
+    assert "sqlalchemy.dialects.sqlite" in loaded  # the store was opened
+    assert not {m for m in loaded if m.startswith(SERVICES_AFTER_THE_START)}
     assert not {m for m in loaded if m.startswith(ROUTE_GROUPS)}
     assert not {m for m in loaded if m.startswith("cumulo.sdk")}
 

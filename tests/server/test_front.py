@@ -8,6 +8,7 @@ import asyncio
 import re
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from cumulo.server.access import MOUNTS, route_table
 from cumulo.server.app import build_group, create_app
 from cumulo.server.front import Front, route
 from cumulo.server.serve import front_app
-from cumulo.services.context import Services, open_services
+from cumulo.services.context import Services, close_all, open_keys, open_services
 
 
 @pytest.fixture
@@ -131,6 +132,33 @@ def test_every_route_of_the_whole_app_is_in_the_group_its_path_leads_to(
     # web UI's one route that exists under /ajax-api/ only).
     ajax = {path for path, _ in served["mlflow"] if "/ajax-api/" in path}
     assert {path.split("/ajax-api/")[1] for path in ajax} == {"2.0/mlflow/upload-artifact"}
+
+
+def test_a_server_started_on_an_old_database_migrates_it_first(tmp_path: Path) -> None:
+    """The start reads the database's revision without alembic; one behind the newest
+    migration is upgraded before anything is served."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from cumulo.server.serve import app_for
+    from cumulo.store.db import MIGRATIONS, current_revision, migration_head
+
+    settings = Settings.load(home=tmp_path, environ={})
+    engine = create_engine(settings.database_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")  # an old store, before run numbers
+    try:
+        front = app_for(settings)  # what each worker of `cumulo server` opens
+        with engine.connect() as conn:
+            assert current_revision(conn) == migration_head() != "0006"
+        assert front.state.services.tracking.get_workspace("default").name == "default"
+    finally:
+        close_all(keep=open_keys() - {settings.key})
+        engine.dispose()
 
 
 @pytest.mark.anyio
@@ -273,6 +301,36 @@ async def test_a_group_that_fails_to_build_answers_500_and_is_tried_again(
     assert tries == ["native", "native"]
 
 
+async def _health(front: Front) -> httpx.Response:
+    transport = httpx.ASGITransport(app=front)
+    async with httpx.AsyncClient(transport=transport, base_url="http://front") as c:
+        return await c.get("/health")
+
+
+@pytest.mark.anyio
+async def test_health_answers_503_when_the_background_workers_did_not_start(
+    front: Front, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_options: Any) -> None:
+        raise RuntimeError("no scheduler today")
+
+    monkeypatch.setattr(front.state.services.scheduler, "start", broken)
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    lifespan = asyncio.ensure_future(front({"type": "lifespan"}, inbox.get, send))
+    await inbox.put({"type": "lifespan.startup"})
+    assert await asyncio.to_thread(front.workers_started.wait, 30)
+    answer = await _health(front)
+    assert answer.status_code == 503 and "no scheduler today" in answer.json()["message"]
+    await inbox.put({"type": "lifespan.shutdown"})
+    await lifespan
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
 @pytest.mark.anyio
 async def test_the_front_runs_the_background_workers_in_its_lifespan(front: Front) -> None:
     scheduler = front.state.services.scheduler
@@ -286,7 +344,10 @@ async def test_the_front_runs_the_background_workers_in_its_lifespan(front: Fron
     await inbox.put({"type": "lifespan.startup"})
     while not sent:
         await asyncio.sleep(0.01)
-    assert sent == ["lifespan.startup.complete"] and scheduler.running
+    assert sent == ["lifespan.startup.complete"]  # without waiting for the workers
+    assert await asyncio.to_thread(front.workers_started.wait, 30)
+    assert front.workers_failed is None and scheduler.running
+    assert (await _health(front)).status_code == 200
     await inbox.put({"type": "lifespan.shutdown"})
     await lifespan
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from cumulo.cli.common import (
     HomeOption,
@@ -187,6 +186,8 @@ def token_list(
     if as_json:
         print_json([t.to_dict() for t in found])
         return
+    from rich.table import Table
+
     table = Table("id", "workspace", "role", "created", "expires", "revoked", "description")
     for t in found:
         table.add_row(
@@ -247,6 +248,8 @@ def audit_list(
     if as_json:
         print_json([e.to_dict() for e in found])
         return
+    from rich.table import Table
+
     table = Table("when", "workspace", "token", "client", "request", "status")
     for e in found:
         table.add_row(

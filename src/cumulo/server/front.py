@@ -28,9 +28,13 @@ anything else                                                   404 from the fro
 A run of slashes where a client joined its tracking URI with a route's path
 (``/ws/<name>//model-versions/…``) counts as one, as in MLflow's server.
 
-``/health`` answering 200 means "ready to serve": the factory opened the store and
-checked its migrations before the socket was bound, and the lifespan started the
-background workers before the first request was taken. The ``openapi`` group
+``/health`` answering 200 means "ready to serve": the factory opened the store,
+checked its migrations and built the tracking and auth services before the socket
+was bound. The background workers (job scheduler, endpoint supervisor, sweep and
+pipeline drivers), which no request waits for, are started by the lifespan in a
+thread of their own, so the first requests are answered meanwhile (one that needs a
+worker's service waits for it to be built); if they cannot start, the error is
+logged and ``/health`` answers 503 from then on. The ``openapi`` group
 describes the routes of every group (building those first), so ``/openapi.json`` is
 the same description as ``create_app``'s; the ``docs`` group only shows it. Writes
 and refusals are audited and bodies limited here, in front of every group, as in
@@ -42,10 +46,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,7 +60,9 @@ from cumulo.core.settings import DEFAULT_WORKSPACE, Settings
 from cumulo.server.audit import AuditLog, AuditTrail
 from cumulo.server.limits import BodySizeLimit
 from cumulo.server.responses import send_error
-from cumulo.services.context import Services
+
+if TYPE_CHECKING:
+    from cumulo.services.context import Services
 
 log = logging.getLogger("cumulo.server")
 
@@ -147,6 +154,9 @@ class Front:
         self._build = build
         self._built: dict[str, ASGIApp] = {}
         self._building: dict[str, asyncio.Future[ASGIApp]] = {}
+        # Set once the lifespan's background workers have started (or failed to).
+        self.workers_started = threading.Event()
+        self.workers_failed: Exception | None = None
         limited = BodySizeLimit(self._dispatch, max_bytes=settings.max_request_bytes)
         self._app = AuditTrail(limited, audit=audit)  # outermost: sees every answer
 
@@ -218,24 +228,38 @@ class Front:
             message = f"{scope['method']} is not allowed on /health."
             await send_error(send, 405, "ENDPOINT_NOT_FOUND", message, [(b"allow", b"GET")])
             return
+        if self.workers_failed is not None:
+            message = f"The server's background workers did not start: {self.workers_failed}"
+            await send_error(send, 503, "TEMPORARILY_UNAVAILABLE", message, [])
+            return
         headers = [(b"content-type", b"application/json"), (b"content-length", b"15")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": _HEALTH})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """The background workers, run as ``create_app``'s lifespan runs them."""
-        state = self.state
-        with contextlib.ExitStack() as stack:
-            await receive()  # lifespan.startup
-            try:
-                stack.enter_context(background_workers(state.settings, state.services, state.audit))
-            except Exception as exc:
-                log.exception("the server's background workers did not start")
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                return
-            await send({"type": "lifespan.startup.complete"})
-            await receive()  # lifespan.shutdown
+        """The background workers, run as ``create_app``'s lifespan runs them, but started
+        in a thread: the server answers while they start."""
+        workers = contextlib.ExitStack()
+        await receive()  # lifespan.startup
+        starting = threading.Thread(
+            target=self._start_workers, args=(workers,), name="cumulo-start-workers", daemon=True
+        )
+        starting.start()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await asyncio.to_thread(starting.join)
+        workers.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _start_workers(self, workers: contextlib.ExitStack) -> None:
+        state = self.state
+        try:
+            workers.enter_context(background_workers(state.settings, state.services, state.audit))
+        except Exception as exc:
+            log.exception("the server's background workers did not start")
+            self.workers_failed = exc
+        finally:
+            self.workers_started.set()
 
 
 @contextlib.contextmanager

@@ -126,6 +126,17 @@ class Database:
             return False
         return [row[0] for row in current] == [migration_head()]
 
+    def upsert_insert(self) -> Any:
+        """The backend's own ``insert`` (it has ``on_conflict_do_…``): only the dialect in
+        use is imported (PostgreSQL's is large)."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+
     @property
     def safe_url(self) -> str:
         """The URL without its password, for messages."""

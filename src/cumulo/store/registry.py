@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cumulo.core.entities import (
     ModelVersionInfo,
@@ -57,7 +56,7 @@ class RegistryScope:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._workspace_id = WorkspaceIds()
-        self._insert = (sqlite if db.is_sqlite else postgresql).insert
+        self._insert = db.upsert_insert()
 
     def _logged_row(
         self, conn: Connection, ws_id: int, model_id: str, allow_deleted: bool = False

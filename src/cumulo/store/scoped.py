@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cumulo.core.errors import InvalidState, NotFound
 from cumulo.store import schema as t
@@ -45,8 +44,7 @@ class ScopedStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._workspace_id = WorkspaceIds()
-        dialect = postgresql if not db.is_sqlite else sqlite
-        self._insert = dialect.insert
+        self._insert = db.upsert_insert()
         self._latest_upsert = self._build_latest_upsert()
         # Built once: the run lookup runs on every write, and building a select costs.
         self._run_lookup = select(t.runs).where(
