@@ -148,17 +148,23 @@ def client_search(url: str, experiment_id: str) -> Callable[[], int]:
     return search
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    """The seconds of each call in ``repeat`` rounds, one call of each a round."""
+def interleaved(
+    calls: dict[str, Callable[[], Any]], repeat: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """The wall seconds and the CPU seconds of this process for each call, in ``repeat``
+    rounds of one call of each. The CPU of the client moves less with the machine's
+    load than its wall time does (against a null server, the call is all client)."""
     for call in calls.values():
         call()  # warm: connection, imports
-    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeat):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+    return wall, cpu
 
 
 def main() -> None:
@@ -183,8 +189,11 @@ def main() -> None:
             calls[f"{url} (the server)"] = client_search(url, experiment_id)
             calls[f"{url} (null server, its answer)"] = client_search(nulls[-1].url, experiment_id)
         load = os.getloadavg()[0]
-        for name, seconds in interleaved(calls, args.repeat).items():
-            print(f"{statistics.median(seconds) * 1000:7.2f} ms  {name}")
+        wall, cpu = interleaved(calls, args.repeat)
+        print("   wall  client CPU (medians)")
+        for name in calls:
+            ms = [statistics.median(x[name]) * 1000 for x in (wall, cpu)]
+            print(f"{ms[0]:7.2f} {ms[1]:7.2f} ms  {name}")
         for url, (size, encoding) in sizes.items():
             print(f"answer of {url}: {size:,} bytes ({encoding})")
         after = os.getloadavg()[0]

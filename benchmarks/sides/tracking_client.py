@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import statistics
 import threading
 import time
 import urllib.parse
@@ -120,7 +121,7 @@ def main() -> None:
     with NullServer(headers, answer) as null:
         search, null_search = client_search(args.url, exp_id), client_search(null.url, exp_id)
         found = search()
-        seconds = interleaved({"server": search, "null": null_search}, args.repeat)
+        seconds, cpu = interleaved({"server": search, "null": null_search}, args.repeat)
     # 108 of 300 runs match: the answer is a full page of 100.
     expected = [i for i in range(args.runs) if i % 4 != 3 and ((i * 37) % 100) / 100 > 0.5]
     result["search"] = {
@@ -128,6 +129,7 @@ def main() -> None:
         "agrees": found == min(100, len(expected)),
         **summary(seconds["server"]),
         "client_only": summary(seconds["null"]),
+        "client_cpu": {name: statistics.median(s) for name, s in cpu.items()},
         "answer_bytes": len(answer),
         "answer_encoding": headers.get("Content-Encoding", "identity"),
     }
