@@ -407,3 +407,16 @@ def test_a_versions_description_is_no_change_of_its_registered_model(
     with pytest.warns(FutureWarning):  # stages are deprecated in MLflow's client
         client.transition_model_version_stage(name, "1", "Staging")
     assert client.get_registered_model(name).last_updated_timestamp > before
+
+
+def test_a_deleted_versions_number_is_not_given_again(client: MlflowClient, name: str) -> None:
+    client.create_registered_model(name)
+    for _ in range(3):
+        client.create_model_version(name, "runs:/elsewhere/model", "run_id_1")
+    client.delete_model_version(name, "3")
+    assert client.create_model_version(name, "runs:/elsewhere/b", "run_id_2").version == "4"
+    client.delete_model_version(name, "4")
+    client.delete_model_version(name, "1")
+    assert client.create_model_version(name, "runs:/elsewhere/c", "run_id_2").version == "5"
+    found = client.search_model_versions(f"name = '{name}'")
+    assert sorted(int(v.version) for v in found) == [2, 5]

@@ -269,12 +269,12 @@ class RegistryStore(RegistryScope):
                     model = self._model_row(conn, ws_id, name)
                     if logged_model_id is not None:  # lineage may name a deleted one
                         self._logged_row(conn, ws_id, logged_model_id, allow_deleted=True)
-                    version = (
-                        conn.execute(
-                            select(func.max(mv.c.version)).where(mv.c.model_id == model.id)
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    # A deleted version's number is not given again (as in MLflow): a
+                    # reference to it must never name another model.
+                    highest = conn.execute(
+                        select(func.max(mv.c.version)).where(mv.c.model_id == model.id)
+                    ).scalar()
+                    version = max(highest or 0, model.last_version or 0) + 1
                     prefix = prefix_for(version) if prefix_for is not None else None
                     if prefix is not None:
                         held = conn.execute(
@@ -307,7 +307,11 @@ class RegistryStore(RegistryScope):
                                 for k, v in tags.items()
                             ],
                         )
-                    self._touch(conn, model.id, now)
+                    conn.execute(
+                        update(rm)
+                        .where(rm.c.id == model.id)
+                        .values(updated_at=now, last_version=version)
+                    )
                     return self._versions(
                         conn, workspace, [self._joined_version(conn, model, version)]
                     )[0]

@@ -34,6 +34,8 @@ registered_models = Table(
     Column("user", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # The highest version number given out, deleted versions included: never given again.
+    Column("last_version", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("workspace_id", "name"),
 )
 
