@@ -103,29 +103,26 @@ class MetadataStore(ExperimentStore):
                     number = self._take_run_number(conn, experiment_id, now)
                     started = now if status == RunStatus.RUNNING else None
                     conn.execute(
-                        insert(t.runs).values(
-                            id=run_id,
-                            workspace_id=ws_id,
-                            experiment_id=experiment_id,
-                            number=number,
-                            display_name=name,
-                            status=status.value,
-                            created_at=now,
-                            started_at=started,
-                            user=user,
-                            parent_id=parent_id,
-                            kind=kind,
-                            compute_target=compute_target,
-                        )
+                        _ADD_RUN,
+                        {
+                            "id": run_id,
+                            "workspace_id": ws_id,
+                            "experiment_id": experiment_id,
+                            "number": number,
+                            "display_name": name,
+                            "status": status.value,
+                            "created_at": now,
+                            "started_at": started,
+                            "user": user,
+                            "parent_id": parent_id,
+                            "kind": kind,
+                            "compute_target": compute_target,
+                        },
                     )
-                    conn.execute(
-                        insert(t.run_status_history).values(
-                            run_id=run_id, status=status.value, at=now
-                        )
-                    )
+                    conn.execute(_ADD_STATUS, {"run_id": run_id, "status": status.value, "at": now})
                     if tags:
                         conn.execute(
-                            insert(t.tags),
+                            _ADD_TAG,
                             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                         )
                     return RunInfo(
@@ -157,14 +154,8 @@ class MetadataStore(ExperimentStore):
         concurrent creators in one experiment queue there instead of clashing
         (SQLite's BEGIN IMMEDIATE already queues every writer).
         """
-        exp = t.experiments
         return int(
-            conn.execute(
-                update(exp)
-                .where(exp.c.id == experiment_id)
-                .values(last_run_number=exp.c.last_run_number + 1, last_activity=now)
-                .returning(exp.c.last_run_number)
-            ).scalar_one()
+            conn.execute(_NEXT_RUN_NUMBER, {"exp_id": experiment_id, "now": now}).scalar_one()
         )
 
     def _resolve_run_conflict(self, run_id: str, experiment_id: int, exc: Conflict) -> None:
@@ -250,19 +241,11 @@ class MetadataStore(ExperimentStore):
                         values["started_at"] = at
                 if error is not None:
                     values["error"] = json.dumps(error)
-                conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
-                conn.execute(
-                    insert(t.run_status_history).values(run_id=run_id, status=status.value, at=at)
-                )
-                conn.execute(
-                    update(t.experiments)
-                    .where(t.experiments.c.id == row.experiment_id)
-                    .values(last_activity=at)
-                )
+                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values})
+                conn.execute(_ADD_STATUS, {"run_id": run_id, "status": status.value, "at": at})
+                conn.execute(_TOUCH_EXPERIMENT, {"b_exp_id": row.experiment_id, "b_at": at})
             elif error is not None:
-                conn.execute(
-                    update(t.runs).where(t.runs.c.id == run_id).values(error=json.dumps(error))
-                )
+                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, "error": json.dumps(error)})
             return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
 
     def update_run(
@@ -285,7 +268,7 @@ class MetadataStore(ExperimentStore):
             ws_id = self._workspace_id(conn, workspace)
             self._run_row(conn, ws_id, run_id)
             if values:
-                conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values})
             return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
 
     def delete_run(self, workspace: str, run_id: str) -> list[str]:
@@ -379,13 +362,7 @@ class MetadataStore(ExperimentStore):
             return True
 
     def _log_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
-        existing = dict(
-            conn.execute(
-                select(t.params.c.key, t.params.c.value).where(
-                    t.params.c.run_id == run_id, t.params.c.key.in_(list(params))
-                )
-            ).all()
-        )
+        existing = dict(conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)}).all())
         changed = {
             k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v
         }
@@ -400,14 +377,13 @@ class MetadataStore(ExperimentStore):
             {"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing
         ]
         if fresh:
-            conn.execute(insert(t.params), fresh)
+            conn.execute(_ADD_PARAM, fresh)
 
     def _upsert_kv(self, conn: Connection, tbl: Any, run_id: str, values: dict[str, str]) -> None:
-        stmt = self._insert(tbl)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
+        conn.execute(
+            self._key_value_upsert(tbl),
+            [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()],
         )
-        conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
 
     def _log_metrics(
         self,
@@ -763,6 +739,28 @@ _RUN_FIELDS = (
     "error",
 )
 
+
+# Statements of every run's life, built once (see store/scoped.py). An UPDATE run with
+# parameters sets the columns the parameters name; the row's own keys start with "b_".
+_ADD_RUN = insert(t.runs)
+_ADD_STATUS = insert(t.run_status_history)
+_ADD_TAG = insert(t.tags)
+_ADD_PARAM = insert(t.params)
+_UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id"))
+_TOUCH_EXPERIMENT = (
+    update(t.experiments)
+    .where(t.experiments.c.id == bindparam("b_exp_id"))
+    .values(last_activity=bindparam("b_at"))
+)
+_NEXT_RUN_NUMBER = (
+    update(t.experiments)
+    .where(t.experiments.c.id == bindparam("exp_id"))
+    .values(last_run_number=t.experiments.c.last_run_number + 1, last_activity=bindparam("now"))
+    .returning(t.experiments.c.last_run_number)
+)
+_PARAMS_OF = select(t.params.c.key, t.params.c.value).where(
+    t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
+)
 
 # One query for everything a run listing shows beside the run rows themselves: rows of
 # (kind, run_id, key, text, number, flag, step, timestamp), one kind per family.

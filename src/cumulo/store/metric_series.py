@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from cumulo.core.points import Points
 from cumulo.store import schema as t
@@ -25,6 +25,25 @@ OWN_CHUNK = 512
 MERGE_LIMIT = 4096
 
 _INSERT = insert(t.metric_chunks)
+# A series' last chunk, and its extension: built once (see store/scoped.py).
+_LAST_CHUNK = (
+    select(
+        t.metric_chunks.c.id,
+        t.metric_chunks.c.size,
+        t.metric_chunks.c.min_step,
+        t.metric_chunks.c.max_step,
+        t.metric_chunks.c.step_data,
+        t.metric_chunks.c.time_data,
+        t.metric_chunks.c.value_data,
+    )
+    .where(
+        t.metric_chunks.c.run_id == bindparam("run_id"), t.metric_chunks.c.key == bindparam("key")
+    )
+    .order_by(t.metric_chunks.c.id.desc())
+    .limit(1)
+)
+_LAST_CHUNK_LOCKED = _LAST_CHUNK.with_for_update()
+_EXTEND_CHUNK = update(t.metric_chunks).where(t.metric_chunks.c.id == bindparam("b_id"))
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
 
@@ -117,24 +136,8 @@ def _merge(
     values: np.ndarray,
     lock: bool,
 ) -> bool:
-    c = t.metric_chunks
-    q = (
-        select(
-            c.c.id,
-            c.c.size,
-            c.c.min_step,
-            c.c.max_step,
-            c.c.step_data,
-            c.c.time_data,
-            c.c.value_data,
-        )
-        .where(c.c.run_id == run_id, c.c.key == key)
-        .order_by(c.c.id.desc())
-        .limit(1)
-    )
-    if lock:
-        q = q.with_for_update()
-    last = conn.execute(q).first()
+    params = {"run_id": run_id, "key": key}
+    last = conn.execute(_LAST_CHUNK_LOCKED if lock else _LAST_CHUNK, params).first()
     if last is None:
         return False
     if len(steps) == 1 and _is_last_point(last, steps, stamps, values):
@@ -144,16 +147,16 @@ def _merge(
     if last.size + len(steps) > MERGE_LIMIT:
         return False
     conn.execute(
-        update(c)
-        .where(c.c.id == last.id)
-        .values(
-            size=last.size + len(steps),
-            min_step=min(last.min_step, int(steps.min())),
-            max_step=max(last.max_step, int(steps.max())),
-            step_data=bytes(last.step_data) + steps.tobytes(),
-            time_data=bytes(last.time_data) + stamps.tobytes(),
-            value_data=bytes(last.value_data) + values.tobytes(),
-        )
+        _EXTEND_CHUNK,
+        {
+            "b_id": last.id,
+            "size": last.size + len(steps),
+            "min_step": min(last.min_step, int(steps.min())),
+            "max_step": max(last.max_step, int(steps.max())),
+            "step_data": bytes(last.step_data) + steps.tobytes(),
+            "time_data": bytes(last.time_data) + stamps.tobytes(),
+            "value_data": bytes(last.value_data) + values.tobytes(),
+        },
     )
     return True
 

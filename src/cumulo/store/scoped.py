@@ -19,6 +19,15 @@ from cumulo.store.db import Database
 
 CHUNK = 500  # ids per IN (...) clause
 
+# The statements of every request, built once with their values as parameters: building
+# a statement with its values in it costs several times more than running it on SQLite.
+_RUN_ROW = select(t.runs).where(
+    t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
+)
+_EXPERIMENT_ROW = select(t.experiments).where(
+    t.experiments.c.id == bindparam("exp_id"), t.experiments.c.workspace_id == bindparam("ws_id")
+)
+
 
 class WorkspaceIds:
     """A workspace's id by its name, looked up once per store (names never change)."""
@@ -46,10 +55,7 @@ class ScopedStore:
         self._workspace_id = WorkspaceIds()
         self._insert = db.upsert_insert()
         self._latest_upsert = self._build_latest_upsert()
-        # Built once: the run lookup runs on every write, and building a select costs.
-        self._run_lookup = select(t.runs).where(
-            t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
-        )
+        self._upserts: dict[str, Any] = {}
 
     def _build_latest_upsert(self) -> Any:
         """Upsert of ``latest_metrics`` that keeps the point with the highest (step, time)."""
@@ -70,9 +76,19 @@ class ScopedStore:
             where=newer,
         )
 
+    def _key_value_upsert(self, tbl: Any) -> Any:
+        """Upsert of a run's ``(run_id, key) -> value`` table (tags, properties), built once."""
+        found = self._upserts.get(tbl.name)
+        if found is None:
+            stmt = self._insert(tbl)
+            found = self._upserts[tbl.name] = stmt.on_conflict_do_update(
+                index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
+            )
+        return found
+
     # ---------------------------------------------------------------- scoping
     def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
-        row = conn.execute(self._run_lookup, {"run_id": run_id, "ws_id": ws_id}).first()
+        row = conn.execute(_RUN_ROW, {"run_id": run_id, "ws_id": ws_id}).first()
         if row is None:
             raise NotFound(f"Run {run_id!r} does not exist in this workspace.")
         return row
@@ -86,11 +102,7 @@ class ScopedStore:
         return row
 
     def _experiment_row(self, conn: Connection, ws_id: int, experiment_id: int) -> Row[Any]:
-        row = conn.execute(
-            select(t.experiments).where(
-                t.experiments.c.id == experiment_id, t.experiments.c.workspace_id == ws_id
-            )
-        ).first()
+        row = conn.execute(_EXPERIMENT_ROW, {"exp_id": experiment_id, "ws_id": ws_id}).first()
         if row is None:
             raise NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
         return row
