@@ -6,8 +6,6 @@ No business logic here: routers parse, authorise, call a service and render.
 from __future__ import annotations
 
 import contextlib
-import logging
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -28,10 +26,8 @@ from cumulo.server.front import (
     ensure_default_workspace,
 )
 from cumulo.server.limits import BodySizeLimit
-from cumulo.server.responses import JsonResponse
+from cumulo.server.responses import JsonResponse, internal_error
 from cumulo.services.context import Services, open_services
-
-log = logging.getLogger("cumulo.server")
 
 
 @contextlib.asynccontextmanager
@@ -141,12 +137,4 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("internal error %s", error_id, exc_info=exc)
-        return JsonResponse(
-            {
-                "error_code": "INTERNAL_ERROR",
-                "message": f"Internal server error (error id {error_id}); see the server log.",
-            },
-            status_code=500,
-        )
+        return internal_error(exc)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import uuid
 from typing import Any
 
 import orjson
@@ -11,12 +13,23 @@ from starlette.types import Send
 
 from cumulo.core.entities import RunInfo, encode_float
 
+log = logging.getLogger("cumulo.server")
+
 
 class JsonResponse(JSONResponse):
     """A JSON response rendered by orjson (several times faster than the standard library)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def internal_error(exc: BaseException) -> JsonResponse:
+    """The answer to a failure no handler expected: logged in full under an id the
+    answer names; the client sees no stack trace."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("internal error %s", error_id, exc_info=exc)
+    message = f"Internal server error (error id {error_id}); see the server log."
+    return JsonResponse({"error_code": "INTERNAL_ERROR", "message": message}, status_code=500)
 
 
 async def send_error(

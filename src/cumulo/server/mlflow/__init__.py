@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from cumulo.server import access
 from cumulo.server.mlflow import artifacts, experiments, logged_models, registry, runs
 from cumulo.server.mlflow.common import endpoint_not_found
+from cumulo.server.mlflow.direct import DirectRoutes
 from cumulo.server.responses import JsonResponse
 
 WORKSPACE_PREFIX = "/ws/{workspace}"
@@ -63,3 +64,6 @@ def include(app: FastAPI, ajax_aliases: bool = True) -> None:
     for prefix in ("", WORKSPACE_PREFIX):
         for router in routers:
             app.include_router(router, prefix=prefix)
+    # Routes of fixed paths are answered in front of the router (read at the first request).
+    inline = app.state.services.database.is_sqlite
+    app.add_middleware(DirectRoutes, router=app.router, inline=inline)

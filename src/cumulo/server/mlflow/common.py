@@ -283,26 +283,31 @@ def workspace_of(request: Request) -> str:
     return str(request.path_params.get("workspace") or DEFAULT_WORKSPACE)
 
 
-async def _check(request: Request, write: bool) -> str:
+async def check_workspace(request: Request, write: bool, inline: bool = False) -> str:
+    """The request's workspace, once its token may read (or ``write``) it; ``inline``:
+    the token is looked up on the event loop rather than in a worker thread."""
     workspace = workspace_of(request)
     if token_auth(request):
-        await run_in_threadpool(require, request, workspace, write)
+        if inline:
+            require(request, workspace, write)
+        else:
+            await run_in_threadpool(require, request, workspace, write)
     return workspace
 
 
 @declares(Access.READ)
-async def _read(request: Request) -> str:
-    return await _check(request, write=False)
+async def read_checked(request: Request) -> str:
+    return await check_workspace(request, write=False)
 
 
 @declares(Access.WRITE)
-async def _write(request: Request) -> str:
-    return await _check(request, write=True)
+async def write_checked(request: Request) -> str:
+    return await check_workspace(request, write=True)
 
 
 # A route takes one of these as its ``workspace`` argument: checked, then passed on.
-Readable = Annotated[str, Depends(_read)]
-Writable = Annotated[str, Depends(_write)]
+Readable = Annotated[str, Depends(read_checked)]
+Writable = Annotated[str, Depends(write_checked)]
 
 
 # Async so that FastAPI does not hand these to a worker thread (one hop per request saved).

@@ -21,6 +21,7 @@ from cumulo.server.mlflow.common import (
     Writable,
     max_results,
 )
+from cumulo.server.mlflow.direct import point_route
 from cumulo.server.mlflow.filters import (
     EXPERIMENTS,
     attribute_order,
@@ -51,12 +52,14 @@ def create(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
 
 
 @router.get(P + "/get")
+@point_route
 def get(request: Request, workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
     exp = tracking.get_experiment(workspace, _id(request, tracking, workspace, msg))
     return JsonResponse({"experiment": convert.experiment(exp)})
 
 
 @router.get(P + "/get-by-name")
+@point_route
 def get_by_name(workspace: Readable, msg: Msg, tracking: Tracking) -> JsonResponse:
     name = msg.need("experiment_name")
     try:

@@ -32,6 +32,7 @@ from cumulo.server.mlflow.common import (
     value_text,
     wire_float,
 )
+from cumulo.server.mlflow.direct import point_route
 from cumulo.server.responses import JsonResponse
 from cumulo.services.registry import RegistryService
 from cumulo.services.tracking import TrackingService
@@ -83,6 +84,7 @@ def _parent(tracking: TrackingService, workspace: str, parent_id: str | None) ->
 
 # ------------------------------------------------------------------- runs
 @router.post(P + "/runs/create")
+@point_route
 def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     exp_id = convert.experiment_id_in(request, tracking, workspace, msg.raw("experiment_id"))
     tags = msg.key_values("tags")
@@ -103,6 +105,7 @@ def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) 
 
 
 @router.get(P + "/runs/get")
+@point_route
 def get(
     request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
@@ -111,6 +114,7 @@ def get(
 
 
 @router.post(P + "/runs/update")
+@point_route
 def update(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id = _run_id(msg)
     name = msg.text("run_name")
@@ -129,12 +133,14 @@ def update(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) 
 
 
 @router.post(P + "/runs/delete")
+@point_route
 def delete(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     tracking.update_run(workspace, _run_id(msg), deleted=True)
     return JsonResponse({})
 
 
 @router.post(P + "/runs/restore")
+@point_route
 def restore(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     tracking.update_run(workspace, _run_id(msg), deleted=False)
     return JsonResponse({})
@@ -261,6 +267,7 @@ def _without_repeats(
 
 
 @router.post(P + "/runs/log-metric")
+@point_route
 def log_metric(
     workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
@@ -271,6 +278,7 @@ def log_metric(
 
 
 @router.post(P + "/runs/log-parameter")
+@point_route
 def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id, key = _run_id(msg), msg.need("key")
     value = value_text(msg.raw("value"), f"param {key!r}")
@@ -279,6 +287,7 @@ def log_parameter(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResp
 
 
 @router.post(P + "/runs/log-batch")
+@point_route
 def log_batch(
     workspace: Writable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
@@ -318,6 +327,7 @@ def log_batch(
 
 
 @router.post(P + "/runs/set-tag")
+@point_route
 def set_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id, key = _run_id(msg), msg.need("key")
     value = msg.text("value", default="") or ""
@@ -329,6 +339,7 @@ def set_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
 
 
 @router.post(P + "/runs/delete-tag")
+@point_route
 def delete_tag(workspace: Writable, msg: Msg, tracking: Tracking) -> JsonResponse:
     run_id, key = _run_id(msg), msg.need("key")
     run = tracking.get_run(workspace, run_id)
