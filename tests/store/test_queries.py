@@ -95,3 +95,28 @@ def test_the_migration_head_read_from_the_files_is_alembics() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert migration_head() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_reads_inside_reading_share_one_transaction_and_one_state(
+    workspace: Workspace, counted: tuple[MetadataStore, Statements]
+) -> None:
+    store, _statements = counted
+    db = store.db
+    run = store.create_run(workspace.name, Experiment(workspace, "one state").id)
+    begins: list[object] = []
+
+    def note(conn: object) -> None:
+        begins.append(conn)
+
+    event.listen(db.engine, "begin", note)
+    try:
+        with db.reading():
+            before = store.get_run(workspace.name, run.id)
+            store.set_tags(workspace.name, run.id, {"later": "yes"})  # its own transaction
+            again = store.get_run(workspace.name, run.id)
+        after = store.get_run(workspace.name, run.id)
+    finally:
+        event.remove(db.engine, "begin", note)
+    assert "later" not in before.tags and "later" not in again.tags  # one state throughout
+    assert after.tags["later"] == "yes"
+    assert len(begins) == 3  # the shared read, the write, the read after

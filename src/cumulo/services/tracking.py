@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,6 +125,11 @@ class TrackingService:
             compute_target=compute_target,
             start_time=start_time,
         )
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """Reads inside (of runs, their lineage, anything in this store) share one
+        transaction: one state, and one begin and commit for a request's reads."""
+        return self.store.db.reading()
 
     def get_run(self, workspace: str, run_id: str) -> RunInfo:
         return self.store.get_run(workspace, run_id)

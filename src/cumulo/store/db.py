@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy.pool import NullPool
 from cumulo.core.errors import Conflict, InsufficientStorage, InvalidInput, Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The read transaction that reads join (``Database.reading``), with its database.
+_READING: ContextVar[tuple[Database, Connection] | None] = ContextVar("reading", default=None)
 
 
 def normalise_url(url: str) -> str:
@@ -147,14 +150,22 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Connection]:
+    def transaction(self, write: bool = True, snapshot: bool = False) -> Iterator[Connection]:
         """Commit on success, roll back on error, turn database errors into domain errors.
+        A read inside ``reading`` joins its transaction. ``snapshot``: every statement reads
+        the state of the first (PostgreSQL's REPEATABLE READ; SQLite's transactions do).
 
         On SQLite a write transaction takes the write lock when it begins
         (``BEGIN IMMEDIATE``) and waits up to a minute for it, so concurrent
         writers queue instead of failing half-way with "database is locked".
         """
+        shared = None if write else _READING.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1]
+            return
         conn = self.engine.connect().execution_options(cumulo_write=write)
+        if snapshot and not self.is_sqlite:  # SQLite's transactions read one state already
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         try:
             with conn.begin():
                 yield conn
@@ -171,6 +182,22 @@ class Database:
             raise InvalidInput(f"The database rejected the request: {exc.orig}") from exc
         finally:
             conn.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every read transaction inside is this one: a request that reads through several
+        store calls (a run, then its lineage) begins and commits once and sees one state.
+        Writes inside open their own transactions as ever (and the reads do not see them)."""
+        shared = _READING.get()
+        if shared is not None and shared[0] is self:
+            yield
+            return
+        with self.transaction(write=False, snapshot=True) as conn:
+            token = _READING.set((self, conn))
+            try:
+                yield
+            finally:
+                _READING.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -109,8 +109,10 @@ def create(request: Request, workspace: Writable, msg: Msg, tracking: Tracking) 
 def get(
     request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
-    run = tracking.get_run(workspace, _run_id(msg))
-    return JsonResponse({"run": _render(request, tracking, registry, workspace, [run])[0]})
+    with tracking.reading():  # the run and its lineage: one read transaction
+        run = tracking.get_run(workspace, _run_id(msg))
+        rendered = _render(request, tracking, registry, workspace, [run])[0]
+    return JsonResponse({"run": rendered})
 
 
 @router.post(P + "/runs/update")
@@ -154,16 +156,20 @@ def search(
     if view is None:
         raise InvalidInput(f"run_view_type must be one of {', '.join(VIEWS)}.")
     ids = msg.repeated("experiment_ids")
-    page = tracking.search_runs(
-        workspace,
-        [convert.experiment_id_in(request, tracking, workspace, i) for i in ids] if ids else None,
-        filter=msg.text("filter"),
-        order_by=[str(o) for o in msg.repeated("order_by")],
-        max_results=max_results(msg, 1000, MAX_RUNS_PAGE),
-        page_token=msg.text("page_token"),
-        view=view,
-    )
-    body: dict[str, Any] = {"runs": _render(request, tracking, registry, workspace, page.runs)}
+    with tracking.reading():  # the runs and their lineage: one read transaction
+        page = tracking.search_runs(
+            workspace,
+            [convert.experiment_id_in(request, tracking, workspace, i) for i in ids]
+            if ids
+            else None,
+            filter=msg.text("filter"),
+            order_by=[str(o) for o in msg.repeated("order_by")],
+            max_results=max_results(msg, 1000, MAX_RUNS_PAGE),
+            page_token=msg.text("page_token"),
+            view=view,
+        )
+        runs = _render(request, tracking, registry, workspace, page.runs)
+    body: dict[str, Any] = {"runs": runs}
     if page.next_page_token:
         body["next_page_token"] = page.next_page_token
     return JsonResponse(body)
