@@ -32,7 +32,7 @@ def _imported_by(code: str) -> set[str]:
 
 
 # Modules named in full by ``_imported_by`` (others by their top-level package).
-KEPT_WHOLE = ("cumulo", "sqlalchemy.dialects")
+KEPT_WHOLE = ("cumulo", "sqlalchemy.dialects", "starlette.responses")
 
 
 @pytest.mark.slow  # a fresh interpreter imports the web framework: seconds on a busy machine
@@ -46,17 +46,17 @@ def test_the_server_module_leaves_heavy_libraries_unloaded() -> None:
 # (metric series, datasets), fsspec (a local artifact root), yaml (an MLmodel file),
 # croniter (a schedule's ticks), httpx (a notebook server's health), psutil (a job's
 # system metrics, the GPUs), pathspec (a code snapshot's ignore rules), PostgreSQL's
-# dialect (a SQLite store), the SDK.
+# dialect (a SQLite store), the web framework's responses (a route's), the SDK.
 LOADED_ON_USE = {
     "numpy", "fsspec", "yaml", "croniter", "httpx", "psutil", "pathspec",
-    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.postgresql", "starlette.responses",
 }  # fmt: skip
 # The services no request to /health needs: built, with their workers, after the start.
 SERVICES_AFTER_THE_START = (
     "cumulo.services.jobs", "cumulo.services.scheduler", "cumulo.services.supervisor",
     "cumulo.services.sweeps", "cumulo.services.pipelines", "cumulo.services.pipeline_driver",
     "cumulo.services.notebooks", "cumulo.services.datasets", "cumulo.services.deployments",
-    "cumulo.services.registry", "cumulo.compute", "cumulo.serving",
+    "cumulo.services.registry", "cumulo.compute", "cumulo.serving", "cumulo.core.jobs",
 )  # fmt: skip
 # Built on a group's first request, never at the server's start.
 ROUTE_GROUPS = (

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cumulo.core.entities import AuditEntry, now_ms
 from cumulo.core.settings import DEFAULT_WORKSPACE
-from cumulo.server.responses import send_error
+from cumulo.server.asgi import send_error
 from cumulo.services.auth import AuthService
 
 log = logging.getLogger("cumulo.audit")

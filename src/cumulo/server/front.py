@@ -57,9 +57,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cumulo.core.errors import AlreadyExists, Conflict
 from cumulo.core.settings import DEFAULT_WORKSPACE, Settings
+from cumulo.server.asgi import send_error
 from cumulo.server.audit import AuditLog, AuditTrail
 from cumulo.server.limits import BodySizeLimit
-from cumulo.server.responses import send_error
 
 if TYPE_CHECKING:
     from cumulo.services.context import Services

@@ -10,14 +10,16 @@ snapshots stream too, each counted against its own limit by ``receive_upload``.
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cumulo.core.errors import PayloadTooLarge
-from cumulo.server.responses import send_error
+from cumulo.server.asgi import send_error
 from cumulo.store.artifacts import storage_errors
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 
 def is_streamed_upload(scope: Scope) -> bool:

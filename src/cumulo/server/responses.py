@@ -1,4 +1,7 @@
-"""JSON responses encoded by orjson, and the wire form of floats JSON cannot carry."""
+"""JSON responses encoded by orjson, and the wire form of floats JSON cannot carry.
+
+(The errors the front and the middleware write straight to ASGI are ``cumulo.server.asgi``'s:
+they need no web framework.)"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse
-from starlette.types import Send
 
 from cumulo.core.entities import RunInfo, encode_float
 
@@ -30,25 +32,6 @@ def internal_error(exc: BaseException) -> JsonResponse:
     log.error("internal error %s", error_id, exc_info=exc)
     message = f"Internal server error (error id {error_id}); see the server log."
     return JsonResponse({"error_code": "INTERNAL_ERROR", "message": message}, status_code=500)
-
-
-async def send_error(
-    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]
-) -> None:
-    """An error answer written straight to ASGI, for middleware that answers before a route."""
-    data = orjson.dumps({"error_code": code, "message": message})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
 
 
 def encode_values(values: list[Any]) -> list[Any]:

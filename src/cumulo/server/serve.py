@@ -146,5 +146,6 @@ def worker_config(settings: Settings, **options: Any) -> uvicorn.Config:
         http="cumulo.server.serve:NoDelayProtocol",
         timeout_keep_alive=KEEP_ALIVE_S,
         server_header=False,
+        ws="none",  # no route takes a WebSocket: its protocol module is not loaded
         **options,
     )

@@ -21,7 +21,6 @@ from cumulo.core.entities import (
     now_ms,
 )
 from cumulo.core.errors import InvalidInput, NotFound
-from cumulo.core.jobs import JOB_RUN_KIND, SCRIPT_FAILED
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.metric_points import check_columns, check_rows
 from cumulo.store.artifacts import ArtifactStore
@@ -190,6 +189,8 @@ class TrackingService:
         """
         wanted = parse_status(status)
         if wanted.is_terminal:
+            from cumulo.core.jobs import JOB_RUN_KIND, SCRIPT_FAILED  # jobs' module: large
+
             run = self.store.get_run(workspace, run_id)
             if run.kind == JOB_RUN_KIND and not run.run_status.is_terminal:
                 if wanted == RunStatus.COMPLETED:
