@@ -365,8 +365,12 @@ class LoggedModelStore(RegistryScope):
             return out
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
-            for chunk in chunks(list(run_ids)):
-                found = conn.execute(_LINEAGE, {"ids": chunk, "ws_id": ws_id})
+            if len(run_ids) == 1:  # a run of its own: no list of ids to write into the SQL
+                pages = [(_LINEAGE_OF_ONE, {"ids": run_ids[0], "ws_id": ws_id})]
+            else:
+                pages = [(_LINEAGE, {"ids": c, "ws_id": ws_id}) for c in chunks(list(run_ids))]
+            for query, params in pages:
+                found = conn.execute(query, params)
                 for kind, run_id, a, b, c, d, e, f, g, number in found:
                     item = out[run_id]
                     if kind == "input":
@@ -388,11 +392,13 @@ class LoggedModelStore(RegistryScope):
         return out
 
 
-def _lineage_query() -> Any:
+def _lineage_query(one: bool) -> Any:
     """Model links and dataset inputs of the runs ``ids`` of workspace ``ws_id``, in one
-    query: rows of (kind, run_id, seven texts, number), models by step, datasets in order."""
+    query: rows of (kind, run_id, seven texts, number), models by step, datasets in order.
+    ``one``: ``ids`` is one run id, compared with ``=``."""
+    ids: Any = bindparam("ids", expanding=not one)
     owned = select(t.runs.c.id).where(
-        t.runs.c.id.in_(bindparam("ids", expanding=True)),
+        t.runs.c.id == ids if one else t.runs.c.id.in_(ids),
         t.runs.c.workspace_id == bindparam("ws_id"),
     )
     links, ds = r.run_model_links, r.run_dataset_inputs
@@ -421,4 +427,5 @@ def _lineage_query() -> Any:
     return select(*[c for c in both.c if c.name != "family"]).order_by(both.c.family, both.c.number)
 
 
-_LINEAGE = _lineage_query()
+_LINEAGE = _lineage_query(one=False)
+_LINEAGE_OF_ONE = _lineage_query(one=True)

@@ -655,12 +655,21 @@ class MetadataStore(ExperimentStore):
         exp_names: dict[int, str] = {}
         ws_names: dict[int, str] = {}
         families = {_PARAM: params, _TAG: tags, _PROPERTY: props}
-        query = _DETAILS_WITH_HISTORY if with_history else _DETAILS
         runs = list(map(itemgetter(*map(rows[0]._fields.index, _RUN_FIELDS)), rows))
-        exp_ids = list({r[2] for r in runs})
-        ws_ids = list({r[1] for r in runs})
-        for chunk in chunks([r[0] for r in runs]):
-            found = conn.execute(query, {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids})
+        if len(runs) == 1:  # a run of its own: no lists of ids to write into the SQL
+            run_id, ws_id, exp_id = runs[0][:3]
+            query = _DETAILS[with_history, True]
+            pages = [{"ids": run_id, "exp_ids": exp_id, "ws_ids": ws_id}]
+        else:
+            query = _DETAILS[with_history, False]
+            exp_ids = list({r[2] for r in runs})
+            ws_ids = list({r[1] for r in runs})
+            pages = [
+                {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids}
+                for chunk in chunks([r[0] for r in runs])
+            ]
+        for page in pages:
+            found = conn.execute(query, page)
             for kind, run_id, key, text, number, flag, step, stamp in found:
                 if kind in families:
                     families[kind].setdefault(run_id, {})[key] = text
@@ -767,8 +776,14 @@ _PARAMS_OF = select(t.params.c.key, t.params.c.value).where(
 _PARAM, _TAG, _PROPERTY, _METRIC, _HISTORY, _EXPERIMENT, _WORKSPACE = range(1, 8)
 
 
-def _details_query(with_history: bool) -> Any:
-    ids: Any = bindparam("ids", expanding=True)
+def _details_query(with_history: bool, one: bool) -> Any:
+    """The details of the runs ``ids`` of experiments ``exp_ids`` and workspaces ``ws_ids``;
+    ``one``: each of the three is one value, compared with ``=`` (a list's ``IN`` is written
+    into the SQL at every call, which costs more than the rest of a run's read)."""
+
+    def among(column: Any, name: str) -> Any:
+        return column == bindparam(name) if one else column.in_(bindparam(name, expanding=True))
+
     no_text, no_number = cast(null(), Text), cast(null(), Float(precision=53))
     no_flag, no_int = cast(null(), Boolean), cast(null(), BigInteger)
 
@@ -778,7 +793,7 @@ def _details_query(with_history: bool) -> Any:
     parts = [
         select(
             kind(k), tbl.c.run_id, tbl.c.key, tbl.c.value, no_number, no_flag, no_int, no_int
-        ).where(tbl.c.run_id.in_(ids))
+        ).where(among(tbl.c.run_id, "ids"))
         for k, tbl in ((_PARAM, t.params), (_TAG, t.tags), (_PROPERTY, t.properties))
     ]
     lm = t.latest_metrics
@@ -792,14 +807,14 @@ def _details_query(with_history: bool) -> Any:
             lm.c.is_nan,
             lm.c.step,
             lm.c.timestamp,
-        ).where(lm.c.run_id.in_(ids))
+        ).where(among(lm.c.run_id, "ids"))
     )
     if with_history:
         h = t.run_status_history
         parts.append(
             select(
                 kind(_HISTORY), h.c.run_id, h.c.status, no_text, no_number, no_flag, h.c.id, h.c.at
-            ).where(h.c.run_id.in_(ids))
+            ).where(among(h.c.run_id, "ids"))
         )
     for k, tbl, wanted in (
         (_EXPERIMENT, t.experiments, "exp_ids"),
@@ -808,13 +823,12 @@ def _details_query(with_history: bool) -> Any:
         parts.append(
             select(
                 kind(k), no_text, no_text, tbl.c.name, no_number, no_flag, tbl.c.id, no_int
-            ).where(tbl.c.id.in_(bindparam(wanted, expanding=True)))
+            ).where(among(tbl.c.id, wanted))
         )
     return union_all(*parts)
 
 
-_DETAILS = _details_query(with_history=False)
-_DETAILS_WITH_HISTORY = _details_query(with_history=True)
+_DETAILS = {(h, one): _details_query(h, one) for h in (False, True) for one in (False, True)}
 
 
 # ------------------------------------------------------------------ helpers
