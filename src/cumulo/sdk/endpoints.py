@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
 import orjson
 
 from cumulo.core.deployments import DeploymentInfo, DeploymentState, EndpointInfo, ReplicaState
@@ -478,6 +477,8 @@ class Endpoint:
             headers["authorization"] = f"Bearer {token}"
         if deployment:
             headers["cumulo-model-deployment"] = deployment
+        import httpx
+
         try:
             response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=timeout)
             if response.status_code == 401 and key is None and self._info.auth_mode == "key":

@@ -23,9 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
-
-from cumulo.compute.snapshots import extract, git_properties
 from cumulo.core.entities import RunInfo
 from cumulo.core.errors import CumuloError, InvalidInput, NotFound, RunFailed
 from cumulo.core.jobs import (
@@ -151,6 +148,8 @@ class Environment(metaclass=v1.RefusesV1Names):
         if not show_output:
             info = jobs.build_environment(workspace.name, self.name, self.version)
             return self._adopt(info)
+        from rich.console import Console
+
         console = Console(stderr=True)
         with console.status(f"Building environment {self.name}:{self.version}...") as status:
 
@@ -222,6 +221,8 @@ def submit(
     ws.transport.host_jobs()
     jobs = ws.transport.jobs
     source = Path(config.source_directory).expanduser()
+    from cumulo.compute.snapshots import git_properties
+
     job_config = prepare_job_config(ws, config)
     info = jobs.submit_job(
         ws.name,
@@ -365,6 +366,8 @@ def get_logs(run: RunTracking) -> str:
 
 def restore_snapshot(run: RunTracking, path: str | Path | None = None) -> Path:
     """Unpack the run's code snapshot into ``path`` (default ``./snapshot-<run id>``)."""
+    from cumulo.compute.snapshots import extract
+
     digest = run.get_properties().get("snapshot")
     if not digest:
         raise NotFound(f"Run {run.id} has no code snapshot (it was not submitted as a job).")

@@ -10,16 +10,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 # Below this a transfer is over before a bar would help.
 SHOW_FROM_BYTES = 16 * 1024 * 1024
 
@@ -29,6 +19,17 @@ Advance = Callable[[int], None]
 @contextlib.contextmanager
 def transfer(label: str, total: int, show: bool | None = None) -> Iterator[Advance]:
     """Yields ``advance(n_bytes)``; draws a bar when ``show`` or when worth it here."""
+    # Loaded here: a script that logs metrics never draws a bar (rich takes a while to import).
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     if show is None:
         show = total >= SHOW_FROM_BYTES and (console.is_terminal or console.is_jupyter)

@@ -31,7 +31,6 @@ from cumulo.sdk.automl import AUTOML_TAG, AutoMLConfig
 from cumulo.sdk.compute import ComputeTarget
 from cumulo.sdk.datasets import Dataset, Datastore
 from cumulo.sdk.endpoints import Endpoint
-from cumulo.sdk.http import HttpTransport
 from cumulo.sdk.jobs import Environment
 from cumulo.sdk.models import Model
 from cumulo.sdk.run import ENV_RUN_ID, OfflineRun, RunTracking
@@ -109,6 +108,8 @@ class Workspace:
         validation.workspace_name(name)
         server = _server(url, token, home, database_url, artifact_root)
         if server is not None:
+            from cumulo.sdk.http import HttpTransport
+
             transport = HttpTransport(server[0], token=server[1])
             transport.tracking.create_workspace(name, exist_ok=exist_ok)
             return cls(name, transport, url=server[0].rstrip("/"), token=server[1])
@@ -152,6 +153,8 @@ class Workspace:
         """The workspaces of a server (``url``, default ``$CUMULO_URL``) or of an embedded home."""
         server = _server(url, token, home, database_url, None)
         if server is not None:
+            from cumulo.sdk.http import HttpTransport
+
             client = HttpTransport(server[0], token=server[1])
             base = server[0].rstrip("/")
             return [
@@ -165,6 +168,8 @@ class Workspace:
     @classmethod
     def connect(cls, url: str, name: str, token: str | None = None) -> Workspace:
         """Connect to a workspace on a ``cumulo server``."""
+        from cumulo.sdk.http import HttpTransport
+
         transport = HttpTransport(url, token=token)
         transport.tracking.get_workspace(name)
         return cls(name, transport, url=url.rstrip("/"), token=token)
