@@ -1,6 +1,7 @@
 """A tracked script pays only for what it uses: ``from cumulo import Run`` loads neither the
 HTTP client (a server's workspace loads it when it connects), nor the terminal library
-(progress bars, an environment's build output), nor the code-snapshot packer (a submit)."""
+(progress bars, an environment's build output), nor the code-snapshot packer and its ignore
+rules (a submit), nor psutil (a run that samples its own system metrics)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import json
 import subprocess
 import sys
 
-LOADED_ON_USE = {"httpx", "rich", "pathspec", "cumulo.compute.snapshots", "cumulo.sdk.http"}
+LOADED_ON_USE = {
+    "httpx", "rich", "pathspec", "psutil", "cumulo.compute.snapshots", "cumulo.sdk.http",
+}  # fmt: skip
 
 
 def test_a_script_importing_run_leaves_submit_and_terminal_libraries_unloaded() -> None:

@@ -25,13 +25,14 @@ import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import pathspec
+from typing import IO, TYPE_CHECKING, Any
 
 from cumulo.core import validation
 from cumulo.core.errors import InvalidInput, InvalidPath, NotFound, PayloadTooLarge
 from cumulo.core.jobs import SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_FILES
+
+if TYPE_CHECKING:
+    import pathspec
 
 ALWAYS_IGNORED = [".git/", "__pycache__/", "*.py[cod]", ".venv/", ".ipynb_checkpoints/"]
 IGNORE_FILES = (".cumuloignore", ".gitignore")
@@ -47,6 +48,9 @@ class _Entry:
 
 
 def ignore_spec(root: Path) -> tuple[pathspec.PathSpec[Any], str | None]:
+    # Loaded here: a process that only unpacks or reads snapshots never matches ignore rules.
+    import pathspec
+
     lines = list(ALWAYS_IGNORED)
     used = None
     for name in IGNORE_FILES:

@@ -10,7 +10,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Protocol, Self, cast
 from urllib.parse import quote
 
-from cumulo.compute.sysmetrics import Point, Sampler, Sampling
 from cumulo.core import system_metrics, validation
 from cumulo.core.entities import MetricRecord, RunInfo, gather_records
 from cumulo.core.errors import ConfigError, InvalidInput, InvalidPath, NotFound
@@ -19,6 +18,7 @@ from cumulo.sdk import display, v1, widgets
 from cumulo.sdk.progress import Advance, CountingReader, transfer
 
 if TYPE_CHECKING:
+    from cumulo.compute.sysmetrics import Point, Sampling
     from cumulo.sdk.transport import TrackingClient, Transport
     from cumulo.sdk.writer import MetricWriter
 
@@ -432,6 +432,9 @@ class RunTracking:
         interval = system_metrics.interval(interval)
         if self._sampling is not None or not interval:
             return
+        # Loaded here: a job's script is sampled by its runner and never loads psutil.
+        from cumulo.compute.sysmetrics import Sampler, Sampling
+
         writer, run_id = self.workspace.writer, self.id
 
         def emit(points: list[Point]) -> None:
