@@ -13,15 +13,19 @@ submits or waits for one, and serves endpoints once it deploys one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cumulo.core.settings import Settings
 from cumulo.services.context import Services, open_services
-from cumulo.services.datasets import DatasetService
-from cumulo.services.deployments import DeploymentService
-from cumulo.services.jobs import JobService
-from cumulo.services.pipelines import PipelineService
-from cumulo.services.registry import RegistryService
-from cumulo.services.sweeps import SweepService
-from cumulo.services.tracking import TrackingService
+
+if TYPE_CHECKING:  # each service is built, and its module loaded, where it is first used
+    from cumulo.services.datasets import DatasetService
+    from cumulo.services.deployments import DeploymentService
+    from cumulo.services.jobs import JobService
+    from cumulo.services.pipelines import PipelineService
+    from cumulo.services.registry import RegistryService
+    from cumulo.services.sweeps import SweepService
+    from cumulo.services.tracking import TrackingService
 
 
 class EmbeddedTransport:
