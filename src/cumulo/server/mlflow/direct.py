@@ -24,7 +24,6 @@ the framework runs it.
 from __future__ import annotations
 
 import inspect
-import logging
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -49,8 +48,6 @@ from cumulo.server.mlflow.common import (
 )
 from cumulo.server.responses import internal_error
 
-log = logging.getLogger("cumulo.server")
-
 WORKSPACE_PREFIX = "/ws/{workspace}"
 F = TypeVar("F", bound=Callable[..., Any])
 _POINT: set[Callable[..., Any]] = set()
@@ -63,15 +60,13 @@ def point_route(handler: F) -> F:
 
 
 class _Call:
-    """What one request's handler is given; each argument made at most once."""
+    """One request, as its handler's argument makers see it."""
 
-    __slots__ = ("_message", "_workspace", "inline", "request")
+    __slots__ = ("inline", "request")
 
     def __init__(self, request: Request, inline: bool) -> None:
         self.request = request
         self.inline = inline
-        self._message: Message | None = None
-        self._workspace: str | None = None
 
 
 # An argument's maker: awaited with the call, returns the value.
@@ -83,9 +78,7 @@ async def _request(call: _Call) -> Request:
 
 
 async def _message(call: _Call) -> Message:
-    if call._message is None:
-        call._message = await read_message(call.request)
-    return call._message
+    return await read_message(call.request)
 
 
 async def _readable(call: _Call) -> str:
