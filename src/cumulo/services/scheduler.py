@@ -69,6 +69,9 @@ from cumulo.services.ray_heads import head_owner, target_heads
 log = logging.getLogger("cumulo.scheduler")
 
 POLL_SECONDS = 0.1
+# With nothing in flight here a pass comes this often: a submit in this process wakes the
+# scheduler at once, so only work queued by another process waits up to this long.
+IDLE_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 10.0
 LOST_GRACE_SECONDS = 1.5
 # How a job's agent reaches the workspace (see cumulo.compute.agent): the store where it
@@ -247,6 +250,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last: dict[str, float] = {}
+        self._seen_owned = True  # until its first watch pass says otherwise
         # Called with (point, run id) at the steps of a launch and a watch pass; tests
         # use it to force an interleaving of the two. None in production.
         self.interleave: Callable[[str, str], None] | None = None
@@ -299,12 +303,13 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            busy = True
             try:
-                self.tick()
+                busy = self.tick()
             except Exception:
                 log.exception("scheduler pass failed; retrying")
                 self._stop.wait(1.0)
-            self._wake.wait(POLL_SECONDS)
+            self._wake.wait(POLL_SECONDS if busy else IDLE_SECONDS)
             self._wake.clear()
 
     def _every(self, name: str, seconds: float) -> bool:
@@ -315,10 +320,11 @@ class Scheduler:
         return False
 
     # ------------------------------------------------------------------ pass
-    def tick(self) -> None:
-        """One pass: cancel, dispatch, scale, renew, recover, watch."""
+    def tick(self) -> bool:
+        """One pass: cancel, dispatch, scale, renew, recover, watch. Returns whether anything
+        is in flight here (a job it leased, is starting or watches, a pool node it started)."""
         self.jobs.cancel_queued()
-        self._dispatch_new()
+        leased = self._dispatch_new()
         if self._every("pools", 0.25):
             self._scale_pools()
         if self._every("renew", self.lease_ms / 3000):
@@ -333,16 +339,22 @@ class Scheduler:
                 log.info("revoked the tokens of %d ended jobs", revoked)
         if self._every("watch", 0.3):
             self._watch()
+        nodes = any(proc.poll() is None for proc in self._node_procs.values())
+        return leased or bool(self._dispatching or self._seen_owned) or nodes
 
     # --------------------------------------------------------------- dispatch
-    def _dispatch_new(self) -> None:
+    def _dispatch_new(self) -> bool:
+        """Lease and launch what is queued for this scheduler's targets; whether it leased."""
+        leased = False
         while len(self._dispatching) < 8 and not self._stop.is_set():
             job = self.gate.lease(self._lease)
             if job is None:
-                return
+                break
+            leased = True
             with self._lock:
                 self._dispatching.add(job.run_id)
             self._executor.submit(self._launch, job)
+        return leased
 
     def _lease(self, exclude: Sequence[str]) -> JobInfo | None:
         dispatched = kinds(pulls_from_queue=False)
@@ -503,6 +515,7 @@ class Scheduler:
     # ------------------------------------------------------------------ watch
     def _watch(self) -> None:
         owned = self.jobs.store.list_jobs(states=[JobState.ACTIVE.value], owner=self.owner)
+        self._seen_owned = bool(owned)
         watched = {job.run_id for job in owned}
         self._seen = {key: at for key, at in self._seen.items() if key[0] in watched}
         for job in owned:
