@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -69,21 +68,7 @@ def run_serving(args: argparse.Namespace, command: list[str]) -> str:
         ]
     )
     started, load_at_start = time.time(), harness.load()
-    with tempfile.TemporaryDirectory(prefix="cumulo-bench-serving-") as tmp:
-        work = Path(tmp)
-        model = serving.log_model(work)
-        results: dict[str, Any] = {"clients": opts.clients}
-        results["mlflow"] = serving.side(
-            "mlflow models serve", lambda: serving.start_mlflow(model, work), "/invocations", opts
-        )
-        results["cumulo"] = serving.side(
-            "Cumulo's replica",
-            lambda: serving.start_cumulo_replica(model, work),
-            "/invocations",
-            opts,
-        )
-        results["endpoint"] = serving.endpoint_side(model, work, opts)
-        results["server"] = serving.server_side(model, work, opts)
+    results = serving.measure_all(opts)
     section: str = serving.report(results, command, started, load_at_start)
     return section
 

@@ -499,16 +499,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
-    if args.client_only:
-        headers = {"Authorization": args.header} if args.header else {}
-        port, path = int(args.client_only[0]), args.client_only[1]
-        print(json.dumps(measure(port, path, headers, args)))
-        return 0
-    command = ["python", "benchmarks/serving.py", *argv]
-    started, load0 = time.time(), harness.load()
+def measure_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every side, one after the other, on one logged model: MLflow's server, the bare
+    replica (with its secret), an embedded endpoint and a server's endpoint."""
     with tempfile.TemporaryDirectory(prefix="cumulo-bench-serving-") as tmp:
         work = Path(tmp)
         model = log_model(work)
@@ -525,6 +518,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["endpoint"] = endpoint_side(model, work, args)
         results["server"] = server_side(model, work, args)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    if args.client_only:
+        headers = {"Authorization": args.header} if args.header else {}
+        port, path = int(args.client_only[0]), args.client_only[1]
+        print(json.dumps(measure(port, path, headers, args)))
+        return 0
+    command = ["python", "benchmarks/serving.py", *argv]
+    started, load0 = time.time(), harness.load()
+    results = measure_all(args)
     text = report(results, command, started, load0)
     harness.write_section("serving", text, args.doc)
     print(text)
