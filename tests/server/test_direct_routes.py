@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from cumulo.core.settings import Settings
 from cumulo.server.app import create_app
@@ -31,15 +32,18 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
 
 
 @pytest.fixture
-async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services.settings, services)
+def app(services: Services) -> FastAPI:
+    return create_app(services.settings, services)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://direct") as c:
-        c.app = app  # type: ignore[attr-defined]
         yield c
 
 
-def direct_of(app: Any) -> DirectRoutes:
+def direct_of(app: FastAPI) -> DirectRoutes:
     """The app's DirectRoutes middleware (the stack is built at the first request)."""
     layer = app.middleware_stack
     while layer is not None and not isinstance(layer, DirectRoutes):
@@ -63,10 +67,10 @@ async def new_run(client: httpx.AsyncClient) -> str:
 
 @pytest.mark.anyio
 async def test_the_table_holds_the_fixed_paths_and_leaves_the_rest_to_the_router(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     await new_run(client)
-    direct = direct_of(client.app)  # type: ignore[attr-defined]
+    direct = direct_of(app)
     for method, path in [
         ("POST", P + "/runs/create"),
         ("GET", P + "/runs/get"),

@@ -14,11 +14,10 @@ from fastapi.routing import APIRoute
 
 from cumulo.server import access
 from cumulo.server.mlflow import artifacts, experiments, logged_models, registry, runs
-from cumulo.server.mlflow.common import endpoint_not_found
+from cumulo.server.mlflow.common import WORKSPACE_PREFIX, endpoint_not_found
 from cumulo.server.mlflow.direct import DirectRoutes
 from cumulo.server.responses import JsonResponse
 
-WORKSPACE_PREFIX = "/ws/{workspace}"
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 

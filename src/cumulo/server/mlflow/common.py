@@ -278,6 +278,10 @@ Msg = Annotated[Message, Depends(read_message)]
 
 
 # ---------------------------------------------------------------- workspaces
+# The MLflow routes of workspace <name> (the root paths serve the default one).
+WORKSPACE_PREFIX = "/ws/{workspace}"
+
+
 def workspace_of(request: Request) -> str:
     """``/ws/<name>/...`` addresses that workspace; the root paths the default one."""
     return str(request.path_params.get("workspace") or DEFAULT_WORKSPACE)

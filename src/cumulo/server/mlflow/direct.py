@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cumulo.core.errors import CumuloError
 from cumulo.server.mlflow.common import (
+    WORKSPACE_PREFIX,
     Message,
     MlflowRoute,
     check_workspace,
@@ -48,7 +49,6 @@ from cumulo.server.mlflow.common import (
 )
 from cumulo.server.responses import internal_error
 
-WORKSPACE_PREFIX = "/ws/{workspace}"
 F = TypeVar("F", bound=Callable[..., Any])
 _POINT: set[Callable[..., Any]] = set()
 
@@ -59,42 +59,42 @@ def point_route(handler: F) -> F:
     return handler
 
 
-class _Call:
-    """One request, as its handler's argument makers see it."""
-
-    __slots__ = ("inline", "request")
-
-    def __init__(self, request: Request, inline: bool) -> None:
-        self.request = request
-        self.inline = inline
+# An argument's maker: given the request and whether the handler runs on the event loop.
+Maker = Callable[[Request, bool], Awaitable[Any]]
 
 
-# An argument's maker: awaited with the call, returns the value.
-Maker = Callable[[_Call], Awaitable[Any]]
+async def _request(request: Request, _inline: bool) -> Request:
+    return request
 
 
-async def _request(call: _Call) -> Request:
-    return call.request
+async def _message(request: Request, _inline: bool) -> Message:
+    return await read_message(request)
 
 
-async def _message(call: _Call) -> Message:
-    return await read_message(call.request)
+async def _readable(request: Request, inline: bool) -> str:
+    return await check_workspace(request, write=False, inline=inline)
 
 
-async def _readable(call: _Call) -> str:
-    return await check_workspace(call.request, write=False, inline=call.inline)
+async def _writable(request: Request, inline: bool) -> str:
+    return await check_workspace(request, write=True, inline=inline)
 
 
-async def _writable(call: _Call) -> str:
-    return await check_workspace(call.request, write=True, inline=call.inline)
+async def _tracking(request: Request, _inline: bool) -> Any:
+    return await tracking_service(request)
 
 
-async def _tracking(call: _Call) -> Any:
-    return await tracking_service(call.request)
+async def _registry(request: Request, _inline: bool) -> Any:
+    return await registry_service(request)
 
 
-async def _registry(call: _Call) -> Any:
-    return await registry_service(call.request)
+# The maker of each kind of argument an MLflow route takes, by its dependency.
+_BY_DEPENDENCY: dict[Any, Maker] = {
+    read_checked: _readable,
+    write_checked: _writable,
+    read_message: _message,
+    tracking_service: _tracking,
+    registry_service: _registry,
+}
 
 
 class _Direct:
@@ -112,13 +112,6 @@ def _makers(route: APIRoute) -> dict[str, Maker] | None:
     handler = route.endpoint
     if route.dependencies or inspect.iscoroutinefunction(handler):
         return None
-    by_depends: dict[Any, Maker] = {
-        read_checked: _readable,
-        write_checked: _writable,
-        read_message: _message,
-        tracking_service: _tracking,
-        registry_service: _registry,
-    }
     makers: dict[str, Maker] = {}
     for name, hint in typing.get_type_hints(handler, include_extras=True).items():
         if name == "return":
@@ -127,7 +120,7 @@ def _makers(route: APIRoute) -> dict[str, Maker] | None:
             makers[name] = _request
             continue
         depends = [m for m in getattr(hint, "__metadata__", ()) if hasattr(m, "dependency")]
-        maker = by_depends.get(depends[0].dependency) if len(depends) == 1 else None
+        maker = _BY_DEPENDENCY.get(depends[0].dependency) if len(depends) == 1 else None
         if maker is None:
             return None
         makers[name] = maker
@@ -164,8 +157,7 @@ class DirectRoutes:
         request = Request(scope, receive)
         inline = self.inline and found.point
         try:
-            call = _Call(request, inline)
-            kwargs = {name: await make(call) for name, make in found.makers.items()}
+            kwargs = {name: await make(request, inline) for name, make in found.makers.items()}
             if inline:
                 response = found.handler(**kwargs)
             else:
