@@ -301,6 +301,30 @@ async def test_a_group_that_fails_to_build_answers_500_and_is_tried_again(
     assert tries == ["native", "native"]
 
 
+class Lifespan:
+    """The ASGI lifespan of ``front``, driven as uvicorn drives it; ``sent`` lists what
+    the front answered."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+        self.inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self.sent: list[str] = []
+        self.task: asyncio.Future[None] | None = None
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message["type"])
+
+    async def start(self) -> None:
+        scope = {"type": "lifespan"}
+        self.task = asyncio.ensure_future(self.front(scope, self.inbox.get, self._send))
+        await self.inbox.put({"type": "lifespan.startup"})
+
+    async def shut_down(self) -> None:
+        assert self.task is not None
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.task
+
+
 async def _health(front: Front) -> httpx.Response:
     transport = httpx.ASGITransport(app=front)
     async with httpx.AsyncClient(transport=transport, base_url="http://front") as c:
@@ -315,42 +339,28 @@ async def test_health_answers_503_when_the_background_workers_did_not_start(
         raise RuntimeError("no scheduler today")
 
     monkeypatch.setattr(front.state.services.scheduler, "start", broken)
-    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    sent: list[str] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message["type"])
-
-    lifespan = asyncio.ensure_future(front({"type": "lifespan"}, inbox.get, send))
-    await inbox.put({"type": "lifespan.startup"})
+    lifespan = Lifespan(front)
+    await lifespan.start()
     assert await asyncio.to_thread(front.workers_started.wait, 30)
     answer = await _health(front)
     assert answer.status_code == 503 and "no scheduler today" in answer.json()["message"]
-    await inbox.put({"type": "lifespan.shutdown"})
-    await lifespan
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    await lifespan.shut_down()
+    assert lifespan.sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 @pytest.mark.anyio
 async def test_the_front_runs_the_background_workers_in_its_lifespan(front: Front) -> None:
     scheduler = front.state.services.scheduler
-    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    sent: list[str] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message["type"])
-
-    lifespan = asyncio.ensure_future(front({"type": "lifespan"}, inbox.get, send))
-    await inbox.put({"type": "lifespan.startup"})
-    while not sent:
+    lifespan = Lifespan(front)
+    await lifespan.start()
+    while not lifespan.sent:
         await asyncio.sleep(0.01)
-    assert sent == ["lifespan.startup.complete"]  # without waiting for the workers
+    assert lifespan.sent == ["lifespan.startup.complete"]  # without waiting for the workers
     assert await asyncio.to_thread(front.workers_started.wait, 30)
     assert front.workers_failed is None and scheduler.running
     assert (await _health(front)).status_code == 200
-    await inbox.put({"type": "lifespan.shutdown"})
-    await lifespan
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    await lifespan.shut_down()
+    assert lifespan.sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     for _ in range(500):  # the scheduler's thread ends on its own (stop does not wait)
         if not scheduler.running:
             break
