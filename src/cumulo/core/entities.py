@@ -404,6 +404,10 @@ class LoggedModelInfo(Record):
         return super().from_dict(data)
 
 
+# The tag of a run's dataset input that names what the run read it for ("training").
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+
 @dataclass(frozen=True)
 class DatasetInput(Record):
     name: str

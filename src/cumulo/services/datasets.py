@@ -45,7 +45,14 @@ from cumulo.core.datasets import (
     version_digest,
 )
 from cumulo.core.deployments import serving
-from cumulo.core.entities import DatasetInput, FileInfo, ModelVersionInfo, RunInfo, check_user_tags
+from cumulo.core.entities import (
+    DATASET_CONTEXT_TAG,
+    DatasetInput,
+    FileInfo,
+    ModelVersionInfo,
+    RunInfo,
+    check_user_tags,
+)
 from cumulo.core.errors import Conflict, CumuloError, InvalidInput, NotFound
 from cumulo.services import dataset_tables
 from cumulo.services.datastores import Datastores
@@ -359,7 +366,7 @@ class DatasetService:
                         {"version": info.version, "input": item["name"], "mode": item["mode"]}
                     ).decode(),
                     schema=orjson.dumps({"columns": info.schema}).decode() if info.schema else "",
-                    tags={"mlflow.data.context": item["name"]},
+                    tags={DATASET_CONTEXT_TAG: item["name"]},
                 )
             )
         if found:

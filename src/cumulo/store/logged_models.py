@@ -31,7 +31,14 @@ from sqlalchemy import (
     update,
 )
 
-from cumulo.core.entities import DatasetInput, LoggedModelInfo, ModelMetric, RunLineage, now_ms
+from cumulo.core.entities import (
+    DATASET_CONTEXT_TAG,
+    DatasetInput,
+    LoggedModelInfo,
+    ModelMetric,
+    RunLineage,
+    now_ms,
+)
 from cumulo.core.errors import Conflict, InvalidInput, NotFound
 from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy
@@ -40,7 +47,6 @@ from cumulo.store import schema_registry as r
 from cumulo.store.registry import RegistryScope, chunks, condition, kv_condition, ordered, set_kv
 
 rm, mv, lm = r.registered_models, r.model_versions, r.logged_models
-DATASET_CONTEXT = "mlflow.data.context"  # the input tag naming what a run read a dataset for
 
 LOGGED_COLUMNS = {
     "id": lm.c.id,
@@ -352,7 +358,7 @@ class LoggedModelStore(RegistryScope):
                 .order_by(ri.c.id)
             )
             for exp_id, name, digest, tags in found:
-                context = json.loads(tags).get(DATASET_CONTEXT)
+                context = json.loads(tags).get(DATASET_CONTEXT_TAG)
                 out[(exp_id, name, digest, context)] = None
                 if len(out) >= limit:
                     break

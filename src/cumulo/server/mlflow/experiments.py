@@ -155,9 +155,7 @@ def search_datasets(
     request: Request, workspace: Readable, msg: Msg, tracking: Tracking, registry: Registry
 ) -> JsonResponse:
     """The datasets the runs of some experiments read (MLflow's web UI lists them)."""
-    ids = msg.repeated("experiment_ids")
-    if not ids:
-        raise InvalidInput("SearchDatasets request must specify at least one experiment_id.")
+    ids = msg.repeated("experiment_ids")  # none at all: the service refuses it
     if len(ids) > MAX_DATASET_EXPERIMENTS:
         raise InvalidInput(
             f"SearchDatasets request cannot specify more than {MAX_DATASET_EXPERIMENTS} "
