@@ -188,21 +188,8 @@ class TrackingService:
         makes the job fail when it ends; a cancel asks the job to stop.
         """
         wanted = parse_status(status)
-        if wanted.is_terminal:
-            from cumulo.core.jobs import JOB_RUN_KIND, SCRIPT_FAILED  # jobs' module: large
-
-            run = self.store.get_run(workspace, run_id)
-            if run.kind == JOB_RUN_KIND and not run.run_status.is_terminal:
-                if wanted == RunStatus.COMPLETED:
-                    return run
-                if wanted == RunStatus.FAILED:
-                    reason = {"message": "The script marked the run failed.", **(error or {})}
-                    reason[SCRIPT_FAILED] = True
-                    return self.store.set_run_status(
-                        workspace, run_id, run.run_status, error=reason
-                    )
-                wanted = RunStatus.CANCEL_REQUESTED
-        return self.store.set_run_status(workspace, run_id, wanted, error=error, at=at)
+        rule = _end_with_the_job if wanted.is_terminal else None
+        return self.store.set_run_status(workspace, run_id, wanted, error=error, at=at, rule=rule)
 
     def update_run(
         self,
@@ -481,3 +468,23 @@ def sample_steps(
     kept.update(every[first + int(i * interval)] for i in range(max_results))
     kept.add(every[stop - 1])
     return kept
+
+
+def _end_with_the_job(
+    kind: str, current: RunStatus, wanted: RunStatus, error: dict[str, Any] | None
+) -> tuple[RunStatus, dict[str, Any] | None]:
+    """A job's run that its script ends: complete waits for the job, fail is remembered
+    for it, and anything else asks the job to stop."""
+    from cumulo.core.jobs import JOB_RUN_KIND, SCRIPT_FAILED  # jobs' module: large
+
+    if kind != JOB_RUN_KIND or current.is_terminal:
+        return wanted, error
+    if wanted == RunStatus.COMPLETED:
+        return current, None
+    if wanted == RunStatus.FAILED:
+        return current, {
+            "message": "The script marked the run failed.",
+            **(error or {}),
+            SCRIPT_FAILED: True,
+        }
+    return RunStatus.CANCEL_REQUESTED, error

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,12 @@ from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
 from cumulo.store.run_query import apply_order, clause_sql
 from cumulo.store.scoped import chunks
+
+# What a status change writes instead of the one asked for, given the run's kind:
+# (kind, current status, asked status, error) -> (status, error).
+StatusRule = Callable[
+    [str, RunStatus, RunStatus, dict[str, Any] | None], tuple[RunStatus, dict[str, Any] | None]
+]
 
 if TYPE_CHECKING:
     # Imported where a series is written or read: it loads numpy, which a server's start
@@ -221,16 +227,25 @@ class MetadataStore(ExperimentStore):
         error: dict[str, Any] | None = None,
         at: int | None = None,
         force: bool = False,
+        rule: StatusRule | None = None,
     ) -> RunInfo:
+        """Move a run to ``status`` (with ``error``), in one transaction.
+
+        ``rule`` sees the run's kind and current status and says what to write
+        instead (a job's run ends with its job, not when its script asks): its
+        answer is checked and written as if it had been asked for."""
         at = at or now_ms()
         with self.db.transaction() as conn:
             ws_id = self._workspace_id(conn, workspace)
             row = self._run_row(conn, ws_id, run_id)
             current = RunStatus(row.status)
+            if rule is not None:
+                status, error = rule(row.kind, current, status, error)
             if not force:
                 check_transition(current, status)
+            values: dict[str, Any] = {}
             if current != status:
-                values: dict[str, Any] = {"status": status.value}
+                values["status"] = status.value
                 if status == RunStatus.RUNNING:
                     values["ended_at"] = None
                     if row.started_at is None:
@@ -239,14 +254,13 @@ class MetadataStore(ExperimentStore):
                     values["ended_at"] = at
                     if row.started_at is None:
                         values["started_at"] = at
-                if error is not None:
-                    values["error"] = json.dumps(error)
-                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values})
                 conn.execute(_ADD_STATUS, {"run_id": run_id, "status": status.value, "at": at})
                 conn.execute(_TOUCH_EXPERIMENT, {"b_exp_id": row.experiment_id, "b_at": at})
-            elif error is not None:
-                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, "error": json.dumps(error)})
-            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+            if error is not None:
+                values["error"] = json.dumps(error)
+            if values:  # the changed row comes back from the UPDATE itself
+                row = conn.execute(_UPDATE_RUN_RETURNING, {"b_run_id": run_id, **values}).one()
+            return self._run_infos(conn, [row], True)[0]
 
     def update_run(
         self,
@@ -756,6 +770,7 @@ _ADD_STATUS = insert(t.run_status_history)
 _ADD_TAG = insert(t.tags)
 _ADD_PARAM = insert(t.params)
 _UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id"))
+_UPDATE_RUN_RETURNING = _UPDATE_RUN.returning(*t.runs.c)
 _TOUCH_EXPERIMENT = (
     update(t.experiments)
     .where(t.experiments.c.id == bindparam("b_exp_id"))
