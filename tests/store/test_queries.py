@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import event
 
 from cumulo import Experiment, Workspace
+from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.store.db import migration_head
 from cumulo.store.metadata import MetadataStore
+from cumulo.store.run_query import RunSearch, search_statement
 
 
 class Statements:
@@ -120,3 +122,54 @@ def test_reads_inside_reading_share_one_transaction_and_one_state(
     assert "later" not in before.tags and "later" not in again.tags  # one state throughout
     assert after.tags["later"] == "yes"
     assert len(begins) == 3  # the shared read, the write, the read after
+
+
+def test_searches_of_one_shape_reuse_one_statement_and_each_finds_its_own_runs(
+    workspace: Workspace,
+) -> None:
+    store: MetadataStore = workspace.transport.tracking.store  # type: ignore[attr-defined]
+    exp = Experiment(workspace, "shapes")
+    ids = []
+    for i in range(4):
+        run = store.create_run(workspace.name, exp.id, tags={"team": "ab"[i % 2]})
+        store.log_batch(
+            workspace.name,
+            run.id,
+            metrics=[("acc", i / 4, 0, 1), ("loss", 1 - i / 4, 0, 1)],
+            params={"model": ["rf", "svm"][i // 2], "depth": str(i)},
+        )
+        ids.append(run.id)
+
+    def found(filter: str, order_by: str) -> list[str]:
+        return [
+            r.id
+            for r in store.search_runs(
+                workspace.name, [exp.id], filter=filter, order_by=order_by
+            ).runs
+        ]
+
+    def statement(filter: str, order_by: str) -> object:
+        search = RunSearch(
+            1, [exp.id], clauses=parse_filter(filter), orders=parse_order_by(order_by)
+        )
+        return search_statement(search)[0]
+
+    by_model = ("metrics.acc > 0.1 AND params.model = 'rf'", "metrics.acc DESC")
+    by_depth = ("metrics.loss > 0.3 AND params.depth = '2'", "metrics.loss DESC")
+    assert statement(*by_model) is statement(*by_depth)  # keys and values are parameters
+    assert found(*by_model) == [ids[1]]
+    assert found(*by_depth) == [ids[2]]
+    assert found(
+        "params.depth IN ('0', '3') AND attributes.status = 'RUNNING'", "params.depth DESC"
+    ) == [ids[3], ids[0]]
+    assert found(
+        "params.depth IN ('1', '2', '3') AND attributes.status = 'RUNNING'", "params.depth DESC"
+    ) == [ids[3], ids[2], ids[1]]
+    assert found("tags.team LIKE 'b%'", "metrics.acc") == [ids[1], ids[3]]
+    tagged = store.search_runs(workspace.name, [exp.id], tags={"team": "b"}, order_by="metrics.acc")
+    assert [r.id for r in tagged.runs] == [ids[1], ids[3]]
+    paged = store.search_runs(workspace.name, [exp.id], order_by="metrics.acc", max_results=3)
+    rest = store.search_runs(
+        workspace.name, [exp.id], order_by="metrics.acc", page_token=paged.next_page_token
+    )
+    assert [r.id for r in paged.runs + rest.runs] == ids

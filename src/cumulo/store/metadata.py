@@ -25,7 +25,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
-    exists,
     func,
     insert,
     literal_column,
@@ -52,7 +51,7 @@ from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
 from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
-from cumulo.store.run_query import apply_order, clause_sql
+from cumulo.store.run_query import RunSearch, search_statement
 from cumulo.store.scoped import chunks
 
 # What a status change writes instead of the one asked for, given the run's kind:
@@ -623,29 +622,20 @@ class MetadataStore(ExperimentStore):
         orders = parse_order_by(order_by if isinstance(order_by, str | None) else list(order_by))
         offset = decode_token(page_token)
         with self.db.transaction(write=False) as conn:
-            ws_id = self._workspace_id(conn, workspace)
-            q = select(t.runs).where(t.runs.c.workspace_id == ws_id)
-            if experiment_ids is not None:
-                q = q.where(t.runs.c.experiment_id.in_(list(experiment_ids)))
-            if view == "active":
-                q = q.where(~t.runs.c.deleted)
-            elif view == "deleted":
-                q = q.where(t.runs.c.deleted)
-            if statuses:
-                q = q.where(t.runs.c.status.in_([str(s) for s in statuses]))
-            if parent_id is not None:
-                q = q.where(t.runs.c.parent_id == parent_id)
-            if top_level_only:
-                q = q.where(t.runs.c.parent_id.is_(None))
-            for k, v in (tags or {}).items():
-                cond = [t.tags.c.run_id == t.runs.c.id, t.tags.c.key == k]
-                if v is not None:
-                    cond.append(t.tags.c.value == v)
-                q = q.where(exists().where(*cond))
-            for clause in clauses:
-                q = q.where(clause_sql(clause))
-            q = apply_order(q, orders)
-            rows = conn.execute(q.offset(offset).limit(max_results + 1)).all()
+            search = RunSearch(
+                workspace_id=self._workspace_id(conn, workspace),
+                experiment_ids=experiment_ids,
+                view=view,
+                statuses=statuses,
+                tags=tags,
+                parent_id=parent_id,
+                top_level_only=top_level_only,
+                clauses=clauses,
+                orders=orders,
+                offset=offset,
+                limit=max_results + 1,
+            )
+            rows = conn.execute(*search_statement(search)).all()
             more = len(rows) > max_results
             runs = self._run_infos(conn, rows[:max_results], with_history)
         token = encode_token(offset + max_results) if more else None

@@ -1,10 +1,21 @@
-"""Run search in SQL: filter clauses and ordering."""
+"""Run search in SQL: filter clauses and ordering.
+
+A search's statement is built once for each shape (which filters on which kinds of
+keys with which comparators, the ordering, the view) and kept: the keys and values
+are bound parameters. Building a statement costs SQLAlchemy more than running it
+(about 0.8 ms for a filter on a metric and a param with an order), and a page of
+runs is asked for again and again with the same shape (a dashboard, the client's
+paging) or the same shape with other values.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, func, or_
+from sqlalchemy import BindParameter, Select, and_, bindparam, exists, false, func, or_, select
 
 from cumulo.core.errors import InvalidInput
 from cumulo.core.search import Clause, OrderBy
@@ -23,6 +34,106 @@ _ATTRIBUTE_COLUMNS = {
     "parent_id": t.runs.c.parent_id,
     "duration": (t.runs.c.ended_at - t.runs.c.started_at) / 1000.0,
 }
+_LISTS = ("IN", "NOT IN")
+_PRESENCE = ("IS NULL", "IS NOT NULL")
+
+
+@dataclass(frozen=True)
+class RunSearch:
+    """What a run search asks for, before it is written as SQL."""
+
+    workspace_id: int
+    experiment_ids: Sequence[int] | None = None
+    view: str = "active"  # active | deleted | all
+    statuses: Sequence[str] | None = None
+    tags: dict[str, str | None] | None = None
+    parent_id: str | None = None
+    top_level_only: bool = False
+    clauses: Sequence[Clause] = ()
+    orders: Sequence[OrderBy] = ()
+    offset: int = 0
+    limit: int = 1000
+
+
+def search_statement(search: RunSearch) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement of ``search`` (built once for its shape) and its parameters."""
+    params: dict[str, Any] = {"ws_id": search.workspace_id, "offset": search.offset}
+    params["limit"] = search.limit
+    if search.experiment_ids is not None:
+        params["experiment_ids"] = list(search.experiment_ids)
+    if search.statuses:
+        params["statuses"] = [str(s) for s in search.statuses]
+    if search.parent_id is not None:
+        params["parent_id"] = search.parent_id
+    tag_shape = []
+    for i, (key, value) in enumerate((search.tags or {}).items()):
+        params[f"tag{i}_key"] = key
+        if value is not None:
+            params[f"tag{i}_value"] = value
+        tag_shape.append(value is not None)
+    clause_shape = []
+    for i, c in enumerate(search.clauses):
+        if c.entity == "attribute" and c.key not in _ATTRIBUTE_COLUMNS:
+            raise InvalidInput(f"Unknown attribute {c.key!r} in the filter.")
+        if c.entity != "attribute":
+            params[f"c{i}_key"] = c.key
+        if c.op not in _PRESENCE:
+            params[f"c{i}_value"] = list(c.value) if c.op in _LISTS else c.value
+        clause_shape.append((c.entity, c.key if c.entity == "attribute" else "", c.op))
+    order_shape = []
+    for i, o in enumerate(search.orders):
+        if o.entity == "attribute" and o.key not in _ATTRIBUTE_COLUMNS:
+            raise InvalidInput(f"Unknown attribute {o.key!r} to order by.")
+        if o.entity != "attribute":
+            params[f"o{i}_key"] = o.key
+        order_shape.append((o.entity, o.key if o.entity == "attribute" else "", o.ascending))
+    statement = _statement(
+        search.experiment_ids is not None,
+        search.view,
+        bool(search.statuses),
+        tuple(tag_shape),
+        search.parent_id is not None,
+        search.top_level_only,
+        tuple(clause_shape),
+        tuple(order_shape),
+    )
+    return statement, params
+
+
+@lru_cache(maxsize=512)
+def _statement(
+    experiments: bool,
+    view: str,
+    statuses: bool,
+    tags: tuple[bool, ...],
+    parent: bool,
+    top_level_only: bool,
+    clauses: tuple[tuple[str, str, str], ...],
+    orders: tuple[tuple[str, str, bool], ...],
+) -> Select[Any]:
+    runs = t.runs.c
+    q = select(t.runs).where(runs.workspace_id == bindparam("ws_id"))
+    if experiments:
+        q = q.where(runs.experiment_id.in_(bindparam("experiment_ids", expanding=True)))
+    if view == "active":
+        q = q.where(~runs.deleted)
+    elif view == "deleted":
+        q = q.where(runs.deleted)
+    if statuses:
+        q = q.where(runs.status.in_(bindparam("statuses", expanding=True)))
+    if parent:
+        q = q.where(runs.parent_id == bindparam("parent_id"))
+    if top_level_only:
+        q = q.where(runs.parent_id.is_(None))
+    for i, with_value in enumerate(tags):
+        cond = [t.tags.c.run_id == runs.id, t.tags.c.key == bindparam(f"tag{i}_key")]
+        if with_value:
+            cond.append(t.tags.c.value == bindparam(f"tag{i}_value"))
+        q = q.where(exists().where(*cond))
+    for i, (entity, key, op) in enumerate(clauses):
+        q = q.where(_clause(i, entity, key, op))
+    q = _order(q, orders)
+    return q.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 def compare(col: Any, op: str, value: Any) -> Any:
@@ -43,50 +154,57 @@ def compare(col: Any, op: str, value: Any) -> Any:
         return col.like(value)
     if op == "ILIKE":
         return func.lower(col).like(func.lower(value))
-    if op == "IN":
-        return col.in_(list(value))
-    if op == "NOT IN":
-        return col.not_in(list(value))
+    if op in _LISTS:
+        values = value if isinstance(value, BindParameter) else list(value)
+        return col.in_(values) if op == "IN" else col.not_in(values)
     raise InvalidInput(f"Unsupported comparator {op!r}.")
 
 
-def clause_sql(c: Clause) -> Any:
-    if c.entity == "attribute":
-        return compare(_ATTRIBUTE_COLUMNS[c.key], c.op, c.value)
-    if c.entity == "metric":
+def _compare(col: Any, op: str, name: str) -> Any:
+    """``col <op> :name``: the value a parameter of the statement."""
+    return compare(col, op, bindparam(name, expanding=op in _LISTS))
+
+
+def _clause(i: int, entity: str, key: str, op: str) -> Any:
+    value = f"c{i}_value"
+    if entity == "attribute":
+        return _compare(_ATTRIBUTE_COLUMNS[key], op, value)
+    if entity == "metric":
         lm = t.latest_metrics
-        base = [lm.c.run_id == t.runs.c.id, lm.c.key == c.key]
-        if c.op == "IS NULL":
+        base = [lm.c.run_id == t.runs.c.id, lm.c.key == bindparam(f"c{i}_key")]
+        if op == "IS NULL":
             return ~exists().where(*base)
-        if c.op == "IS NOT NULL":
+        if op == "IS NOT NULL":
             return exists().where(*base)
-        return exists().where(*base, ~lm.c.is_nan, compare(lm.c.value, c.op, c.value))
-    tbl = t.params if c.entity == "param" else t.tags
-    base = [tbl.c.run_id == t.runs.c.id, tbl.c.key == c.key]
-    if c.op == "IS NULL":
+        return exists().where(*base, ~lm.c.is_nan, _compare(lm.c.value, op, value))
+    tbl = t.params if entity == "param" else t.tags
+    base = [tbl.c.run_id == t.runs.c.id, tbl.c.key == bindparam(f"c{i}_key")]
+    if op == "IS NULL":
         return ~exists().where(*base)
-    if c.op == "IS NOT NULL":
+    if op == "IS NOT NULL":
         return exists().where(*base)
-    return exists().where(*base, compare(tbl.c.value, c.op, c.value))
+    return exists().where(*base, _compare(tbl.c.value, op, value))
 
 
-def apply_order(q: Select[Any], orders: list[OrderBy]) -> Select[Any]:
+def _order(q: Select[Any], orders: tuple[tuple[str, str, bool], ...]) -> Select[Any]:
     terms: list[Any] = []
-    for i, o in enumerate(orders):
-        if o.entity == "attribute":
-            col = _ATTRIBUTE_COLUMNS[o.key]
+    for i, (entity, key, ascending) in enumerate(orders):
+        if entity == "attribute":
+            col = _ATTRIBUTE_COLUMNS[key]
             terms.append(col.is_(None))  # missing values last, both directions
-            terms.append(col.asc() if o.ascending else col.desc())
+            terms.append(col.asc() if ascending else col.desc())
             continue
-        if o.entity == "metric":
+        if entity == "metric":
             lm = t.latest_metrics.alias(f"order_m{i}")
-            q = q.outerjoin(lm, and_(lm.c.run_id == t.runs.c.id, lm.c.key == o.key))
+            q = q.outerjoin(
+                lm, and_(lm.c.run_id == t.runs.c.id, lm.c.key == bindparam(f"o{i}_key"))
+            )
             terms.append(or_(lm.c.value.is_(None), lm.c.is_nan.is_(None), lm.c.is_nan != false()))
-            terms.append(lm.c.value.asc() if o.ascending else lm.c.value.desc())
+            terms.append(lm.c.value.asc() if ascending else lm.c.value.desc())
             continue
-        tbl = (t.params if o.entity == "param" else t.tags).alias(f"order_kv{i}")
-        q = q.outerjoin(tbl, and_(tbl.c.run_id == t.runs.c.id, tbl.c.key == o.key))
+        tbl = (t.params if entity == "param" else t.tags).alias(f"order_kv{i}")
+        q = q.outerjoin(tbl, and_(tbl.c.run_id == t.runs.c.id, tbl.c.key == bindparam(f"o{i}_key")))
         terms.append(tbl.c.value.is_(None))
-        terms.append(tbl.c.value.asc() if o.ascending else tbl.c.value.desc())
+        terms.append(tbl.c.value.asc() if ascending else tbl.c.value.desc())
     terms += [t.runs.c.created_at.desc(), t.runs.c.id]
     return q.order_by(*terms)
