@@ -158,3 +158,79 @@ def test_a_model_failure_answers_its_message_not_its_traceback(
     assert "ValueError: expected 64 pixels, got 3" in data["message"]
     assert data["error_id"] in data["message"] and "Traceback" not in data["message"]
     assert data["error_id"] in caplog.text
+
+
+# A replica (replica.main, serving in a thread) in a fresh interpreter, asked over
+# HTTP; it reports which heavy modules it has imported after each answer.
+REPLICA_DRIVER = """
+import http.client, json, os, sys, threading, time
+from pathlib import Path
+from cumulo.core.deployments import REPLICA_SECRET_ENV, REPLICA_SECRET_HEADER
+from cumulo.serving import replica
+
+spec = sys.argv[1]
+status = Path(json.loads(Path(spec).read_text())["status_file"])
+headers = {REPLICA_SECRET_HEADER: os.environ[REPLICA_SECRET_ENV]}
+threading.Thread(target=replica.main, args=([spec],), daemon=True).start()
+deadline = time.monotonic() + 120
+state = {}
+while state.get("state") != "ready" and time.monotonic() < deadline:
+    time.sleep(0.02)
+    try:
+        state = json.loads(status.read_text())
+    except (OSError, ValueError):
+        pass
+for body in sys.argv[2:]:
+    conn = http.client.HTTPConnection("127.0.0.1", state["port"], timeout=120)
+    conn.request("POST", "/invocations", body, {**headers, "Content-Type": "application/json"})
+    answer = conn.getresponse()
+    loaded = {name: name in sys.modules for name in ("mlflow", "torch")}
+    print(json.dumps({"status": answer.status, "body": json.loads(answer.read()), **loaded}))
+"""
+
+
+@pytest.mark.slow
+def test_a_replica_imports_mlflow_only_for_a_body_off_the_fast_path(
+    mlflow_model_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cumulo.core.deployments import REPLICA_SECRET_ENV
+
+    spec = tmp_path / "spec.json"
+    status = str(tmp_path / "status.json")
+    spec.write_text(
+        orjson.dumps(
+            {"kind": "mlflow", "model_dir": str(mlflow_model_dir), "status_file": status}
+        ).decode()
+    )
+    fast = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW2]}}
+    missing = {"dataframe_split": {"columns": IRIS_COLUMNS[:2], "data": [ROW[:2]]}}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REPLICA_DRIVER,
+            str(spec),
+            *(orjson.dumps(b).decode() for b in (fast, missing)),
+        ],
+        env={**os.environ, REPLICA_SECRET_ENV: "s3cret"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    first, second = (orjson.loads(line) for line in run.stdout.splitlines())
+    # The fast path answered without mlflow, and scikit-learn's torch shim stayed out.
+    assert first == {
+        "status": 200,
+        "body": {"predictions": [0, 2]},
+        "mlflow": False,
+        "torch": False,
+    }
+    # A body off the fast path loads MLflow's path then and gets MLflow's own answer.
+    assert second["status"] == 400 and second["mlflow"]
+    assert second["body"]["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert f"Model is missing inputs {IRIS_COLUMNS[2:]}" in second["body"]["message"]

@@ -19,10 +19,11 @@ CSV table of exactly the named columns, read as MLflow reads it) goes to
 the model as one float array: several times faster than MLflow's per-request
 pandas table and schema enforcement. For a column signature the model is
 checked once at load time to give the same answers for an array as for a
-table. Anything else, and anything the model fails on, takes MLflow's path,
-whose pyfunc model a replica loads in the background once it serves
-(``warm()``; the preloader has imported ``mlflow`` already); a request that
-needs it sooner waits for it.
+table. Anything else, and anything the model fails on, takes MLflow's path.
+A replica loads MLflow's pyfunc model only when a body first needs it: a
+replica that only sees fast-path bodies never imports ``mlflow`` (it costs
+about 200 MiB and two seconds), and the first body off the fast path waits
+for that load once (requests arriving meanwhile wait for the same load).
 
 Differences kept on purpose: an error body leaves out MLflow's
 ``stack_trace`` (it goes to the deployment's log under the ``error_id`` the
@@ -36,7 +37,9 @@ import io
 import json
 import logging
 import os
+import sys
 import threading
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -214,16 +217,11 @@ class MlflowPredictor:
         """MLflow's pyfunc model and input schema, loaded on first need."""
         with self._loading:
             if self._pyfunc is None:
+                started = time.monotonic()
                 self._pyfunc = _load_pyfunc(self.model_dir)
                 self._schema = self._pyfunc.metadata.get_input_schema()
+                log.info("loaded through mlflow in %.2f s", time.monotonic() - started)
         return self._pyfunc, self._schema
-
-    def warm(self) -> None:
-        """Load MLflow's path ahead of the first request that needs it."""
-        try:
-            self._mlflow()
-        except Exception:
-            log.exception("loading the model through mlflow failed")
 
     # -------------------------------------------------------------- scoring
     def predict(self, body: bytes, content_type: str = "application/json") -> bytes:
@@ -338,10 +336,10 @@ class MlflowPredictor:
             return None  # MLflow's path gives its own answer to the failure
 
     def _by_mlflow(self, body: bytes, content_type: str) -> bytes:
+        model, schema = self._mlflow()  # imports mlflow, the first time
         from mlflow.exceptions import MlflowException
         from mlflow.pyfunc import scoring_server
 
-        model, schema = self._mlflow()
         invocations: Any = scoring_server.invocations
         try:
             result = invocations(body, content_type, model, schema)
@@ -373,13 +371,13 @@ def _load_sklearn(model_dir: Path, flavor: dict[str, Any]) -> Any:
         raise ModelLoadError(f"The sklearn flavor names {path.name}, which is not in the model.")
     if fmt == "skops":
         try:
-            import skops.io
+            skops_io = import_skops()
         except ImportError as exc:
             raise ModelLoadError(
                 "This model is saved in the skops format: install skops where it is served "
                 "(pip install skops)."
             ) from exc
-        return skops.io.load(path, trusted=flavor.get("skops_trusted_types"))
+        return skops_io.load(path, trusted=flavor.get("skops_trusted_types"))
     with open(path, "rb") as fh:
         if fmt == "cloudpickle":
             import cloudpickle
@@ -388,6 +386,46 @@ def _load_sklearn(model_dir: Path, flavor: dict[str, Any]) -> Any:
         import pickle
 
         return pickle.load(fh)
+
+
+class _RefuseModule:
+    """A finder that makes importing one module fail, as if it were not installed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == self.name:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+# scikit-learn's array-API shim for torch: importing it imports torch.
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported without importing torch.
+
+    On import, skops lists scikit-learn's estimators (its default trusted
+    types) with ``sklearn.utils.all_estimators``, which imports every
+    scikit-learn package to look inside. One of them is the array-API shim for
+    torch, which imports torch wherever it is installed (about 1.5 s and
+    200 MiB on a replica) though the listing skips ``sklearn.externals`` and
+    finds no estimator there. The shim is refused for the length of that
+    import only (the listing ignores packages that fail to import), so the
+    trusted types are the same and the shim loads later if anything asks.
+    """
+    if "skops.io" in sys.modules or _TORCH_SHIM in sys.modules:
+        import skops.io
+
+        return skops.io
+    refuse = _RefuseModule(_TORCH_SHIM)
+    sys.meta_path.insert(0, refuse)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(refuse)
+    return skops.io
 
 
 def _load_pyfunc(model_dir: Path) -> Any:

@@ -1,9 +1,11 @@
 """Warm starts: replicas forked from a process that has already imported the heavy modules.
 
 A new replica spends most of its start importing numpy, pandas, scikit-learn
-and uvicorn (about a second on two cores), not loading its model. The
+and uvicorn (about two seconds on two cores), not loading its model. The
 supervisor keeps one *preloader* process per interpreter: it imports those
-modules once, then forks a replica per request. The child runs exactly what
+modules once, then forks a replica per request. Once it is ready and idle
+it also imports ``mlflow`` (``PRELOAD_LATER``), so that replicas forked after
+that load a model or a body off the fast path without importing it. The child runs exactly what
 ``python -m cumulo.serving.replica SPEC`` runs, in its own session, with its
 own log, working folder and environment; it is ready as soon as its model is
 loaded. Restarts after a crash and rolling updates get the same benefit.
@@ -36,7 +38,6 @@ PRELOAD = (
     "sklearn",
     "sklearn.base",
     "sklearn.linear_model",
-    "skops.io",
     "cloudpickle",
     "yaml",
     "orjson",
@@ -44,12 +45,16 @@ PRELOAD = (
     "uvicorn.protocols.http.httptools_impl",
     "uvicorn.protocols.http.h11_impl",
     "uvloop",
-    "mlflow.pyfunc.scoring_server",  # an MLflow model's full path (mlflow_model.py)
-    "mlflow.sklearn",
     "cumulo.serving.replica",
     "cumulo.serving.mlflow_model",
     "cumulo.serving.entry_script",
 )
+# Imported once the preloader is ready and has had no request for LATER_AFTER_S:
+# MLflow's full path (mlflow_model.py), which a replica needs only for a model or
+# a body off the fast path. Importing it before saying ready would hold up the
+# first deployment, which waits for the preloader, by about two seconds.
+PRELOAD_LATER = ("mlflow.pyfunc.scoring_server", "mlflow.sklearn")
+LATER_AFTER_S = 1.0
 
 
 # ------------------------------------------------------------ the preloader
@@ -94,15 +99,25 @@ def _say(message: dict[str, Any]) -> None:
 
 def serve_forks() -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no telemetry thread to fork
+    with contextlib.suppress(Exception):
+        from cumulo.serving.mlflow_model import import_skops
+
+        import_skops()  # before anything else lists scikit-learn's estimators
     for name in PRELOAD:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     _say({"ready": True})
+    later, asked = list(PRELOAD_LATER), time.monotonic()
     children: set[int] = set()
     buffer = b""
     stdin = sys.stdin.buffer.fileno()
     while True:
         readable, _, _ = select.select([stdin], [], [], 0.2)
+        if readable:
+            asked = time.monotonic()
+        elif later and time.monotonic() - asked >= LATER_AFTER_S:
+            with contextlib.suppress(Exception):
+                importlib.import_module(later.pop(0))
         if readable:
             chunk = os.read(stdin, 65536)
             if not chunk:  # the supervisor is gone: so are its replicas

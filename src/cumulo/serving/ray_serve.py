@@ -39,7 +39,7 @@ class Scorer:
     """One Serve replica: loads the predictor in the job's working directory."""
 
     def __init__(self, spec: dict[str, Any], env: dict[str, str], secret: str) -> None:
-        from cumulo.serving.replica import load_predictor, start_warming
+        from cumulo.serving.replica import load_predictor
 
         if not secret:
             raise ValueError("A Serve replica needs a secret to check its callers against.")
@@ -54,7 +54,6 @@ class Scorer:
             if local.get(key):
                 local[key] = str(root / local[key])
         self.predictor = load_predictor(local)
-        start_warming(self.predictor)
 
     async def __call__(self, request: Any) -> Any:
         from starlette.responses import Response

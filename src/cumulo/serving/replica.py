@@ -46,13 +46,6 @@ def load_predictor(spec: dict[str, Any]) -> Any:
     raise ModelLoadError(f"Unknown deployment kind {spec['kind']!r}.")
 
 
-def start_warming(predictor: Any) -> None:
-    """Load in the background what the predictor left for later (an MLflow model's full path)."""
-    warm = getattr(predictor, "warm", None)
-    if callable(warm):
-        threading.Thread(target=warm, daemon=True, name="warm").start()
-
-
 def write_status(path: str | Path, **state: Any) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
@@ -103,6 +96,7 @@ def serve(app: Any, sock: socket.socket) -> None:
         http=http,
         loop=loop,
         lifespan="off",
+        ws="none",  # a replica answers HTTP only: no websocket module to import
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,
@@ -145,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model loaded in %.2f s; serving", load_s)  # its port is for the owners only
     write_status(status, state="ready", port=port, load_seconds=round(load_s, 3))
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    start_warming(predictor)
     with contextlib.suppress(KeyboardInterrupt):
         serve(app, sock)
     return 0
