@@ -11,19 +11,20 @@ messages. It gets there by calling MLflow's own parsing and prediction
 The fast path. A scikit-learn model (the ``sklearn`` flavor, saved as skops,
 pickle or cloudpickle) whose signature has only ``double`` columns, a single
 ``float64`` tensor of rows, or no inputs at all is loaded directly, without
-waiting for ``mlflow`` (a replica starts in about a second). A request whose
-body is certain to be accepted by MLflow and to reach the model as the same
-numbers (a plain JSON content type, exactly one input key and no ``params``,
-every value a JSON number, every named column present and no other; or a
-CSV table of exactly the named columns, read as MLflow reads it) goes to
-the model as one float array: several times faster than MLflow's per-request
-pandas table and schema enforcement. For a column signature the model is
-checked once at load time to give the same answers for an array as for a
-table. Anything else, and anything the model fails on, takes MLflow's path.
-A replica loads MLflow's pyfunc model only when a body first needs it: a
-replica that only sees fast-path bodies never imports ``mlflow`` (it costs
-about 200 MiB and two seconds), and the first body off the fast path waits
-for that load once (requests arriving meanwhile wait for the same load).
+importing ``mlflow`` (a replica's start is then mostly scikit-learn's
+import; see ``import_skops``). A request whose body is certain to be
+accepted by MLflow and to reach the model as the same numbers (a plain JSON
+content type, exactly one input key and no ``params``, every value a JSON
+number, every named column present and no other; or a CSV table of exactly
+the named columns, read as MLflow reads it) goes to the model as one float
+array: several times faster than MLflow's per-request pandas table and
+schema enforcement. For a column signature the model is checked once at load
+time to give the same answers for an array as for a table. Anything else,
+and anything the model fails on, takes MLflow's path. A replica loads
+MLflow's pyfunc model only when a body first needs it: a replica that only
+sees fast-path bodies never imports ``mlflow`` (about 60 MiB and two seconds
+on two cores), and the first body off the fast path waits for that load once
+(requests arriving meanwhile wait for the same load).
 
 Differences kept on purpose: an error body leaves out MLflow's
 ``stack_trace`` (it goes to the deployment's log under the ``error_id`` the
