@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -234,3 +235,61 @@ def test_a_replica_imports_mlflow_only_for_a_body_off_the_fast_path(
     assert second["status"] == 400 and second["mlflow"]
     assert second["body"]["error_code"] == "INVALID_PARAMETER_VALUE"
     assert f"Model is missing inputs {IRIS_COLUMNS[2:]}" in second["body"]["message"]
+
+
+async def _call(app: Any, body: bytes) -> tuple[int, Any]:
+    """One ``POST /invocations`` through the replica's ASGI app, in process."""
+    from cumulo.core.deployments import REPLICA_SECRET_HEADER
+
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "headers": [
+            (REPLICA_SECRET_HEADER.encode(), b"s3cret"),
+            (b"content-type", b"application/json"),
+        ],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], orjson.loads(sent[1]["body"])
+
+
+def test_fast_path_bodies_are_answered_while_mlflows_path_loads(mlflow_model_dir: Path) -> None:
+    import asyncio
+    import threading
+
+    from cumulo.serving.app import ScoringApp
+
+    p = MlflowPredictor(mlflow_model_dir)
+    started, release = threading.Event(), threading.Event()
+    load = p._mlflow
+
+    def held_load() -> object:  # MLflow's load, held until the fast body has its answer
+        started.set()
+        release.wait(30)
+        return load()
+
+    p._mlflow = held_load  # type: ignore[method-assign]
+    app = ScoringApp(p, "s3cret")
+    fast = orjson.dumps({"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW2]}})
+    off = orjson.dumps({"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW]}, "params": {}})
+
+    async def scenario() -> None:
+        slow = asyncio.create_task(_call(app, off))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        assert await _call(app, fast) == (200, {"predictions": [0, 2]})
+        assert not slow.done()  # still waiting for MLflow's path, in its thread
+        release.set()
+        assert await slow == (200, {"predictions": [0]})
+
+    asyncio.run(scenario())
+    assert p._pyfunc is not None

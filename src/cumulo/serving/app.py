@@ -19,6 +19,8 @@ replica goes on serving.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -29,7 +31,7 @@ from typing import Any, Protocol
 import orjson
 
 from cumulo.core.deployments import REPLICA_SECRET_HEADER
-from cumulo.serving.errors import ScoringError
+from cumulo.serving.errors import LoadFirst, ScoringError
 
 MAX_MESSAGE = 2000  # characters of a model's exception message a caller is given
 log = logging.getLogger("cumulo.serving")
@@ -113,7 +115,7 @@ class ScoringApp:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        status, out, media_type = answer(self.predictor, body, content_type)
+        status, out, media_type = await answer_async(self.predictor, body, content_type)
         headers = _JSON if media_type == "application/json" else _typed(media_type)
         await send_answer(send, status, out, headers)
 
@@ -124,10 +126,34 @@ def _typed(media_type: str) -> list[tuple[bytes, bytes]]:
     return [(b"content-type", media_type.encode("latin-1"))]
 
 
-def answer(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, bytes, str]:
-    """(status, body, media type) of one scoring request; a model failure is logged with an id."""
+async def answer_async(
+    predictor: Predictor, body: bytes, content_type: str
+) -> tuple[int, bytes, str]:
+    """``answer`` on an event loop: a slow load a body needs first runs in a thread.
+
+    The loop goes on answering other requests meanwhile (an MLflow model's
+    fast-path bodies while the first body off it waits for MLflow's path).
+    """
     try:
-        return 200, predictor.predict(body, content_type), "application/json"
+        return answer(predictor, body, content_type, defer=True)
+    except LoadFirst as first:
+        with contextlib.suppress(Exception):  # a failed load answers below, as it fails
+            await asyncio.to_thread(first.load)
+        return answer(predictor, body, content_type)
+
+
+def answer(
+    predictor: Predictor, body: bytes, content_type: str, defer: bool = False
+) -> tuple[int, bytes, str]:
+    """(status, body, media type) of one scoring request; a model failure is logged with an id.
+
+    ``defer``: raise ``LoadFirst`` instead of loading inline, where the predictor can.
+    """
+    predict = getattr(predictor, "predict_or_defer", None) if defer else None
+    try:
+        return 200, (predict or predictor.predict)(body, content_type), "application/json"
+    except LoadFirst:
+        raise
     except ScoringError as exc:
         return exc.status, exc.body(), exc.media_type
     except Exception as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 
@@ -39,3 +41,11 @@ class Refusal(ScoringError):
 
 class ModelLoadError(Exception):
     """The model or entry script could not be loaded; the replica reports it and exits."""
+
+
+class LoadFirst(Exception):
+    """The request needs ``load()`` to have run first (slow): the server runs it off its loop."""
+
+    def __init__(self, load: Callable[[], object]) -> None:
+        super().__init__("load first")
+        self.load = load

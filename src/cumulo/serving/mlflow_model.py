@@ -24,7 +24,8 @@ and anything the model fails on, takes MLflow's path. A replica loads
 MLflow's pyfunc model only when a body first needs it: a replica that only
 sees fast-path bodies never imports ``mlflow`` (about 60 MiB and two seconds
 on two cores), and the first body off the fast path waits for that load once
-(requests arriving meanwhile wait for the same load).
+(``predict_or_defer``: the scoring server loads it in a thread and goes on
+answering fast-path bodies; others off it wait for the same load).
 
 Differences kept on purpose: an error body leaves out MLflow's
 ``stack_trace`` (it goes to the deployment's log under the ``error_id`` the
@@ -49,7 +50,7 @@ from typing import Any
 import orjson
 import yaml
 
-from cumulo.serving.errors import ModelLoadError, Refusal
+from cumulo.serving.errors import LoadFirst, ModelLoadError, Refusal
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -227,6 +228,17 @@ class MlflowPredictor:
     # -------------------------------------------------------------- scoring
     def predict(self, body: bytes, content_type: str = "application/json") -> bytes:
         """Answer one request body with ``{"predictions": ...}`` as JSON bytes."""
+        return self._answer(body, content_type, defer=False)
+
+    def predict_or_defer(self, body: bytes, content_type: str = "application/json") -> bytes:
+        """As ``predict``, but raises ``LoadFirst`` when the body needs MLflow's path unloaded.
+
+        The scoring server then loads it off its event loop, so that fast-path
+        requests go on being answered meanwhile, and asks again.
+        """
+        return self._answer(body, content_type, defer=True)
+
+    def _answer(self, body: bytes, content_type: str, defer: bool) -> bytes:
         content_type = content_type or "application/json"
         array = None
         if self.fast and content_type in _PLAIN_JSON:
@@ -237,6 +249,8 @@ class MlflowPredictor:
             answer = self._fast_answer(array)
             if answer is not None:
                 return answer
+        if defer and self._pyfunc is None:
+            raise LoadFirst(self._mlflow)
         return self._by_mlflow(body, content_type)
 
     def _fast_csv(self, body: bytes) -> Any:

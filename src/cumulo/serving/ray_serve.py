@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.core.deployments import REPLICA_SECRET_ENV, REPLICA_SECRET_HEADER
-from cumulo.serving.app import REFUSED, answer
+from cumulo.serving.app import REFUSED, answer_async
 
 log = logging.getLogger("cumulo.serving")
 
@@ -64,7 +64,7 @@ class Scorer:
         if request.method == "GET":
             return Response(b"\n", media_type="application/json")
         body = await request.body()
-        status, out, media_type = answer(
+        status, out, media_type = await answer_async(
             self.predictor, body, request.headers.get("content-type", "")
         )
         return Response(out, status_code=status, media_type=media_type)
