@@ -296,7 +296,8 @@ class TrackingService:
         """``(run_id, step, timestamp, value)`` of one metric of several runs at no more than
         about ``max_results`` steps, the same steps for every run: chosen evenly from the
         steps any of the runs logged in ``[start_step, end_step]`` (from 0 to the last
-        step when neither is given), plus each run's first and last step in that range.
+        step when neither is given), plus each run's own first and last step when they
+        fall in that range (as MLflow keeps them), and the range's last step.
         Every value at a chosen step is kept (up to ``MAX_INTERVAL_POINTS`` a run),
         ordered by run as given, then step, time and value. This is how MLflow's web UI
         samples the series of the runs it compares (``get-history-bulk-interval``)."""
