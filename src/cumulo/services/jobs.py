@@ -342,10 +342,7 @@ class JobService:
             canceled = self._cancel_if_queued(workspace, run_id)
             if canceled is not None:
                 return canceled
-        try:
-            run = self.tracking.set_run_status(workspace, run_id, RunStatus.CANCEL_REQUESTED.value)
-        except InvalidState:
-            run = self.tracking.get_run(workspace, run_id)  # it ended meanwhile
+        run = self.tracking.request_cancel(workspace, run_id)
         self._notify()
         return run
 

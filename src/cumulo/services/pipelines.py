@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from cumulo.core.entities import RunInfo, now_ms
-from cumulo.core.errors import InvalidInput, InvalidState
+from cumulo.core.errors import InvalidInput
 from cumulo.core.pipelines import (
     PIPELINE_RUN_KIND,
     PUBLISHED_TAG,
@@ -144,15 +144,8 @@ class PipelineService:
 
     def cancel_pipeline_run(self, workspace: str, run_id: str) -> RunInfo:
         """Ask the pipeline to stop: running steps are canceled, then it ends ``Canceled``."""
-        self.store.get_run(workspace, run_id)
-        run = self.tracking.get_run(workspace, run_id)
-        if not run.run_status.is_terminal:
-            try:
-                run = self.tracking.set_run_status(
-                    workspace, run_id, RunStatus.CANCEL_REQUESTED.value
-                )
-            except InvalidState:
-                run = self.tracking.get_run(workspace, run_id)
+        self.store.get_run(workspace, run_id)  # a pipeline's run
+        run = self.tracking.request_cancel(workspace, run_id)
         self._notify()
         return run
 

@@ -202,15 +202,8 @@ class SweepService:
 
     def cancel_sweep(self, workspace: str, run_id: str) -> RunInfo:
         """Ask the sweep to stop: its trials are canceled, then the sweep ends ``Canceled``."""
-        self.store.get(workspace, run_id)
-        run = self.tracking.get_run(workspace, run_id)
-        if not run.run_status.is_terminal:
-            try:
-                run = self.tracking.set_run_status(
-                    workspace, run_id, RunStatus.CANCEL_REQUESTED.value
-                )
-            except InvalidState:
-                run = self.tracking.get_run(workspace, run_id)  # it ended meanwhile
+        self.store.get(workspace, run_id)  # a sweep's run
+        run = self.tracking.request_cancel(workspace, run_id)
         self._notify()
         return run
 

@@ -20,7 +20,7 @@ from cumulo.core.entities import (
     WorkspaceInfo,
     now_ms,
 )
-from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.errors import InvalidInput, InvalidState, NotFound
 from cumulo.core.status import RunStatus, parse_status
 from cumulo.services.metric_points import check_columns, check_rows
 from cumulo.store.artifacts import ArtifactStore
@@ -190,6 +190,17 @@ class TrackingService:
         wanted = parse_status(status)
         rule = _end_with_the_job if wanted.is_terminal else None
         return self.store.set_run_status(workspace, run_id, wanted, error=error, at=at, rule=rule)
+
+    def request_cancel(self, workspace: str, run_id: str) -> RunInfo:
+        """Ask an active run's owner (its job, sweep or pipeline) to stop it; a run that
+        has ended, or ends meanwhile, is returned as it is."""
+        run = self.store.get_run(workspace, run_id)
+        if run.run_status.is_terminal:
+            return run
+        try:
+            return self.store.set_run_status(workspace, run_id, RunStatus.CANCEL_REQUESTED)
+        except InvalidState:
+            return self.store.get_run(workspace, run_id)  # it ended meanwhile
 
     def update_run(
         self,
