@@ -631,11 +631,7 @@ class PublishedPipeline:
     def _submit(
         self, experiment_name: str, pipeline_parameters: dict[str, Any] | None = None
     ) -> PipelineRun:
-        self.workspace.transport.host_jobs()
-        info = self.workspace.transport.pipelines.submit_published(
-            self.workspace.name, self.id, experiment_name, pipeline_parameters, user=_user()
-        )
-        return PipelineRun(self.workspace, info)
+        return _submit_published(self.workspace, self.id, experiment_name, pipeline_parameters)
 
     def __repr__(self) -> str:
         return f"PublishedPipeline(name={self.name!r}, version={self.version!r}, id={self.id!r})"
@@ -691,11 +687,22 @@ class PipelineEndpoint(metaclass=v1.RefusesV1Names):
     def submit(
         self, experiment_name: str, pipeline_parameters: dict[str, Any] | None = None
     ) -> PipelineRun:
-        self.workspace.transport.host_jobs()
-        info = self.workspace.transport.pipelines.submit_published(
-            self.workspace.name, self.name, experiment_name, pipeline_parameters, user=_user()
-        )
-        return PipelineRun(self.workspace, info)
+        """Run this name's default version."""
+        return _submit_published(self.workspace, self.name, experiment_name, pipeline_parameters)
+
+
+def _submit_published(
+    workspace: Workspace,
+    id_or_name: str,
+    experiment_name: str,
+    pipeline_parameters: dict[str, Any] | None,
+) -> PipelineRun:
+    """A run of a published pipeline: its id, or a name's default version."""
+    workspace.transport.host_jobs()
+    info = workspace.transport.pipelines.submit_published(
+        workspace.name, id_or_name, experiment_name, pipeline_parameters, user=_user()
+    )
+    return PipelineRun(workspace, info)
 
 
 # --------------------------------------------------------------- schedules
