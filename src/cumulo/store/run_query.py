@@ -73,20 +73,14 @@ def search_statement(search: RunSearch) -> tuple[Select[Any], dict[str, Any]]:
         tag_shape.append(value is not None)
     clause_shape = []
     for i, c in enumerate(search.clauses):
-        if c.entity == "attribute" and c.key not in _ATTRIBUTE_COLUMNS:
-            raise InvalidInput(f"Unknown attribute {c.key!r} in the filter.")
-        if c.entity != "attribute":
-            params[f"c{i}_key"] = c.key
+        key = _key_shape(f"c{i}_key", c.entity, c.key, params, "in the filter")
         if c.op not in _PRESENCE:
             params[f"c{i}_value"] = list(c.value) if c.op in _LISTS else c.value
-        clause_shape.append((c.entity, c.key if c.entity == "attribute" else "", c.op))
-    order_shape = []
-    for i, o in enumerate(search.orders):
-        if o.entity == "attribute" and o.key not in _ATTRIBUTE_COLUMNS:
-            raise InvalidInput(f"Unknown attribute {o.key!r} to order by.")
-        if o.entity != "attribute":
-            params[f"o{i}_key"] = o.key
-        order_shape.append((o.entity, o.key if o.entity == "attribute" else "", o.ascending))
+        clause_shape.append((c.entity, key, c.op))
+    order_shape = [
+        (o.entity, _key_shape(f"o{i}_key", o.entity, o.key, params, "to order by"), o.ascending)
+        for i, o in enumerate(search.orders)
+    ]
     statement = _statement(
         search.experiment_ids is not None,
         search.view,
@@ -98,6 +92,17 @@ def search_statement(search: RunSearch) -> tuple[Select[Any], dict[str, Any]]:
         tuple(order_shape),
     )
     return statement, params
+
+
+def _key_shape(name: str, entity: str, key: str, params: dict[str, Any], where: str) -> str:
+    """A key's part of a search's shape: an attribute's name (its column is in the SQL),
+    or "" for a metric's, param's or tag's key, bound as the parameter ``name``."""
+    if entity != "attribute":
+        params[name] = key
+        return ""
+    if key not in _ATTRIBUTE_COLUMNS:
+        raise InvalidInput(f"Unknown attribute {key!r} {where}.")
+    return key
 
 
 @lru_cache(maxsize=512)
