@@ -376,7 +376,8 @@ class LoggedModelStore(RegistryScope):
             else:
                 pages = [(_LINEAGE, {"ids": c, "ws_id": ws_id}) for c in chunks(list(run_ids))]
             for query, params in pages:
-                found = conn.execute(query, params)
+                with conn.execute(query, params) as result:  # the driver's rows, as in
+                    found = result.cursor.fetchall()  # MetadataStore._run_infos
                 for kind, run_id, a, b, c, d, e, f, g, number in found:
                     item = out[run_id]
                     if kind == "input":
