@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from cumulo import Experiment, Workspace
+from cumulo.core.errors import InvalidState, NotFound
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.store.db import migration_head
 from cumulo.store.metadata import MetadataStore
@@ -173,3 +174,25 @@ def test_searches_of_one_shape_reuse_one_statement_and_each_finds_its_own_runs(
         workspace.name, [exp.id], order_by="metrics.acc", page_token=paged.next_page_token
     )
     assert [r.id for r in paged.runs + rest.runs] == ids
+
+
+def test_creating_a_run_checks_and_numbers_its_experiment_in_one_statement(
+    workspace: Workspace, counted: tuple[MetadataStore, Statements]
+) -> None:
+    store, statements = counted
+    exp = Experiment(workspace, "numbered")
+    other = store.create_workspace(f"{workspace.name}-other")
+    statements.seen.clear()
+    first = store.create_run(workspace.name, exp.id)
+    assert len(statements.seen) == 3  # the numbering update, the run and its status
+    assert not any(s.lstrip().upper().startswith("SELECT") for s in statements.seen)
+
+    with pytest.raises(NotFound, match=f"Experiment {exp.id} does not exist"):
+        store.create_run(other.name, exp.id)  # another workspace's experiment
+    store.update_experiment(workspace.name, exp.id, deleted=True)
+    with pytest.raises(InvalidState, match="'numbered' is deleted"):
+        store.create_run(workspace.name, exp.id)
+    store.update_experiment(workspace.name, exp.id, deleted=False)
+    second = store.create_run(workspace.name, exp.id)
+    assert (first.number, second.number) == (1, 2)  # the refused creates counted nothing
+    assert second.experiment_name == "numbered"

@@ -52,7 +52,7 @@ from cumulo.core.status import RunStatus, check_transition
 from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
 from cumulo.store.run_query import RunSearch, search_statement
-from cumulo.store.scoped import chunks
+from cumulo.store.scoped import chunks, experiment_not_found
 
 # What a status change writes instead of the one asked for, given the run's kind:
 # (kind, current status, asked status, error) -> (status, error).
@@ -98,14 +98,9 @@ class MetadataStore(ExperimentStore):
             try:
                 with self.db.transaction() as conn:
                     ws_id = self._workspace_id(conn, workspace)
-                    exp = self._experiment_row(conn, ws_id, experiment_id)
-                    if exp.deleted:
-                        raise InvalidState(
-                            f"Experiment {exp.name!r} is deleted; restore it to add runs."
-                        )
+                    number, experiment_name = self._take_run_number(conn, ws_id, experiment_id, now)
                     if parent_id is not None:
                         self._run_row(conn, ws_id, parent_id)
-                    number = self._take_run_number(conn, experiment_id, now)
                     started = now if status == RunStatus.RUNNING else None
                     conn.execute(
                         _ADD_RUN,
@@ -134,7 +129,7 @@ class MetadataStore(ExperimentStore):
                         id=run_id,
                         workspace=workspace,
                         experiment_id=experiment_id,
-                        experiment_name=exp.name,
+                        experiment_name=experiment_name,
                         number=number,
                         display_name=name,
                         status=status.value,
@@ -152,16 +147,25 @@ class MetadataStore(ExperimentStore):
         # Only runs numbered without the counter (a server not yet upgraded) get here.
         raise Unavailable("Could not number the new run: runs are being created at once. Retry.")
 
-    def _take_run_number(self, conn: Connection, experiment_id: int, now: int) -> int:
-        """The experiment's next run number.
+    def _take_run_number(
+        self, conn: Connection, ws_id: int, experiment_id: int, now: int
+    ) -> tuple[int, str]:
+        """The next run number of an active experiment of the workspace, and its name.
 
-        The update locks the experiment's row until the transaction ends, so
-        concurrent creators in one experiment queue there instead of clashing
-        (SQLite's BEGIN IMMEDIATE already queues every writer).
+        One statement finds the experiment and counts: the update locks the
+        experiment's row until the transaction ends, so concurrent creators in
+        one experiment queue there instead of clashing (SQLite's BEGIN IMMEDIATE
+        already queues every writer); a refusal rolls the count back.
         """
-        return int(
-            conn.execute(_NEXT_RUN_NUMBER, {"exp_id": experiment_id, "now": now}).scalar_one()
-        )
+        row = conn.execute(
+            _NEXT_RUN_NUMBER, {"exp_id": experiment_id, "ws_id": ws_id, "now": now}
+        ).first()
+        if row is None:
+            raise experiment_not_found(experiment_id)
+        number, name, deleted = row
+        if deleted:
+            raise InvalidState(f"Experiment {name!r} is deleted; restore it to add runs.")
+        return int(number), name
 
     def _resolve_run_conflict(self, run_id: str, experiment_id: int, exc: Conflict) -> None:
         """Raise a clash on the run id; else the number was taken: move the counter past it."""
@@ -772,9 +776,12 @@ _TOUCH_EXPERIMENT = (
 )
 _NEXT_RUN_NUMBER = (
     update(t.experiments)
-    .where(t.experiments.c.id == bindparam("exp_id"))
+    .where(
+        t.experiments.c.id == bindparam("exp_id"),
+        t.experiments.c.workspace_id == bindparam("ws_id"),
+    )
     .values(last_run_number=t.experiments.c.last_run_number + 1, last_activity=bindparam("now"))
-    .returning(t.experiments.c.last_run_number)
+    .returning(t.experiments.c.last_run_number, t.experiments.c.name, t.experiments.c.deleted)
 )
 _PARAMS_OF = select(t.params.c.key, t.params.c.value).where(
     t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))

@@ -3,7 +3,8 @@
 Every public method of the store opens one transaction through
 ``Database.transaction`` and resolves the workspace first (``_workspace_id``),
 then reaches runs only through ``_run_row`` and experiments only through
-``_experiment_row``, both scoped by workspace: no query can cross workspaces.
+``_experiment_row`` (or, to number a new run, an update with the same scope), all
+scoped by workspace: no query can cross workspaces.
 """
 
 from __future__ import annotations
@@ -104,11 +105,15 @@ class ScopedStore:
     def _experiment_row(self, conn: Connection, ws_id: int, experiment_id: int) -> Row[Any]:
         row = conn.execute(_EXPERIMENT_ROW, {"exp_id": experiment_id, "ws_id": ws_id}).first()
         if row is None:
-            raise NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
+            raise experiment_not_found(experiment_id)
         return row
 
     def _purge_runs(self, conn: Connection, run_ids: list[str]) -> None:
         raise NotImplementedError
+
+
+def experiment_not_found(experiment_id: int) -> NotFound:
+    return NotFound(f"Experiment {experiment_id} does not exist in this workspace.")
 
 
 def chunks(items: list[str]) -> Iterable[list[str]]:
