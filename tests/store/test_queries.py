@@ -11,6 +11,7 @@ from sqlalchemy import event
 from cumulo import Experiment, Workspace
 from cumulo.core.errors import InvalidState, NotFound
 from cumulo.core.search import parse_filter, parse_order_by
+from cumulo.core.status import RunStatus
 from cumulo.store.db import migration_head
 from cumulo.store.metadata import MetadataStore
 from cumulo.store.run_query import RunSearch, search_statement
@@ -196,3 +197,29 @@ def test_creating_a_run_checks_and_numbers_its_experiment_in_one_statement(
     second = store.create_run(workspace.name, exp.id)
     assert (first.number, second.number) == (1, 2)  # the refused creates counted nothing
     assert second.experiment_name == "numbered"
+
+
+def test_a_status_change_reads_the_run_once_and_a_cancel_leaves_an_ending_run_as_it_is(
+    workspace: Workspace, counted: tuple[MetadataStore, Statements]
+) -> None:
+    store, statements = counted
+    tracking = workspace.transport.tracking  # type: ignore[attr-defined]
+    exp = Experiment(workspace, "statuses")
+    run = store.create_run(workspace.name, exp.id)
+    statements.seen.clear()
+    ended = tracking.set_run_status(workspace.name, run.id, "Completed")
+    reads = [s for s in statements.seen if s.lstrip().upper().startswith("SELECT RUNS.")]
+    assert len(reads) == 1  # the changed row comes back from the update itself
+    assert ended.status == "Completed" and ended.ended_at is not None
+    assert [c.status for c in ended.status_history] == ["Running", "Completed"]
+
+    assert tracking.request_cancel(workspace.name, run.id).status == "Completed"
+    finalizing = store.create_run(workspace.name, exp.id)
+    store.set_run_status(workspace.name, finalizing.id, RunStatus.FINALIZING)
+    assert tracking.request_cancel(workspace.name, finalizing.id).status == "Finalizing"
+    active = store.create_run(workspace.name, exp.id)
+    assert tracking.request_cancel(workspace.name, active.id).status == "CancelRequested"
+    assert [c.status for c in store.get_run(workspace.name, run.id).status_history] == [
+        "Running",
+        "Completed",
+    ]

@@ -55,11 +55,14 @@ def parse_status(value: str) -> RunStatus:
     raise InvalidState(f"Unknown run status {value!r}; expected one of: {allowed}.")
 
 
+def can_move(current: RunStatus, new: RunStatus) -> bool:
+    """Whether ``current -> new`` is allowed (the same status always is: a no-op)."""
+    return current == new or new in _ALLOWED[current]
+
+
 def check_transition(current: RunStatus, new: RunStatus) -> None:
     """Raise InvalidState unless ``current -> new`` is allowed (same status is a no-op)."""
-    if current == new:
-        return
-    if new not in _ALLOWED[current]:
+    if not can_move(current, new):
         allowed = ", ".join(sorted(s.value for s in _ALLOWED[current])) or "none"
         raise InvalidState(
             f"A run in status {current.value} cannot move to {new.value}; "

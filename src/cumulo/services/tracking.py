@@ -20,8 +20,8 @@ from cumulo.core.entities import (
     WorkspaceInfo,
     now_ms,
 )
-from cumulo.core.errors import InvalidInput, InvalidState, NotFound
-from cumulo.core.status import RunStatus, parse_status
+from cumulo.core.errors import InvalidInput, NotFound
+from cumulo.core.status import RunStatus, can_move, parse_status
 from cumulo.services.metric_points import check_columns, check_rows
 from cumulo.store.artifacts import ArtifactStore
 from cumulo.store.metadata import MetadataStore
@@ -193,14 +193,10 @@ class TrackingService:
 
     def request_cancel(self, workspace: str, run_id: str) -> RunInfo:
         """Ask an active run's owner (its job, sweep or pipeline) to stop it; a run that
-        has ended, or ends meanwhile, is returned as it is."""
-        run = self.store.get_run(workspace, run_id)
-        if run.run_status.is_terminal:
-            return run
-        try:
-            return self.store.set_run_status(workspace, run_id, RunStatus.CANCEL_REQUESTED)
-        except InvalidState:
-            return self.store.get_run(workspace, run_id)  # it ended meanwhile
+        has ended or is ending is returned as it is (decided in the change's transaction)."""
+        return self.store.set_run_status(
+            workspace, run_id, RunStatus.CANCEL_REQUESTED, rule=_unless_past_it
+        )
 
     def update_run(
         self,
@@ -500,3 +496,10 @@ def _end_with_the_job(
             SCRIPT_FAILED: True,
         }
     return RunStatus.CANCEL_REQUESTED, error
+
+
+def _unless_past_it(
+    kind: str, current: RunStatus, wanted: RunStatus, error: dict[str, Any] | None
+) -> tuple[RunStatus, dict[str, Any] | None]:
+    """A run that can no longer move to ``wanted`` (it ended, or is finalizing) stays."""
+    return (wanted, error) if can_move(current, wanted) else (current, None)
