@@ -113,12 +113,11 @@ def serve_forks() -> int:
     stdin = sys.stdin.buffer.fileno()
     while True:
         readable, _, _ = select.select([stdin], [], [], 0.2)
-        if readable:
-            asked = time.monotonic()
-        elif later and time.monotonic() - asked >= LATER_AFTER_S:
+        if not readable and later and time.monotonic() - asked >= LATER_AFTER_S:
             with contextlib.suppress(Exception):
                 importlib.import_module(later.pop(0))
         if readable:
+            asked = time.monotonic()
             chunk = os.read(stdin, 65536)
             if not chunk:  # the supervisor is gone: so are its replicas
                 for pid in children:

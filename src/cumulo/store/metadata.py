@@ -262,7 +262,7 @@ class MetadataStore(ExperimentStore):
             if error is not None:
                 values["error"] = json.dumps(error)
             if values:  # the changed row comes back from the UPDATE itself
-                row = conn.execute(_UPDATE_RUN_RETURNING, {"b_run_id": run_id, **values}).one()
+                row = conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values}).one()
             return self._run_infos(conn, [row], True)[0]
 
     def update_run(
@@ -283,10 +283,10 @@ class MetadataStore(ExperimentStore):
             values["deleted"] = deleted
         with self.db.transaction() as conn:
             ws_id = self._workspace_id(conn, workspace)
-            self._run_row(conn, ws_id, run_id)
-            if values:
-                conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values})
-            return self._run_infos(conn, [self._run_row(conn, ws_id, run_id)], True)[0]
+            row = self._run_row(conn, ws_id, run_id)
+            if values:  # as in set_run_status: the changed row comes back from the UPDATE
+                row = conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values}).one()
+            return self._run_infos(conn, [row], True)[0]
 
     def delete_run(self, workspace: str, run_id: str) -> list[str]:
         """Remove a run and its child runs for good; returns the removed run ids."""
@@ -762,13 +762,13 @@ _RUN_FIELDS = (
 
 
 # Statements of every run's life, built once (see store/scoped.py). An UPDATE run with
-# parameters sets the columns the parameters name; the row's own keys start with "b_".
+# parameters sets the columns the parameters name and returns the changed row; the
+# row's own keys start with "b_".
 _ADD_RUN = insert(t.runs)
 _ADD_STATUS = insert(t.run_status_history)
 _ADD_TAG = insert(t.tags)
 _ADD_PARAM = insert(t.params)
-_UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id"))
-_UPDATE_RUN_RETURNING = _UPDATE_RUN.returning(*t.runs.c)
+_UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id")).returning(*t.runs.c)
 _TOUCH_EXPERIMENT = (
     update(t.experiments)
     .where(t.experiments.c.id == bindparam("b_exp_id"))
