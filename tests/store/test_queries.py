@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from cumulo import Experiment, Workspace
-from cumulo.core.errors import InvalidState, NotFound
+from cumulo.core.errors import Conflict, InvalidState, NotFound
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus
 from cumulo.store.db import migration_head
@@ -18,7 +18,9 @@ from cumulo.store.run_query import RunSearch, search_statement
 
 
 class Statements:
-    """The statements an engine runs while counting (BEGIN and COMMIT left out)."""
+    """The statements an engine runs while counting (BEGIN and COMMIT left out). While it
+    listens, the store's prepared statements run through SQLAlchemy (store/prepared.py):
+    the same statements, so it counts them all."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
@@ -223,3 +225,53 @@ def test_a_status_change_reads_the_run_once_and_a_cancel_leaves_an_ending_run_as
         "Running",
         "Completed",
     ]
+
+
+def test_a_runs_hot_statements_go_to_the_driver_and_answer_as_through_sqlalchemy(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store: MetadataStore = workspace.transport.tracking.store  # type: ignore[attr-defined]
+    exp = Experiment(workspace, "driver")
+    parent = store.create_run(workspace.name, exp.id)
+    run = store.create_run(
+        workspace.name, exp.id, parent_id=parent.id, tags={"team": "a", "size": "s"}, user="ana"
+    )
+    store.log_batch(
+        workspace.name,
+        run.id,
+        metrics=[("loss", 0.5, 1, 1000), ("acc", float("nan"), 2, 1001)],
+        params={"lr": "0.1"},
+    )
+    store.set_run_status(workspace.name, run.id, RunStatus.COMPLETED)
+
+    through_sqlalchemy: list[object] = []
+    real_execute = Connection.execute
+
+    def execute(self: Connection, statement: object, *args: object, **kw: object) -> object:
+        through_sqlalchemy.append(statement)
+        return real_execute(self, statement, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Connection, "execute", execute)
+    direct = store.get_run(workspace.name, run.id)
+    assert through_sqlalchemy == []  # the run's row, details and lineage: the driver's
+    monkeypatch.undo()
+
+    statements = Statements()  # a listener: the same read through SQLAlchemy
+    event.listen(store.db.engine, "before_cursor_execute", statements)
+    try:
+        listened = store.get_run(workspace.name, run.id)
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", statements)
+    assert len(statements.seen) == 2
+    assert direct == listened
+    assert direct.deleted is False and direct.parent_id == parent.id
+    assert direct.tags == {"team": "a", "size": "s"} and direct.params == {"lr": "0.1"}
+    assert direct.metrics["acc"].value != direct.metrics["acc"].value  # NaN kept
+    assert [c.status for c in direct.status_history] == ["Running", "Completed"]
+
+    store.update_run(workspace.name, run.id, deleted=True)
+    assert store.get_run(workspace.name, run.id).deleted is True  # SQLite's 1, read as True
+    with pytest.raises(Conflict, match=f"A run with id '{run.id}' already exists"):
+        store.create_run(workspace.name, exp.id, run_id=run.id)  # the driver's error, mapped
+    with pytest.raises(NotFound, match="does not exist in this workspace"):
+        store.get_run(workspace.name, "f" * 32)

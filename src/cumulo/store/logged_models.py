@@ -44,6 +44,7 @@ from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
+from cumulo.store.prepared import Prepared, driver_rows
 from cumulo.store.registry import RegistryScope, chunks, condition, kv_condition, ordered, set_kv
 
 rm, mv, lm = r.registered_models, r.model_versions, r.logged_models
@@ -372,12 +373,15 @@ class LoggedModelStore(RegistryScope):
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
             if len(run_ids) == 1:  # a run of its own: no list of ids to write into the SQL
-                pages = [(_LINEAGE_OF_ONE, {"ids": run_ids[0], "ws_id": ws_id})]
+                pages: Iterable[Sequence[Sequence[Any]]] = [
+                    _LINEAGE_OF_ONE.rows(conn, {"ids": run_ids[0], "ws_id": ws_id})
+                ]
             else:
-                pages = [(_LINEAGE, {"ids": c, "ws_id": ws_id}) for c in chunks(list(run_ids))]
-            for query, params in pages:
-                with conn.execute(query, params) as result:  # the driver's rows, as in
-                    found = result.cursor.fetchall()  # MetadataStore._run_infos
+                pages = (
+                    driver_rows(conn, _LINEAGE, {"ids": c, "ws_id": ws_id})
+                    for c in chunks(list(run_ids))
+                )
+            for found in pages:
                 for kind, run_id, a, b, c, d, e, f, g, number in found:
                     item = out[run_id]
                     if kind == "input":
@@ -435,4 +439,4 @@ def _lineage_query(one: bool) -> Any:
 
 
 _LINEAGE = _lineage_query(one=False)
-_LINEAGE_OF_ONE = _lineage_query(one=True)
+_LINEAGE_OF_ONE = Prepared(_lineage_query(one=True))

@@ -51,6 +51,7 @@ from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus, check_transition
 from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
+from cumulo.store.prepared import Prepared, driver_rows
 from cumulo.store.run_query import RunSearch, search_statement
 from cumulo.store.scoped import chunks, experiment_not_found
 
@@ -102,8 +103,8 @@ class MetadataStore(ExperimentStore):
                     if parent_id is not None:
                         self._run_row(conn, ws_id, parent_id)
                     started = now if status == RunStatus.RUNNING else None
-                    conn.execute(
-                        _ADD_RUN,
+                    _ADD_RUN.execute(
+                        conn,
                         {
                             "id": run_id,
                             "workspace_id": ws_id,
@@ -117,12 +118,13 @@ class MetadataStore(ExperimentStore):
                             "parent_id": parent_id,
                             "kind": kind,
                             "compute_target": compute_target,
+                            "deleted": False,
                         },
                     )
-                    conn.execute(_ADD_STATUS, {"run_id": run_id, "status": status.value, "at": now})
+                    _ADD_STATUS.execute(conn, {"run_id": run_id, "status": status.value, "at": now})
                     if tags:
-                        conn.execute(
-                            _ADD_TAG,
+                        _ADD_TAG.execute_many(
+                            conn,
                             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                         )
                     return RunInfo(
@@ -157,9 +159,7 @@ class MetadataStore(ExperimentStore):
         one experiment queue there instead of clashing (SQLite's BEGIN IMMEDIATE
         already queues every writer); a refusal rolls the count back.
         """
-        row = conn.execute(
-            _NEXT_RUN_NUMBER, {"exp_id": experiment_id, "ws_id": ws_id, "now": now}
-        ).first()
+        row = _NEXT_RUN_NUMBER.first(conn, {"exp_id": experiment_id, "ws_id": ws_id, "now": now})
         if row is None:
             raise experiment_not_found(experiment_id)
         number, name, deleted = row
@@ -257,8 +257,8 @@ class MetadataStore(ExperimentStore):
                     values["ended_at"] = at
                     if row.started_at is None:
                         values["started_at"] = at
-                conn.execute(_ADD_STATUS, {"run_id": run_id, "status": status.value, "at": at})
-                conn.execute(_TOUCH_EXPERIMENT, {"b_exp_id": row.experiment_id, "b_at": at})
+                _ADD_STATUS.execute(conn, {"run_id": run_id, "status": status.value, "at": at})
+                _TOUCH_EXPERIMENT.execute(conn, {"b_exp_id": row.experiment_id, "b_at": at})
             if error is not None:
                 values["error"] = json.dumps(error)
             if values:  # the changed row comes back from the UPDATE itself
@@ -666,22 +666,23 @@ class MetadataStore(ExperimentStore):
         runs = list(map(itemgetter(*map(rows[0]._fields.index, _RUN_FIELDS)), rows))
         if len(runs) == 1:  # a run of its own: no lists of ids to write into the SQL
             run_id, ws_id, exp_id = runs[0][:3]
-            query = _DETAILS[with_history, True]
-            pages = [{"ids": run_id, "exp_ids": exp_id, "ws_ids": ws_id}]
+            found_pages: Iterable[Sequence[Sequence[Any]]] = [
+                _DETAILS_OF_ONE[with_history].rows(
+                    conn, {"ids": run_id, "exp_ids": exp_id, "ws_ids": ws_id}
+                )
+            ]
         else:
-            query = _DETAILS[with_history, False]
             exp_ids = list({r[2] for r in runs})
             ws_ids = list({r[1] for r in runs})
-            pages = [
-                {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids}
+            found_pages = (
+                driver_rows(
+                    conn,
+                    _DETAILS[with_history],
+                    {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids},
+                )
                 for chunk in chunks([r[0] for r in runs])
-            ]
-        for page in pages:
-            # The driver's own rows: every column of this query reads the same without
-            # SQLAlchemy's row objects (the flag is only tested for truth), which added
-            # about half of the query's own time again for a page of runs.
-            with conn.execute(query, page) as result:
-                found = result.cursor.fetchall()
+            )
+        for found in found_pages:
             for kind, run_id, key, text, number, flag, step, stamp in found:
                 if kind in families:
                     families[kind].setdefault(run_id, {})[key] = text
@@ -710,7 +711,7 @@ class MetadataStore(ExperimentStore):
                 user=user,
                 parent_id=parent_id,
                 kind=run_kind,
-                deleted=deleted,
+                deleted=bool(deleted),
                 compute_target=compute_target,
                 error=json.loads(error) if error else None,
                 params=params.get(run_id, {}),
@@ -764,17 +765,19 @@ _RUN_FIELDS = (
 # Statements of every run's life, built once (see store/scoped.py). An UPDATE run with
 # parameters sets the columns the parameters name and returns the changed row; the
 # row's own keys start with "b_".
-_ADD_RUN = insert(t.runs)
-_ADD_STATUS = insert(t.run_status_history)
-_ADD_TAG = insert(t.tags)
+_ADD_RUN = Prepared(
+    insert(t.runs), columns=[c.key for c in t.runs.c if c.key not in ("ended_at", "error")]
+)
+_ADD_STATUS = Prepared(insert(t.run_status_history).inline(), columns=["run_id", "status", "at"])
+_ADD_TAG = Prepared(insert(t.tags), columns=["run_id", "key", "value"])
 _ADD_PARAM = insert(t.params)
 _UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id")).returning(*t.runs.c)
-_TOUCH_EXPERIMENT = (
+_TOUCH_EXPERIMENT = Prepared(
     update(t.experiments)
     .where(t.experiments.c.id == bindparam("b_exp_id"))
     .values(last_activity=bindparam("b_at"))
 )
-_NEXT_RUN_NUMBER = (
+_NEXT_RUN_NUMBER = Prepared(
     update(t.experiments)
     .where(
         t.experiments.c.id == bindparam("exp_id"),
@@ -844,7 +847,8 @@ def _details_query(with_history: bool, one: bool) -> Any:
     return union_all(*parts)
 
 
-_DETAILS = {(h, one): _details_query(h, one) for h in (False, True) for one in (False, True)}
+_DETAILS = {h: _details_query(h, one=False) for h in (False, True)}
+_DETAILS_OF_ONE = {h: Prepared(_details_query(h, one=True)) for h in (False, True)}
 
 
 # ------------------------------------------------------------------ helpers

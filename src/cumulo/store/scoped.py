@@ -9,6 +9,7 @@ scoped by workspace: no query can cross workspaces.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,14 +18,19 @@ from sqlalchemy import Connection, Row, and_, bindparam, or_, select
 from cumulo.core.errors import InvalidState, NotFound
 from cumulo.store import schema as t
 from cumulo.store.db import Database
+from cumulo.store.prepared import Prepared
 
 CHUNK = 500  # ids per IN (...) clause
 
 # The statements of every request, built once with their values as parameters: building
 # a statement with its values in it costs several times more than running it on SQLite.
-_RUN_ROW = select(t.runs).where(
-    t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
+_RUN_ROW = Prepared(
+    select(t.runs).where(
+        t.runs.c.id == bindparam("run_id"), t.runs.c.workspace_id == bindparam("ws_id")
+    )
 )
+# A run's row by column name (read from the driver: ``deleted`` may be 0 or 1).
+RunRow = namedtuple("RunRow", [c.key for c in t.runs.c])  # type: ignore[misc]
 _EXPERIMENT_ROW = select(t.experiments).where(
     t.experiments.c.id == bindparam("exp_id"), t.experiments.c.workspace_id == bindparam("ws_id")
 )
@@ -88,13 +94,14 @@ class ScopedStore:
         return found
 
     # ---------------------------------------------------------------- scoping
-    def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
-        row = conn.execute(_RUN_ROW, {"run_id": run_id, "ws_id": ws_id}).first()
+    def _run_row(self, conn: Connection, ws_id: int, run_id: str) -> Any:
+        """The run's ``RunRow``."""
+        row = _RUN_ROW.first(conn, {"run_id": run_id, "ws_id": ws_id})
         if row is None:
             raise NotFound(f"Run {run_id!r} does not exist in this workspace.")
-        return row
+        return RunRow._make(row)
 
-    def _live_run(self, conn: Connection, ws_id: int, run_id: str) -> Row[Any]:
+    def _live_run(self, conn: Connection, ws_id: int, run_id: str) -> Any:
         row = self._run_row(conn, ws_id, run_id)
         if row.deleted:
             raise InvalidState(
