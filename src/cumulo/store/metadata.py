@@ -53,7 +53,7 @@ from cumulo.store import schema as t
 from cumulo.store.experiments import ExperimentStore
 from cumulo.store.prepared import Prepared, driver_rows
 from cumulo.store.run_query import RunSearch, search_statement
-from cumulo.store.scoped import chunks, experiment_not_found
+from cumulo.store.scoped import RunRow, chunks, experiment_not_found
 
 # What a status change writes instead of the one asked for, given the run's kind:
 # (kind, current status, asked status, error) -> (status, error).
@@ -262,7 +262,7 @@ class MetadataStore(ExperimentStore):
             if error is not None:
                 values["error"] = json.dumps(error)
             if values:  # the changed row comes back from the UPDATE itself
-                row = conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values}).one()
+                row = _update_run(conn, run_id, values)
             return self._run_infos(conn, [row], True)[0]
 
     def update_run(
@@ -285,7 +285,7 @@ class MetadataStore(ExperimentStore):
             ws_id = self._workspace_id(conn, workspace)
             row = self._run_row(conn, ws_id, run_id)
             if values:  # as in set_run_status: the changed row comes back from the UPDATE
-                row = conn.execute(_UPDATE_RUN, {"b_run_id": run_id, **values}).one()
+                row = _update_run(conn, run_id, values)
             return self._run_infos(conn, [row], True)[0]
 
     def delete_run(self, workspace: str, run_id: str) -> list[str]:
@@ -379,7 +379,13 @@ class MetadataStore(ExperimentStore):
             return True
 
     def _log_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
-        existing = dict(conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)}).all())
+        if len(params) == 1:  # MLflow's log-parameter: one key, compared with =
+            (key,) = params
+            existing = dict(_PARAM_OF.rows(conn, {"run_id": run_id, "key": key}))
+        else:
+            existing = dict(
+                conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)}).all()
+            )
         changed = {
             k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v
         }
@@ -394,11 +400,11 @@ class MetadataStore(ExperimentStore):
             {"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing
         ]
         if fresh:
-            conn.execute(_ADD_PARAM, fresh)
+            _ADD_PARAM.execute_many(conn, fresh)
 
     def _upsert_kv(self, conn: Connection, tbl: Any, run_id: str, values: dict[str, str]) -> None:
-        conn.execute(
-            self._key_value_upsert(tbl),
+        self._key_value_upsert(tbl).execute_many(
+            conn,
             [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()],
         )
 
@@ -411,8 +417,8 @@ class MetadataStore(ExperimentStore):
         from cumulo.store import metric_series  # numpy, on first use
 
         latest = metric_series.append(conn, run_id, points, lock=not self.db.is_sqlite)
-        conn.execute(
-            self._latest_upsert,
+        self._latest_upsert.execute_many(
+            conn,
             [
                 {
                     "run_id": run_id,
@@ -742,6 +748,16 @@ class MetadataStore(ExperimentStore):
         ]
 
 
+def _update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> Any:
+    """Set the run's columns ``values`` names; the changed ``RunRow`` comes back from the
+    UPDATE itself."""
+    columns = tuple(values)
+    prepared = _UPDATES_OF_RUN.get(columns)
+    if prepared is None:
+        prepared = _UPDATES_OF_RUN[columns] = Prepared(_UPDATE_RUN, columns=columns)
+    return RunRow._make(prepared.first(conn, {"b_run_id": run_id, **values}))
+
+
 # The columns of a run row that ``_run_infos`` reads, in the order it unpacks them.
 _RUN_FIELDS = (
     "id",
@@ -770,8 +786,9 @@ _ADD_RUN = Prepared(
 )
 _ADD_STATUS = Prepared(insert(t.run_status_history).inline(), columns=["run_id", "status", "at"])
 _ADD_TAG = Prepared(insert(t.tags), columns=["run_id", "key", "value"])
-_ADD_PARAM = insert(t.params)
+_ADD_PARAM = Prepared(insert(t.params), columns=("run_id", "key", "value"))
 _UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id")).returning(*t.runs.c)
+_UPDATES_OF_RUN: dict[tuple[str, ...], Prepared] = {}  # by the columns set, in order
 _TOUCH_EXPERIMENT = Prepared(
     update(t.experiments)
     .where(t.experiments.c.id == bindparam("b_exp_id"))
@@ -788,6 +805,11 @@ _NEXT_RUN_NUMBER = Prepared(
 )
 _PARAMS_OF = select(t.params.c.key, t.params.c.value).where(
     t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
+)
+_PARAM_OF = Prepared(
+    select(t.params.c.key, t.params.c.value).where(
+        t.params.c.run_id == bindparam("run_id"), t.params.c.key == bindparam("key")
+    )
 )
 
 # One query for everything a run listing shows beside the run rows themselves: rows of

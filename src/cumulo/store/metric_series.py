@@ -11,22 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from cumulo.core.points import Points
 from cumulo.store import schema as t
+from cumulo.store.prepared import Prepared
 
 # A batch this big becomes a chunk of its own; smaller ones join the last chunk
 # of their series until it holds MERGE_LIMIT points.
 OWN_CHUNK = 512
 MERGE_LIMIT = 4096
 
-_INSERT = insert(t.metric_chunks)
-# A series' last chunk, and its extension: built once (see store/scoped.py).
-_LAST_CHUNK = (
+_CHUNK_DATA = ("size", "min_step", "max_step", "step_data", "time_data", "value_data")
+_INSERT = Prepared(insert(t.metric_chunks), columns=("run_id", "key", *_CHUNK_DATA))
+# A series' last chunk, and its extension: built once, run on the driver (store/prepared.py).
+_LAST_CHUNK_QUERY = (
     select(
         t.metric_chunks.c.id,
         t.metric_chunks.c.size,
@@ -42,10 +44,25 @@ _LAST_CHUNK = (
     .order_by(t.metric_chunks.c.id.desc())
     .limit(1)
 )
-_LAST_CHUNK_LOCKED = _LAST_CHUNK.with_for_update()
-_EXTEND_CHUNK = update(t.metric_chunks).where(t.metric_chunks.c.id == bindparam("b_id"))
+_LAST_CHUNK = Prepared(_LAST_CHUNK_QUERY)
+_LAST_CHUNK_LOCKED = Prepared(_LAST_CHUNK_QUERY.with_for_update())
+_EXTEND_CHUNK = Prepared(
+    update(t.metric_chunks).where(t.metric_chunks.c.id == bindparam("b_id")), columns=_CHUNK_DATA
+)
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
+
+
+class _Chunk(NamedTuple):
+    """A series' last chunk, as ``_LAST_CHUNK`` reads it."""
+
+    id: int
+    size: int
+    min_step: int
+    max_step: int
+    step_data: bytes
+    time_data: bytes
+    value_data: bytes
 
 
 @dataclass
@@ -111,8 +128,8 @@ def append(
         latest[key] = (int(steps[last_i]), int(stamps[last_i]), float(values[last_i]))
         if len(steps) < OWN_CHUNK and _merge(conn, run_id, key, steps, stamps, values, lock):
             continue
-        conn.execute(
-            _INSERT,
+        _INSERT.execute(
+            conn,
             {
                 "run_id": run_id,
                 "key": key,
@@ -137,17 +154,18 @@ def _merge(
     lock: bool,
 ) -> bool:
     params = {"run_id": run_id, "key": key}
-    last = conn.execute(_LAST_CHUNK_LOCKED if lock else _LAST_CHUNK, params).first()
-    if last is None:
+    found = (_LAST_CHUNK_LOCKED if lock else _LAST_CHUNK).first(conn, params)
+    if found is None:
         return False
+    last = _Chunk._make(found)
     if len(steps) == 1 and _is_last_point(last, steps, stamps, values):
         # The same point again (step, time and value): a client's retry of a call
         # whose answer it lost. Kept once, as MLflow keeps identical points.
         return True
     if last.size + len(steps) > MERGE_LIMIT:
         return False
-    conn.execute(
-        _EXTEND_CHUNK,
+    _EXTEND_CHUNK.execute(
+        conn,
         {
             "b_id": last.id,
             "size": last.size + len(steps),

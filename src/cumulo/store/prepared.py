@@ -73,7 +73,7 @@ class Prepared:
         rows = params if names is None else [[p[n] for n in names] for p in params]
         self._on_driver(conn, sql, rows, many=True).close()
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
         if conn.dispatch.before_cursor_execute:
             return conn.execute(self.statement, dict(params)).all()
         cursor = self._cursor(conn, params)
@@ -82,12 +82,12 @@ class Prepared:
         finally:
             cursor.close()
 
-    def first(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Any] | None:
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         if conn.dispatch.before_cursor_execute:
             return conn.execute(self.statement, dict(params)).first()
         cursor = self._cursor(conn, params)
         try:
-            return cursor.fetchone()  # type: ignore[no-any-return]
+            return cursor.fetchone()
         finally:
             cursor.close()
 

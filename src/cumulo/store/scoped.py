@@ -61,8 +61,11 @@ class ScopedStore:
         self.db = db
         self._workspace_id = WorkspaceIds()
         self._insert = db.upsert_insert()
-        self._latest_upsert = self._build_latest_upsert()
-        self._upserts: dict[str, Any] = {}
+        self._latest_upsert = Prepared(
+            self._build_latest_upsert(),
+            columns=("run_id", "key", "value", "is_nan", "step", "timestamp"),
+        )
+        self._upserts: dict[str, Prepared] = {}
 
     def _build_latest_upsert(self) -> Any:
         """Upsert of ``latest_metrics`` that keeps the point with the highest (step, time)."""
@@ -83,13 +86,16 @@ class ScopedStore:
             where=newer,
         )
 
-    def _key_value_upsert(self, tbl: Any) -> Any:
+    def _key_value_upsert(self, tbl: Any) -> Prepared:
         """Upsert of a run's ``(run_id, key) -> value`` table (tags, properties), built once."""
         found = self._upserts.get(tbl.name)
         if found is None:
             stmt = self._insert(tbl)
-            found = self._upserts[tbl.name] = stmt.on_conflict_do_update(
-                index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
+            found = self._upserts[tbl.name] = Prepared(
+                stmt.on_conflict_do_update(
+                    index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
+                ),
+                columns=("run_id", "key", "value"),
             )
         return found
 
