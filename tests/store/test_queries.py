@@ -3,6 +3,7 @@ answer exactly what a full read does."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from cumulo.core.errors import Conflict, InvalidState, NotFound
 from cumulo.core.search import parse_filter, parse_order_by
 from cumulo.core.status import RunStatus
 from cumulo.store.db import migration_head
+from cumulo.store.logged_models import LoggedModelStore
 from cumulo.store.metadata import MetadataStore
 from cumulo.store.run_query import RunSearch, search_statement
 
@@ -275,3 +277,38 @@ def test_a_runs_hot_statements_go_to_the_driver_and_answer_as_through_sqlalchemy
         store.create_run(workspace.name, exp.id, run_id=run.id)  # the driver's error, mapped
     with pytest.raises(NotFound, match="does not exist in this workspace"):
         store.get_run(workspace.name, "f" * 32)
+
+
+def test_the_lineage_of_a_page_of_runs_reads_those_runs_not_the_whole_workspace(
+    workspace: Workspace,
+) -> None:
+    store: MetadataStore = workspace.transport.tracking.store  # type: ignore[attr-defined]
+    if not store.db.is_sqlite:
+        pytest.skip("counts SQLite's virtual machine steps")
+    lineage = LoggedModelStore(store.db)
+    exp = Experiment(workspace, "lineage")
+    page = [store.create_run(workspace.name, exp.id).id for _ in range(8)]
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    def counted(dbapi_conn: sqlite3.Connection, _record: object, _proxy: object) -> None:
+        dbapi_conn.set_progress_handler(count, 10)
+
+    def steps_of_the_pages_lineage() -> int:
+        steps[0] = 0
+        event.listen(store.db.engine, "checkout", counted)
+        try:
+            assert all(not item.datasets for item in lineage.lineage(workspace.name, page).values())
+        finally:
+            event.remove(store.db.engine, "checkout", counted)
+        return steps[0]
+
+    few = steps_of_the_pages_lineage()
+    for _ in range(300):
+        store.create_run(workspace.name, exp.id)
+    many = steps_of_the_pages_lineage()
+    assert few > 0
+    assert many < few * 1.5  # not one step more for each run of the workspace

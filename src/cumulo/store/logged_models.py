@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     insert,
     literal_column,
     null,
@@ -44,7 +45,7 @@ from cumulo.core.pages import decode_token, encode_token
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
 from cumulo.store import schema_registry as r
-from cumulo.store.prepared import Prepared, driver_rows
+from cumulo.store.prepared import Prepared
 from cumulo.store.registry import RegistryScope, chunks, condition, kv_condition, ordered, set_kv
 
 rm, mv, lm = r.registered_models, r.model_versions, r.logged_models
@@ -378,8 +379,7 @@ class LoggedModelStore(RegistryScope):
                 ]
             else:
                 pages = (
-                    driver_rows(conn, _LINEAGE, {"ids": c, "ws_id": ws_id})
-                    for c in chunks(list(run_ids))
+                    _LINEAGE.rows(conn, {"ids": c, "ws_id": ws_id}) for c in chunks(list(run_ids))
                 )
             for found in pages:
                 for kind, run_id, a, b, c, d, e, f, g, number in found:
@@ -406,12 +406,18 @@ class LoggedModelStore(RegistryScope):
 def _lineage_query(one: bool) -> Any:
     """Model links and dataset inputs of the runs ``ids`` of workspace ``ws_id``, in one
     query: rows of (kind, run_id, seven texts, number), models by step, datasets in order.
-    ``one``: ``ids`` is one run id, compared with ``=``."""
+    ``one``: ``ids`` is one run id, compared with ``=``.
+
+    Each row's run is checked by its key (``EXISTS``): a list of the workspace's runs
+    (``IN (SELECT ...)``) had SQLite read every run of the workspace."""
     ids: Any = bindparam("ids", expanding=not one)
-    owned = select(t.runs.c.id).where(
-        t.runs.c.id == ids if one else t.runs.c.id.in_(ids),
-        t.runs.c.workspace_id == bindparam("ws_id"),
-    )
+
+    def owned(run_id: Any) -> Any:
+        return and_(
+            run_id == ids if one else run_id.in_(ids),
+            exists().where(t.runs.c.id == run_id, t.runs.c.workspace_id == bindparam("ws_id")),
+        )
+
     links, ds = r.run_model_links, r.run_dataset_inputs
     models = select(
         links.c.direction.label("kind"),
@@ -420,7 +426,7 @@ def _lineage_query(one: bool) -> Any:
         *[cast(null(), Text).label(f"text{i}") for i in range(6)],
         links.c.step.label("number"),
         literal_column("0", Integer).label("family"),
-    ).where(links.c.run_id.in_(owned))
+    ).where(owned(links.c.run_id))
     datasets = select(
         literal_column("'dataset'", String).label("kind"),
         ds.c.run_id,
@@ -433,10 +439,10 @@ def _lineage_query(one: bool) -> Any:
         ds.c.tags,
         cast(ds.c.id, BigInteger).label("number"),
         literal_column("1", Integer).label("family"),
-    ).where(ds.c.run_id.in_(owned))
+    ).where(owned(ds.c.run_id))
     both = union_all(models, datasets).subquery()
     return select(*[c for c in both.c if c.name != "family"]).order_by(both.c.family, both.c.number)
 
 
-_LINEAGE = _lineage_query(one=False)
+_LINEAGE = Prepared(_lineage_query(one=False))
 _LINEAGE_OF_ONE = Prepared(_lineage_query(one=True))

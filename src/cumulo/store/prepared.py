@@ -5,11 +5,15 @@ execution context, events, result metadata, type processing), three times what
 SQLite takes to answer a run's row. A ``Prepared`` statement is compiled once per
 dialect and then given to the driver's cursor as it is.
 
+An expanding ``IN`` list is written into the SQL with as many parameters as the
+list has values: each list's length is rounded up to a power of two, the list
+padded with its last value (``IN`` and ``NOT IN`` mean the same with it twice), so
+a statement has a few forms, each compiled once, instead of one per length.
+
 What that asks of a caller: bound values are plain Python values the driver takes
 as they are (str, int, float, bytes, None; bool), and rows come back as the driver
 gives them, plain tuples in the statement's column order, so a SQLite boolean
-reads 0 or 1. A statement with an expanding ``IN`` list, or whose columns need
-type processing, stays with SQLAlchemy.
+reads 0 or 1. A statement whose columns need type processing stays with SQLAlchemy.
 
 Listeners of the engine's ``before_cursor_execute`` (tracing, statement counts) see
 every statement as ever: while one is attached, the statement runs through
@@ -19,7 +23,7 @@ SQLAlchemy instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -28,34 +32,60 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
+class _Form(NamedTuple):
+    """The statement as the driver takes it, for one length of each ``IN`` list."""
+
+    sql: str
+    names: tuple[str, ...] | None  # its positional parameters in order; None: by name
+    fixed: dict[str, Any]  # values the statement holds itself (the 1 of ``number + 1``)
+    spread: dict[str, list[str]]  # an IN list's name -> the names of its values
+
+
+class _Plan:
+    """A statement compiled for one dialect, and its forms by the lengths of its lists."""
+
+    __slots__ = ("compiled", "forms", "lists", "required")
+
+    def __init__(self, statement: Executable, dialect: Dialect, columns: list[str] | None):
+        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=columns)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.literal_execute_params:
+            raise TypeError("A value written into the SQL at each call: run it through SQLAlchemy.")
+        self.compiled = compiled
+        binds = compiled.bind_names
+        self.lists = tuple(name for b, name in binds.items() if b.expanding)
+        self.required = [name for b, name in binds.items() if b.required and not b.expanding]
+        self.forms: dict[tuple[int, ...], _Form] = {}
+
+    def form(self, sizes: tuple[int, ...]) -> _Form:
+        found = self.forms.get(sizes)
+        if found is None:
+            stand_ins: dict[str, Any] = dict.fromkeys(self.required)
+            stand_ins.update((name, [None] * n) for name, n in zip(self.lists, sizes, strict=True))
+            state = self.compiled.construct_expanded_state(stand_ins)
+            fixed = {k: v for k, v in state.parameters.items() if k not in stand_ins}
+            spread = {name: list(state.parameter_expansion.get(name, ())) for name in self.lists}
+            for expanded in spread.values():
+                for k in expanded:
+                    fixed.pop(k, None)
+            names = tuple(state.positiontup or ()) if self.compiled.positional else None
+            found = self.forms[sizes] = _Form(state.statement, names, fixed, spread)
+        return found
+
+
+def _rounded(n: int) -> int:
+    return 1 << (n - 1).bit_length() if n else 0
+
+
 class Prepared:
-    __slots__ = ("_columns", "_compiled", "statement")
+    __slots__ = ("_columns", "_plans", "statement")
 
     def __init__(self, statement: Executable, columns: Sequence[str] | None = None) -> None:
         """``columns``: an INSERT's columns, the keys every call gives values for (a
         column left out gets no default: give it)."""
         self.statement = statement
         self._columns = list(columns) if columns is not None else None
-        # dialect name -> (SQL, the names of its positional parameters or None (by name), the
-        # values the statement holds itself or None)
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any] | None]] = {}
-
-    def _compile(
-        self, dialect: Dialect
-    ) -> tuple[str, tuple[str, ...] | None, dict[str, Any] | None]:
-        compiled = cast(ClauseElement, self.statement).compile(
-            dialect=dialect, column_keys=self._columns
-        )
-        assert isinstance(compiled, SQLCompiler)
-        if any(b.expanding for b in compiled.binds.values()):
-            raise TypeError("An expanding IN list is written per call: run it through SQLAlchemy.")
-        names = tuple(compiled.positiontup or ()) if compiled.positional else None
-        # Values the statement itself holds (the 1 of ``number + 1``)
-        fixed = {
-            name: b.effective_value for b, name in compiled.bind_names.items() if not b.required
-        }
-        found = self._compiled[dialect.name] = (compiled.string, names, fixed or None)
-        return found
+        self._plans: dict[str, _Plan] = {}  # by dialect name
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
         if conn.dispatch.before_cursor_execute:
@@ -67,11 +97,10 @@ class Prepared:
         if conn.dispatch.before_cursor_execute:
             conn.execute(self.statement, [dict(p) for p in params])
             return
-        sql, names, fixed = self._sql(conn.dialect)
-        if fixed:
-            params = [{**fixed, **p} for p in params]
-        rows = params if names is None else [[p[n] for n in names] for p in params]
-        self._on_driver(conn, sql, rows, many=True).close()
+        if self._plan(conn.dialect).lists:
+            raise TypeError("Rows of one statement cannot have IN lists of other lengths.")
+        args = [self._driver_args(conn.dialect, p) for p in params]
+        self._on_driver(conn, args[0][0], [values for _, values in args], many=True).close()
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
         if conn.dispatch.before_cursor_execute:
@@ -91,14 +120,31 @@ class Prepared:
         finally:
             cursor.close()
 
-    def _sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any] | None]:
-        return self._compiled.get(dialect.name) or self._compile(dialect)
+    def _driver_args(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL for these values, and the values as the driver takes them."""
+        plan = self._plan(dialect)
+        values: Mapping[str, Any]
+        if plan.lists:
+            form = plan.form(tuple(_rounded(len(params[name])) for name in plan.lists))
+            spread_values = {**form.fixed, **params}
+            for name, spread in form.spread.items():
+                given = list(params[name])
+                given += given[-1:] * (len(spread) - len(given))
+                spread_values.update(zip(spread, given, strict=True))
+            values = spread_values
+        else:
+            form = plan.forms.get(()) or plan.form(())
+            values = {**form.fixed, **params} if form.fixed else params
+        return form.sql, values if form.names is None else [values[n] for n in form.names]
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _Plan(self.statement, dialect, self._columns)
+        return plan
 
     def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        sql, names, fixed = self._sql(conn.dialect)
-        if fixed:
-            params = {**fixed, **params}
-        return self._on_driver(conn, sql, params if names is None else [params[n] for n in names])
+        return self._on_driver(conn, *self._driver_args(conn.dialect, params))
 
     @staticmethod
     def _on_driver(conn: Connection, sql: str, params: Any, many: bool = False) -> Any:
@@ -113,13 +159,3 @@ class Prepared:
             cursor.close()
             raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
         return cursor
-
-
-def driver_rows(
-    conn: Connection, statement: Executable, params: Mapping[str, Any]
-) -> Sequence[Sequence[Any]]:
-    """The rows of a statement SQLAlchemy runs (it has an expanding ``IN`` list) as the
-    driver gives them, for a caller that reads them as ``Prepared.rows`` returns them:
-    SQLAlchemy's row objects add about half the query's own time for a page of runs."""
-    with conn.execute(statement, params) as result:
-        return result.cursor.fetchall()

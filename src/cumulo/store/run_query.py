@@ -20,6 +20,7 @@ from sqlalchemy import BindParameter, Select, and_, bindparam, exists, false, fu
 from cumulo.core.errors import InvalidInput
 from cumulo.core.search import Clause, OrderBy
 from cumulo.store import schema as t
+from cumulo.store.prepared import Prepared
 
 _ATTRIBUTE_COLUMNS = {
     "run_id": t.runs.c.id,
@@ -55,8 +56,9 @@ class RunSearch:
     limit: int = 1000
 
 
-def search_statement(search: RunSearch) -> tuple[Select[Any], dict[str, Any]]:
-    """The statement of ``search`` (built once for its shape) and its parameters."""
+def search_statement(search: RunSearch) -> tuple[Prepared, dict[str, Any]]:
+    """The statement of ``search`` (built once for its shape) and its parameters: it
+    reads whole run rows, in the columns' order."""
     params: dict[str, Any] = {"ws_id": search.workspace_id, "offset": search.offset}
     params["limit"] = search.limit
     if search.experiment_ids is not None:
@@ -115,7 +117,7 @@ def _statement(
     top_level_only: bool,
     clauses: tuple[tuple[str, str, str], ...],
     orders: tuple[tuple[str, str, bool], ...],
-) -> Select[Any]:
+) -> Prepared:
     runs = t.runs.c
     q = select(t.runs).where(runs.workspace_id == bindparam("ws_id"))
     if experiments:
@@ -138,7 +140,7 @@ def _statement(
     for i, (entity, key, op) in enumerate(clauses):
         q = q.where(_clause(i, entity, key, op))
     q = _order(q, orders)
-    return q.offset(bindparam("offset")).limit(bindparam("limit"))
+    return Prepared(q.offset(bindparam("offset")).limit(bindparam("limit")))
 
 
 def compare(col: Any, op: str, value: Any) -> Any:
