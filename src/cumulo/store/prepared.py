@@ -94,6 +94,8 @@ class Prepared:
             self._cursor(conn, params).close()
 
     def execute_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
         if conn.dispatch.before_cursor_execute:
             conn.execute(self.statement, [dict(p) for p in params])
             return
