@@ -98,6 +98,12 @@ def test_run_lifecycle_and_system_tags(tracking_uri: str, client, name: str) -> 
     kid = client.get_run(child.info.run_id)
     assert kid.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert client.get_run(broken.info.run_id).info.status == "FAILED"
+    # A run the client creates without system tags answers the tags it was given and
+    # its name, as MLflow's server answers: its user is its user_id, not a tag more.
+    plain = client.create_run(got.info.experiment_id, run_name="plain", tags={"team": "a"})
+    read = client.get_run(plain.info.run_id)
+    assert read.data.tags == {"team": "a", "mlflow.runName": "plain"}
+    assert read.info.user_id == plain.info.user_id != ""
 
     run = client.create_run(got.info.experiment_id)
     assert run.info.status == "RUNNING" and run.info.run_name  # a generated name

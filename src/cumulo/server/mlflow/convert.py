@@ -146,10 +146,10 @@ def run(run: RunInfo, default_id: int, lineage: RunLineage | None = None) -> dic
     parse saves it time: a page of 100 runs is parsed about 10% faster without them.
     """
     tags = dict(run.tags)
-    # System tags MLflow readers expect, derived from the run's own fields.
+    # System tags MLflow readers expect, derived from the run's own fields. The run's
+    # user is its ``user_id``; a ``mlflow.user`` tag only where the client set one, as
+    # MLflow's server answers (a tag more on every run of a page costs its reader).
     tags["mlflow.runName"] = run.display_name
-    if run.user:
-        tags.setdefault("mlflow.user", run.user)
     if run.parent_id:
         tags.setdefault("mlflow.parentRunId", run.parent_id)
     data: dict[str, Any] = {"tags": key_value_list(tags)}  # never empty: the run's name
