@@ -43,6 +43,7 @@ def scratch(
         Column("name", String(20), nullable=False),
         Column("done", Boolean, nullable=False),
         Column("count", Integer, nullable=False),
+        Column("note", String(20), nullable=False, default="-"),
     )
     table.create(engine)
     with engine.begin() as conn:
@@ -75,7 +76,7 @@ def test_in_lists_of_every_length_find_what_sqlalchemy_finds(
                 expected = [tuple(r) for r in conn.execute(statement, params)]
                 assert [tuple(r) for r in prepared.rows(conn, params)] == expected
         # A form for each rounded length (0, 1, 2, 4, 8, 32, 64), not for each length.
-        plan = prepared._plans[engine.dialect.name]
+        plan = prepared._plans[engine.dialect.name, ()]  # a SELECT: one plan
         assert {ids for ids, _names in plan.forms} == {0, 1, 2, 4, 8, 32, 64}
 
 
@@ -87,7 +88,7 @@ def test_values_the_statement_holds_and_many_rows_at_once(scratch: tuple[Engine,
         .values(count=table.c.count + 1)
         .returning(table.c.count, table.c.done)
     )
-    add = Prepared(insert(table), columns=("id", "name", "done", "count"))
+    add = Prepared(insert(table))
     first_two = Prepared(
         select(table.c.id).where(table.c.done == bindparam("done")).order_by(table.c.id).limit(2)
     )
@@ -102,13 +103,18 @@ def test_values_the_statement_holds_and_many_rows_at_once(scratch: tuple[Engine,
         assert [tuple(r) for r in first_two.rows(conn, {"done": True})] == [(0,), (3,)]
         found = conn.execute(select(table.c.count).where(table.c.name == "new")).scalars()
         assert list(found) == [7, 7, 7]
+        # The columns given set, the one left out gets its default, as through SQLAlchemy.
+        add.execute(conn, {"id": 200, "name": "noted", "done": True, "count": 0, "note": "x"})
+        add.execute(conn, {"id": 201, "name": "plain", "done": True, "count": 0})
+        notes = conn.execute(select(table.c.note).where(table.c.id >= 200).order_by(table.c.id))
+        assert list(notes.scalars()) == ["x", "-"]
 
 
 def test_a_driver_error_is_raised_as_sqlalchemys_and_a_listener_sees_every_statement(
     scratch: tuple[Engine, Table],
 ) -> None:
     engine, table = scratch
-    add = Prepared(insert(table), columns=("id", "name", "done", "count"))
+    add = Prepared(insert(table))
     by_id = Prepared(select(table.c.name).where(table.c.id == bindparam("id")))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         add.execute(conn, {"id": 1, "name": "again", "done": False, "count": 0})

@@ -117,7 +117,6 @@ class MetadataStore(ExperimentStore):
                             "parent_id": parent_id,
                             "kind": kind,
                             "compute_target": compute_target,
-                            "deleted": False,
                         },
                     )
                     _ADD_STATUS.execute(conn, {"run_id": run_id, "status": status.value, "at": now})
@@ -749,24 +748,19 @@ class MetadataStore(ExperimentStore):
 def _update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> Any:
     """Set the run's columns ``values`` names; the changed ``RunRow`` comes back from the
     UPDATE itself."""
-    columns = tuple(values)
-    prepared = _UPDATES_OF_RUN.get(columns)
-    if prepared is None:
-        prepared = _UPDATES_OF_RUN[columns] = Prepared(_UPDATE_RUN, columns=columns)
-    return RunRow._make(prepared.first(conn, {"b_run_id": run_id, **values}))
+    return RunRow._make(_UPDATE_RUN.first(conn, {"b_run_id": run_id, **values}))
 
 
 # Statements of every run's life, built once (see store/scoped.py). An UPDATE run with
 # parameters sets the columns the parameters name and returns the changed row; the
 # row's own keys start with "b_".
-_ADD_RUN = Prepared(
-    insert(t.runs), columns=[c.key for c in t.runs.c if c.key not in ("ended_at", "error")]
+_ADD_RUN = Prepared(insert(t.runs))
+_ADD_STATUS = Prepared(insert(t.run_status_history).inline())
+_ADD_TAG = Prepared(insert(t.tags))
+_ADD_PARAM = Prepared(insert(t.params))
+_UPDATE_RUN = Prepared(
+    update(t.runs).where(t.runs.c.id == bindparam("b_run_id")).returning(*t.runs.c)
 )
-_ADD_STATUS = Prepared(insert(t.run_status_history).inline(), columns=["run_id", "status", "at"])
-_ADD_TAG = Prepared(insert(t.tags), columns=["run_id", "key", "value"])
-_ADD_PARAM = Prepared(insert(t.params), columns=("run_id", "key", "value"))
-_UPDATE_RUN = update(t.runs).where(t.runs.c.id == bindparam("b_run_id")).returning(*t.runs.c)
-_UPDATES_OF_RUN: dict[tuple[str, ...], Prepared] = {}  # by the columns set, in order
 _TOUCH_EXPERIMENT = Prepared(
     update(t.experiments)
     .where(t.experiments.c.id == bindparam("b_exp_id"))

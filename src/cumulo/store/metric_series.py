@@ -25,8 +25,7 @@ from cumulo.store.prepared import Prepared
 OWN_CHUNK = 512
 MERGE_LIMIT = 4096
 
-_CHUNK_DATA = ("size", "min_step", "max_step", "step_data", "time_data", "value_data")
-_INSERT = Prepared(insert(t.metric_chunks), columns=("run_id", "key", *_CHUNK_DATA))
+_INSERT = Prepared(insert(t.metric_chunks))
 # A series' last chunk, and its extension: built once, run on the driver (store/prepared.py).
 _LAST_CHUNK_QUERY = (
     select(
@@ -46,9 +45,7 @@ _LAST_CHUNK_QUERY = (
 )
 _LAST_CHUNK = Prepared(_LAST_CHUNK_QUERY)
 _LAST_CHUNK_LOCKED = Prepared(_LAST_CHUNK_QUERY.with_for_update())
-_EXTEND_CHUNK = Prepared(
-    update(t.metric_chunks).where(t.metric_chunks.c.id == bindparam("b_id")), columns=_CHUNK_DATA
-)
+_EXTEND_CHUNK = Prepared(update(t.metric_chunks).where(t.metric_chunks.c.id == bindparam("b_id")))
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
 

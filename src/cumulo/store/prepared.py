@@ -3,7 +3,9 @@
 SQLAlchemy runs even a cached statement through about 20 µs of its own work (the
 execution context, events, result metadata, type processing), three times what
 SQLite takes to answer a run's row. A ``Prepared`` statement is compiled once per
-dialect and then given to the driver's cursor as it is.
+dialect and then given to the driver's cursor as it is. An INSERT or UPDATE sets
+the columns its values name, as SQLAlchemy's execute does, and a column it is not
+given gets its default (a constant; one computed at each call must be given).
 
 An expanding ``IN`` list is written into the SQL with as many parameters as the
 list has values: each list's length is rounded up to a power of two, the list
@@ -30,6 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import ValuesBase
 
 
 class _Form(NamedTuple):
@@ -44,7 +47,7 @@ class _Form(NamedTuple):
 class _Plan:
     """A statement compiled for one dialect, and its forms by the lengths of its lists."""
 
-    __slots__ = ("compiled", "forms", "lists", "required")
+    __slots__ = ("compiled", "defaults", "forms", "lists", "required")
 
     def __init__(self, statement: Executable, dialect: Dialect, columns: list[str] | None):
         compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=columns)
@@ -55,6 +58,13 @@ class _Plan:
         binds = compiled.bind_names
         self.lists = tuple(name for b, name in binds.items() if b.expanding)
         self.required = [name for b, name in binds.items() if b.required and not b.expanding]
+        # The columns an INSERT or UPDATE is not given, with their defaults, as SQLAlchemy
+        # fills them in at each execution.
+        self.defaults: dict[str, Any] = {}
+        for column in compiled.insert_prefetch:
+            self.defaults[column.key] = _scalar(column.default, column.key)
+        for column in compiled.update_prefetch:
+            self.defaults[column.key] = _scalar(column.onupdate, column.key)
         self.forms: dict[tuple[int, ...], _Form] = {}
 
     def form(self, sizes: tuple[int, ...]) -> _Form:
@@ -68,9 +78,16 @@ class _Plan:
             for expanded in spread.values():
                 for k in expanded:
                     fixed.pop(k, None)
+            fixed.update(self.defaults)
             names = tuple(state.positiontup or ()) if self.compiled.positional else None
             found = self.forms[sizes] = _Form(state.statement, names, fixed, spread)
         return found
+
+
+def _scalar(default: Any, column: str) -> Any:
+    if default is None or not default.is_scalar:
+        raise TypeError(f"Column {column!r} has a default computed at each call: give its value.")
+    return default.arg
 
 
 def _rounded(n: int) -> int:
@@ -78,14 +95,14 @@ def _rounded(n: int) -> int:
 
 
 class Prepared:
-    __slots__ = ("_columns", "_plans", "statement")
+    __slots__ = ("_plans", "_sets_columns", "statement")
 
-    def __init__(self, statement: Executable, columns: Sequence[str] | None = None) -> None:
-        """``columns``: an INSERT's columns, the keys every call gives values for (a
-        column left out gets no default: give it)."""
+    def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._columns = list(columns) if columns is not None else None
-        self._plans: dict[str, _Plan] = {}  # by dialect name
+        # An INSERT or UPDATE sets the columns its values name, as SQLAlchemy's execute
+        # does: one plan for each set of names.
+        self._sets_columns = isinstance(statement, ValuesBase)
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}  # by dialect and names
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
         if conn.dispatch.before_cursor_execute:
@@ -99,7 +116,7 @@ class Prepared:
         if conn.dispatch.before_cursor_execute:
             conn.execute(self.statement, [dict(p) for p in params])
             return
-        if self._plan(conn.dialect).lists:
+        if self._plan(conn.dialect, params[0]).lists:
             raise TypeError("Rows of one statement cannot have IN lists of other lengths.")
         args = [self._driver_args(conn.dialect, p) for p in params]
         self._on_driver(conn, args[0][0], [values for _, values in args], many=True).close()
@@ -124,7 +141,7 @@ class Prepared:
 
     def _driver_args(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL for these values, and the values as the driver takes them."""
-        plan = self._plan(dialect)
+        plan = self._plan(dialect, params)
         values: Mapping[str, Any]
         if plan.lists:
             form = plan.form(tuple(_rounded(len(params[name])) for name in plan.lists))
@@ -139,10 +156,12 @@ class Prepared:
             values = {**form.fixed, **params} if form.fixed else params
         return form.sql, values if form.names is None else [values[n] for n in form.names]
 
-    def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans.get(dialect.name)
+    def _plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan:
+        names = tuple(params) if self._sets_columns else ()
+        plan = self._plans.get((dialect.name, names))
         if plan is None:
-            plan = self._plans[dialect.name] = _Plan(self.statement, dialect, self._columns)
+            plan = _Plan(self.statement, dialect, list(names) if self._sets_columns else None)
+            self._plans[dialect.name, names] = plan
         return plan
 
     def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> Any:

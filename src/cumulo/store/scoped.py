@@ -61,10 +61,7 @@ class ScopedStore:
         self.db = db
         self._workspace_id = WorkspaceIds()
         self._insert = db.upsert_insert()
-        self._latest_upsert = Prepared(
-            self._build_latest_upsert(),
-            columns=("run_id", "key", "value", "is_nan", "step", "timestamp"),
-        )
+        self._latest_upsert = Prepared(self._build_latest_upsert())
         self._upserts: dict[str, Prepared] = {}
 
     def _build_latest_upsert(self) -> Any:
@@ -94,8 +91,7 @@ class ScopedStore:
             found = self._upserts[tbl.name] = Prepared(
                 stmt.on_conflict_do_update(
                     index_elements=[tbl.c.run_id, tbl.c.key], set_={"value": stmt.excluded.value}
-                ),
-                columns=("run_id", "key", "value"),
+                )
             )
         return found
 
