@@ -373,15 +373,8 @@ class LoggedModelStore(RegistryScope):
             return out
         with self.db.transaction(write=False) as conn:
             ws_id = self._workspace_id(conn, workspace)
-            if len(run_ids) == 1:  # a run of its own: no list of ids to write into the SQL
-                pages: Iterable[Sequence[Sequence[Any]]] = [
-                    _LINEAGE_OF_ONE.rows(conn, {"ids": run_ids[0], "ws_id": ws_id})
-                ]
-            else:
-                pages = (
-                    _LINEAGE.rows(conn, {"ids": c, "ws_id": ws_id}) for c in chunks(list(run_ids))
-                )
-            for found in pages:
+            for chunk in chunks(list(run_ids)):
+                found = _LINEAGE.rows(conn, {"ids": chunk, "ws_id": ws_id})
                 for kind, run_id, a, b, c, d, e, f, g, number in found:
                     item = out[run_id]
                     if kind == "input":
@@ -403,18 +396,17 @@ class LoggedModelStore(RegistryScope):
         return out
 
 
-def _lineage_query(one: bool) -> Any:
+def _lineage_query() -> Any:
     """Model links and dataset inputs of the runs ``ids`` of workspace ``ws_id``, in one
     query: rows of (kind, run_id, seven texts, number), models by step, datasets in order.
-    ``one``: ``ids`` is one run id, compared with ``=``.
 
     Each row's run is checked by its key (``EXISTS``): a list of the workspace's runs
     (``IN (SELECT ...)``) had SQLite read every run of the workspace."""
-    ids: Any = bindparam("ids", expanding=not one)
+    ids: Any = bindparam("ids", expanding=True)
 
     def owned(run_id: Any) -> Any:
         return and_(
-            run_id == ids if one else run_id.in_(ids),
+            run_id.in_(ids),
             exists().where(t.runs.c.id == run_id, t.runs.c.workspace_id == bindparam("ws_id")),
         )
 
@@ -444,5 +436,4 @@ def _lineage_query(one: bool) -> Any:
     return select(*[c for c in both.c if c.name != "family"]).order_by(both.c.family, both.c.number)
 
 
-_LINEAGE = Prepared(_lineage_query(one=False))
-_LINEAGE_OF_ONE = Prepared(_lineage_query(one=True))
+_LINEAGE = Prepared(_lineage_query())

@@ -377,13 +377,7 @@ class MetadataStore(ExperimentStore):
             return True
 
     def _log_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
-        if len(params) == 1:  # MLflow's log-parameter: one key, compared with =
-            (key,) = params
-            existing = dict(_PARAM_OF.rows(conn, {"run_id": run_id, "key": key}))
-        else:
-            existing = dict(
-                conn.execute(_PARAMS_OF, {"run_id": run_id, "keys": list(params)}).all()
-            )
+        existing = dict(_PARAMS_OF.rows(conn, {"run_id": run_id, "keys": list(params)}))
         changed = {
             k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v
         }
@@ -669,23 +663,12 @@ class MetadataStore(ExperimentStore):
         exp_names: dict[int, str] = {}
         ws_names: dict[int, str] = {}
         families = {_PARAM: params, _TAG: tags, _PROPERTY: props}
-        if len(runs) == 1:  # a run of its own: compared with =, not IN
-            run_id, ws_id, exp_id = runs[0][:3]
-            found_pages: Iterable[Sequence[Sequence[Any]]] = [
-                _DETAILS_OF_ONE[with_history].rows(
-                    conn, {"ids": run_id, "exp_ids": exp_id, "ws_ids": ws_id}
-                )
-            ]
-        else:
-            exp_ids = list({r[2] for r in runs})
-            ws_ids = list({r[1] for r in runs})
-            found_pages = (
-                _DETAILS[with_history].rows(
-                    conn, {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids}
-                )
-                for chunk in chunks([r[0] for r in runs])
+        exp_ids = list({r[2] for r in runs})
+        ws_ids = list({r[1] for r in runs})
+        for chunk in chunks([r[0] for r in runs]):
+            found = _DETAILS[with_history].rows(
+                conn, {"ids": chunk, "exp_ids": exp_ids, "ws_ids": ws_ids}
             )
-        for found in found_pages:
             for kind, run_id, key, text, number, flag, step, stamp in found:
                 if kind in families:
                     families[kind].setdefault(run_id, {})[key] = text
@@ -775,12 +758,10 @@ _NEXT_RUN_NUMBER = Prepared(
     .values(last_run_number=t.experiments.c.last_run_number + 1, last_activity=bindparam("now"))
     .returning(t.experiments.c.last_run_number, t.experiments.c.name, t.experiments.c.deleted)
 )
-_PARAMS_OF = select(t.params.c.key, t.params.c.value).where(
-    t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
-)
-_PARAM_OF = Prepared(
+_PARAMS_OF = Prepared(
     select(t.params.c.key, t.params.c.value).where(
-        t.params.c.run_id == bindparam("run_id"), t.params.c.key == bindparam("key")
+        t.params.c.run_id == bindparam("run_id"),
+        t.params.c.key.in_(bindparam("keys", expanding=True)),
     )
 )
 
@@ -789,13 +770,12 @@ _PARAM_OF = Prepared(
 _PARAM, _TAG, _PROPERTY, _METRIC, _HISTORY, _EXPERIMENT, _WORKSPACE = range(1, 8)
 
 
-def _details_query(with_history: bool, one: bool) -> Any:
-    """The details of the runs ``ids`` of experiments ``exp_ids`` and workspaces ``ws_ids``;
-    ``one``: each of the three is one value, compared with ``=`` (a list's ``IN`` is written
-    into the SQL at every call, which costs more than the rest of a run's read)."""
+def _details_query(with_history: bool) -> Any:
+    """The details of the runs ``ids`` of experiments ``exp_ids`` and workspaces ``ws_ids``
+    (three lists)."""
 
     def among(column: Any, name: str) -> Any:
-        return column == bindparam(name) if one else column.in_(bindparam(name, expanding=True))
+        return column.in_(bindparam(name, expanding=True))
 
     no_text, no_number = cast(null(), Text), cast(null(), Float(precision=53))
     no_flag, no_int = cast(null(), Boolean), cast(null(), BigInteger)
@@ -841,8 +821,7 @@ def _details_query(with_history: bool, one: bool) -> Any:
     return union_all(*parts)
 
 
-_DETAILS = {h: Prepared(_details_query(h, one=False)) for h in (False, True)}
-_DETAILS_OF_ONE = {h: Prepared(_details_query(h, one=True)) for h in (False, True)}
+_DETAILS = {h: Prepared(_details_query(h)) for h in (False, True)}
 
 
 # ------------------------------------------------------------------ helpers

@@ -34,12 +34,19 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ValuesBase
 
+# Where a positional parameter's values come from: the value given by its name, the
+# statement's own value, or the items of the list given by its name.
+_GIVEN, _FIXED, _ITEMS = range(3)
+
 
 class _Form(NamedTuple):
     """The statement as the driver takes it, for one length of each ``IN`` list."""
 
     sql: str
-    names: tuple[str, ...] | None  # its positional parameters in order; None: by name
+    # The positional parameters in order, as (name, source, the statement's own value or
+    # the list's length in this form): the driver's values are read straight from the
+    # values given. None: by name.
+    slots: tuple[tuple[str, int, Any], ...] | None
     fixed: dict[str, Any]  # values the statement holds itself (the 1 of ``number + 1``)
     spread: dict[str, list[str]]  # an IN list's name -> the names of its values
 
@@ -56,7 +63,8 @@ class _Plan:
             raise TypeError("A value written into the SQL at each call: run it through SQLAlchemy.")
         self.compiled = compiled
         binds = compiled.bind_names
-        self.lists = tuple(name for b, name in binds.items() if b.expanding)
+        # (a list written in several places is one bind in each, all of one name)
+        self.lists = tuple(dict.fromkeys(name for b, name in binds.items() if b.expanding))
         self.required = [name for b, name in binds.items() if b.required and not b.expanding]
         # The columns an INSERT or UPDATE is not given, with their defaults, as SQLAlchemy
         # fills them in at each execution.
@@ -79,8 +87,22 @@ class _Plan:
                 for k in expanded:
                     fixed.pop(k, None)
             fixed.update(self.defaults)
-            names = tuple(state.positiontup or ()) if self.compiled.positional else None
-            found = self.forms[sizes] = _Form(state.statement, names, fixed, spread)
+            slots = None
+            if self.compiled.positional:
+                # A list's values stand together, named <list>_1 ... <list>_n, wherever
+                # the list is written: one slot from its first name on.
+                first = {ks[0]: name for name, ks in spread.items() if ks}
+                items = {k for ks in spread.values() for k in ks}
+                slots = tuple(
+                    (first[k], _ITEMS, len(spread[first[k]]))
+                    if k in first
+                    else (k, _FIXED, fixed[k])
+                    if k in fixed
+                    else (k, _GIVEN, None)
+                    for k in state.positiontup or ()
+                    if k in first or k not in items
+                )
+            found = self.forms[sizes] = _Form(state.statement, slots, fixed, spread)
         return found
 
 
@@ -142,19 +164,28 @@ class Prepared:
     def _driver_args(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL for these values, and the values as the driver takes them."""
         plan = self._plan(dialect, params)
-        values: Mapping[str, Any]
-        if plan.lists:
-            form = plan.form(tuple(_rounded(len(params[name])) for name in plan.lists))
-            spread_values = {**form.fixed, **params}
-            for name, spread in form.spread.items():
-                given = list(params[name])
-                given += given[-1:] * (len(spread) - len(given))
-                spread_values.update(zip(spread, given, strict=True))
-            values = spread_values
+        if plan.lists:  # a list shorter than its form repeats its last item
+            form = plan.form(tuple([_rounded(len(params[name])) for name in plan.lists]))
         else:
             form = plan.forms.get(()) or plan.form(())
-            values = {**form.fixed, **params} if form.fixed else params
-        return form.sql, values if form.names is None else [values[n] for n in form.names]
+        if form.slots is not None:
+            args: list[Any] = []
+            for name, source, value in form.slots:
+                if source == _GIVEN:
+                    args.append(params[name])
+                elif source == _FIXED:
+                    args.append(value)
+                else:
+                    given = params[name]
+                    args.extend(given)
+                    args.extend(given[-1:] * (value - len(given)))
+            return form.sql, args
+        values = {**form.fixed, **params}
+        for name, spread in form.spread.items():
+            given = list(params[name])
+            given += given[-1:] * (len(spread) - len(given))
+            values.update(zip(spread, given, strict=True))
+        return form.sql, values
 
     def _plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan:
         names = tuple(params) if self._sets_columns else ()
